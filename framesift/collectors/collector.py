@@ -1,0 +1,274 @@
+"""The collector: the sampler on the caller's thread, everything slow on its own thread (SPEC §4, §9).
+
+`submit(frame, prediction)` evaluates the strategies where it is called (microseconds) and hands a matching
+datapoint to a bounded queue without ever waiting; when the queue is full (by count or by bytes) the datapoint
+is dropped and counted. The collector's thread makes the atomic limit/batch decision, prepares the image and
+registers the datapoint with the target. `close()` drains the queue within a timeout.
+
+Example:
+    >>> collector = Collector(load_config("configs/random.json"), LocalDataset("data"))  # doctest: +SKIP
+    >>> collector.submit(frame_bgr, prediction, source="cam1", frame_id=7)                # doctest: +SKIP
+    >>> collector.close()                                                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from framesift.collectors.batches import batch_name
+from framesift.collectors.config import ActiveLearningConfig, StrategyConfig, active_learning_disabled_by_env
+from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.images import prepare_image
+from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
+from framesift.collectors.strategies import matching_strategies
+from framesift.collectors.tags import datapoint_tags
+from framesift.collectors.targets import Target
+from framesift.predictions import Prediction, StubPrediction, prediction_from_json
+from framesift.redaction import redact_url
+
+log = logging.getLogger(__name__)
+
+FrameSource = np.ndarray | Callable[[], np.ndarray]
+"""A BGR frame, or a function that makes one; the function is called only when the frame is sampled."""
+
+
+@dataclass
+class StrategyCounters:
+    sampled: int = 0
+    registered: int = 0
+
+
+@dataclass
+class CollectorCounters:
+    """What happened to every datapoint offered; `dropped` and `failed` are also kept by reason."""
+
+    datapoints_sampled: int = 0
+    datapoints_registered: int = 0
+    datapoints_dropped: int = 0
+    datapoints_rejected_by_limits: int = 0
+    datapoints_rejected_by_batch_cap: int = 0
+    datapoints_rejected_store_unavailable: int = 0
+    datapoints_failed: int = 0
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    strategies: dict[str, StrategyCounters] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in vars(self).items() if k != "strategies"}
+        out["dropped_by_reason"] = dict(self.dropped_by_reason)
+        out["strategies"] = {name: vars(c).copy() for name, c in self.strategies.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class _Pending:
+    frame: np.ndarray
+    prediction: Prediction
+    matched: tuple[StrategyConfig, ...]
+    source: str
+    frame_id: int
+    captured_at: datetime
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Collector:
+    """Samples datapoints and registers the accepted ones with a target. Owns (and closes) target and limiter."""
+
+    def __init__(
+        self,
+        config: ActiveLearningConfig,
+        target: Target,
+        limiter: Limiter | None = None,
+        *,
+        seed: int | None = None,
+        max_queue_items: int = 64,
+        max_queue_bytes: int = 256 * 1024 * 1024,
+        clock: Callable[[], datetime] = utc_now,
+        environ: Mapping[str, str] = os.environ,
+    ):
+        self.config = config
+        self.target = target
+        self.limiter = limiter or MemoryLimiter()
+        self.enabled = config.enabled and not active_learning_disabled_by_env(environ)
+        self._strategies = list(config.sampling_strategies)
+        self._candidates = {
+            s.name: Candidate(s.name, tuple((limit.window_seconds, limit.value) for limit in s.limits))
+            for s in self._strategies
+        }
+        self._environ = environ
+        self._rng = random.Random(seed)
+        self._clock = clock
+        self._max_items = max_queue_items
+        self._max_bytes = max_queue_bytes
+        self._queue: deque[_Pending] = deque()
+        self._queued_bytes = 0
+        self._closing = False
+        self._cond = threading.Condition()
+        self.counters = CollectorCounters(strategies={s.name: StrategyCounters() for s in self._strategies})
+        self._thread = threading.Thread(target=self._run, name="framesift-collector", daemon=True)
+        self._thread.start()
+
+    # -- the caller's side: cheap, never waits for I/O ------------------------------------------------------
+    def submit(
+        self,
+        frame: FrameSource,
+        prediction: Prediction | Mapping[str, Any],
+        *,
+        source: str = "source0",
+        frame_id: int = 0,
+        captured_at: datetime | None = None,
+    ) -> bool:
+        """Offer one datapoint. Returns True when it was sampled and queued, False otherwise (never blocks).
+
+        A `frame` array is kept as it is, not copied: do not modify it afterwards, or pass a function that
+        returns the frame, which is called only when a strategy matches.
+        """
+        if not self.enabled:
+            return False
+        if isinstance(prediction, Mapping):
+            prediction = prediction_from_json(prediction)
+        matched = matching_strategies(self._strategies, prediction, self._rng)
+        if not matched:
+            return False
+        image = frame() if callable(frame) else frame
+        pending = _Pending(image, prediction, tuple(matched), source, frame_id, captured_at or self._clock())
+        with self._cond:
+            self.counters.datapoints_sampled += 1
+            for strategy in matched:
+                self.counters.strategies[strategy.name].sampled += 1
+            if self._closing:
+                self._drop("closed")
+                return False
+            if len(self._queue) >= self._max_items or self._queued_bytes + image.nbytes > self._max_bytes:
+                self._drop("queue_full")
+                return False
+            self._queue.append(pending)
+            self._queued_bytes += image.nbytes
+            self._cond.notify()
+        return True
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as a plain dict (safe to serialise), plus the queue depth and the limit store's state."""
+        with self._cond:
+            out = self.counters.as_dict()
+            out["queue_depth"] = len(self._queue)
+        out["limit_store_available"] = getattr(self.limiter, "available", True)
+        return out
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop accepting, write what is queued within `timeout` seconds, drop (and count) the rest."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            with self._cond:
+                for _ in range(len(self._queue)):
+                    self._drop("drain_timeout")
+                self._queue.clear()
+                self._queued_bytes = 0
+            self._thread.join(5.0)  # the datapoint being written when time ran out
+        if self._thread.is_alive():
+            log.error("the collector is still writing a datapoint after the drain timeout; leaving it")
+            return
+        self.target.close()
+        self.limiter.close()
+
+    def __enter__(self) -> Collector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _drop(self, reason: str) -> None:
+        self.counters.datapoints_dropped += 1
+        self.counters.dropped_by_reason[reason] = self.counters.dropped_by_reason.get(reason, 0) + 1
+
+    # -- the collector's thread ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                pending = self._queue.popleft()
+                self._queued_bytes -= pending.frame.nbytes
+            try:
+                self._register(pending)
+            except Exception as error:  # a full disk, a broken frame: count it, keep going
+                with self._cond:
+                    self.counters.datapoints_failed += 1
+                log.error("could not register a datapoint from %s frame %d: %s",
+                          _redacted(pending.source), pending.frame_id, error)
+
+    def _register(self, pending: _Pending) -> None:
+        settings = self.config.batching_strategy
+        assert settings is not None  # enabled configurations always have one
+        batch = batch_name(settings.batches_name_prefix, settings.recreation_interval, self._clock())
+        cap = BatchCap(batch, settings.max_batch_images, self.target.batch_count(batch))
+        decision = self.limiter.decide(self.target.name, [self._candidates[s.name] for s in pending.matched], cap)
+        if not decision.accepted:
+            with self._cond:
+                if decision.outcome is Outcome.BATCH_FULL:
+                    self.counters.datapoints_rejected_by_batch_cap += 1
+                elif decision.outcome is Outcome.STORE_UNAVAILABLE:
+                    self.counters.datapoints_rejected_store_unavailable += 1
+                else:
+                    self.counters.datapoints_rejected_by_limits += 1
+            return
+        self.target.register(self._datapoint(pending, batch, decision.strategy))
+        with self._cond:
+            self.counters.datapoints_registered += 1
+            self.counters.strategies[decision.strategy].registered += 1
+
+    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str | None) -> Datapoint:
+        strategy = next(s for s in pending.matched if s.name == strategy_name)
+        prediction = pending.prediction
+        persisted = self.config.persist_predictions and not isinstance(prediction, StubPrediction)
+        image = prepare_image(pending.frame, self.config.max_image_size, self.config.jpeg_compression_level)
+        height, width = pending.frame.shape[:2]
+        extra = {k: getattr(self.config, k) for k in ("target_workspace", "target_project")
+                 if getattr(self.config, k) is not None}
+        return Datapoint(
+            id=uuid.uuid4().hex,
+            batch=batch,
+            jpeg=image.jpeg,
+            width=image.width,
+            height=image.height,
+            original_width=width,
+            original_height=height,
+            prediction=prediction.to_json(image.scale_x, image.scale_y) if persisted else None,
+            tags=datapoint_tags(self.config.tags, strategy.tags, prediction.model_id if persisted else None,
+                                self._environ),
+            strategy=strategy.name,
+            source=_redacted(pending.source),
+            frame_id=pending.frame_id,
+            captured_at=pending.captured_at,
+            model_id=prediction.model_id,
+            task_type=prediction.task_type,
+            extra=extra or None,
+        )
+
+
+@lru_cache(maxsize=256)
+def _redacted(source: str) -> str:
+    return redact_url(source)

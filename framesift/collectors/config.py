@@ -1,0 +1,233 @@
+"""The active-learning configuration: Roboflow Inference's format, validated strictly.
+
+`load_config(path)` reads a JSON or YAML file; `parse_config(data)` validates a mapping. Both raise
+`ConfigError`, whose `problems` list every problem by field path, for example
+`sampling_strategies[1].epsilon: must be <= 1.0`.
+
+Example:
+    >>> parse_config({"enabled": False}).enabled
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+TAG_PATTERN = r"^[a-zA-Z0-9\-_:/.\[\]<>{}@]{1,64}$"
+BATCH_PREFIX_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$"
+LIMIT_WINDOWS = {"minutely": 60, "hourly": 3600, "daily": 86400}
+REQUIRED_WHEN_ENABLED = ("persist_predictions", "sampling_strategies", "batching_strategy")
+
+Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; `problems` holds one line per problem, each starting with its field path."""
+
+    def __init__(self, problems: list[str], source: str = "configuration"):
+        self.problems = problems
+        super().__init__(f"invalid {source}:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Limit(_Strict):
+    """At most `value` datapoints of a strategy in any sliding window of the given length."""
+
+    type: Literal["minutely", "hourly", "daily"]
+    value: Annotated[int, Field(gt=0)]
+
+    @property
+    def window_seconds(self) -> int:
+        return LIMIT_WINDOWS[self.type]
+
+
+class _StrategyBase(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1)]
+    tags: list[Tag] = []
+    limits: list[Limit] = []
+
+
+class RandomStrategy(_StrategyBase):
+    type: Literal["random"]
+    traffic_percentage: Probability
+
+
+class CloseToThresholdStrategy(_StrategyBase):
+    type: Literal["close_to_threshold"]
+    threshold: Probability
+    epsilon: Probability
+    probability: Probability
+    selected_class_names: list[str] | None = None
+    minimum_objects_close_to_threshold: Annotated[int, Field(ge=1)] = 1
+    only_top_classes: bool = True
+
+
+class ClassesBasedStrategy(_StrategyBase):
+    type: Literal["classes_based"]
+    selected_class_names: Annotated[list[str], Field(min_length=1)]
+    probability: Probability
+
+
+class DetectionsNumberBasedStrategy(_StrategyBase):
+    type: Literal["detections_number_based"]
+    probability: Probability
+    selected_class_names: list[str] | None = None
+    more_than: Annotated[int, Field(ge=0)] | None = None
+    less_than: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> DetectionsNumberBasedStrategy:
+        if self.more_than is not None and self.less_than is not None and self.more_than >= self.less_than:
+            raise ValueError("more_than must be smaller than less_than")
+        return self
+
+
+StrategyConfig = Annotated[
+    RandomStrategy | CloseToThresholdStrategy | ClassesBasedStrategy | DetectionsNumberBasedStrategy,
+    Field(discriminator="type"),
+]
+STRATEGY_TYPES = ("random", "close_to_threshold", "classes_based", "detections_number_based")
+
+
+class BatchingStrategy(_Strict):
+    batches_name_prefix: Annotated[str, StringConstraints(pattern=BATCH_PREFIX_PATTERN)]
+    recreation_interval: Literal["never", "daily", "weekly", "monthly"]
+    max_batch_images: Annotated[int, Field(gt=0)] | None = None
+
+
+class ActiveLearningConfig(_Strict):
+    """SPEC §1. Only `enabled` is required when collection is off."""
+
+    enabled: bool
+    persist_predictions: bool = False
+    sampling_strategies: list[StrategyConfig] = []
+    batching_strategy: BatchingStrategy | None = None
+    max_image_size: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=2, max_length=2)] | None = None
+    jpeg_compression_level: Annotated[int, Field(ge=1, le=100)] = 95
+    tags: list[Tag] = []
+    target_workspace: str | None = None
+    target_project: str | None = None
+    target_dataset_api_key: SecretStr | None = None
+
+    @field_validator("sampling_strategies")
+    @classmethod
+    def _names_unique(cls, strategies: list[StrategyConfig]) -> list[StrategyConfig]:
+        seen: set[str] = set()
+        for strategy in strategies:
+            if strategy.name in seen:
+                raise ValueError(f"strategy name {strategy.name!r} is used twice (names must be unique)")
+            seen.add(strategy.name)
+        return strategies
+
+
+def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConfig:
+    """Validate a mapping; raise `ConfigError` listing every problem by field path."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"(top level): must be a mapping, got {type(data).__name__}"], source)
+    problems: list[str] = []
+    config = None
+    try:
+        config = ActiveLearningConfig.model_validate(data)
+    except ValidationError as error:
+        problems = [_describe(e) for e in error.errors(include_url=False)]
+    if data.get("enabled") is True:
+        problems += [f"{name}: required when enabled" for name in REQUIRED_WHEN_ENABLED if name not in data]
+        if data.get("sampling_strategies") == []:
+            problems.append("sampling_strategies: must not be empty when enabled")
+    if problems:
+        raise ConfigError(sorted(set(problems), key=problems.index), source)
+    assert config is not None
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> ActiveLearningConfig:
+    """Read a JSON or YAML configuration file and validate it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {path}"], str(path)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"cannot read {path}: {error}"], str(path)) from None
+    return parse_config(_parse_text(text, path), str(path))
+
+
+def _parse_text(text: str, path: Path) -> Any:
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError([f"not valid JSON: {error}"], str(path)) from None
+    import yaml  # YAML is a superset of JSON, so any other suffix goes through it
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError([f"not valid YAML: {error}".replace("\n", " ")], str(path)) from None
+
+
+def active_learning_disabled_by_env(environ: Mapping[str, str] = os.environ) -> bool:
+    """The strongest kill switch: `ACTIVE_LEARNING_ENABLED` set to false, 0, no or off (any case)."""
+    return environ.get("ACTIVE_LEARNING_ENABLED", "").strip().lower() in {"false", "0", "no", "off"}
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One pydantic error as `path: message`."""
+    path = _path(error["loc"])
+    kind, ctx = error["type"], error.get("ctx") or {}
+    messages = {
+        "missing": "required",
+        "extra_forbidden": "unknown field",
+        "less_than_equal": f"must be <= {ctx.get('le')}",
+        "less_than": f"must be < {ctx.get('lt')}",
+        "greater_than_equal": f"must be >= {ctx.get('ge')}",
+        "greater_than": f"must be > {ctx.get('gt')}",
+        "too_short": f"must have at least {ctx.get('min_length')} item(s)",
+        "too_long": f"must have at most {ctx.get('max_length')} item(s)",
+        "string_too_short": "must not be empty",
+        "literal_error": f"must be one of {ctx.get('expected')}",
+        "union_tag_invalid": f"unknown strategy type {ctx.get('tag')!r} (expected one of {', '.join(STRATEGY_TYPES)})",
+        "union_tag_not_found": f"type: required (one of {', '.join(STRATEGY_TYPES)})",
+        "string_pattern_mismatch": _pattern_message(path),
+        "value_error": str(ctx.get("error", error["msg"])),
+    }
+    message = messages.get(kind) or re.sub(r"^Input should be", "must be", error["msg"])
+    return f"{path or '(top level)'}: {message}"
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i >= 2 and loc[i - 2] == "sampling_strategies" and part in STRATEGY_TYPES:
+            continue  # the discriminator's tag that pydantic inserts after the list index
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pattern_message(path: str) -> str:
+    if path.endswith("batches_name_prefix"):
+        return "must be 1-64 characters from A-Z a-z 0-9 - _ . and not start with '.'"
+    return "must be 1-64 characters from a-z A-Z 0-9 - _ : / . [ ] < > { } @"

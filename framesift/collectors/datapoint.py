@@ -1,0 +1,48 @@
+"""A datapoint accepted for labeling, ready for a target: the encoded image, its persisted prediction, metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Datapoint:
+    id: str
+    batch: str
+    jpeg: bytes
+    width: int
+    height: int
+    original_width: int
+    original_height: int
+    prediction: dict[str, Any] | None  # SPEC §2 JSON in saved-image pixels; None when not persisted
+    tags: list[str]
+    strategy: str
+    source: str  # already redacted
+    frame_id: int
+    captured_at: datetime
+    model_id: str
+    task_type: str
+    extra: dict[str, Any] | None = None  # recorded as-is (target_workspace, target_project)
+
+    def record(self, image: str, prediction: str | None) -> dict[str, Any]:
+        """The `datapoints.jsonl` record, given the paths of the image and prediction relative to the dataset."""
+        return {
+            "id": self.id,
+            "batch": self.batch,
+            "image": image,
+            "prediction": prediction,
+            "tags": self.tags,
+            "strategy": self.strategy,
+            "source": self.source,
+            "frame_id": self.frame_id,
+            "captured_at": self.captured_at.isoformat().replace("+00:00", "Z"),
+            "width": self.width,
+            "height": self.height,
+            "original_width": self.original_width,
+            "original_height": self.original_height,
+            "model_id": self.model_id,
+            "task_type": self.task_type,
+            **(self.extra or {}),
+        }

@@ -1,0 +1,245 @@
+"""Sliding-window limits and the batch cap, decided together in one atomic step (SPEC §4).
+
+A `Limiter` answers one question per datapoint: of the strategies that matched (in definition order), which is
+the first none of whose limits is reached, given that the current batch is not full? It consumes one unit of
+each of that strategy's limits and one place in the batch, or nothing at all.
+
+Windows are sliding: a limit of N per W seconds admits a datapoint at time t only if fewer than N were admitted
+in (t - W, t], so no half-open span [s, s + W) ever holds more than N.
+
+- `MemoryLimiter`: one process, a lock around the decision.
+- `RedisLimiter`: every process on one Redis shares the budgets; the decision is one Lua script, one round trip.
+- `FallbackLimiter`: wraps a `RedisLimiter` and follows the `pause` or `memory` policy while Redis is unreachable.
+
+Keys are namespaced by the target dataset and the strategy name, so the same strategy name used by two
+configurations of one dataset shares its budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A matched strategy and its limits as (window seconds, max count) pairs."""
+
+    name: str
+    limits: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchCap:
+    """The batch a datapoint would join, its cap, and how many it already held before this process started."""
+
+    name: str
+    max_images: int | None
+    already_there: int = 0
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"
+    BATCH_FULL = "batch_full"
+    NO_CREDIT = "limits"
+    STORE_UNAVAILABLE = "store_unavailable"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    strategy: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
+
+
+class Limiter(Protocol):
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
+        """Select the first candidate with credit and consume it, atomically with the batch cap."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryLimiter:
+    """Budgets of one process. Thread-safe; `clock` is injectable for tests."""
+
+    def __init__(self, clock: Clock = time.time):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._admitted: dict[tuple[str, str, int], deque[float]] = {}
+        self._batches: dict[tuple[str, str], int] = {}
+
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
+        with self._lock:
+            now = self._clock()
+            in_batch = max(self._batches.get((dataset, batch.name), 0), batch.already_there)
+            if batch.max_images is not None and in_batch >= batch.max_images:
+                return Decision(Outcome.BATCH_FULL)
+            for candidate in candidates:
+                windows = [(self._window(dataset, candidate.name, w, now), n) for w, n in candidate.limits]
+                if all(len(admitted) < n for admitted, n in windows):
+                    for admitted, _ in windows:
+                        admitted.append(now)
+                    self._batches[(dataset, batch.name)] = in_batch + 1
+                    return Decision(Outcome.ACCEPTED, candidate.name)
+            return Decision(Outcome.NO_CREDIT)
+
+    def _window(self, dataset: str, strategy: str, seconds: int, now: float) -> deque[float]:
+        admitted = self._admitted.setdefault((dataset, strategy, seconds), deque())
+        while admitted and admitted[0] <= now - seconds:
+            admitted.popleft()
+        return admitted
+
+    def close(self) -> None:
+        pass
+
+
+# KEYS: batch counter, then every candidate's limit keys in order.
+# ARGV: now ("" = the server's clock), unique member, batch cap (-1 = none), batch floor, candidate count,
+#       then per candidate: its limit count, then (window seconds, max) pairs.
+# Returns {0} batch full, {-1} no credit, else {index of the selected candidate (1-based)}.
+_DECIDE_LUA = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local member, cap, floor = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local in_batch = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), floor)
+if cap >= 0 and in_batch >= cap then return 0 end
+local argi, keyi = 6, 2
+for c = 1, tonumber(ARGV[5]) do
+  local n = tonumber(ARGV[argi]); argi = argi + 1
+  local ok = true
+  for l = 0, n - 1 do
+    local key, window, max = KEYS[keyi + l], tonumber(ARGV[argi + 2 * l]), tonumber(ARGV[argi + 2 * l + 1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    if redis.call('ZCARD', key) >= max then ok = false end
+  end
+  if ok then
+    for l = 0, n - 1 do
+      local key, window = KEYS[keyi + l], tonumber(ARGV[argi + 2 * l])
+      redis.call('ZADD', key, now, member)
+      redis.call('EXPIRE', key, window + 1)
+    end
+    redis.call('SET', KEYS[1], in_batch + 1)
+    return c
+  end
+  argi, keyi = argi + 2 * n, keyi + n
+end
+return -1
+"""
+
+
+class RedisLimiter:
+    """Budgets shared by every process on one Redis; each decision is one server-side script call.
+
+    Keys look like `framesift:{<dataset>}:limit:<strategy>:<window>`; the braces make every key of one dataset hash
+    to one Redis Cluster slot. Timestamps come from `clock`, or from the Redis server's clock when it is None
+    (the default), so a fleet shares one clock.
+    """
+
+    def __init__(self, url: str, *, clock: Clock | None = None, timeout: float = 0.5, prefix: str = "framesift"):
+        import redis
+
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
+        )
+        self._script = self._client.register_script(_DECIDE_LUA)
+        self._clock = clock
+        self._prefix = prefix
+
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
+        space = f"{self._prefix}:{{{quote(dataset, safe='')}}}"
+        keys = [f"{space}:batch:{quote(batch.name, safe='')}"]
+        args: list[str | int | float] = [
+            "" if self._clock is None else repr(self._clock()),
+            uuid.uuid4().hex,
+            -1 if batch.max_images is None else batch.max_images,
+            batch.already_there,
+            len(candidates),
+        ]
+        for candidate in candidates:
+            args.append(len(candidate.limits))
+            for window, max_count in candidate.limits:
+                keys.append(f"{space}:limit:{quote(candidate.name, safe='')}:{window}")
+                args += [window, max_count]
+        result = int(self._script(keys=keys, args=args))
+        if result == 0:
+            return Decision(Outcome.BATCH_FULL)
+        if result < 0:
+            return Decision(Outcome.NO_CREDIT)
+        return Decision(Outcome.ACCEPTED, candidates[result - 1].name)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class FallbackLimiter:
+    """A `RedisLimiter` that keeps the pipeline going while Redis is unreachable.
+
+    `policy="pause"` rejects every datapoint until Redis answers again; `policy="memory"` decides with local
+    budgets meanwhile. Redis is retried at most every `retry_interval` seconds, so an outage costs one timeout per
+    interval, not one per datapoint. Outages and recoveries are logged; `unavailable_decisions` counts decisions
+    made without Redis and `available` says whether the last attempt reached it.
+    """
+
+    def __init__(self, primary: RedisLimiter, policy: str = "pause", *, retry_interval: float = 2.0,
+                 clock: Clock = time.monotonic):
+        if policy not in ("pause", "memory"):
+            raise ValueError(f"unknown Redis fallback policy {policy!r} (expected 'pause' or 'memory')")
+        self._primary = primary
+        self._policy = policy
+        self._local = MemoryLimiter()
+        self._retry_interval = retry_interval
+        self._clock = clock
+        self._retry_at = 0.0
+        self.available = True
+        self.unavailable_decisions = 0
+
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
+        import redis
+
+        if self.available or self._clock() >= self._retry_at:
+            try:
+                decision = self._primary.decide(dataset, candidates, batch)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                if self.available:
+                    log.warning("Redis is unreachable (%s); collection follows the %r policy until it is back",
+                                type(error).__name__, self._policy)
+                self.available = False
+                self._retry_at = self._clock() + self._retry_interval
+            else:
+                if not self.available:
+                    log.warning("Redis is reachable again; shared budgets resume")
+                self.available = True
+                return decision
+        self.unavailable_decisions += 1
+        if self._policy == "memory":
+            return self._local.decide(dataset, candidates, batch)
+        return Decision(Outcome.STORE_UNAVAILABLE)
+
+    def close(self) -> None:
+        self._primary.close()
+
+
+def open_limiter(redis_url: str | None, fallback: str = "pause") -> Limiter:
+    """The limiter for a run: memory without a URL, Redis with the fallback policy otherwise."""
+    if redis_url is None:
+        return MemoryLimiter()
+    return FallbackLimiter(RedisLimiter(redis_url), fallback)

@@ -1,0 +1,73 @@
+"""The embedded default: a generated sample video, run through framesift, collected into a folder.
+
+`write_demo_video(path)` makes a short H.264 clip of coloured shapes moving over a textured background (the
+scene the bundled demo model knows). `run_demo(out_dir)` collects from it and returns the collector's counters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHAPE_COLOURS_BGR = {"red": (40, 40, 220), "green": (40, 200, 40), "blue": (220, 60, 30)}
+
+
+def demo_frame(index: int, width: int = 640, height: int = 480) -> np.ndarray:
+    """Frame `index` of the demo scene (BGR): a drifting gradient with noise, and squares moving on circles."""
+    import cv2
+
+    y, x = np.mgrid[0:height, 0:width]
+    base = ((x + 3 * index) % 256 * 0.3 + (y % 64) * 0.8 + 60).astype(np.uint8)
+    frame = cv2.merge([base, base, base])
+    rng = np.random.default_rng(index)
+    frame = cv2.add(frame, rng.integers(0, 24, frame.shape, dtype=np.uint8))
+    for k, colour in enumerate(SHAPE_COLOURS_BGR.values()):
+        for j in range(1 + (index // 40 + k) % 3):  # the number of shapes changes over time
+            angle = index / 25 + k * 2.1 + j * 1.7
+            cx = int(width / 2 + (width / 3) * math.cos(angle))
+            cy = int(height / 2 + (height / 3) * math.sin(angle * 1.3))
+            half = int(18 + 10 * (k + j) + 6 * math.sin(index / 10 + j))
+            cv2.rectangle(frame, (cx - half, cy - half), (cx + half, cy + half), colour, -1)
+    return frame
+
+
+def write_demo_video(path: str | os.PathLike[str], frames: int = 150, width: int = 640, height: int = 480,
+                     fps: int = 30) -> Path:
+    """Write the demo scene as an H.264 MP4 with PyAV; returns the path."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(demo_frame(i, width, height), format="bgr24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def run_demo(out_dir: str | os.PathLike[str] = "framesift-demo", seed: int = 0) -> dict[str, Any]:
+    """Generate the sample video and collect from it with the stub model; returns the collector's counters."""
+    import av
+
+    from framesift.collectors import Collector, LocalDataset, load_config
+    from framesift.configs import path as config_path
+    from framesift.predictions import StubPrediction
+
+    out = Path(out_dir)
+    video = write_demo_video(out / "sample.mp4")
+    collector = Collector(load_config(config_path("demo.yaml")), LocalDataset(out / "dataset"), seed=seed)
+    with av.open(str(video)) as container:
+        for frame_id, frame in enumerate(container.decode(video=0)):
+            prediction = StubPrediction(model_id="stub", task_type="object-detection")
+            collector.submit(lambda f=frame: f.to_ndarray(format="bgr24"), prediction, source=str(video),
+                             frame_id=frame_id)
+    collector.close()
+    return collector.snapshot()

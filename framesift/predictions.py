@@ -1,0 +1,262 @@
+"""The prediction types that models produce and the active-learning sampler reads.
+
+Three plain dataclasses cover every task type:
+
+- `DetectionPrediction` for `object-detection`, `instance-segmentation` and `keypoint-detection`;
+- `ClassificationPrediction` for single- and multi-label `classification`;
+- `StubPrediction` for the stub model, which predicts nothing.
+
+Each one turns into the JSON shape of Roboflow Inference responses with `to_json(scale_x, scale_y)`, where the
+factors map the original frame onto the saved image; `prediction_from_json` reads that shape back, so the
+sampler accepts either form.
+
+Example:
+    >>> p = DetectionPrediction.from_lists("object-detection", "people/3", (640, 480),
+    ...                                    xyxy=[[10, 20, 50, 100]], confidence=[0.9], class_name=["person"])
+    >>> p.to_json()["predictions"][0]["x"]
+    30.0
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DETECTION_TASKS = ("object-detection", "instance-segmentation", "keypoint-detection")
+CLASSIFICATION_TASK = "classification"
+TASK_TYPES = (*DETECTION_TASKS, CLASSIFICATION_TASK)
+
+
+@dataclass(frozen=True)
+class DetectionPrediction:
+    """Boxes (and optionally polygons and keypoints) in pixels of the frame the model saw.
+
+    `xyxy` is `(N, 4)`, `confidence` `(N,)`, `class_id` `(N,)`, `class_name` a list of N names. `polygons` holds one
+    `(M, 2)` array per detection (instance segmentation); `keypoints` is `(N, K, 3)` with x, y, confidence
+    (keypoint detection), named by `keypoint_names`. `mask` (N, H, W) bool is kept for drawing, never persisted.
+    """
+
+    task_type: str
+    model_id: str
+    image_size: tuple[int, int]  # (width, height) of the frame
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    class_name: list[str]
+    polygons: list[np.ndarray] | None = None
+    keypoints: np.ndarray | None = None
+    keypoint_names: list[str] | None = None
+    mask: np.ndarray | None = field(default=None, repr=False)
+    detection_id: list[str] | None = None
+
+    @classmethod
+    def from_lists(
+        cls,
+        task_type: str,
+        model_id: str,
+        image_size: tuple[int, int],
+        *,
+        xyxy: Sequence[Sequence[float]],
+        confidence: Sequence[float],
+        class_name: Sequence[str],
+        class_id: Sequence[int] | None = None,
+        polygons: Sequence[Sequence[Sequence[float]]] | None = None,
+        keypoints: Sequence[Sequence[Sequence[float]]] | None = None,
+        keypoint_names: Sequence[str] | None = None,
+    ) -> DetectionPrediction:
+        """Build a prediction from plain Python lists (handy in tests and callbacks)."""
+        names = list(class_name)
+        if class_id is None:
+            order = sorted(set(names))
+            class_id = [order.index(name) for name in names]
+        return cls(
+            task_type=task_type,
+            model_id=model_id,
+            image_size=(int(image_size[0]), int(image_size[1])),
+            xyxy=np.asarray(xyxy, dtype=np.float32).reshape(-1, 4),
+            confidence=np.asarray(confidence, dtype=np.float32),
+            class_id=np.asarray(class_id, dtype=np.int64),
+            class_name=names,
+            polygons=None if polygons is None else [np.asarray(p, dtype=np.float32) for p in polygons],
+            keypoints=None if keypoints is None else np.asarray(keypoints, dtype=np.float32),
+            keypoint_names=None if keypoint_names is None else list(keypoint_names),
+        )
+
+    def __len__(self) -> int:
+        return len(self.class_name)
+
+    def to_detections(self) -> Any:
+        """The boxes, classes and masks as `supervision.Detections` (for drawing and dataset export)."""
+        import supervision as sv
+
+        return sv.Detections(
+            xyxy=self.xyxy.astype(np.float32).reshape(-1, 4),
+            confidence=self.confidence.astype(np.float32),
+            class_id=self.class_id.astype(int),
+            mask=self.mask,
+            data={"class_name": np.asarray(self.class_name, dtype=object)},
+        )
+
+    def to_json(self, scale_x: float = 1.0, scale_y: float = 1.0) -> dict[str, Any]:
+        """The Roboflow-Inference-shaped JSON, geometry scaled by `scale_x`, `scale_y`."""
+        width, height = self.image_size
+        ids = self.detection_id or [str(uuid.uuid4()) for _ in range(len(self))]
+        items = []
+        for i in range(len(self)):
+            x1, y1, x2, y2 = (float(v) for v in self.xyxy[i])
+            item: dict[str, Any] = {
+                "x": (x1 + x2) / 2 * scale_x,
+                "y": (y1 + y2) / 2 * scale_y,
+                "width": (x2 - x1) * scale_x,
+                "height": (y2 - y1) * scale_y,
+                "confidence": float(self.confidence[i]),
+                "class": self.class_name[i],
+                "class_id": int(self.class_id[i]),
+                "detection_id": ids[i],
+            }
+            if self.polygons is not None:
+                item["points"] = [
+                    {"x": float(px) * scale_x, "y": float(py) * scale_y} for px, py in self.polygons[i]
+                ]
+            if self.keypoints is not None:
+                names = self.keypoint_names or [str(k) for k in range(self.keypoints.shape[1])]
+                item["keypoints"] = [
+                    {"x": float(kx) * scale_x, "y": float(ky) * scale_y, "confidence": float(kc),
+                     "class_id": k, "class": names[k]}
+                    for k, (kx, ky, kc) in enumerate(self.keypoints[i])
+                ]
+            items.append(item)
+        return {
+            "image": {"width": round(width * scale_x), "height": round(height * scale_y)},
+            "predictions": items,
+            "model_id": self.model_id,
+            "task_type": self.task_type,
+        }
+
+
+@dataclass(frozen=True)
+class ClassificationPrediction:
+    """Class confidences of a classifier.
+
+    `class_names` and `confidences` cover every class the model knows. Single-label: the top class is the
+    prediction. Multi-label: `predicted_classes` are those at or above the model's threshold.
+    """
+
+    model_id: str
+    image_size: tuple[int, int]
+    class_names: list[str]
+    confidences: np.ndarray
+    multi_label: bool = False
+    predicted_classes: list[str] = field(default_factory=list)
+    task_type: str = CLASSIFICATION_TASK
+
+    @property
+    def top(self) -> str:
+        return self.class_names[int(np.argmax(self.confidences))]
+
+    @property
+    def top_confidence(self) -> float:
+        return float(np.max(self.confidences))
+
+    def to_json(self, scale_x: float = 1.0, scale_y: float = 1.0) -> dict[str, Any]:
+        width, height = self.image_size
+        out: dict[str, Any] = {"image": {"width": round(width * scale_x), "height": round(height * scale_y)}}
+        if self.multi_label:
+            out["predictions"] = {
+                name: {"class_id": i, "confidence": float(c)}
+                for i, (name, c) in enumerate(zip(self.class_names, self.confidences, strict=True))
+            }
+            out["predicted_classes"] = list(self.predicted_classes)
+        else:
+            order = np.argsort(-self.confidences, kind="stable")
+            out["predictions"] = [
+                {"class": self.class_names[i], "class_id": int(i), "confidence": float(self.confidences[i])}
+                for i in order
+            ]
+            out["top"] = self.top
+            out["confidence"] = self.top_confidence
+        out["model_id"] = self.model_id
+        out["task_type"] = self.task_type
+        return out
+
+
+@dataclass(frozen=True)
+class StubPrediction:
+    """What the stub model returns: nothing predicted, only who and when."""
+
+    model_id: str
+    task_type: str = "object-detection"
+    time: float = field(default_factory=time.time)
+
+    def to_json(self, scale_x: float = 1.0, scale_y: float = 1.0) -> dict[str, Any]:
+        return {"is_stub": True, "model_id": self.model_id, "task_type": self.task_type, "time": self.time}
+
+
+Prediction = DetectionPrediction | ClassificationPrediction | StubPrediction
+
+
+def prediction_from_json(data: Mapping[str, Any]) -> Prediction:
+    """Read the SPEC §2 JSON shape (a Roboflow Inference response) into a prediction object."""
+    model_id = str(data.get("model_id") or "")
+    if data.get("is_stub"):
+        return StubPrediction(model_id=model_id, task_type=str(data.get("task_type", "object-detection")),
+                              time=float(data.get("time", 0.0)))
+    image = data.get("image") or {}
+    size = (int(image.get("width", 0)), int(image.get("height", 0)))
+    items = data.get("predictions", [])
+    task_type = data.get("task_type")
+    if isinstance(items, Mapping) or task_type == CLASSIFICATION_TASK or "top" in data:
+        return _classification_from_json(model_id, size, items, data)
+    task_type = task_type or _infer_detection_task(items)
+    xyxy = [[p["x"] - p["width"] / 2, p["y"] - p["height"] / 2, p["x"] + p["width"] / 2, p["y"] + p["height"] / 2]
+            for p in items]
+    polygons = [[(pt["x"], pt["y"]) for pt in p.get("points", [])] for p in items] \
+        if task_type == "instance-segmentation" else None
+    keypoints = [[(k["x"], k["y"], k.get("confidence", 1.0)) for k in p.get("keypoints", [])] for p in items] \
+        if task_type == "keypoint-detection" and items else None
+    names = [k.get("class", str(k.get("class_id"))) for k in items[0].get("keypoints", [])] if keypoints else None
+    prediction = DetectionPrediction.from_lists(
+        task_type, model_id, size,
+        xyxy=xyxy,
+        confidence=[p.get("confidence", 1.0) for p in items],
+        class_name=[str(p["class"]) for p in items],
+        class_id=[int(p.get("class_id", 0)) for p in items],
+        polygons=polygons,
+        keypoints=keypoints,
+        keypoint_names=names,
+    )
+    return prediction
+
+
+def _infer_detection_task(items: Sequence[Mapping[str, Any]]) -> str:
+    if any("points" in p for p in items):
+        return "instance-segmentation"
+    if any("keypoints" in p for p in items):
+        return "keypoint-detection"
+    return "object-detection"
+
+
+def _classification_from_json(
+    model_id: str, size: tuple[int, int], items: Any, data: Mapping[str, Any]
+) -> ClassificationPrediction:
+    if isinstance(items, Mapping):  # multi-label
+        names = list(items)
+        return ClassificationPrediction(
+            model_id=model_id,
+            image_size=size,
+            class_names=names,
+            confidences=np.asarray([float(items[n]["confidence"]) for n in names], dtype=np.float32),
+            multi_label=True,
+            predicted_classes=[str(c) for c in data.get("predicted_classes", [])],
+        )
+    return ClassificationPrediction(
+        model_id=model_id,
+        image_size=size,
+        class_names=[str(p["class"]) for p in items],
+        confidences=np.asarray([float(p["confidence"]) for p in items], dtype=np.float32),
+    )

@@ -1,0 +1,94 @@
+"""The command line: exit codes, one-sentence errors, validate, demo and export end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from framesift.cli import main
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framesift.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_validate_valid_and_invalid(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text("enabled: false\n")
+    assert main(["validate", str(good)]) == 0
+    assert capsys.readouterr().out.startswith("valid")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"enabled": True, "persist_predictions": True, "batching_strategy": {},
+                               "sampling_strategies": [{"name": "x", "type": "random", "traffic_percentage": 2}]}))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "sampling_strategies[0].traffic_percentage: must be <= 1.0" in err
+    assert "batching_strategy.batches_name_prefix: required" in err
+    assert "batching_strategy.recreation_interval: required" in err
+
+
+def test_validate_errors_are_sentences_not_tracebacks(tmp_path):
+    (tmp_path / "broken.yaml").write_text("enabled: [\n")
+    for path in ("missing.yaml", "broken.yaml"):
+        result = run_cli("validate", path, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr and result.stderr.startswith("framesift: invalid")
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys; from framesift.cli import main\n"
+            "try: main(['validate', '--help'])\nexcept SystemExit: pass\n"
+            "import framesift.collectors.config\n"
+            "print(sorted(m for m in ('onnxruntime', 'av', 'cv2', 'supervision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "framesift-demo"
+    result = run_cli("demo", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "collected" in result.stdout
+    return out
+
+
+def test_demo_collects_a_dataset(demo_dir):
+    records = [json.loads(line) for line in (demo_dir / "dataset" / "datapoints.jsonl").read_text().splitlines()]
+    assert records
+    for record in records:
+        assert (demo_dir / "dataset" / record["image"]).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_export_formats(demo_dir, tmp_path, fmt):
+    dataset = demo_dir / "dataset"
+    count = len((dataset / "datapoints.jsonl").read_text().splitlines())
+    result = run_cli("export", str(dataset), "--format", fmt, "--out", str(tmp_path / fmt))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / fmt
+    assert len(list((out / "images").iterdir())) == count
+    if fmt == "coco":
+        coco = json.loads((out / "annotations.json").read_text())
+        assert len(coco["images"]) == count
+        annotated = [a for a in coco["annotations"]]
+        expected = sum(len(json.loads((dataset / r["prediction"]).read_text())["predictions"])
+                       for r in map(json.loads, (dataset / "datapoints.jsonl").read_text().splitlines())
+                       if r["prediction"])
+        assert len(annotated) == expected
+    elif fmt == "yolo":
+        assert (out / "data.yaml").is_file() and (out / "labels").is_dir()
+    else:
+        for xml_file in (out / "annotations").iterdir():
+            ET.parse(xml_file)
+
+
+def test_export_of_a_folder_that_is_no_dataset(tmp_path):
+    result = run_cli("export", str(tmp_path), "--format", "coco", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "is not a framesift dataset" in result.stderr

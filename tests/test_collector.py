@@ -1,0 +1,133 @@
+"""The collector: never blocks the caller, bounded queue, counters, kill switches, orderly close."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from framesift.collectors import Collector, LocalDataset, RedisLimiter
+from framesift.collectors.limits import FallbackLimiter
+from framesift.collectors.targets.local import read_records
+from framesift.predictions import DetectionPrediction, StubPrediction
+from tests.helpers import collect_all_config
+
+FRAME = np.zeros((48, 64, 3), np.uint8)
+STUB = StubPrediction("stub")
+
+
+class SlowDataset(LocalDataset):
+    """A real local dataset whose writes take `delay` seconds each."""
+
+    def __init__(self, root, delay: float):
+        super().__init__(root)
+        self.delay = delay
+
+    def register(self, datapoint):
+        time.sleep(self.delay)
+        return super().register(datapoint)
+
+
+def test_ten_thousand_submits_never_block_and_the_overflow_is_counted(tmp_path):
+    collector = Collector(collect_all_config(), SlowDataset(tmp_path / "ds", delay=0.05), max_queue_items=16)
+    started = time.perf_counter()
+    queued = sum(collector.submit(FRAME, STUB, frame_id=i) for i in range(10_000))
+    elapsed = time.perf_counter() - started
+    assert elapsed < 5.0  # 10 000 slow writes would take 500 s; the caller never waited for one
+    collector.close(timeout=0.2)
+    c = collector.counters
+    assert c.datapoints_sampled == 10_000
+    assert c.datapoints_dropped == 10_000 - queued + c.dropped_by_reason.get("drain_timeout", 0)
+    assert c.dropped_by_reason["queue_full"] == 10_000 - queued
+    assert c.datapoints_registered + c.datapoints_dropped == 10_000
+    assert len(list(read_records(tmp_path / "ds"))) == c.datapoints_registered
+
+
+def test_queue_is_bounded_by_bytes_too(tmp_path):
+    big = np.zeros((1000, 1000, 3), np.uint8)  # 3 MB
+    collector = Collector(collect_all_config(), SlowDataset(tmp_path / "ds", delay=0.2),
+                          max_queue_items=1000, max_queue_bytes=10_000_000)
+    results = [collector.submit(big, STUB) for _ in range(10)]
+    assert 3 <= sum(results) <= 4  # at most 3 waiting plus the one being written
+    collector.close(timeout=5)
+    assert collector.counters.dropped_by_reason["queue_full"] == 10 - sum(results)
+
+
+def test_close_writes_what_is_queued_within_the_timeout(tmp_path):
+    collector = Collector(collect_all_config(), SlowDataset(tmp_path / "ds", delay=0.01), max_queue_items=100)
+    for i in range(50):
+        collector.submit(FRAME, STUB, frame_id=i)
+    collector.close(timeout=10)
+    assert collector.counters.datapoints_registered == 50
+    ids = [r["frame_id"] for r in read_records(tmp_path / "ds")]
+    assert ids == list(range(50))  # written in the order they were offered
+
+
+def test_the_frame_function_is_called_only_for_a_sampled_frame(tmp_path):
+    calls = []
+    config = collect_all_config(sampling_strategies=[
+        {"name": "crowded", "type": "detections_number_based", "probability": 1.0, "more_than": 1}])
+    collector = Collector(config, LocalDataset(tmp_path / "ds"))
+    one = DetectionPrediction.from_lists("object-detection", "m", (64, 48), xyxy=[[0, 0, 1, 1]],
+                                         confidence=[0.5], class_name=["a"])
+    two = DetectionPrediction.from_lists("object-detection", "m", (64, 48), xyxy=[[0, 0, 1, 1]] * 2,
+                                         confidence=[0.5] * 2, class_name=["a"] * 2)
+    assert not collector.submit(lambda: calls.append(1) or FRAME, one)
+    assert collector.submit(lambda: calls.append(2) or FRAME, two)
+    collector.close()
+    assert calls == [2] and collector.counters.datapoints_registered == 1
+
+
+def test_kill_switches(tmp_path):
+    for environ, config in (({"ACTIVE_LEARNING_ENABLED": "Off"}, collect_all_config()),
+                            ({}, collect_all_config(enabled=False))):
+        collector = Collector(config, LocalDataset(tmp_path / "ds"), environ=environ)
+        assert not collector.enabled and not collector.submit(FRAME, STUB)
+        collector.close()
+        assert collector.counters.datapoints_sampled == 0
+    assert not list(read_records(tmp_path / "ds"))
+
+
+def test_counters_by_strategy_and_limits(tmp_path):
+    config = collect_all_config(sampling_strategies=[
+        {"name": "limited", "type": "random", "traffic_percentage": 1.0, "limits": [{"type": "minutely", "value": 3}]},
+        {"name": "never", "type": "random", "traffic_percentage": 0.0},
+    ])
+    collector = Collector(config, LocalDataset(tmp_path / "ds"))
+    for _ in range(10):
+        collector.submit(FRAME, STUB)
+    collector.close()
+    snap = collector.snapshot()
+    assert snap["datapoints_sampled"] == 10 and snap["datapoints_registered"] == 3
+    assert snap["datapoints_rejected_by_limits"] == 7
+    assert snap["strategies"] == {"limited": {"sampled": 10, "registered": 3}, "never": {"sampled": 0, "registered": 0}}
+
+
+def test_seeded_collectors_sample_the_same_frames(tmp_path):
+    config = collect_all_config(sampling_strategies=[{"name": "r", "type": "random", "traffic_percentage": 0.3}])
+    runs = []
+    for k in range(2):
+        collector = Collector(config, LocalDataset(tmp_path / f"ds{k}"), seed=5)
+        runs.append([collector.submit(FRAME, STUB, frame_id=i) for i in range(100)])
+        collector.close()
+    assert runs[0] == runs[1] and 10 < sum(runs[0]) < 50
+
+
+def test_redis_outage_mid_run_keeps_collecting_under_the_memory_policy(tmp_path, redis_server):
+    limiter = FallbackLimiter(RedisLimiter(redis_server.url, timeout=0.2), "memory")
+    config = collect_all_config(sampling_strategies=[
+        {"name": "r", "type": "random", "traffic_percentage": 1.0, "limits": [{"type": "minutely", "value": 4}]}])
+    collector = Collector(config, LocalDataset(tmp_path / "ds"), limiter)
+    for _ in range(2):
+        collector.submit(FRAME, STUB)
+    deadline = time.monotonic() + 5
+    while collector.counters.datapoints_registered < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    redis_server.stop()
+    for _ in range(6):
+        collector.submit(FRAME, STUB)
+    collector.close()
+    snap = collector.snapshot()
+    # 2 through Redis, then local budgets of 4 per minute: the process never stopped
+    assert snap["datapoints_registered"] == 6 and snap["datapoints_rejected_by_limits"] == 2
+    assert snap["limit_store_available"] is False
