@@ -27,7 +27,7 @@ bench: setup system-deps
 	$(PY) benchmarks/run.py
 
 lint: setup
-	$(VENV)/bin/ruff check framesift tests benchmarks configs
+	$(VENV)/bin/ruff check framesift tests benchmarks configs scripts
 
 clean:
 	rm -rf $(VENV) framesift-demo framesift-data .pytest_cache benchmarks/.work

@@ -15,9 +15,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from framesift.configs import path as config_path  # noqa: E402
+
 from framesift.collectors import Collector, LocalDataset, MemoryLimiter, RedisLimiter, load_config  # noqa: E402
 from framesift.collectors.limits import BatchCap, Candidate  # noqa: E402
-from framesift.configs import path as config_path  # noqa: E402
 from framesift.predictions import DetectionPrediction  # noqa: E402
 from tests.servers import RedisServer, free_port  # noqa: E402
 

@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-SECTIONS = ["benchmarks.micro"]
+SECTIONS = ["benchmarks.micro", "benchmarks.models"]
 
 
 def machine() -> str:

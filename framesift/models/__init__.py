@@ -1,0 +1,41 @@
+"""Models: Ultralytics ONNX exports run by ONNX Runtime, and the stub.
+
+Example:
+    >>> model = load_model("stub")
+    >>> model.predict([None])[0].to_json()["is_stub"]
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from framesift.models.layouts import ModelError
+from framesift.models.metadata import read_classes_file
+from framesift.models.stub import StubModel
+
+DEMO_MODEL = Path(__file__).parent / "assets" / "demo-shapes.onnx"
+
+
+def load_model(spec: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
+               classes: str | os.PathLike[str] | None = None, model_id: str | None = None):
+    """A model from `spec`: a path to an `.onnx` file, `stub`, `stub:<task type>` or `demo` (the bundled one).
+
+    Returns an object with `task_type`, `class_names`, `input_size` (None for the stub), `max_batch`,
+    `prepare(frame)`, `infer(prepared)` and `predict(frames)`.
+    """
+    if spec == "stub" or spec.startswith("stub:"):
+        task = spec.partition(":")[2] or "object-detection"
+        return StubModel(task, model_id or "stub")
+    from framesift.models.onnx_model import OnnxModel
+
+    path = DEMO_MODEL if spec == "demo" else Path(spec)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {spec}")
+    names = read_classes_file(classes) if classes is not None else None
+    return OnnxModel(str(path), device=device, confidence=confidence, iou=iou, class_names=names,
+                     model_id=model_id or ("demo-shapes" if spec == "demo" else None))
+
+
+__all__ = ["DEMO_MODEL", "ModelError", "StubModel", "load_model"]

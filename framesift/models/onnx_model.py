@@ -1,0 +1,105 @@
+"""An Ultralytics ONNX export run by ONNX Runtime: letterbox in, predictions in frame pixels out.
+
+Example:
+    >>> model = OnnxModel("yolov8n.onnx", confidence=0.3)        # doctest: +SKIP
+    >>> [prediction] = model.predict([frame_bgr])                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framesift.models.layouts import ModelError, identify_layout
+from framesift.models.letterbox import Letterbox, tensor_from_av, tensor_from_bgr
+from framesift.models.metadata import ModelMetadata, keypoint_names
+from framesift.models.postprocess import class_probabilities, keypoints_to_frame, mask_polygons, select_boxes
+from framesift.models.session import create_session
+from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction
+
+DEFAULT_IMGSZ = (640, 640)
+MAX_DYNAMIC_BATCH = 16
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One frame made ready for the model: the `(3, H, W)` tensor and where the frame sits in it."""
+
+    tensor: np.ndarray
+    letterbox: Letterbox
+
+
+class OnnxModel:
+    """A detection, segmentation, pose or classification export, with its task, classes and input geometry."""
+
+    def __init__(self, path: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
+                 class_names: Sequence[str] | None = None, model_id: str | None = None, max_detections: int = 300):
+        if not 0 <= confidence <= 1 or not 0 <= iou <= 1:
+            raise ModelError("confidence and iou thresholds must be between 0 and 1")
+        self._session, self.device = create_session(path, device)
+        meta = ModelMetadata.from_map(self._session.get_modelmeta().custom_metadata_map)
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self.layout = identify_layout([i.shape for i in inputs], [o.shape for o in outputs], meta)
+        self.task_type = self.layout.task_type
+        names = list(class_names) if class_names is not None else meta.names
+        if names is not None and len(names) != self.layout.num_classes:
+            raise ModelError(f"{len(names)} class names given for a model of {self.layout.num_classes} classes")
+        self.class_names = names or [str(i) for i in range(self.layout.num_classes)]
+        self.keypoint_names = keypoint_names(meta, self.layout.kpt_shape[0]) if self.layout.kpt_shape else None
+        batch, _, height, width = inputs[0].shape
+        static = isinstance(height, int) and isinstance(width, int)
+        self.input_size = (width, height) if static else (meta.imgsz or DEFAULT_IMGSZ)[::-1]
+        self.max_batch = batch if isinstance(batch, int) else MAX_DYNAMIC_BATCH
+        self.model_id = model_id or Path(path).stem
+        self.confidence, self.iou, self.max_detections = confidence, iou, max_detections
+        self._input_name = inputs[0].name
+
+    def letterbox(self, frame_w: int, frame_h: int) -> Letterbox:
+        return Letterbox.fit(frame_w, frame_h, *self.input_size)
+
+    def prepare(self, frame: Any) -> ModelInput:
+        """The model input from a BGR array or a PyAV `VideoFrame` (scaled and converted in one step)."""
+        if isinstance(frame, np.ndarray):
+            box = self.letterbox(frame.shape[1], frame.shape[0])
+            return ModelInput(tensor_from_bgr(frame, box), box)
+        box = self.letterbox(frame.width, frame.height)
+        return ModelInput(tensor_from_av(frame, box), box)
+
+    def infer(self, inputs: Sequence[ModelInput]) -> list[Prediction]:
+        """Predictions for prepared inputs, in batches of up to `max_batch`."""
+        predictions: list[Prediction] = []
+        for start in range(0, len(inputs), self.max_batch):
+            chunk = inputs[start:start + self.max_batch]
+            batch = chunk[0].tensor[None] if len(chunk) == 1 else np.stack([i.tensor for i in chunk])
+            outputs = self.run(batch)
+            predictions += [self.decode([o[k] for o in outputs], item.letterbox) for k, item in enumerate(chunk)]
+        return predictions
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The raw outputs of the network for a `(B, 3, H, W)` batch."""
+        return self._session.run(None, {self._input_name: batch})
+
+    def predict(self, frames: Sequence[Any]) -> list[Prediction]:
+        """Predictions for BGR arrays or PyAV frames."""
+        return self.infer([self.prepare(f) for f in frames])
+
+    def decode(self, outputs: list[np.ndarray], box: Letterbox) -> Prediction:
+        """One image's raw outputs (batch axis removed) as a prediction in frame pixels."""
+        size = (box.frame_w, box.frame_h)
+        if self.task_type == "classification":
+            probabilities = class_probabilities(outputs[0])
+            return ClassificationPrediction(self.model_id, size, self.class_names, probabilities)
+        raw, nc = outputs[0], self.layout.num_classes
+        kept, xyxy, score, class_id = select_boxes(raw, nc, self.confidence, self.iou, self.max_detections)
+        extra = raw[4 + nc:, kept].T
+        polygons = mask_polygons(extra, outputs[1], xyxy, box) if self.layout.num_prototypes else None
+        keypoints = keypoints_to_frame(extra, self.layout.kpt_shape, box) if self.layout.kpt_shape else None
+        return DetectionPrediction(
+            task_type=self.task_type, model_id=self.model_id, image_size=size, xyxy=box.to_frame(xyxy),
+            confidence=score.astype(np.float32), class_id=class_id.astype(np.int64),
+            class_name=[self.class_names[c] for c in class_id], polygons=polygons, keypoints=keypoints,
+            keypoint_names=self.keypoint_names)

@@ -1,0 +1,88 @@
+"""From raw Ultralytics outputs to predictions in frame pixels.
+
+NMS is OpenCV's class-aware `NMSBoxesBatched`: it keeps exactly what `supervision.box_non_max_suppression` keeps
+and was 4-8x faster on 500-3000 candidates here. Mask polygons are traced by supervision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from framesift.models.letterbox import Letterbox
+
+MAX_CANDIDATES = 3000  # the most confident anchors that enter NMS (Ultralytics caps them too)
+
+
+def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float, max_detections: int = 300
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From one image's `(4+nc+extra, N)` output: the kept anchors' indices, xyxy (input pixels), scores, classes.
+
+    Class-aware NMS, best first, at most `max_detections`.
+    """
+    import cv2
+
+    scores = raw[4:4 + num_classes]
+    best = scores.max(axis=0)
+    candidates = np.flatnonzero(best >= confidence)
+    if candidates.size > MAX_CANDIDATES:
+        candidates = candidates[np.argpartition(-best[candidates], MAX_CANDIDATES)[:MAX_CANDIDATES]]
+    if candidates.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty
+    class_id = scores[:, candidates].argmax(axis=0)
+    score = best[candidates]
+    cx, cy, w, h = raw[:4, candidates]
+    xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+    keep = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, score, class_id, confidence, iou, top_k=max_detections),
+                      dtype=np.int64).reshape(-1)  # best first
+    xyxy = np.column_stack([xywh[keep, :2], xywh[keep, :2] + xywh[keep, 2:]])
+    return candidates[keep], xyxy, score[keep], class_id[keep]
+
+
+def mask_polygons(coefficients: np.ndarray, prototypes: np.ndarray, boxes: np.ndarray, box: Letterbox
+                  ) -> list[np.ndarray]:
+    """One polygon (frame pixels, `(M, 2)`) per detection from its mask coefficients `(n, P)` and the image's
+    prototypes `(P, h, w)`; `boxes` are the detections in input pixels. The mask is cropped to its box, as
+    Ultralytics does, and traced at the resolution of the resized frame."""
+    import cv2
+    import supervision as sv
+
+    if len(coefficients) == 0:
+        return []
+    p, mh, mw = prototypes.shape
+    logits = (coefficients @ prototypes.reshape(p, -1)).reshape(-1, mh, mw)
+    polygons = []
+    for logit, (bx1, by1, bx2, by2) in zip(logits, boxes, strict=True):
+        full = cv2.resize(logit, (box.input_w, box.input_h), interpolation=cv2.INTER_LINEAR)
+        region = full[box.top:box.top + box.resized_h, box.left:box.left + box.resized_w]
+        mask = region > 0  # sigmoid(x) > 0.5
+        crop = np.zeros_like(mask)
+        cx1, cy1 = max(0, int(bx1 - box.left)), max(0, int(by1 - box.top))
+        cx2, cy2 = int(np.ceil(bx2 - box.left)), int(np.ceil(by2 - box.top))
+        crop[cy1:cy2, cx1:cx2] = mask[cy1:cy2, cx1:cx2]
+        found = sv.mask_to_polygons(crop)
+        if not found:
+            polygons.append(np.zeros((0, 2), np.float32))
+            continue
+        largest = max(found, key=cv2.contourArea).astype(np.float32)
+        polygons.append(np.column_stack([largest[:, 0] / box.scale_x, largest[:, 1] / box.scale_y]))
+    return polygons
+
+
+def keypoints_to_frame(raw: np.ndarray, kpt_shape: tuple[int, int], box: Letterbox) -> np.ndarray:
+    """`(n, K*D)` keypoint rows in input pixels → `(n, K, 3)` x, y, confidence in frame pixels."""
+    k, d = kpt_shape
+    points = raw.reshape(len(raw), k, d)
+    out = np.ones((len(raw), k, 3), dtype=np.float32)
+    out[..., :2] = box.to_frame(points[..., :2])
+    if d == 3:
+        out[..., 2] = points[..., 2]
+    return out
+
+
+def class_probabilities(raw: np.ndarray) -> np.ndarray:
+    """Ultralytics classifiers apply softmax in the graph; apply it here only when they did not."""
+    if raw.min() >= 0 and abs(float(raw.sum()) - 1.0) < 1e-3:
+        return raw.astype(np.float32)
+    shifted = np.exp(raw - raw.max())
+    return (shifted / shifted.sum()).astype(np.float32)

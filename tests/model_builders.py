@@ -1,0 +1,203 @@
+"""ONNX models with outputs the tests know, in the exact Ultralytics export layouts.
+
+The models find pure-colour squares in the image (one per colour, red, green and blue by default) and report
+their exact bounding box, computed by the graph from the pixels: so a test draws squares on a frame of any
+aspect ratio and checks that the decoded predictions land on them.
+
+- detection: `[B, 4+nc, nc]`, one anchor per colour, confidence `CONFIDENCES[c]` when the colour is present;
+- segmentation: adds mask prototypes `[B, nc+1, S/4, S/4]` (the colour masks and a constant), coefficients that
+  make each anchor's mask exactly its colour's pixels;
+- pose: two keypoints per object, its top-left corner and its centre (`kpt_shape [2, 3]`, confidence 0.9);
+- classification: `[B, nc]`, softmax over the share of each colour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+COLOURS_RGB = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
+CONFIDENCES = {"red": 0.9, "green": 0.6, "blue": 0.35}
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._n = 0
+
+    def const(self, value: np.ndarray | float | list, dtype=np.float32) -> str:
+        name = self._name("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, **attrs) -> str:
+        out = self._name(op_type)
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+    def _name(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}_{self._n}"
+
+
+def _colour_masks(g: _Graph, image: str) -> list[str]:
+    """One `[B, S, S]` float mask per colour: pixels within a small distance of the pure colour."""
+    masks = []
+    for rgb in COLOURS_RGB.values():
+        diff = g.op("Sub", image, g.const(np.array(rgb, np.float32).reshape(1, 3, 1, 1)))
+        dist = g.op("ReduceSum", g.op("Mul", diff, diff), g.const([1], np.int64), keepdims=0)
+        masks.append(g.op("Cast", g.op("Less", dist, g.const(0.05)), to=TensorProto.FLOAT))
+    return masks
+
+
+def _box_columns(g: _Graph, mask: str) -> tuple[str, str, str, str, str]:
+    """cx, cy, w, h and presence `[B, 1]` of the pixels of one mask."""
+    cols = g.op("ReduceMax", mask, g.const([1], np.int64), keepdims=0)  # [B, S]
+    rows = g.op("ReduceMax", mask, g.const([2], np.int64), keepdims=0)
+
+    def span(v: str) -> tuple[str, str]:
+        first = g.op("Cast", g.op("ArgMax", v, axis=1, keepdims=1), to=TensorProto.FLOAT)
+        last = g.op("Cast", g.op("ArgMax", v, axis=1, keepdims=1, select_last_index=1), to=TensorProto.FLOAT)
+        return first, g.op("Add", last, g.const(1.0))
+
+    x1, x2 = span(cols)
+    y1, y2 = span(rows)
+    half = g.const(0.5)
+    cx = g.op("Mul", g.op("Add", x1, x2), half)
+    cy = g.op("Mul", g.op("Add", y1, y2), half)
+    present = g.op("ReduceMax", cols, g.const([1], np.int64), keepdims=1)
+    return cx, cy, g.op("Sub", x2, x1), g.op("Sub", y2, y1), present
+
+
+def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic_batch: bool = False,
+                names_metadata: bool = True, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write the model for `task` (detect, segment, pose, classify) with a square input of `size` pixels."""
+    g = _Graph()
+    batch = "batch" if dynamic_batch else 1
+    masks = _colour_masks(g, "images")
+    names = list(COLOURS_RGB)
+    nc = len(names)
+    outputs = []
+    metadata = {"task": task, "imgsz": f"[{size}, {size}]", "stride": "32"}
+    if names_metadata:
+        metadata["names"] = repr(dict(enumerate(names)))
+
+    if task == "classify":
+        shares = [g.op("ReduceMean", m, g.const([1, 2], np.int64), keepdims=0) for m in masks]  # [B]
+        stacked = g.op("Concat", *[g.op("Unsqueeze", s, g.const([1], np.int64)) for s in shares], axis=1)
+        outputs.append(("output0", g.op("Softmax", g.op("Mul", stacked, g.const(10.0)), axis=1), [batch, nc]))
+    else:
+        columns = []
+        for c, mask in enumerate(masks):
+            cx, cy, w, h, present = _box_columns(g, mask)
+            score_values = [g.op("Mul", present, g.const(CONFIDENCES[names[c]] if k == c else 0.0))
+                            for k in range(nc)]
+            parts = [cx, cy, w, h, *score_values]
+            if task == "segment":  # coefficients over nc colour prototypes and one constant prototype
+                coeff = [20.0 if k == c else 0.0 for k in range(nc)] + [-10.0]
+                parts += [g.op("Mul", present, g.const(v)) for v in coeff]
+            if task == "pose":  # top-left corner and centre, confidence 0.9
+                x1 = g.op("Sub", cx, g.op("Mul", w, g.const(0.5)))
+                y1 = g.op("Sub", cy, g.op("Mul", h, g.const(0.5)))
+                conf = g.op("Mul", present, g.const(0.9))
+                parts += [x1, y1, conf, cx, cy, conf]
+            columns.append(g.op("Unsqueeze", g.op("Concat", *parts, axis=1), g.const([2], np.int64)))
+        channels = len(parts)
+        outputs.append(("output0", g.op("Concat", *columns, axis=2), [batch, channels, nc]))
+        if task == "segment":
+            stacked = g.op("Concat", *[g.op("Unsqueeze", m, g.const([1], np.int64)) for m in masks], axis=1)
+            pooled = g.op("AveragePool", stacked, kernel_shape=[4, 4], strides=[4, 4])
+            ones = g.op("Add", g.op("Mul", g.op("Slice", pooled, g.const([0], np.int64), g.const([1], np.int64),
+                                                 g.const([1], np.int64)), g.const(0.0)), g.const(1.0))
+            outputs.append(("output1", g.op("Concat", pooled, ones, axis=1), [batch, nc + 1, size // 4, size // 4]))
+        if task == "pose":
+            metadata["kpt_shape"] = "[2, 3]"
+            metadata["kpt_names"] = repr({0: ["corner", "centre"]})
+    metadata.update(extra_metadata or {})
+
+    graph_outputs = []
+    for name, value, shape in outputs:
+        g.nodes.append(helper.make_node("Identity", [value], [name]))
+        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    graph = helper.make_graph(
+        g.nodes, f"squares-{task}",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        graph_outputs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="framesift-tests")
+    model.ir_version = 8
+    for key, value in metadata.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.checker.check_model(model)
+    path = Path(path)
+    onnx.save(model, str(path))
+    return path
+
+
+def build_unknown_layout(path: str | Path) -> Path:
+    """A valid ONNX model whose output `[1, 7]`+`[1, 5, 5]` matches no Ultralytics layout."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 5, 5, 2])
+    g = _Graph()
+    sliced = g.op("Slice", "images", g.const([0, 0, 0, 0], np.int64), g.const([1, 1, 5, 5], np.int64))
+    g.nodes.append(helper.make_node("Concat", [sliced, sliced], ["out"], axis=3))
+    graph = helper.make_graph(g.nodes, "odd", [x], [out], g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+def build_demo_model(path: str | Path, size: int = 320) -> Path:
+    """The bundled demo detector (`framesift/models/assets/demo-shapes.onnx`) of the demo scene's squares.
+
+    Anchors every 8 input pixels, boxes of 8 sizes; an anchor's confidence is how well its box fits the pixels of
+    its colour: the share of the box they fill times the share of nearby colour pixels the box holds. A perfect
+    fit scores about 1; offsets, compression and partial overlaps give the varied confidences the demo shows.
+    """
+    from framesift.demo import SHAPE_COLOURS_BGR
+
+    g = _Graph()
+    masks = []
+    for b, gr, r in SHAPE_COLOURS_BGR.values():
+        target = np.array([r, gr, b], np.float32).reshape(1, 3, 1, 1) / 255
+        diff = g.op("Sub", "images", g.const(target))
+        dist = g.op("ReduceSum", g.op("Mul", diff, diff), g.const([1], np.int64), keepdims=1)
+        masks.append(g.op("Cast", g.op("Less", dist, g.const(0.06)), to=TensorProto.FLOAT))
+    stacked = g.op("Concat", *masks, axis=1)  # [1, nc, S, S]
+    coarse = g.op("AveragePool", stacked, kernel_shape=[4, 4], strides=[4, 4])  # 4-pixel cells
+    grid = size // 8 + 1
+    scores, centres, sizes = [], [], []
+    for cells in (4, 6, 8, 10, 12, 14, 16, 20):  # box sides of 16..80 input pixels
+        fill = g.op("AveragePool", coarse, kernel_shape=[cells, cells], strides=[2, 2],
+                    pads=[cells // 2] * 4, count_include_pad=1)
+        near = 2 * cells
+        around = g.op("AveragePool", coarse, kernel_shape=[near, near], strides=[2, 2],
+                      pads=[near // 2] * 4, count_include_pad=1)
+        held = g.op("Div", g.op("Mul", fill, g.const(float(cells * cells))),
+                    g.op("Add", g.op("Mul", around, g.const(float(near * near))), g.const(1e-3)))
+        score = g.op("Mul", g.op("Mul", fill, held), g.const(0.97))
+        scores.append(g.op("Reshape", score, g.const([1, len(masks), grid * grid], np.int64)))
+        ys, xs = np.mgrid[0:grid, 0:grid] * 8
+        centres.append(np.stack([xs.ravel(), ys.ravel()]))
+        sizes.append(np.full((2, grid * grid), cells * 4))
+    boxes = np.concatenate([np.concatenate(centres, axis=1), np.concatenate(sizes, axis=1)])[None]
+    output = g.op("Concat", g.const(boxes.astype(np.float32)), g.op("Concat", *scores, axis=2), axis=1)
+    g.nodes.append(helper.make_node("Identity", [output], ["output0"]))
+    anchors = boxes.shape[2]
+    graph = helper.make_graph(
+        g.nodes, "demo-shapes", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + len(masks), anchors])], g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="framesift")
+    model.ir_version = 8
+    metadata = {"task": "detect", "imgsz": f"[{size}, {size}]", "stride": "8",
+                "names": repr(dict(enumerate(f"{name} square" for name in SHAPE_COLOURS_BGR))),
+                "description": "framesift demo detector of coloured squares (built by scripts/build_demo_model.py)"}
+    for key, value in metadata.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

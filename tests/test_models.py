@@ -1,0 +1,243 @@
+"""SPEC §2, §10: Ultralytics layouts decoded exactly, on frames of several aspect ratios, through ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from framesift.models import ModelError, StubModel, load_model
+from framesift.models.letterbox import Letterbox
+from framesift.predictions import ClassificationPrediction, DetectionPrediction, StubPrediction
+from tests.model_builders import CONFIDENCES, build_model, build_unknown_layout
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
+
+# (frame width, frame height): wide and tall frames pad on different axes; odd sizes exercise rounding
+FRAME_SIZES = [(320, 160), (160, 320), (200, 200), (1280, 720), (333, 517)]
+
+
+def scene(width: int, height: int) -> tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]:
+    """A grey frame with a red, a green and a blue square; returns it with the squares' xyxy boxes."""
+    frame = np.full((height, width, 3), 90, np.uint8)
+    side = max(12, min(width, height) // 5)
+    boxes = {}
+    for k, name in enumerate(BGR):
+        x1 = int(width * (0.1 + 0.3 * k))
+        y1 = int(height * (0.15 + 0.25 * k))
+        boxes[name] = (x1, y1, x1 + side, y1 + side)
+        cv2.rectangle(frame, (x1, y1), (x1 + side - 1, y1 + side - 1), BGR[name], -1)
+    return frame, boxes
+
+
+def tolerance(model, width: int, height: int) -> float:
+    """One input pixel in frame pixels, plus one for the blended edge of the resize."""
+    box = Letterbox.fit(width, height, *model.input_size)
+    return 1 / min(box.scale_x, box.scale_y) + 1
+
+
+def as_av_frame(frame: np.ndarray) -> av.VideoFrame:
+    """A frame shaped as a decoder gives it (yuv420p; odd sizes take the other path)."""
+    return av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    built = {task: build_model(folder / f"{task}.onnx", task) for task in ("detect", "segment", "pose", "classify")}
+    built["dynamic"] = build_model(folder / "dynamic.onnx", "detect", dynamic_batch=True)
+    return built
+
+
+@pytest.mark.parametrize("width,height", FRAME_SIZES)
+@pytest.mark.parametrize("path", ["bgr", "av"])
+def test_detection_boxes_classes_and_confidences(models, width, height, path):
+    model = load_model(str(models["detect"]), confidence=0.3)
+    frame, truth = scene(width, height)
+    [p] = model.predict([frame if path == "bgr" else as_av_frame(frame)])
+    assert isinstance(p, DetectionPrediction) and p.task_type == "object-detection"
+    assert p.image_size == (width, height)
+    assert sorted(p.class_name) == ["blue", "green", "red"]
+    tol = tolerance(model, width, height)
+    for name, xyxy, conf in zip(p.class_name, p.xyxy, p.confidence, strict=True):
+        assert np.allclose(xyxy, truth[name], atol=tol), (name, xyxy, truth[name])
+        assert conf == pytest.approx(CONFIDENCES[name])
+    assert list(p.confidence) == sorted(p.confidence, reverse=True)  # best first
+
+
+def test_confidence_threshold_and_missing_objects(models):
+    model = load_model(str(models["detect"]), confidence=0.5)
+    frame, _ = scene(320, 160)
+    assert load_model(str(models["detect"]), confidence=0.5).predict([frame])[0].class_name == ["red", "green"]
+    empty = np.full((160, 320, 3), 90, np.uint8)
+    assert len(model.predict([empty])[0]) == 0
+
+
+@pytest.mark.parametrize("width,height", FRAME_SIZES)
+def test_segmentation_polygons_trace_the_squares(models, width, height):
+    model = load_model(str(models["segment"]), confidence=0.3)
+    frame, truth = scene(width, height)
+    [p] = model.predict([frame])
+    assert p.task_type == "instance-segmentation" and len(p) == 3
+    tol = tolerance(model, width, height) + 4 / min(Letterbox.fit(width, height, *model.input_size).scale_x,
+                                                    Letterbox.fit(width, height, *model.input_size).scale_y)
+    for name, polygon in zip(p.class_name, p.polygons, strict=True):
+        x1, y1, x2, y2 = truth[name]
+        assert polygon.shape[0] >= 4
+        assert np.allclose([polygon[:, 0].min(), polygon[:, 1].min()], [x1, y1], atol=tol)
+        assert np.allclose([polygon[:, 0].max(), polygon[:, 1].max()], [x2, y2], atol=tol)
+        mask = np.zeros((height, width), np.uint8)
+        cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+        inside = mask[y1:y2, x1:x2].mean()
+        assert inside > 0.8 and mask.sum() < 1.3 * (x2 - x1) * (y2 - y1)  # the polygon covers its square
+
+
+@pytest.mark.parametrize("width,height", FRAME_SIZES)
+def test_pose_keypoints_land_on_corner_and_centre(models, width, height):
+    model = load_model(str(models["pose"]), confidence=0.3)
+    frame, truth = scene(width, height)
+    [p] = model.predict([as_av_frame(frame)])
+    assert p.task_type == "keypoint-detection" and p.keypoint_names == ["corner", "centre"]
+    tol = tolerance(model, width, height)
+    for name, keypoints in zip(p.class_name, p.keypoints, strict=True):
+        x1, y1, x2, y2 = truth[name]
+        assert np.allclose(keypoints[0], [x1, y1, 0.9], atol=tol)
+        assert np.allclose(keypoints[1], [(x1 + x2) / 2, (y1 + y2) / 2, 0.9], atol=tol)
+    json = p.to_json()
+    assert json["predictions"][0]["keypoints"][1]["class"] == "centre"
+
+
+@pytest.mark.parametrize("width,height", [(320, 160), (160, 320)])
+def test_classification_top_class(models, width, height):
+    model = load_model(str(models["classify"]))
+    frame = np.full((height, width, 3), 90, np.uint8)
+    frame[: height * 3 // 4] = BGR["blue"]
+    [p] = model.predict([frame])
+    assert isinstance(p, ClassificationPrediction)
+    assert p.top == "blue" and p.confidences.sum() == pytest.approx(1.0, abs=1e-5)
+    assert p.to_json()["top"] == "blue"
+
+
+def test_dynamic_batch_runs_several_frames_in_one_call(models):
+    model = load_model(str(models["dynamic"]), confidence=0.3)
+    assert model.max_batch > 1
+    frames = [scene(*size)[0] for size in FRAME_SIZES[:3]]
+    batched = model.predict(frames)
+    single = [model.predict([f])[0] for f in frames]
+    for a, b in zip(batched, single, strict=True):
+        assert a.class_name == b.class_name and np.allclose(a.xyxy, b.xyxy)
+    static = load_model(str(models["detect"]))
+    assert static.max_batch == 1 and len(static.predict(frames)) == 3
+
+
+def test_both_preprocessing_paths_give_the_same_tensor_geometry(models):
+    model = load_model(str(models["detect"]))
+    frame, _ = scene(1280, 720)
+    a, b = model.prepare(frame), model.prepare(as_av_frame(frame))
+    assert a.letterbox == b.letterbox and a.tensor.shape == b.tensor.shape == (3, 160, 160)
+    assert np.abs(a.tensor - b.tensor).mean() < 0.02  # OpenCV and swscale bilinear differ slightly
+
+
+def test_class_names_from_file_and_generic_names_without_metadata(models, tmp_path):
+    bare = build_model(tmp_path / "bare.onnx", "detect", names_metadata=False, extra_metadata={"task": ""})
+    model = load_model(str(bare), confidence=0.3)
+    assert model.task_type == "object-detection" and model.class_names == ["0", "1", "2"]
+    (tmp_path / "classes.txt").write_text("apple\nbanana\n\ncherry\n")
+    named = load_model(str(bare), classes=tmp_path / "classes.txt", confidence=0.3)
+    assert named.class_names == ["apple", "banana", "cherry"]
+    assert set(named.predict([scene(200, 200)[0]])[0].class_name) == {"apple", "banana", "cherry"}
+    (tmp_path / "two.txt").write_text("a\nb\n")
+    with pytest.raises(ModelError, match="2 class names given for a model of 3 classes"):
+        load_model(str(bare), classes=tmp_path / "two.txt")
+
+
+def test_task_type_is_inferred_from_shapes_without_task_metadata(models, tmp_path):
+    for task, expected in (("segment", "instance-segmentation"), ("classify", "classification")):
+        path = build_model(tmp_path / f"{task}.onnx", task, extra_metadata={"task": ""})
+        assert load_model(str(path)).task_type == expected
+
+
+def test_names_metadata_is_parsed_safely(tmp_path):
+    evil = "__import__('os').system('touch " + str(tmp_path / "pwned") + "')"
+    path = build_model(tmp_path / "evil.onnx", "detect", extra_metadata={"names": evil})
+    model = load_model(str(path))
+    assert model.class_names == ["0", "1", "2"] and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="the reference exports are not here")
+@pytest.mark.parametrize("name,task,classes,size", [
+    ("yolov8n-random-static.onnx", "object-detection", 80, (640, 640)),
+    ("yolov8n-random-dyn.onnx", "object-detection", 80, (640, 640)),
+    ("yolov8n-seg-random-static.onnx", "instance-segmentation", 80, (640, 640)),
+    ("yolov8n-pose-random-static.onnx", "keypoint-detection", 1, (640, 640)),
+    ("yolov8n-cls-random-static.onnx", "classification", 1000, (224, 224)),
+])
+def test_reference_exports_load_with_the_right_layout(name, task, classes, size):
+    model = load_model(str(SHARED_MODELS / name), device="cpu")
+    assert (model.task_type, len(model.class_names), model.input_size) == (task, classes, size)
+    assert model.max_batch == (16 if "dyn" in name else 1)
+    [p] = model.predict([np.zeros((480, 640, 3), np.uint8)])
+    assert p.task_type == task
+    if task == "keypoint-detection":
+        assert model.keypoint_names[0] == "nose"
+
+
+def test_not_an_onnx_file(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    with pytest.raises(ModelError, match="is not a usable ONNX model"):
+        load_model(str(bad))
+    with pytest.raises(ModelError, match="model file not found"):
+        load_model(str(tmp_path / "missing.onnx"))
+
+
+def test_unknown_layout_names_the_shapes(tmp_path):
+    with pytest.raises(ModelError) as raised:
+        load_model(str(build_unknown_layout(tmp_path / "odd.onnx")))
+    message = str(raised.value)
+    assert message.startswith("unknown model layout: inputs [[1, 3, 32, 32]], outputs [[1, ")
+    assert "expected an Ultralytics export" in message
+
+
+@pytest.mark.parametrize("device", ["cuda", "tensorrt"])
+def test_a_named_device_that_does_not_load_is_an_error(models, device):
+    import onnxruntime
+
+    if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(onnxruntime.get_available_providers()):
+        pytest.skip("this machine has a GPU build of ONNX Runtime")
+    with pytest.raises(ModelError, match=f"device '{device}' is not available"):
+        load_model(str(models["detect"]), device=device)
+    assert load_model(str(models["detect"]), device="auto").device == "cpu"
+
+
+def test_stub_model():
+    model = load_model("stub:classification", model_id="bootstrap")
+    assert isinstance(model, StubModel) and model.input_size is None
+    [p] = model.predict([np.zeros((4, 4, 3), np.uint8)])
+    assert isinstance(p, StubPrediction) and p.task_type == "classification" and p.model_id == "bootstrap"
+    assert p.to_json()["is_stub"] is True
+    with pytest.raises(ModelError, match="unknown task type"):
+        load_model("stub:segmentation")
+
+
+def test_bundled_demo_model_is_what_its_builder_makes(tmp_path):
+    from framesift.models import DEMO_MODEL
+    from tests.model_builders import build_demo_model
+
+    assert build_demo_model(tmp_path / "demo.onnx").read_bytes() == DEMO_MODEL.read_bytes()
+
+
+def test_demo_model_finds_the_squares_of_the_demo_scene():
+    from framesift.demo import demo_frame
+
+    model = load_model("demo", confidence=0.5)
+    assert model.model_id == "demo-shapes" and model.input_size == (320, 320)
+    found = [model.predict([demo_frame(i)])[0] for i in range(0, 150, 15)]
+    assert all(len(p) >= 2 for p in found)
+    assert {name for p in found for name in p.class_name} == {"red square", "green square", "blue square"}
+    confidences = np.concatenate([p.confidence for p in found])
+    assert confidences.max() > 0.8 and confidences.min() < 0.6  # varied, as the demo's strategies need
