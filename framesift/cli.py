@@ -23,6 +23,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    run = commands.add_parser("run", help="read sources, run the model, collect the frames worth labeling")
+    run.add_argument("sources", nargs="+", metavar="SOURCE",
+                     help="video file, rtsp:// rtmp:// http(s):// URL, or webcam (/dev/videoN or an index)")
+    run.add_argument("--model", required=True, help="PATH.onnx, 'demo' (the bundled model), stub or stub:<task type>")
+    run.add_argument("--model-id", help="the id recorded with predictions (default: the file's name)")
+    run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
+    run.add_argument("--al-config", help="active-learning configuration (JSON or YAML); none: no collection")
+    run.add_argument("--target", default="framesift-data", help="dataset folder (default: ./framesift-data)")
+    run.add_argument("--redis", help="redis://host:port/db to share budgets across processes and machines")
+    run.add_argument("--redis-fallback", choices=("pause", "memory"), default="pause",
+                     help="while Redis is unreachable: collect nothing (pause) or use local budgets (memory)")
+    run.add_argument("--source-name", action="append", default=[], metavar="NAME",
+                     help="name the sources in order (default: source0, source1, ...)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    run.add_argument("--confidence", type=float, default=0.25)
+    run.add_argument("--iou", type=float, default=0.45)
+    run.add_argument("--max-fps", type=float, help="at most N frames per second from EACH source")
+    run.add_argument("--realtime", action="store_true", help="pace files at their frame rate (they behave as live)")
+    run.add_argument("--loop", action="store_true", help="restart files at their end")
+    run.add_argument("--max-frames", type=int, help="stop each source after N decoded frames")
+    run.add_argument("--duration", type=float, help="stop after S seconds")
+    run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
+    run.add_argument("--seed", type=int, help="make every sampling draw reproducible")
+    run.add_argument("--predictions", help="write one JSON line per inferred frame to this file")
+    run.add_argument("--save-video", help="write the annotated frames to this MP4 file")
+    run.add_argument("--summary", help="write the counters as JSON to this file at exit")
+    run.add_argument("--drain-timeout", type=float, default=10.0,
+                     help="seconds to write queued datapoints at the end (default 10)")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
+
     validate = commands.add_parser("validate", help="check an active-learning configuration file")
     validate.add_argument("file", help="JSON or YAML configuration")
 
@@ -47,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"framesift: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, FileNotFoundError, ValueError) as error:
+    except (UsageError, FileNotFoundError, ValueError) as error:  # SourceError, ModelError are ValueErrors
         print(f"framesift: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -56,6 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("framesift").debug("unexpected failure", exc_info=True)
         print(f"framesift: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from framesift.run import RunOptions, run
+
+    if args.source_name and len(args.source_name) != len(args.sources):
+        raise UsageError(f"{len(args.source_name)} --source-name given for {len(args.sources)} sources")
+    options = RunOptions(**{k: v for k, v in vars(args).items() if k in RunOptions.__dataclass_fields__})
+    summary = run(options)
+    collected = (f"collected {summary['datapoints_registered']} datapoints into {args.target}" if args.al_config
+                 else "no collection (no --al-config)")
+    print(f"inferred {summary['frames_inferred']} frames, dropped {summary['frames_dropped']}; {collected}",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -70,10 +116,15 @@ def _validate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from framesift.demo import run_demo
 
-    counters = run_demo(args.out)
-    print(f"collected {counters['datapoints_registered']} datapoints "
-          f"({counters['datapoints_sampled']} sampled) into {args.out}/dataset")
-    print(f"  records: {args.out}/dataset/datapoints.jsonl")
+    summary = run_demo(args.out)
+    print(f"framesift demo: the bundled shape detector ran on {summary['frames_inferred']} frames of "
+          f"{args.out}/sample.mp4")
+    print(f"collected {summary['datapoints_registered']} datapoints "
+          f"({', '.join(f'{k}: {v}' for k, v in summary['strategies'].items())}) into {args.out}/dataset")
+    print(f"  records:     {args.out}/dataset/datapoints.jsonl")
+    print(f"  images:      {args.out}/dataset/<batch>/images/, predictions beside them")
+    print(f"  every frame: {args.out}/predictions.jsonl; counters: {args.out}/summary.json")
+    print(f"next: framesift export {args.out}/dataset --format coco --out coco/")
     return EXIT_OK
 
 
@@ -85,7 +136,7 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"validate": _validate, "demo": _demo, "export": _export}
+COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "export": _export}
 
 if __name__ == "__main__":
     sys.exit(main())

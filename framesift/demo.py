@@ -1,7 +1,7 @@
 """The embedded default: a generated sample video, run through framesift, collected into a folder.
 
-`write_demo_video(path)` makes a short H.264 clip of coloured shapes moving over a textured background (the
-scene the bundled demo model knows). `run_demo(out_dir)` collects from it and returns the collector's counters.
+`write_demo_video(path)` makes a short H.264 clip of coloured squares moving over a textured background (the
+scene the bundled demo model knows). `run_demo(out_dir)` runs the whole pipeline over it.
 """
 
 from __future__ import annotations
@@ -54,20 +54,13 @@ def write_demo_video(path: str | os.PathLike[str], frames: int = 150, width: int
 
 
 def run_demo(out_dir: str | os.PathLike[str] = "framesift-demo", seed: int = 0) -> dict[str, Any]:
-    """Generate the sample video and collect from it with the stub model; returns the collector's counters."""
-    import av
-
-    from framesift.collectors import Collector, LocalDataset, load_config
+    """Generate the sample video and run the bundled demo model over it through the whole pipeline, collecting
+    with `configs/demo.yaml` into `out_dir/dataset`. Returns the run's summary."""
     from framesift.configs import path as config_path
-    from framesift.predictions import StubPrediction
+    from framesift.run import RunOptions, run
 
     out = Path(out_dir)
     video = write_demo_video(out / "sample.mp4")
-    collector = Collector(load_config(config_path("demo.yaml")), LocalDataset(out / "dataset"), seed=seed)
-    with av.open(str(video)) as container:
-        for frame_id, frame in enumerate(container.decode(video=0)):
-            prediction = StubPrediction(model_id="stub", task_type="object-detection")
-            collector.submit(lambda f=frame: f.to_ndarray(format="bgr24"), prediction, source=str(video),
-                             frame_id=frame_id)
-    collector.close()
-    return collector.snapshot()
+    return run(RunOptions(sources=[str(video)], model="demo", confidence=0.5, al_config=str(config_path("demo.yaml")),
+                          target=str(out / "dataset"), seed=seed, predictions=str(out / "predictions.jsonl"),
+                          summary=str(out / "summary.json")))

@@ -7,12 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, RtspServer, free_port
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rtsp_server() -> Iterator[RtspServer]:
+    server = RtspServer(free_port())
     server.start()
     yield server
     server.stop()

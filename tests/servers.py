@@ -57,3 +57,36 @@ class RedisServer:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has the GStreamer bindings (gi)
+
+
+@dataclass
+class RtspServer:
+    """GStreamer's RTSP server with a live test pattern; `stop()` kills it, `start()` brings it back on the port."""
+
+    port: int
+    size: tuple[int, int, int] = (320, 240, 30)  # width, height, fps
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/live"
+
+    def start(self) -> None:
+        script = str(Path(__file__).with_name("rtsp_server.py"))
+        self.process = subprocess.Popen([SYSTEM_PYTHON, script, str(self.port), *map(str, self.size)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = self.process.stdout.readline()
+        if line.strip() != b"ready":
+            self.stop()
+            raise RuntimeError("the GStreamer RTSP server did not start (make test installs it: "
+                               "apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-bad)")
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None

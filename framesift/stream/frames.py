@@ -1,0 +1,45 @@
+"""A decoded frame on its way through the pipeline."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One decoded frame of one source.
+
+    `image` is the decoder's frame (a PyAV `VideoFrame`); `model_input` was prepared from it in the source thread.
+    `bgr()` makes the full-resolution BGR array only when someone asks (a collected frame, a drawing sink) and
+    keeps it for the next asker. The conversion is done once, under a lock: PyAV deadlocks when two threads
+    convert the same `VideoFrame` at once (seen with PyAV 18).
+    """
+
+    source: str
+    frame_id: int
+    captured_at: datetime  # when the frame was received (UTC)
+    received: float  # time.monotonic() at receipt, for the frame's age
+    video_time: float | None  # seconds into the stream, from the container's timestamps
+    image: Any
+    model_input: Any = None
+    _bgr: np.ndarray | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+    def bgr(self) -> np.ndarray:
+        with self._lock:
+            if self._bgr is None:
+                self._bgr = self.image.to_ndarray(format="bgr24")
+            return self._bgr

@@ -1,0 +1,79 @@
+"""One bounded slot per source, and one condition the inference thread waits on.
+
+A live source's slot holds only its newest frame: putting a frame into a full slot replaces the waiting one,
+which is counted as dropped. A replayed file's slot makes its source wait instead (backpressure: no frame of a
+file is ever dropped).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from framesift.stream.frames import Frame
+
+
+class FrameSlots:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._slots: dict[str, deque[Frame]] = {}
+        self._live: dict[str, bool] = {}
+        self._capacity: dict[str, int] = {}
+        self._order: list[str] = []
+        self._next = 0
+
+    def add(self, source: str, live: bool, capacity: int = 1) -> None:
+        self._slots[source] = deque()
+        self._live[source] = live
+        self._capacity[source] = capacity
+        self._order.append(source)
+
+    def put(self, frame: Frame, stopping: Callable[[], bool], on_drop: Callable[[Frame], None]) -> bool:
+        """Hand a frame over; a live source never waits, a replayed one waits for room. False if stopping."""
+        with self._cond:
+            slot = self._slots[frame.source]
+            if self._live[frame.source]:
+                while len(slot) >= self._capacity[frame.source]:
+                    on_drop(slot.popleft())
+            else:
+                while len(slot) >= self._capacity[frame.source]:
+                    if stopping():
+                        return False
+                    self._cond.wait(0.1)
+            slot.append(frame)
+            self._cond.notify_all()
+            return True
+
+    def take(self, max_frames: int, timeout: float) -> list[Frame]:
+        """Up to `max_frames` frames, the oldest waiting one of each ready source, taking turns between sources."""
+        with self._cond:
+            if not any(self._slots.values()):
+                self._cond.wait(timeout)
+            taken: list[Frame] = []
+            for i in range(len(self._order)):
+                name = self._order[(self._next + i) % len(self._order)]
+                if self._slots[name] and len(taken) < max_frames:
+                    taken.append(self._slots[name].popleft())
+            if self._order:
+                self._next = (self._next + 1) % len(self._order)
+            if taken:
+                self._cond.notify_all()  # room for waiting replay sources
+            return taken
+
+    def pending(self) -> bool:
+        with self._cond:
+            return any(self._slots.values())
+
+    def drain(self) -> list[Frame]:
+        """Everything still waiting (at shutdown)."""
+        with self._cond:
+            frames = [f for slot in self._slots.values() for f in slot]
+            for slot in self._slots.values():
+                slot.clear()
+            self._cond.notify_all()
+            return frames
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()

@@ -1,0 +1,366 @@
+"""SPEC §9, §11: the stream against real things — a GStreamer RTSP server, real video files, real ONNX models."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from framesift.collectors import Collector, LocalDataset
+from framesift.collectors.targets.local import read_records
+from framesift.demo import demo_frame, write_demo_video
+from framesift.models import load_model
+from framesift.run import RunOptions, run
+from framesift.stream import Pipeline, SourceOptions, SourceSpec
+from tests.helpers import collect_all_config
+from tests.servers import free_port
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """120 frames at 30 fps (4 s), 320×240."""
+    return write_demo_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames=120, width=320, height=240)
+
+
+class SlowModel:
+    """The bundled demo model, made slower than the frame rate by a fixed delay per call."""
+
+    def __init__(self, delay: float):
+        self._model = load_model("demo", confidence=0.5)
+        self.delay = delay
+        self.max_batch, self.input_size = self._model.max_batch, self._model.input_size
+        self.prepare = self._model.prepare
+
+    def infer(self, inputs):
+        time.sleep(self.delay)
+        return self._model.infer(inputs)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_video(path: Path, fmt: str, frames: int = 120) -> Path:
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"g": "10"}
+        for i in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(demo_frame(i, 320, 240), format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+# -- files ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("collect", [False, True])
+def test_every_frame_of_a_file_is_processed_once_in_order(clip, tmp_path, collect):
+    seen = []
+    collector = Collector(collect_all_config(), LocalDataset(tmp_path / "ds"), max_queue_items=1000,
+                          max_queue_bytes=1 << 30) if collect else None
+    pipeline = Pipeline([str(clip)], load_model("demo"), collector,
+                        on_prediction=[lambda f, p: seen.append((f.frame_id, f.video_time))])
+    pipeline.run()
+    pipeline.close()
+    assert [i for i, _ in seen] == list(range(120))
+    times = [t for _, t in seen]
+    assert times == sorted(times)
+    snap = pipeline.snapshot()
+    assert snap["frames_decoded"] == snap["frames_inferred"] == 120 and snap["frames_dropped"] == 0
+    if collect:
+        assert sorted(r["frame_id"] for r in read_records(tmp_path / "ds")) == list(range(120))
+
+
+def test_a_slow_model_makes_a_file_wait_not_drop(clip):
+    pipeline = Pipeline([str(clip)], SlowModel(0.01), options=SourceOptions(max_frames=40))
+    pipeline.run()
+    snap = pipeline.snapshot()
+    assert snap["frames_inferred"] == 40 and snap["frames_dropped"] == 0
+
+
+def test_max_fps_picks_frames_by_video_time(clip):
+    seen = []
+    pipeline = Pipeline([str(clip)], load_model("stub"), options=SourceOptions(max_fps=10),
+                        on_prediction=[lambda f, p: seen.append(f.video_time)])
+    pipeline.run()
+    assert len(seen) == 40 and pipeline.snapshot()["frames_skipped"] == 80
+    assert np.allclose(np.diff(seen), 0.1, atol=1e-6)
+
+
+def test_loop_keeps_counting_frame_ids(clip):
+    seen = []
+    pipeline = Pipeline([str(clip)], load_model("stub"), options=SourceOptions(loop=True, max_frames=300),
+                        on_prediction=[lambda f, p: seen.append(f.frame_id)])
+    pipeline.run()
+    assert seen == list(range(300))
+
+
+def test_realtime_paces_a_file_and_a_slow_model_then_drops_and_counts(clip):
+    started = time.monotonic()
+    pipeline = Pipeline([str(clip)], SlowModel(0.1), options=SourceOptions(realtime=True))
+    pipeline.run()
+    elapsed = time.monotonic() - started
+    snap = pipeline.snapshot()
+    assert 3.5 < elapsed < 6  # 120 frames at 30 fps
+    source = snap["sources"]["source0"]
+    assert source["frames_decoded"] == 120
+    assert source["frames_inferred"] + source["frames_dropped"] == 120
+    assert source["dropped_by_reason"]["newer_frame"] > 60  # 10 fps model, 30 fps source
+
+
+def test_a_truncated_file_yields_its_decodable_frames(tmp_path):
+    full = write_video(tmp_path / "full.mkv", "matroska")
+    data = full.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 2])
+    pipeline = Pipeline([str(tmp_path / "cut.mkv")], load_model("stub"))
+    pipeline.run()
+    assert 40 < pipeline.snapshot()["frames_inferred"] < 120
+
+
+def test_a_partly_corrupt_file_counts_its_decode_errors(tmp_path):
+    path = write_video(tmp_path / "x.mp4", "mp4")
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(1)
+    for k in range(int(len(data) * 0.4), int(len(data) * 0.6), 997):
+        data[k:k + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    pipeline = Pipeline([str(path)], load_model("stub"))
+    pipeline.run()
+    snap = pipeline.snapshot()
+    assert snap["decode_errors"] > 0 and snap["frames_inferred"] > 100
+
+
+# -- live ------------------------------------------------------------------------------------------------------------
+def test_rtsp_frames_arrive_and_the_pipeline_reconnects_by_itself(rtsp_server):
+    ids, events = [], []
+    options = SourceOptions(open_timeout=2, read_timeout=2)
+    pipeline = Pipeline([SourceSpec(rtsp_server.url, "cam")], load_model("demo"), options=options,
+                        on_prediction=[lambda f, p: ids.append(f.frame_id)],
+                        on_status=lambda name, event, detail: events.append(event))
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 15
+        while len(ids) < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(ids) >= 30, "no frames from the RTSP server"
+        rtsp_server.stop()
+        time.sleep(1.0)  # the stream notices the server is gone
+        before, cpu = len(ids), cpu_seconds()
+        time.sleep(3.0)
+        assert cpu_seconds() - cpu < 0.6  # waiting to reconnect costs (almost) no CPU
+        rtsp_server.start()
+        deadline = time.monotonic() + 20
+        while len(ids) < before + 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(ids) >= before + 30, "no frames after the server came back"
+    finally:
+        pipeline.close()
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # frame_id kept counting, never restarted
+    assert ids[-1] >= len(ids) - 1
+    snap = pipeline.snapshot()
+    assert snap["reconnects"] >= 1 and pipeline.join(0)
+    assert "disconnected" in events and events.count("connected") >= 2
+
+
+def test_live_frame_age_stays_bounded_with_a_slow_model(rtsp_server):
+    ages = []
+    pipeline = Pipeline([rtsp_server.url], SlowModel(0.1),
+                        on_prediction=[lambda f, p: ages.append(time.monotonic() - f.received)])
+    pipeline.start()
+    time.sleep(6)
+    pipeline.close()
+    assert len(ages) > 20
+    first, last = np.median(ages[: len(ages) // 2]), np.median(ages[len(ages) // 2:])
+    assert max(ages[5:]) < 0.5 and last < first + 0.05  # bounded, not growing with time
+    source = pipeline.snapshot()["sources"]["source0"]
+    assert source["dropped_by_reason"]["newer_frame"] > source["frames_inferred"]  # 30 fps in, ~10 fps out
+    assert source["frames_decoded"] == source["frames_inferred"] + source["frames_dropped"]
+
+
+class SilentServer:
+    """A TCP server that accepts connections and never answers: a camera that hangs."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.held.append(self.socket.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.socket.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_stalled_source_does_not_slow_the_other(clip):
+    silent = SilentServer()
+    options = SourceOptions(realtime=True, open_timeout=1, read_timeout=1)
+    pipeline = Pipeline([SourceSpec(str(clip), "good"), SourceSpec(f"rtsp://127.0.0.1:{silent.port}/x", "stalled")],
+                        load_model("demo"), options=options)
+    started = time.monotonic()
+    pipeline.start()
+    time.sleep(3)
+    snap = pipeline.snapshot()
+    pipeline.close()
+    silent.close()
+    good, stalled = snap["sources"]["good"], snap["sources"]["stalled"]
+    assert good["frames_inferred"] >= 0.8 * 30 * (snap["elapsed_s"] - 0.5)
+    assert stalled["frames_inferred"] == 0 and not stalled["connected"]
+    assert time.monotonic() - started < 10  # stopping did not hang on the dead camera
+
+
+# -- the command line ------------------------------------------------------------------------------------------------
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "framesift.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+
+
+def test_sigterm_writes_queued_datapoints_and_exits_zero(clip, tmp_path):
+    config = tmp_path / "all.json"
+    config.write_text(json.dumps({"enabled": True, "persist_predictions": True,
+                                  "sampling_strategies": [{"name": "all", "type": "random", "traffic_percentage": 1}],
+                                  "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"}}))
+    target, summary = tmp_path / "ds", tmp_path / "summary.json"
+    process = cli("run", str(clip), "--loop", "--model", "demo", "--al-config", str(config), "--target", str(target),
+                  "--summary", str(summary), "--drain-timeout", "8", "--no-progress")
+    deadline = time.monotonic() + 60
+    while len(list(read_records(target))) < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - sent < 8 + 3
+    result = json.loads(summary.read_text())
+    records = list(read_records(target))
+    assert len(records) == result["datapoints_registered"] >= 10
+    accounted = sum(result[k] for k in ("datapoints_registered", "datapoints_dropped", "datapoints_failed",
+                                        "datapoints_rejected_by_limits", "datapoints_rejected_by_batch_cap"))
+    assert accounted == result["datapoints_sampled"]  # every sampled datapoint is written or counted
+    assert result["datapoints_dropped_by_reason"].get("drain_timeout", 0) == 0
+    assert result["strategies"] == {"all": len(records)}
+
+
+def test_run_outputs_summary_predictions_video_and_metrics(clip, tmp_path):
+    port = free_port()
+    process = cli("run", str(clip), "--model", "demo", "--confidence", "0.5", "--al-config",
+                  str(Path(__file__).parents[1] / "configs" / "demo.yaml"), "--target", str(tmp_path / "ds"),
+                  "--summary", str(tmp_path / "s.json"), "--predictions", str(tmp_path / "p.jsonl"),
+                  "--save-video", str(tmp_path / "out.mp4"), "--metrics-port", str(port), "--realtime",
+                  "--seed", "1", "--no-progress")
+    body = ""
+    deadline = time.monotonic() + 30
+    while "framesift_frames_inferred" not in body and time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+        except OSError:
+            time.sleep(0.2)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert 'framesift_frames_inferred_total{source="source0"}' in body
+    assert "framesift_datapoints_registered_total" in body and "framesift_frame_age_seconds" in body
+    summary = json.loads((tmp_path / "s.json").read_text())
+    for key in ("frames_decoded", "frames_inferred", "frames_dropped", "datapoints_sampled",
+                "datapoints_registered", "datapoints_dropped", "datapoints_rejected_by_limits", "strategies"):
+        assert key in summary
+    lines = (tmp_path / "p.jsonl").read_text().splitlines()
+    assert len(lines) == summary["frames_inferred"] > 0
+    assert json.loads(lines[0])["prediction"]["model_id"] == "demo-shapes"
+    with av.open(str(tmp_path / "out.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == summary["frames_inferred"]
+
+
+def test_missing_and_unreadable_files_exit_2_with_one_sentence(tmp_path):
+    (tmp_path / "garbage.mp4").write_bytes(b"not a video at all")
+    for path, message in ((tmp_path / "missing.mp4", "video file not found"),
+                          (tmp_path / "garbage.mp4", "cannot read video file")):
+        process = cli("run", str(path), "--model", "stub")
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 2 and message in stderr and "Traceback" not in stderr
+        assert len(stderr.strip().splitlines()) == 1
+
+
+def test_bad_model_files_exit_2(clip, tmp_path):
+    from tests.model_builders import build_unknown_layout
+
+    (tmp_path / "fake.onnx").write_bytes(b"nope")
+    cases = [(str(tmp_path / "fake.onnx"), [], "is not a usable ONNX model"),
+             (str(build_unknown_layout(tmp_path / "odd.onnx")), [], "unknown model layout"),
+             ("demo", ["--device", "cuda"], "device 'cuda'")]
+    for model, extra, message in cases:
+        process = cli("run", str(clip), "--model", model, *extra)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 2 and message in stderr and "Traceback" not in stderr, stderr
+
+
+def test_passwords_in_source_urls_never_reach_logs_records_or_metrics(rtsp_server, tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    url = rtsp_server.url.replace("rtsp://", "rtsp://admin:hunter2@")
+    summary = run(RunOptions(sources=[url], model="stub", target=str(tmp_path / "ds"), duration=3,
+                             al_config=str(Path(__file__).parents[1] / "configs" / "stub_bootstrap.yaml"),
+                             summary=str(tmp_path / "s.json"), seed=0))
+    assert summary["frames_inferred"] > 0
+    assert "rtsp://admin:***@" in caplog.text and "hunter2" not in caplog.text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"hunter2" not in path.read_bytes(), path
+
+
+def test_an_exception_in_a_callback_is_counted_and_the_stream_goes_on(clip):
+    def broken(frame, prediction):
+        raise RuntimeError("user bug")
+
+    pipeline = Pipeline([str(clip)], load_model("stub"), on_prediction=[broken])
+    pipeline.run()
+    snap = pipeline.snapshot()
+    assert snap["frames_inferred"] == 120 and snap["errors"]["callback"] == 120
+
+
+def test_per_source_kill_switch(clip, tmp_path):
+    collector = Collector(collect_all_config(), LocalDataset(tmp_path / "ds"), max_queue_items=500)
+    pipeline = Pipeline([SourceSpec(str(clip), "on"), SourceSpec(str(clip), "off", disable_active_learning=True)],
+                        load_model("stub"), collector)
+    pipeline.run()
+    pipeline.close()
+    records = list(read_records(tmp_path / "ds"))
+    assert len(records) == 120 and pipeline.snapshot()["frames_inferred"] == 240
+
+
+def test_a_frame_converted_from_several_threads_at_once_converts_once(clip):
+    """PyAV deadlocks when two threads convert one VideoFrame at once; Frame.bgr() must serialise it."""
+    from datetime import datetime, timezone
+
+    from framesift.stream.frames import Frame
+
+    with av.open(str(clip)) as container:
+        images = [image for _, image in zip(range(30), container.decode(video=0), strict=False)]
+    frames = [Frame("s", i, datetime.now(timezone.utc), 0.0, None, image) for i, image in enumerate(images)]
+    results: list[list[int]] = [[], []]
+    threads = [threading.Thread(target=lambda out=out: out.extend(id(f.bgr()) for f in frames), daemon=True)
+               for out in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads), "deadlocked"
+    assert results[0] == results[1]  # both threads got the one cached array of each frame
