@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,7 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-id", help="the id recorded with predictions (default: the file's name)")
     run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
     run.add_argument("--al-config", help="active-learning configuration (JSON or YAML); none: no collection")
-    run.add_argument("--target", default="framesift-data", help="dataset folder (default: ./framesift-data)")
+    run.add_argument("--target", default="framesift-data",
+                     help="dataset folder (default: ./framesift-data) or roboflow:<dataset>")
+    run.add_argument("--api-key", default=os.environ.get("ROBOFLOW_API_KEY"),
+                     help="Roboflow API key (default: ROBOFLOW_API_KEY; the configuration's target_dataset_api_key "
+                          "wins)")
+    run.add_argument("--outbox", default="framesift-outbox", help="folder of remote targets' outboxes")
+    run.add_argument("--outbox-max-bytes", type=int, default=1 << 30,
+                     help="refuse (and count) new datapoints past this many bytes pending (default 1 GiB)")
     run.add_argument("--redis", help="redis://host:port/db to share budgets across processes and machines")
     run.add_argument("--redis-fallback", choices=("pause", "memory"), default="pause",
                      help="while Redis is unreachable: collect nothing (pause) or use local budgets (memory)")
@@ -61,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="make a sample video, collect from it, show where to look")
     demo.add_argument("--out", default="framesift-demo", help="folder for the video and the dataset")
 
+    outbox = commands.add_parser("outbox", help="show what a remote target's outbox holds; retry the dead")
+    outbox.add_argument("folder", help="an outbox, for example framesift-outbox/roboflow-my-dataset")
+    outbox.add_argument("--retry-dead", action="store_true", help="move refused datapoints back to pending")
+
     export = commands.add_parser("export", help="turn a collected dataset into COCO, YOLO or Pascal VOC")
     export.add_argument("dataset", help="the dataset folder (the --target of a run)")
     export.add_argument("--format", required=True, choices=("coco", "yolo", "voc"))
@@ -72,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from framesift.redaction import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # no secret reaches the terminal, whoever logged it
     from framesift.collectors.config import ConfigError
 
     try:
@@ -128,6 +144,26 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _outbox(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from framesift.collectors.targets.outbox import Outbox
+
+    if not (Path(args.folder) / "pending").is_dir():
+        raise UsageError(f"{args.folder} is not an outbox (no pending/ folder)")
+    box = Outbox(args.folder)
+    if args.retry_dead:
+        print(f"moved {box.retry_dead()} dead datapoints back to pending")
+    stats = box.stats()
+    age = stats["oldest_pending_age_s"]
+    print(f"pending: {stats['pending']} ({stats['pending_bytes']} bytes"
+          + (f", oldest {age:.0f} s)" if age is not None else ")"))
+    print(f"dead:    {stats['dead']}")
+    for meta in box.dead():
+        print(f"  {meta['id']} (batch {meta['batch']}): {meta['dead_reason']}")
+    return EXIT_OK
+
+
 def _export(args: argparse.Namespace) -> int:
     from framesift.collectors.export import export_dataset
 
@@ -136,7 +172,7 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "export": _export}
+COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "outbox": _outbox, "export": _export}
 
 if __name__ == "__main__":
     sys.exit(main())

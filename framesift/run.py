@@ -36,6 +36,9 @@ class RunOptions:
     classes: str | None = None
     al_config: str | None = None
     target: str = "framesift-data"
+    api_key: str | None = field(default=None, repr=False)
+    outbox: str = "framesift-outbox"
+    outbox_max_bytes: int = 1 << 30
     redis: str | None = None
     redis_fallback: str = "pause"
     source_name: list[str] = field(default_factory=list)
@@ -69,8 +72,11 @@ def build_pipeline(options: RunOptions) -> Pipeline:
                        classes=options.classes, model_id=options.model_id)
     collector = None
     if config is not None:
-        collector = Collector(config, open_target(options.target),
-                              open_limiter(options.redis, options.redis_fallback), seed=options.seed)
+        api_key = (config.target_dataset_api_key.get_secret_value() if config.target_dataset_api_key
+                   else options.api_key)
+        target = open_target(options.target, api_key=api_key, outbox=options.outbox,
+                             outbox_max_bytes=options.outbox_max_bytes)
+        collector = Collector(config, target, open_limiter(options.redis, options.redis_fallback), seed=options.seed)
     names = options.source_name or [f"source{i}" for i in range(len(options.sources))]
     sinks = []
     if options.predictions:
@@ -128,6 +134,8 @@ def summarize(snapshot: dict[str, Any]) -> dict[str, Any]:
     summary["datapoints_dropped_by_reason"] = collector.get("dropped_by_reason", {})
     summary["strategies"] = {name: c["registered"] for name, c in collector.get("strategies", {}).items()}
     summary["strategies_sampled"] = {name: c["sampled"] for name, c in collector.get("strategies", {}).items()}
+    if "target" in collector:
+        summary["target"] = collector["target"]  # a remote target's outbox: pending, delivered, retried, dead
     summary["sources"] = snapshot["sources"]
     return summary
 

@@ -24,3 +24,11 @@ def rtsp_server() -> Iterator[RtspServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def clip_path(tmp_path_factory) -> Path:
+    """A short H.264 clip (60 frames, 320×240) for tests that need any video."""
+    from framesift.demo import write_demo_video
+
+    return write_demo_video(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=60, width=320, height=240)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -63,7 +64,20 @@ def test_close_writes_what_is_queued_within_the_timeout(tmp_path):
     assert ids == list(range(50))  # written in the order they were offered
 
 
-def test_the_frame_function_is_called_only_for_a_sampled_frame(tmp_path):
+class CountingFrame:
+    """A lazy frame that records which thread converted it."""
+
+    width, height = 64, 48
+
+    def __init__(self, tag: int, calls: list):
+        self.tag, self.calls = tag, calls
+
+    def bgr(self):
+        self.calls.append((self.tag, threading.current_thread().name))
+        return FRAME
+
+
+def test_a_lazy_frame_is_converted_only_when_sampled_and_on_the_collector_thread(tmp_path):
     calls = []
     config = collect_all_config(sampling_strategies=[
         {"name": "crowded", "type": "detections_number_based", "probability": 1.0, "more_than": 1}])
@@ -72,10 +86,10 @@ def test_the_frame_function_is_called_only_for_a_sampled_frame(tmp_path):
                                          confidence=[0.5], class_name=["a"])
     two = DetectionPrediction.from_lists("object-detection", "m", (64, 48), xyxy=[[0, 0, 1, 1]] * 2,
                                          confidence=[0.5] * 2, class_name=["a"] * 2)
-    assert not collector.submit(lambda: calls.append(1) or FRAME, one)
-    assert collector.submit(lambda: calls.append(2) or FRAME, two)
+    assert not collector.submit(CountingFrame(1, calls), one)
+    assert collector.submit(CountingFrame(2, calls), two)
     collector.close()
-    assert calls == [2] and collector.counters.datapoints_registered == 1
+    assert calls == [(2, "framesift-collector")] and collector.counters.datapoints_registered == 1
 
 
 def test_kill_switches(tmp_path):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,13 +35,23 @@ from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimi
 from framesift.collectors.strategies import matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
+from framesift.collectors.targets.outbox import OutboxFull
 from framesift.predictions import Prediction, StubPrediction, prediction_from_json
 from framesift.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
-FrameSource = np.ndarray | Callable[[], np.ndarray]
-"""A BGR frame, or a function that makes one; the function is called only when the frame is sampled."""
+class LazyFrame(Protocol):
+    """A frame that makes its BGR array on demand (the stream's `Frame`): converted on the collector's thread,
+    only when the frame is sampled, never on the caller's."""
+
+    width: int
+    height: int
+
+    def bgr(self) -> np.ndarray: ...
+
+
+FrameSource = np.ndarray | LazyFrame
 
 
 @dataclass
@@ -73,7 +83,8 @@ class CollectorCounters:
 
 @dataclass(frozen=True)
 class _Pending:
-    frame: np.ndarray
+    frame: FrameSource
+    nbytes: int
     prediction: Prediction
     matched: tuple[StrategyConfig, ...]
     source: str
@@ -134,8 +145,8 @@ class Collector:
     ) -> bool:
         """Offer one datapoint. Returns True when it was sampled and queued, False otherwise (never blocks).
 
-        A `frame` array is kept as it is, not copied: do not modify it afterwards, or pass a function that
-        returns the frame, which is called only when a strategy matches.
+        `frame` is a BGR array, kept as it is (not copied: do not modify it afterwards), or a `LazyFrame`, whose
+        `bgr()` is called on the collector's thread only when a strategy matches.
         """
         if not self.enabled:
             return False
@@ -144,8 +155,8 @@ class Collector:
         matched = matching_strategies(self._strategies, prediction, self._rng)
         if not matched:
             return False
-        image = frame() if callable(frame) else frame
-        pending = _Pending(image, prediction, tuple(matched), source, frame_id, captured_at or self._clock())
+        nbytes = frame.nbytes if isinstance(frame, np.ndarray) else frame.width * frame.height * 3
+        pending = _Pending(frame, nbytes, prediction, tuple(matched), source, frame_id, captured_at or self._clock())
         with self._cond:
             self.counters.datapoints_sampled += 1
             for strategy in matched:
@@ -153,11 +164,11 @@ class Collector:
             if self._closing:
                 self._drop("closed")
                 return False
-            if len(self._queue) >= self._max_items or self._queued_bytes + image.nbytes > self._max_bytes:
+            if len(self._queue) >= self._max_items or self._queued_bytes + nbytes > self._max_bytes:
                 self._drop("queue_full")
                 return False
             self._queue.append(pending)
-            self._queued_bytes += image.nbytes
+            self._queued_bytes += nbytes
             self._cond.notify()
         return True
 
@@ -171,6 +182,8 @@ class Collector:
             out = self.counters.as_dict()
             out["queue_depth"] = len(self._queue)
         out["limit_store_available"] = getattr(self.limiter, "available", True)
+        if hasattr(self.target, "stats"):
+            out["target"] = self.target.stats()
         return out
 
     def close(self, timeout: float = 10.0) -> None:
@@ -211,9 +224,12 @@ class Collector:
                 if not self._queue:
                     return
                 pending = self._queue.popleft()
-                self._queued_bytes -= pending.frame.nbytes
+                self._queued_bytes -= pending.nbytes
             try:
                 self._register(pending)
+            except OutboxFull:  # a remote target's outbox is at its bound: refused, counted, the stream goes on
+                with self._cond:
+                    self._drop("outbox_full")
             except Exception as error:  # a full disk, a broken frame: count it, keep going
                 with self._cond:
                     self.counters.datapoints_failed += 1
@@ -244,8 +260,9 @@ class Collector:
         strategy = next(s for s in pending.matched if s.name == strategy_name)
         prediction = pending.prediction
         persisted = self.config.persist_predictions and not isinstance(prediction, StubPrediction)
-        image = prepare_image(pending.frame, self.config.max_image_size, self.config.jpeg_compression_level)
-        height, width = pending.frame.shape[:2]
+        frame = pending.frame if isinstance(pending.frame, np.ndarray) else pending.frame.bgr()
+        image = prepare_image(frame, self.config.max_image_size, self.config.jpeg_compression_level)
+        height, width = frame.shape[:2]
         extra = {k: getattr(self.config, k) for k in ("target_workspace", "target_project")
                  if getattr(self.config, k) is not None}
         return Datapoint(

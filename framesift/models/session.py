@@ -53,6 +53,9 @@ def create_session(path: str, device: str = "auto") -> tuple[Any, str]:
 def _open(ort: Any, path: str, providers: list[str]) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # our own messages say what happened; keep ORT's fallback warnings out
+    # ORT's intra-op threads spin-wait between runs by default, taking the cores the decoder and the collector
+    # need: with collection on, the stream ran 1.6x faster without spinning on 2 cores (benchmarks/RESULTS.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as error:  # ORT raises its own Fail / InvalidProtobuf / NoSuchFile classes

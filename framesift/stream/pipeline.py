@@ -158,7 +158,7 @@ class Pipeline:
             for sink in self._sinks:
                 self._guarded(type(sink).__name__, sink.write, frame, prediction)
             if self.collector is not None and self._collect[frame.source]:
-                self.collector.submit(frame.bgr, prediction, source=self._urls[frame.source],
+                self.collector.submit(frame, prediction, source=self._urls[frame.source],
                                       frame_id=frame.frame_id, captured_at=frame.captured_at)
 
     def _guarded(self, where: str, fn: Callable[..., Any], *args: Any) -> None:

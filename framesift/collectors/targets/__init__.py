@@ -1,7 +1,10 @@
-"""Where registered datapoints go. Today: the local dataset folder (`LocalDataset`)."""
+"""Where registered datapoints go: the local dataset folder (`LocalDataset`), or Roboflow through a durable
+outbox (`RoboflowTarget`)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Protocol
 
 from framesift.collectors.datapoint import Datapoint
@@ -22,10 +25,23 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
-def open_target(spec: str) -> Target:
-    """A target from its command-line form: a folder path (the local dataset)."""
-    if spec.startswith(REMOTE_SCHEMES):
-        raise ValueError(f"remote target {spec.split(':', 1)[0]!r} is not available yet; use a local folder")
+def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
+                outbox_max_bytes: int = 1 << 30) -> Target:
+    """A target from its command-line form: `roboflow:<dataset>`, or a folder path (the local dataset).
+
+    A remote target's outbox lives in `outbox/<scheme>-<dataset>`; its API key defaults to `ROBOFLOW_API_KEY`.
+    """
+    scheme, _, dataset = spec.partition(":")
+    if spec.startswith("labelstudio:"):
+        raise ValueError("the Label Studio target is not available yet; use roboflow:<dataset> or a local folder")
+    if spec.startswith("roboflow:"):
+        from framesift.collectors.targets.outbox import Outbox
+        from framesift.collectors.targets.roboflow import RoboflowTarget
+
+        if not dataset or "/" in dataset:
+            raise ValueError(f"bad target {spec!r}: expected roboflow:<dataset>")
+        box = Outbox(Path(outbox) / f"{scheme}-{dataset}", outbox_max_bytes)
+        return RoboflowTarget(dataset, api_key or os.environ.get("ROBOFLOW_API_KEY", ""), box)
     return LocalDataset(spec)
 
 

@@ -51,11 +51,11 @@ class LocalDataset:
     def register(self, datapoint: Datapoint) -> dict[str, Any]:
         """Write the image and prediction files, then append the record. Returns the record."""
         image = Path(datapoint.batch, "images", f"{datapoint.id}.jpg")
-        _write_atomically(self.root / image, datapoint.jpeg)
+        write_atomically(self.root / image, datapoint.jpeg)
         prediction = None
         if datapoint.prediction is not None:
             prediction = Path(datapoint.batch, "predictions", f"{datapoint.id}.json")
-            _write_atomically(self.root / prediction, json.dumps(datapoint.prediction).encode())
+            write_atomically(self.root / prediction, json.dumps(datapoint.prediction).encode())
         record = datapoint.record(image.as_posix(), None if prediction is None else prediction.as_posix())
         self._records.write(json.dumps(record).encode() + b"\n")
         self._records.flush()
@@ -111,7 +111,7 @@ def _end_of_last_line(f: Any, size: int, chunk: int = 65536) -> int:
     return 0
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     try:

@@ -1,0 +1,205 @@
+"""The end-to-end figures of issue 5: cost of collection, overlap of stages, the peer, a hand-written loop, live
+latency and memory. Every run is its own process; figures are medians with min–max over `--repeats` runs, and
+each ratio compares runs made side by side in this one invocation.
+
+Run: `python benchmarks/suite.py [--repeats 3] [--yolo PATH]` (part of `make bench`). Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / ".work"
+PEER_PYTHON = HERE / ".peer-venv" / "bin" / "python"
+YOLO = ROOT.parent / "shared" / "models" / "yolov8n-random-static.onnx"
+SIZES = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+
+sys.path.insert(0, str(ROOT))
+
+
+def video(name: str, size: tuple[int, int], frames: int) -> str:
+    """A generated H.264 clip with motion and texture, cached in benchmarks/.work."""
+    from framesift.demo import write_demo_video
+
+    path = WORK / f"{name}.mp4"
+    if not path.exists():
+        write_demo_video(path, frames=frames, width=size[0], height=size[1])
+    return str(path)
+
+
+def measure(command: list[str], repeats: int) -> dict:
+    """Run `command` `repeats` times; each run's JSON (with its own peak RSS, `rss_mib`), summarised per key."""
+    runs = []
+    for _ in range(repeats):
+        t0 = time.time()
+        process = subprocess.Popen([*command, "--t0", repr(t0)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, cwd=ROOT)
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{err[-2000:]}")
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return {key: _summary([r[key] for r in runs if r.get(key) is not None])
+            for key in runs[0] if isinstance(runs[0][key], (int, float))}
+
+
+def _summary(values: list[float]) -> tuple[float, float, float] | None:
+    return (statistics.median(values), min(values), max(values)) if values else None
+
+
+def framesift(mode: str, source: str, **options) -> list[str]:
+    if options.get("model") == "demo":
+        options.setdefault("confidence", 0.5)  # the demo model's working threshold, as the peer's runner uses
+    command = [sys.executable, str(HERE / "runner.py"), mode, source]
+    for key, value in options.items():
+        flag = f"--{key.replace('_', '-')}"
+        command += [flag] if value is True else [flag, str(value)]
+    return command
+
+
+def peer(source: str, **options) -> list[str] | None:
+    if not PEER_PYTHON.exists():
+        return None
+    command = [str(PEER_PYTHON), str(HERE / "peer_runner.py"), source]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    return command
+
+
+def f(t: tuple | None, digits: int = 1) -> str:
+    if t is None:
+        return "–"
+    return f"{t[0]:.{digits}f} ({t[1]:.{digits}f}–{t[2]:.{digits}f})"
+
+
+def ratio(a: dict, b: dict, key: str = "fps") -> str:
+    return f"{a[key][0] / b[key][0]:.2f}" if a.get(key) and b.get(key) else "–"
+
+
+def main(repeats: int = 3, yolo: Path = YOLO) -> str:
+    from framesift.models import ModelError  # noqa: F401 - fail early if the package is missing
+
+    WORK.mkdir(exist_ok=True)
+    clips = {name: video(f"clip-{name}", size, 300) for name, size in SIZES.items()}
+    long_clip = video("long-480p", SIZES["480p"], 3000)
+    cfg = {name: str(HERE / "configs" / f"{name}.yaml") for name in ("realistic", "stress", "bootstrap")}
+    yolo_model = str(yolo) if yolo.is_file() else None
+    out = [f"## End to end ({repeats} runs each; fps median (min–max))", ""]
+
+    # 1. the cost of collection -------------------------------------------------------------------------------
+    out += ["### 1. Cost of collection (1080p, 300 frames)", "",
+            "| model | run | fps | sampled | registered | dropped (counted) | ratio to no collection | target |",
+            "|---|---|---|---|---|---|---|---|"]
+    for model in ("demo", yolo_model):
+        if model is None:
+            continue
+        base = measure(framesift("pipeline", clips["1080p"], model=model), repeats)
+        out.append(f"| {Path(model).stem} | collection off | {f(base['fps'])} | – | – | – | 1.00 | |")
+        for name, target in (("realistic", "≥ 0.97"), ("stress", "≥ 0.90")):
+            run = measure(framesift("pipeline", clips["1080p"], model=model, config=cfg[name]), repeats)
+            out.append(f"| {Path(model).stem} | {name} | {f(run['fps'])} | {f(run['datapoints_sampled'], 0)} | "
+                       f"{f(run['datapoints_registered'], 0)} | {f(run['datapoints_dropped'], 0)} | "
+                       f"{ratio(run, base)} | {target} |")
+
+    # 2. overlap of stages ------------------------------------------------------------------------------------
+    out += ["", "### 2. Overlap of stages (1080p)", "",
+            "| model | decode only | model only (with preprocessing) | full pipeline | pipeline ÷ min(stages) |",
+            "|---|---|---|---|---|"]
+    decode = measure(framesift("decode", clips["1080p"]), repeats)
+    for model in ("demo", yolo_model):
+        if model is None:
+            continue
+        alone = measure(framesift("model", clips["1080p"], model=model), repeats)
+        full = measure(framesift("pipeline", clips["1080p"], model=model), repeats)
+        slowest = min(decode["fps"][0], alone["fps"][0])
+        out.append(f"| {Path(model).stem} | {f(decode['fps'])} | {f(alone['fps'])} | {f(full['fps'])} | "
+                   f"{full['fps'][0] / slowest:.2f} (target ≥ 0.95) |")
+
+    # 3. against the peer -------------------------------------------------------------------------------------
+    out += ["", "### 3. Against Roboflow Inference's InferencePipeline (1080p, 300 frames)", ""]
+    if not PEER_PYTHON.exists():
+        out.append("Not measured: the peer is not installed (`benchmarks/install_peer.sh`).")
+    else:
+        out += ["| case | framesift fps | peer fps | ratio | target | framesift first prediction (s) | "
+                "peer first prediction (s) | framesift peak RSS (MiB) | peer peak RSS (MiB) |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        cases = [("bootstrapping: stub, random 1 %", "stub", cfg["bootstrap"], "≥ 2.0"),
+                 ("light model: demo", "demo", cfg["realistic"], "≥ 1.5")]
+        if yolo_model:
+            cases.append(("YOLOv8n export", yolo_model, cfg["realistic"], "≥ 1.1"))
+        for label, model, config, target in cases:
+            ours = measure(framesift("pipeline", clips["1080p"], model=model, config=config), repeats)
+            theirs = measure(peer(clips["1080p"], model=model, sample=0.01 if model == "stub" else 0.1), repeats)
+            out.append(f"| {label} | {f(ours['fps'])} | {f(theirs['fps'])} | {ratio(ours, theirs)} | {target} | "
+                       f"{f(ours['first_prediction_s'], 2)} | {f(theirs['first_prediction_s'], 2)} | "
+                       f"{f(ours['rss_mib'], 0)} | {f(theirs['rss_mib'], 0)} |")
+        out += ["", f"Installed size: framesift's environment {_du(ROOT / '.venv')}, "
+                    f"the peer's {_du(HERE / '.peer-venv')}."]
+
+    # 4. against a hand-written loop --------------------------------------------------------------------------
+    if yolo_model:
+        out += ["", "### 4. Against a hand-written OpenCV + ONNX Runtime loop (YOLOv8n, realistic config, 1080p)", "",
+                "| run | fps | ratio | target |", "|---|---|---|---|"]
+        hand = measure(framesift("handloop", clips["1080p"], model=yolo_model), repeats)
+        ours = measure(framesift("pipeline", clips["1080p"], model=yolo_model, config=cfg["realistic"]), repeats)
+        out += [f"| hand-written loop | {f(hand['fps'])} | 1.00 | |",
+                f"| framesift | {f(ours['fps'])} | {ratio(ours, hand)} | ≥ 1.2 |"]
+
+    # 5. live latency -----------------------------------------------------------------------------------------
+    out += ["", "### 5. Live latency: a 30 fps source, a model slower than that (YOLOv8n or the demo model, 480p)", ""]
+    out += live_latency(repeats, yolo_model or "demo")
+
+    # 6. memory -----------------------------------------------------------------------------------------------
+    out += ["", "### 6. Memory: peak RSS with the realistic configuration (demo model, 480p)", "",
+            "| video | frames | peak RSS (MiB) |", "|---|---|---|"]
+    for label, clip in (("300 frames", clips["480p"]), ("3000 frames", long_clip)):
+        run = measure(framesift("pipeline", clip, model="demo", config=cfg["realistic"]), repeats)
+        out.append(f"| {label} | {f(run['frames'], 0)} | {f(run['rss_mib'], 0)} |")
+    return "\n".join(out) + "\n"
+
+
+def live_latency(repeats: int, model: str) -> list[str]:
+    from tests.servers import RtspServer, free_port
+
+    server = RtspServer(free_port(), size=(640, 480, 30))
+    try:
+        server.start()
+    except (RuntimeError, OSError) as error:
+        return [f"Not measured: {error}"]
+    lines = ["| pipeline | frame age p50 (s) | frame age p99 (s) | frames inferred | frames dropped (counted) |",
+             "|---|---|---|---|---|"]
+    try:
+        ours = measure(framesift("pipeline", server.url, model=model, duration=20), repeats)
+        lines.append(f"| framesift | {f(ours['age_p50'], 3)} | {f(ours['age_p99'], 3)} | {f(ours['frames'], 0)} | "
+                     f"{f(ours['dropped'], 0)} |")
+        command = peer(server.url, model=model, duration=20, sample=0.0)
+        if command:
+            theirs = measure(command, repeats)
+            lines.append(f"| peer | {f(theirs['age_p50'], 3)} | {f(theirs['age_p99'], 3)} | "
+                         f"{f(theirs['frames'], 0)} | {f(theirs['dropped'], 0)} (from frame_id gaps) |")
+    finally:
+        server.stop()
+    lines += ["", "Frame age: from the frame's arrival to its prediction. 20 s per run."]
+    return lines
+
+
+def _du(path: Path) -> str:
+    if not path.exists():
+        return "–"
+    out = subprocess.run(["du", "-sh", str(path)], capture_output=True, text=True).stdout.split()
+    return f"{out[0]}B" if out else "–"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--yolo", type=Path, default=YOLO)
+    arguments = parser.parse_args()
+    print(main(arguments.repeats, arguments.yolo))

@@ -1,0 +1,245 @@
+"""A durable on-disk outbox and the thread that delivers it (SPEC §8).
+
+An accepted datapoint for a remote target is first written here — `pending/<seq>-<id>.jpg`, then
+`pending/<seq>-<id>.json`, each written, fsynced and renamed, the JSON last, so a JSON file means a complete
+entry — and only then sent. The sender delivers in order, retries with exponential backoff (capped, with jitter,
+honouring `Retry-After`) and removes an entry only after the target confirmed it. A permanent refusal moves the
+entry to `dead/` with its reason: never retried forever, never silently deleted. A restart resumes what is
+pending. The outbox has a size bound: when full, new datapoints are refused (`OutboxFull`) and counted.
+
+Example:
+    >>> outbox = Outbox("outbox", max_bytes=1 << 30)                             # doctest: +SKIP
+    >>> sender = OutboxSender(outbox, deliver=my_target.deliver); sender.start()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.targets.local import write_atomically
+
+log = logging.getLogger(__name__)
+
+_ENTRY = re.compile(r"^(\d{12})-(.+)\.json$")
+
+
+class OutboxFull(Exception):
+    """The outbox holds `max_bytes` already; the datapoint is refused (and counted by the collector)."""
+
+
+class RetryableError(Exception):
+    """Delivery failed for now (network, 408, 429, 5xx); `retry_after` seconds when the target said so."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """The target refused the datapoint for good (a 4xx other than 408 and 429); it goes to `dead/`."""
+
+
+class Entry:
+    """One pending datapoint: its metadata (the JSON) and its image."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.meta: dict[str, Any] = json.loads(path.read_text())
+
+    @property
+    def image_path(self) -> Path:
+        return self.path.with_suffix(".jpg")
+
+    @property
+    def id(self) -> str:
+        return self.meta["id"]
+
+    def jpeg(self) -> bytes:
+        return self.image_path.read_bytes()
+
+
+class Outbox:
+    """The folder `root` with `pending/` and `dead/`; thread-safe."""
+
+    def __init__(self, root: str | os.PathLike[str], max_bytes: int = 1 << 30):
+        self.root = Path(root)
+        self.pending_dir, self.dead_dir = self.root / "pending", self.root / "dead"
+        for folder in (self.pending_dir, self.dead_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            for leftover in folder.glob(".*.tmp"):
+                leftover.unlink(missing_ok=True)
+        for orphan in self.pending_dir.glob("*.jpg"):  # an image whose JSON never landed: not an entry
+            if not orphan.with_suffix(".json").exists():
+                orphan.unlink(missing_ok=True)
+        self.max_bytes = max_bytes
+        self._cond = threading.Condition()
+        entries = self._entries()
+        self._bytes = sum(_size(p) for p in entries)
+        self._next_seq = max((int(_ENTRY.match(p.name).group(1)) for p in entries), default=0) + 1
+        self.refused = 0
+
+    def add(self, datapoint: Datapoint) -> None:
+        """Write a datapoint durably, or raise `OutboxFull`."""
+        meta = {k: v for k, v in asdict(datapoint).items() if k != "jpeg"}
+        meta["captured_at"] = datapoint.captured_at.isoformat()
+        meta["queued_at"] = time.time()
+        body = json.dumps(meta).encode()
+        size = len(body) + len(datapoint.jpeg)
+        with self._cond:
+            if self._bytes + size > self.max_bytes:
+                self.refused += 1
+                raise OutboxFull(f"the outbox {self.root} is full ({self._bytes} of {self.max_bytes} bytes)")
+            stem = f"{self._next_seq:012d}-{datapoint.id}"
+            self._next_seq += 1
+            self._bytes += size
+        try:
+            write_atomically(self.pending_dir / f"{stem}.jpg", datapoint.jpeg)
+            write_atomically(self.pending_dir / f"{stem}.json", body)
+        except BaseException:
+            with self._cond:
+                self._bytes -= size
+            (self.pending_dir / f"{stem}.jpg").unlink(missing_ok=True)
+            raise
+        with self._cond:
+            self._cond.notify_all()
+
+    def oldest(self, timeout: float = 0.0) -> Entry | None:
+        """The first pending entry, waiting up to `timeout` seconds for one."""
+        with self._cond:
+            entries = self._entries()
+            if not entries and timeout > 0:
+                self._cond.wait(timeout)
+                entries = self._entries()
+        return Entry(entries[0]) if entries else None
+
+    def update(self, entry: Entry) -> None:
+        """Persist a change of the entry's metadata (for example the id the target gave the image)."""
+        write_atomically(entry.path, json.dumps(entry.meta).encode())
+
+    def remove(self, entry: Entry) -> None:
+        """The target confirmed the entry: delete it (JSON first, so a crash never leaves half an entry)."""
+        size = _size(entry.path)
+        entry.path.unlink(missing_ok=True)
+        entry.image_path.unlink(missing_ok=True)
+        with self._cond:
+            self._bytes -= size
+
+    def kill(self, entry: Entry, reason: str) -> None:
+        """Move an entry the target refused for good to `dead/`, with the reason in its JSON."""
+        size = _size(entry.path)
+        entry.meta["dead_reason"] = reason
+        entry.meta["dead_at"] = time.time()
+        os.replace(entry.image_path, self.dead_dir / entry.image_path.name)
+        write_atomically(self.dead_dir / entry.path.name, json.dumps(entry.meta).encode())
+        entry.path.unlink(missing_ok=True)
+        with self._cond:
+            self._bytes -= size
+
+    def retry_dead(self) -> int:
+        """Move every dead entry back to pending (after the cause was fixed); returns how many."""
+        moved = 0
+        for path in sorted(self.dead_dir.glob("*.json")):
+            meta = json.loads(path.read_text())
+            meta.pop("dead_reason", None)
+            meta.pop("dead_at", None)
+            os.replace(path.with_suffix(".jpg"), self.pending_dir / path.with_suffix(".jpg").name)
+            write_atomically(self.pending_dir / path.name, json.dumps(meta).encode())
+            path.unlink()
+            with self._cond:
+                self._bytes += _size(self.pending_dir / path.name)
+            moved += 1
+        with self._cond:
+            self._cond.notify_all()
+        return moved
+
+    def dead(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(self.dead_dir.glob("*.json"))]
+
+    def stats(self) -> dict[str, Any]:
+        entries = self._entries()
+        oldest = json.loads(entries[0].read_text())["queued_at"] if entries else None
+        return {"pending": len(entries), "pending_bytes": self._bytes, "dead": len(list(self.dead_dir.glob("*.json"))),
+                "refused_full": self.refused, "oldest_pending_age_s": None if oldest is None else time.time() - oldest}
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _entries(self) -> list[Path]:
+        return sorted(p for p in self.pending_dir.glob("*.json") if _ENTRY.match(p.name))
+
+
+def datapoint_fields(entry: Entry) -> dict[str, Any]:
+    """The entry's metadata with `captured_at` back as a datetime."""
+    fields = dict(entry.meta)
+    fields["captured_at"] = datetime.fromisoformat(fields["captured_at"])
+    return fields
+
+
+class OutboxSender(threading.Thread):
+    """Delivers the outbox in order with `deliver(entry)`, which raises `RetryableError` or `PermanentError`."""
+
+    def __init__(self, outbox: Outbox, deliver: Callable[[Entry, Outbox], None], *, backoff_initial: float = 0.5,
+                 backoff_max: float = 60.0):
+        super().__init__(name="framesift-outbox-sender", daemon=True)
+        self.outbox, self._deliver = outbox, deliver
+        self._initial, self._max = backoff_initial, backoff_max
+        self._stop_event = threading.Event()
+        self.delivered = self.retried = 0
+        self.last_error: str | None = None
+
+    def run(self) -> None:
+        delay = self._initial
+        while not self._stop_event.is_set():
+            entry = self.outbox.oldest(timeout=0.5)
+            if entry is None:
+                continue
+            try:
+                self._deliver(entry, self.outbox)
+            except PermanentError as error:
+                self.last_error = str(error)
+                log.error("the target refused datapoint %s for good (%s); it is kept in %s", entry.id, error,
+                          self.outbox.dead_dir)
+                self.outbox.kill(entry, str(error))
+            except Exception as error:  # RetryableError, or anything unexpected: keep it, try again later
+                self.last_error = str(error)
+                self.retried += 1
+                wait = getattr(error, "retry_after", None) or delay * random.uniform(0.8, 1.2)
+                log.warning("delivery of %s failed (%s); retrying in %.1f s", entry.id, error, wait)
+                self._stop_event.wait(wait)
+                delay = min(delay * 2, self._max)
+            else:
+                self.outbox.remove(entry)
+                self.delivered += 1
+                delay = self._initial
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop_event.set()
+        self.outbox.wake()
+        if self.ident is not None:  # started
+            self.join(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {"delivered": self.delivered, "retried": self.retried, **self.outbox.stats()}
+
+
+def _size(json_path: Path) -> int:
+    total = 0
+    for path in (json_path, json_path.with_suffix(".jpg")):
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total

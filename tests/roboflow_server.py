@@ -1,0 +1,125 @@
+"""A local HTTP server implementing the two documented Roboflow endpoints framesift uses, for the tests.
+
+- `POST /dataset/{dataset}/upload?api_key=K` (multipart: file, name, batch, tag...) → `{"success": true, "id": ...}`,
+  or `{"duplicate": true, "id": ...}` for a name it already holds (as Roboflow answers a duplicate);
+- `POST /dataset/{dataset}/annotate/{image_id}?api_key=K&name=N&prediction=true` → `{"success": true}`.
+
+It records every request and can misbehave on purpose: `mode` "ok", "flaky" (every other request answers 503),
+"drop" (processes the request, then closes the connection without answering), or a fixed HTTP status (401, 413).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Upload:
+    dataset: str
+    name: str
+    batch: str
+    tags: list[str]
+    image: bytes
+
+
+@dataclass
+class FakeRoboflow:
+    port: int
+    api_key: str = "secret-key-123"
+    mode: str | int = "ok"
+    uploads: dict[str, Upload] = field(default_factory=dict)  # image id -> upload
+    annotations: list[tuple[str, str, dict]] = field(default_factory=list)  # (image id, name, body)
+    requests: list[str] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802 - the http.server API
+                fake.handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def names(self) -> list[str]:
+        return sorted(u.name for u in self.uploads.values())
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        query = parse_qs(parts.query)
+        body = request.rfile.read(int(request.headers.get("Content-Length", 0)))
+        with self._lock:
+            self.requests.append(request.path)
+            self._count += 1
+            flaky_fail = self.mode == "flaky" and self._count % 2 == 0
+        if isinstance(self.mode, int):
+            return self._answer(request, self.mode, {"error": {"message": "refused on purpose"}})
+        if flaky_fail:
+            return self._answer(request, 503, {"error": "try later"}, {"Retry-After": "0"})
+        if query.get("api_key") != [self.api_key]:
+            return self._answer(request, 401, {"error": "bad api key"})
+        segments = parts.path.strip("/").split("/")
+        if len(segments) == 3 and segments[0] == "dataset" and segments[2] == "upload":
+            answer = self._upload(segments[1], request.headers["Content-Type"], body)
+        elif len(segments) == 4 and segments[0] == "dataset" and segments[2] == "annotate":
+            with self._lock:
+                self.annotations.append((segments[3], query["name"][0], json.loads(body)))
+            answer = {"success": True}
+        else:
+            return self._answer(request, 404, {"error": "no such endpoint"})
+        if self.mode == "drop":  # processed, but the reply is lost
+            request.close_connection = True
+            request.connection.close()
+            return
+        self._answer(request, 200, answer)
+
+    def _upload(self, dataset: str, content_type: str, body: bytes) -> dict:
+        message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body,
+                                           policy=email.policy.default)
+        fields: dict[str, list] = {}
+        for part in message.iter_parts():
+            fields.setdefault(part.get_param("name", header="content-disposition"), []).append(
+                part.get_payload(decode=True))
+        name = fields["name"][0].decode()
+        with self._lock:
+            for image_id, upload in self.uploads.items():
+                if upload.name == name:
+                    return {"duplicate": True, "id": image_id}
+            image_id = uuid.uuid4().hex[:12]
+            self.uploads[image_id] = Upload(dataset, name, fields["batch"][0].decode(),
+                                            [t.decode() for t in fields.get("tag", [])], fields["file"][0])
+        return {"success": True, "id": image_id}
+
+    @staticmethod
+    def _answer(request: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
+        payload = json.dumps(body).encode()
+        request.send_response(status)
+        for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            request.send_header(key, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
