@@ -1,6 +1,6 @@
 """The end-to-end figures of issue 5: cost of collection, overlap of stages, the peer, a hand-written loop, live
 latency and memory. Every run is its own process; figures are medians with min–max over `--repeats` runs, and
-each ratio compares runs made side by side in this one invocation.
+each ratio compares runs made side by side in this one invocation, interleaved (a, b, a, b, ...).
 
 Run: `python benchmarks/suite.py [--repeats 3] [--yolo PATH]` (part of `make bench`). Prints Markdown.
 """
@@ -35,19 +35,25 @@ def video(name: str, size: tuple[int, int], frames: int) -> str:
     return str(path)
 
 
-def measure(command: list[str], repeats: int) -> dict:
-    """Run `command` `repeats` times; each run's JSON (with its own peak RSS, `rss_mib`), summarised per key."""
-    runs = []
+def measure_together(commands: dict[str, list[str] | None], repeats: int) -> dict[str, dict]:
+    """Runs compared by a ratio, interleaved round-robin (a, b, a, b, ...) so that the machine's drift over
+    minutes hits every side alike. A None command (a peer not installed) is skipped."""
+    runs: dict[str, list[dict]] = {name: [] for name, command in commands.items() if command}
     for _ in range(repeats):
-        t0 = time.time()
-        process = subprocess.Popen([*command, "--t0", repr(t0)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, cwd=ROOT)
-        out, err = process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{err[-2000:]}")
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-    return {key: _summary([r[key] for r in runs if r.get(key) is not None])
-            for key in runs[0] if isinstance(runs[0][key], (int, float))}
+        for name in runs:
+            runs[name].append(_run_once(commands[name]))
+    return {name: {key: _summary([r[key] for r in results if r.get(key) is not None])
+                   for key in results[0] if isinstance(results[0][key], (int, float))}
+            for name, results in runs.items()}
+
+
+def _run_once(command: list[str]) -> dict:
+    process = subprocess.Popen([*command, "--t0", repr(time.time())], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def _summary(values: list[float]) -> tuple[float, float, float] | None:
@@ -100,10 +106,13 @@ def main(repeats: int = 3, yolo: Path = YOLO) -> str:
     for model in ("demo", yolo_model):
         if model is None:
             continue
-        base = measure(framesift("pipeline", clips["1080p"], model=model), repeats)
+        runs = measure_together({"off": framesift("pipeline", clips["1080p"], model=model),
+                                 **{name: framesift("pipeline", clips["1080p"], model=model, config=cfg[name])
+                                    for name in ("realistic", "stress")}}, repeats)
+        base = runs["off"]
         out.append(f"| {Path(model).stem} | collection off | {f(base['fps'])} | – | – | – | 1.00 | |")
         for name, target in (("realistic", "≥ 0.97"), ("stress", "≥ 0.90")):
-            run = measure(framesift("pipeline", clips["1080p"], model=model, config=cfg[name]), repeats)
+            run = runs[name]
             out.append(f"| {Path(model).stem} | {name} | {f(run['fps'])} | {f(run['datapoints_sampled'], 0)} | "
                        f"{f(run['datapoints_registered'], 0)} | {f(run['datapoints_dropped'], 0)} | "
                        f"{ratio(run, base)} | {target} |")
@@ -112,12 +121,13 @@ def main(repeats: int = 3, yolo: Path = YOLO) -> str:
     out += ["", "### 2. Overlap of stages (1080p)", "",
             "| model | decode only | model only (with preprocessing) | full pipeline | pipeline ÷ min(stages) |",
             "|---|---|---|---|---|"]
-    decode = measure(framesift("decode", clips["1080p"]), repeats)
     for model in ("demo", yolo_model):
         if model is None:
             continue
-        alone = measure(framesift("model", clips["1080p"], model=model), repeats)
-        full = measure(framesift("pipeline", clips["1080p"], model=model), repeats)
+        runs = measure_together({"decode": framesift("decode", clips["1080p"]),
+                                 "alone": framesift("model", clips["1080p"], model=model),
+                                 "full": framesift("pipeline", clips["1080p"], model=model)}, repeats)
+        decode, alone, full = runs["decode"], runs["alone"], runs["full"]
         slowest = min(decode["fps"][0], alone["fps"][0])
         out.append(f"| {Path(model).stem} | {f(decode['fps'])} | {f(alone['fps'])} | {f(full['fps'])} | "
                    f"{full['fps'][0] / slowest:.2f} (target ≥ 0.95) |")
@@ -135,8 +145,10 @@ def main(repeats: int = 3, yolo: Path = YOLO) -> str:
         if yolo_model:
             cases.append(("YOLOv8n export", yolo_model, cfg["realistic"], "≥ 1.1"))
         for label, model, config, target in cases:
-            ours = measure(framesift("pipeline", clips["1080p"], model=model, config=config), repeats)
-            theirs = measure(peer(clips["1080p"], model=model, sample=0.01 if model == "stub" else 0.1), repeats)
+            runs = measure_together({
+                "ours": framesift("pipeline", clips["1080p"], model=model, config=config),
+                "theirs": peer(clips["1080p"], model=model, sample=0.01 if model == "stub" else 0.1)}, repeats)
+            ours, theirs = runs["ours"], runs["theirs"]
             out.append(f"| {label} | {f(ours['fps'])} | {f(theirs['fps'])} | {ratio(ours, theirs)} | {target} | "
                        f"{f(ours['first_prediction_s'], 2)} | {f(theirs['first_prediction_s'], 2)} | "
                        f"{f(ours['rss_mib'], 0)} | {f(theirs['rss_mib'], 0)} |")
@@ -147,8 +159,10 @@ def main(repeats: int = 3, yolo: Path = YOLO) -> str:
     if yolo_model:
         out += ["", "### 4. Against a hand-written OpenCV + ONNX Runtime loop (YOLOv8n, realistic config, 1080p)", "",
                 "| run | fps | ratio | target |", "|---|---|---|---|"]
-        hand = measure(framesift("handloop", clips["1080p"], model=yolo_model), repeats)
-        ours = measure(framesift("pipeline", clips["1080p"], model=yolo_model, config=cfg["realistic"]), repeats)
+        runs = measure_together({
+            "hand": framesift("handloop", clips["1080p"], model=yolo_model),
+            "ours": framesift("pipeline", clips["1080p"], model=yolo_model, config=cfg["realistic"])}, repeats)
+        hand, ours = runs["hand"], runs["ours"]
         out += [f"| hand-written loop | {f(hand['fps'])} | 1.00 | |",
                 f"| framesift | {f(ours['fps'])} | {ratio(ours, hand)} | ≥ 1.2 |"]
 
@@ -159,8 +173,9 @@ def main(repeats: int = 3, yolo: Path = YOLO) -> str:
     # 6. memory -----------------------------------------------------------------------------------------------
     out += ["", "### 6. Memory: peak RSS with the realistic configuration (demo model, 480p)", "",
             "| video | frames | peak RSS (MiB) |", "|---|---|---|"]
-    for label, clip in (("300 frames", clips["480p"]), ("3000 frames", long_clip)):
-        run = measure(framesift("pipeline", clip, model="demo", config=cfg["realistic"]), repeats)
+    runs = measure_together({label: framesift("pipeline", clip, model="demo", config=cfg["realistic"])
+                             for label, clip in (("300 frames", clips["480p"]), ("3000 frames", long_clip))}, repeats)
+    for label, run in runs.items():
         out.append(f"| {label} | {f(run['frames'], 0)} | {f(run['rss_mib'], 0)} |")
     return "\n".join(out) + "\n"
 
@@ -176,12 +191,13 @@ def live_latency(repeats: int, model: str) -> list[str]:
     lines = ["| pipeline | frame age p50 (s) | frame age p99 (s) | frames inferred | frames dropped (counted) |",
              "|---|---|---|---|---|"]
     try:
-        ours = measure(framesift("pipeline", server.url, model=model, duration=20), repeats)
+        runs = measure_together({"ours": framesift("pipeline", server.url, model=model, duration=20),
+                                 "theirs": peer(server.url, model=model, duration=20, sample=0.0)}, repeats)
+        ours = runs["ours"]
         lines.append(f"| framesift | {f(ours['age_p50'], 3)} | {f(ours['age_p99'], 3)} | {f(ours['frames'], 0)} | "
                      f"{f(ours['dropped'], 0)} |")
-        command = peer(server.url, model=model, duration=20, sample=0.0)
-        if command:
-            theirs = measure(command, repeats)
+        if "theirs" in runs:
+            theirs = runs["theirs"]
             lines.append(f"| peer | {f(theirs['age_p50'], 3)} | {f(theirs['age_p99'], 3)} | "
                          f"{f(theirs['frames'], 0)} | {f(theirs['dropped'], 0)} (from frame_id gaps) |")
     finally:
