@@ -136,6 +136,7 @@ def summarize(snapshot: dict[str, Any]) -> dict[str, Any]:
     summary["strategies_sampled"] = {name: c["sampled"] for name, c in collector.get("strategies", {}).items()}
     if "target" in collector:
         summary["target"] = collector["target"]  # a remote target's outbox: pending, delivered, retried, dead
+    summary["sinks"] = snapshot["sinks"]
     summary["sources"] = snapshot["sources"]
     return summary
 

@@ -29,6 +29,14 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def kill(process: subprocess.Popen | None) -> None:
+    """SIGKILL a server started by the tests (by its pid) and reap it; returns None for the caller's handle."""
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    return None
+
+
 @dataclass
 class RedisServer:
     """A real redis-server; `stop()` and `start()` simulate an outage on the same port."""
@@ -53,10 +61,7 @@ class RedisServer:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.process = None
+        self.process = kill(self.process)
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has the GStreamer bindings (gi)
@@ -86,7 +91,4 @@ class RtspServer:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.process = None
+        self.process = kill(self.process)

@@ -364,3 +364,21 @@ def test_a_frame_converted_from_several_threads_at_once_converts_once(clip):
         t.join(20)
     assert not any(t.is_alive() for t in threads), "deadlocked"
     assert results[0] == results[1]  # both threads got the one cached array of each frame
+
+
+def test_a_failing_sink_is_counted_in_the_snapshot(clip):
+    from framesift.stream import BackgroundSink
+
+    class Broken:
+        def write(self, frame, prediction):
+            raise OSError("disk gone")
+
+        def close(self):
+            pass
+
+    sink = BackgroundSink(Broken())
+    pipeline = Pipeline([str(clip)], load_model("stub"), sinks=[sink])
+    pipeline.run()
+    pipeline.close()
+    counts = pipeline.snapshot()["sinks"]["Broken"]
+    assert counts["failed"] + counts["dropped"] == 120 and counts["failed"] > 0

@@ -172,16 +172,13 @@ class Collector:
             self._cond.notify()
         return True
 
-    @property
-    def queue_depth(self) -> int:
-        return len(self._queue)
-
     def snapshot(self) -> dict[str, Any]:
         """The counters as a plain dict (safe to serialise), plus the queue depth and the limit store's state."""
         with self._cond:
             out = self.counters.as_dict()
             out["queue_depth"] = len(self._queue)
         out["limit_store_available"] = getattr(self.limiter, "available", True)
+        out["limit_store_unavailable_decisions"] = getattr(self.limiter, "unavailable_decisions", 0)
         if hasattr(self.target, "stats"):
             out["target"] = self.target.stats()
         return out

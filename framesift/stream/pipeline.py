@@ -118,6 +118,9 @@ class Pipeline:
         """Metrics of the stream and, when collecting, the collector's counters under `collector`."""
         snap = self.metrics.snapshot()
         snap["elapsed_s"] = self.elapsed
+        snap["sinks"] = {type(getattr(s, "sink", s)).__name__: {"dropped": getattr(s, "dropped", 0),
+                                                              "failed": getattr(s, "failed", 0)}
+                         for s in self._sinks}
         if self.collector is not None:
             snap["collector"] = self.collector.snapshot()
         return snap

@@ -1,7 +1,8 @@
 """Sinks: where every inferred frame can go besides the collector.
 
 Each sink does its I/O on its own thread behind a bounded queue (`BackgroundSink`), so the inference thread
-never waits for a disk or an encoder; a full queue drops the frame for that sink and counts it.
+never waits for a disk or an encoder; a full queue drops the frame for that sink and counts it (the pipeline's
+snapshot and `--summary` show `sinks: {name: {dropped, failed}}`).
 
 - `PredictionsFile(path)`: one JSON line per inferred frame (`--predictions FILE.jsonl`);
 - `AnnotatedVideo(path)`: the frames with boxes and labels drawn by supervision, encoded to H.264 (`--save-video`);

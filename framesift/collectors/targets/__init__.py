@@ -10,8 +10,6 @@ from typing import Any, Protocol
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets.local import LocalDataset
 
-REMOTE_SCHEMES = ("roboflow:", "labelstudio:")
-
 
 class Target(Protocol):
     name: str  # the dataset name that namespaces the limits

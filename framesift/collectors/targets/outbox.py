@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,13 +180,6 @@ class Outbox:
         return sorted(p for p in self.pending_dir.glob("*.json") if _ENTRY.match(p.name))
 
 
-def datapoint_fields(entry: Entry) -> dict[str, Any]:
-    """The entry's metadata with `captured_at` back as a datetime."""
-    fields = dict(entry.meta)
-    fields["captured_at"] = datetime.fromisoformat(fields["captured_at"])
-    return fields
-
-
 class OutboxSender(threading.Thread):
     """Delivers the outbox in order with `deliver(entry)`, which raises `RetryableError` or `PermanentError`."""
 
@@ -232,7 +224,8 @@ class OutboxSender(threading.Thread):
             self.join(timeout)
 
     def stats(self) -> dict[str, Any]:
-        return {"delivered": self.delivered, "retried": self.retried, **self.outbox.stats()}
+        return {"delivered": self.delivered, "retried": self.retried, "last_error": self.last_error,
+                **self.outbox.stats()}
 
 
 def _size(json_path: Path) -> int:
