@@ -21,6 +21,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -70,7 +71,11 @@ class Entry:
 
 
 class Outbox:
-    """The folder `root` with `pending/` and `dead/`; thread-safe."""
+    """The folder `root` with `pending/` and `dead/`; thread-safe, one process per outbox.
+
+    The pending entries are listed once, when the outbox is opened, and then kept in order in memory, so delivering
+    a long backlog costs no directory scans.
+    """
 
     def __init__(self, root: str | os.PathLike[str], max_bytes: int = 1 << 30):
         self.root = Path(root)
@@ -84,9 +89,9 @@ class Outbox:
                 orphan.unlink(missing_ok=True)
         self.max_bytes = max_bytes
         self._cond = threading.Condition()
-        entries = self._entries()
-        self._bytes = sum(_size(p) for p in entries)
-        self._next_seq = max((int(_ENTRY.match(p.name).group(1)) for p in entries), default=0) + 1
+        self._pending: deque[Path] = deque(sorted(p for p in self.pending_dir.glob("*.json") if _ENTRY.match(p.name)))
+        self._bytes = sum(_size(p) for p in self._pending)
+        self._next_seq = max((int(_ENTRY.match(p.name).group(1)) for p in self._pending), default=0) + 1
         self.refused = 0
 
     def add(self, datapoint: Datapoint) -> None:
@@ -112,16 +117,16 @@ class Outbox:
             (self.pending_dir / f"{stem}.jpg").unlink(missing_ok=True)
             raise
         with self._cond:
+            self._pending.append(self.pending_dir / f"{stem}.json")
             self._cond.notify_all()
 
     def oldest(self, timeout: float = 0.0) -> Entry | None:
         """The first pending entry, waiting up to `timeout` seconds for one."""
         with self._cond:
-            entries = self._entries()
-            if not entries and timeout > 0:
+            if not self._pending and timeout > 0:
                 self._cond.wait(timeout)
-                entries = self._entries()
-        return Entry(entries[0]) if entries else None
+            head = self._pending[0] if self._pending else None
+        return None if head is None else Entry(head)
 
     def update(self, entry: Entry) -> None:
         """Persist a change of the entry's metadata (for example the id the target gave the image)."""
@@ -132,8 +137,7 @@ class Outbox:
         size = _size(entry.path)
         entry.path.unlink(missing_ok=True)
         entry.image_path.unlink(missing_ok=True)
-        with self._cond:
-            self._bytes -= size
+        self._forget(entry.path, size)
 
     def kill(self, entry: Entry, reason: str) -> None:
         """Move an entry the target refused for good to `dead/`, with the reason in its JSON."""
@@ -143,8 +147,7 @@ class Outbox:
         os.replace(entry.image_path, self.dead_dir / entry.image_path.name)
         write_atomically(self.dead_dir / entry.path.name, json.dumps(entry.meta).encode())
         entry.path.unlink(missing_ok=True)
-        with self._cond:
-            self._bytes -= size
+        self._forget(entry.path, size)
 
     def retry_dead(self) -> int:
         """Move every dead entry back to pending (after the cause was fixed); returns how many."""
@@ -158,6 +161,7 @@ class Outbox:
             path.unlink()
             with self._cond:
                 self._bytes += _size(self.pending_dir / path.name)
+                self._pending.append(self.pending_dir / path.name)
             moved += 1
         with self._cond:
             self._cond.notify_all()
@@ -167,17 +171,23 @@ class Outbox:
         return [json.loads(p.read_text()) for p in sorted(self.dead_dir.glob("*.json"))]
 
     def stats(self) -> dict[str, Any]:
-        entries = self._entries()
-        oldest = json.loads(entries[0].read_text())["queued_at"] if entries else None
-        return {"pending": len(entries), "pending_bytes": self._bytes, "dead": len(list(self.dead_dir.glob("*.json"))),
+        with self._cond:
+            pending, head = len(self._pending), (self._pending[0] if self._pending else None)
+        oldest = json.loads(head.read_text())["queued_at"] if head is not None else None
+        return {"pending": pending, "pending_bytes": self._bytes, "dead": len(list(self.dead_dir.glob("*.json"))),
                 "refused_full": self.refused, "oldest_pending_age_s": None if oldest is None else time.time() - oldest}
 
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
 
-    def _entries(self) -> list[Path]:
-        return sorted(p for p in self.pending_dir.glob("*.json") if _ENTRY.match(p.name))
+    def _forget(self, path: Path, size: int) -> None:
+        with self._cond:
+            if self._pending and self._pending[0] == path:
+                self._pending.popleft()
+            elif path in self._pending:
+                self._pending.remove(path)
+            self._bytes -= size
 
 
 class OutboxSender(threading.Thread):
