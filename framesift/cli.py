@@ -84,26 +84,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from framesift.redaction import RedactingFilter
+    from framesift.redaction import RedactingFilter, redact_text
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())  # no secret reaches the terminal, whoever logged it
     from framesift.collectors.config import ConfigError
 
+    def fail(message: str, code: int) -> int:
+        print(f"framesift: {redact_text(message)}", file=sys.stderr)
+        return code
+
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as error:
-        print(f"framesift: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (UsageError, FileNotFoundError, ValueError) as error:  # SourceError, ModelError are ValueErrors
-        print(f"framesift: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except (ConfigError, UsageError, FileNotFoundError, ValueError) as error:  # SourceError, ModelError too
+        return fail(str(error), EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as error:  # the last line of defence: one sentence, not a traceback
         logging.getLogger("framesift").debug("unexpected failure", exc_info=True)
-        print(f"framesift: {type(error).__name__}: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return fail(f"{type(error).__name__}: {error}", EXIT_FAILURE)
 
 
 def _run(args: argparse.Namespace) -> int:
