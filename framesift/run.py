@@ -129,7 +129,7 @@ def summarize(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The `--summary` JSON: stream totals, collector totals, registered counts per strategy, per-source detail."""
     collector = snapshot.get("collector") or {}
     summary = {k: snapshot[k] for k in ("frames_decoded", "frames_inferred", "frames_dropped", "frames_skipped",
-                                         "decode_errors", "reconnects", "errors", "elapsed_s")}
+                                         "decode_errors", "corrupt_frames", "reconnects", "errors", "elapsed_s")}
     summary.update({k: collector.get(k, 0) for k in COLLECTOR_TOTALS})
     summary["datapoints_dropped_by_reason"] = collector.get("dropped_by_reason", {})
     summary["strategies"] = {name: c["registered"] for name, c in collector.get("strategies", {}).items()}

@@ -139,7 +139,8 @@ def test_a_partly_corrupt_file_counts_its_decode_errors(tmp_path):
     pipeline = Pipeline([str(path)], load_model("stub"))
     pipeline.run()
     snap = pipeline.snapshot()
-    assert snap["decode_errors"] > 0 and snap["frames_inferred"] > 100
+    # packets that fail, and frames decoded with concealed damage: how FFmpeg reports it depends on its threads
+    assert snap["decode_errors"] + snap["corrupt_frames"] > 0 and snap["frames_inferred"] > 100
 
 
 # -- live ------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Any
 
 Snapshot = Callable[[], dict[str, Any]]
 
-_SOURCE_COUNTERS = ("frames_decoded", "frames_inferred", "frames_skipped", "decode_errors", "reconnects")
+_SOURCE_COUNTERS = ("frames_decoded", "frames_inferred", "frames_skipped", "decode_errors", "corrupt_frames",
+                    "reconnects")
 _COLLECTOR_COUNTERS = ("datapoints_sampled", "datapoints_registered", "datapoints_dropped",
                        "datapoints_rejected_by_limits", "datapoints_rejected_by_batch_cap",
                        "datapoints_rejected_store_unavailable", "datapoints_failed")

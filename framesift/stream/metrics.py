@@ -1,6 +1,7 @@
 """Counters and gauges of a running pipeline, read through one `snapshot()`.
 
-Per source: frames decoded, inferred, dropped (by reason), skipped by `--max-fps`, decode errors, reconnects,
+Per source: frames decoded, inferred, dropped (by reason), skipped by `--max-fps`, decode errors (packets that did
+not decode), corrupt frames (decoded with damage concealed by FFmpeg), reconnects,
 whether it is connected, fps over the last seconds and the frame age at prediction (p50, p95, p99 of the last
 4096 frames). Pipeline-wide: errors in sinks and callbacks.
 """
@@ -24,6 +25,7 @@ class SourceMetrics:
     frames_inferred: int = 0
     frames_skipped: int = 0
     decode_errors: int = 0
+    corrupt_frames: int = 0
     reconnects: int = 0
     connected: bool = False
     dropped: Counter = field(default_factory=Counter)
@@ -74,6 +76,7 @@ class Metrics:
             "frames_dropped": sum(s["frames_dropped"] for s in sources.values()),
             "frames_skipped": sum(s["frames_skipped"] for s in sources.values()),
             "decode_errors": sum(s["decode_errors"] for s in sources.values()),
+            "corrupt_frames": sum(s["corrupt_frames"] for s in sources.values()),
             "reconnects": sum(s["reconnects"] for s in sources.values()),
             "errors": errors,
             "sources": sources,
@@ -92,6 +95,7 @@ def _source_snapshot(m: SourceMetrics, now: float) -> dict[str, Any]:
         "dropped_by_reason": dict(m.dropped),
         "frames_skipped": m.frames_skipped,
         "decode_errors": m.decode_errors,
+        "corrupt_frames": m.corrupt_frames,
         "reconnects": m.reconnects,
         "connected": m.connected,
         "fps": (len(recent) - 1) / span if span > 0 else 0.0,

@@ -190,6 +190,8 @@ class SourceReader(threading.Thread):
         self._next_id += 1
         self._decoded += 1
         self._metrics.add(self.spec.name, "frames_decoded")
+        if image.is_corrupt:  # decoded, with damage FFmpeg concealed
+            self._metrics.add(self.spec.name, "corrupt_frames")
         received = time.monotonic()
         video_time = float(image.time) if image.time is not None else None
         if not pacing.admit(video_time, received):
