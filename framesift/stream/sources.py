@@ -98,8 +98,7 @@ class SourceReader(threading.Thread):
         self._slots, self._metrics, self._prepare = slots, metrics, prepare
         self._stop_event = stop
         self._on_status = on_status
-        self._next_id = 0
-        self._decoded = 0
+        self._decoded = 0  # frames decoded so far, and so the id of the next one: it keeps counting across reconnects
 
     # -- the thread ----------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -186,8 +185,7 @@ class SourceReader(threading.Thread):
                     return
 
     def _deliver(self, image: Any, pacing: _Pacing) -> None:
-        frame_id = self._next_id
-        self._next_id += 1
+        frame_id = self._decoded
         self._decoded += 1
         self._metrics.add(self.spec.name, "frames_decoded")
         if image.is_corrupt:  # decoded, with damage FFmpeg concealed
@@ -201,8 +199,11 @@ class SourceReader(threading.Thread):
         frame = Frame(self.spec.name, frame_id, datetime.now(timezone.utc), time.monotonic(), video_time, image)
         if self._prepare is not None:
             frame.model_input = self._prepare(image)
-        self._slots.put(frame, self._stop_event.is_set,
-                        lambda dropped: self._metrics.dropped(self.spec.name, "newer_frame"))
+        self._slots.put(frame, self._stop_event.is_set, self._replaced)
+
+    def _replaced(self, frame: Frame) -> None:
+        """A waiting live frame was replaced by a newer one before the model took it."""
+        self._metrics.dropped(self.spec.name, "newer_frame")
 
     def _status(self, event: str, detail: str) -> None:
         level = logging.WARNING if event in ("disconnected", "error") else logging.INFO
