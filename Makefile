@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps test demo bench lint clean
+.PHONY: setup system-deps label-studio test demo bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ setup: $(STAMP)
 system-deps:
 	./scripts/system-deps.sh
 
-test: setup system-deps
+# Label Studio for its target's tests, in its own environment (~/.cache/framesift; about 1 GB, once)
+label-studio:
+	./scripts/label-studio.sh >/dev/null
+
+test: setup system-deps label-studio
 	$(PY) -m pytest
 
 demo: setup

@@ -17,6 +17,11 @@ _EXPORTS = {
     "parse_config": "framesift.collectors.config",
     "Collector": "framesift.collectors.collector",
     "LocalDataset": "framesift.collectors.targets.local",
+    "open_target": "framesift.collectors.targets",
+    "Labels": "framesift.collectors.targets.labelstudio_format",
+    "RoboflowTarget": "framesift.collectors.targets.roboflow",
+    "LabelStudioTarget": "framesift.collectors.targets.labelstudio",
+    "Outbox": "framesift.collectors.targets.outbox",
     "MemoryLimiter": "framesift.collectors.limits",
     "RedisLimiter": "framesift.collectors.limits",
     "FallbackLimiter": "framesift.collectors.limits",
@@ -26,6 +31,8 @@ _EXPORTS = {
     "ClassificationPrediction": "framesift.predictions",
     "StubPrediction": "framesift.predictions",
     "prediction_from_json": "framesift.predictions",
+    "load_model": "framesift.models",
+    "RunOptions": "framesift.run",
 }
 
 __all__ = sorted(_EXPORTS)

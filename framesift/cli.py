@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -32,10 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
     run.add_argument("--al-config", help="active-learning configuration (JSON or YAML); none: no collection")
     run.add_argument("--target", default="framesift-data",
-                     help="dataset folder (default: ./framesift-data) or roboflow:<dataset>")
-    run.add_argument("--api-key", default=os.environ.get("ROBOFLOW_API_KEY"),
-                     help="Roboflow API key (default: ROBOFLOW_API_KEY; the configuration's target_dataset_api_key "
-                          "wins)")
+                     help="dataset folder (default: ./framesift-data), roboflow:<dataset> or labelstudio:<project>")
+    run.add_argument("--api-key", help="the remote target's API key (default: ROBOFLOW_API_KEY or "
+                                       "LABEL_STUDIO_API_KEY; for Roboflow the configuration's "
+                                       "target_dataset_api_key wins)")
     run.add_argument("--outbox", default="framesift-outbox", help="folder of remote targets' outboxes")
     run.add_argument("--outbox-max-bytes", type=int, default=1 << 30,
                      help="refuse (and count) new datapoints past this many bytes pending (default 1 GiB)")
@@ -114,6 +113,10 @@ def _run(args: argparse.Namespace) -> int:
     summary = run(options)
     collected = (f"collected {summary['datapoints_registered']} datapoints into {args.target}" if args.al_config
                  else "no collection (no --al-config)")
+    outbox = summary.get("target")
+    if outbox:
+        collected += (f" ({outbox['delivered']} delivered, {outbox['pending']} pending in {args.outbox}, "
+                      f"{outbox['dead']} dead)")
     print(f"inferred {summary['frames_inferred']} frames, dropped {summary['frames_dropped']}; {collected}",
           file=sys.stderr)
     return EXIT_OK

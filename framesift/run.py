@@ -64,6 +64,7 @@ class RunOptions:
 def build_pipeline(options: RunOptions) -> Pipeline:
     """Validate the configuration first (before any frame is read), then load the model and open the target."""
     from framesift.collectors import Collector, load_config, open_limiter, open_target
+    from framesift.collectors.targets import Labels
     from framesift.models import load_model
     from framesift.stream.sinks import AnnotatedVideo, BackgroundSink, PredictionsFile
 
@@ -72,10 +73,11 @@ def build_pipeline(options: RunOptions) -> Pipeline:
                        classes=options.classes, model_id=options.model_id)
     collector = None
     if config is not None:
-        api_key = (config.target_dataset_api_key.get_secret_value() if config.target_dataset_api_key
-                   else options.api_key)
+        api_key = options.api_key
+        if config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
+            api_key = config.target_dataset_api_key.get_secret_value()
         target = open_target(options.target, api_key=api_key, outbox=options.outbox,
-                             outbox_max_bytes=options.outbox_max_bytes)
+                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model))
         collector = Collector(config, target, open_limiter(options.redis, options.redis_fallback), seed=options.seed)
     names = options.source_name or [f"source{i}" for i in range(len(options.sources))]
     sinks = []

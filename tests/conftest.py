@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import RedisServer, RtspServer, free_port
+from tests.servers import LabelStudioServer, RedisServer, RtspServer, free_port
 
 
 @pytest.fixture
@@ -21,6 +21,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def rtsp_server() -> Iterator[RtspServer]:
     server = RtspServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory) -> Iterator[LabelStudioServer]:
+    server = LabelStudioServer(free_port(), tmp_path_factory.mktemp("label-studio"))
     server.start()
     yield server
     server.stop()

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 COLOURS_RGB = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 CONFIDENCES = {"red": 0.9, "green": 0.6, "blue": 0.35}
+BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 
 
 class _Graph:
@@ -201,3 +203,16 @@ def build_demo_model(path: str | Path, size: int = 320) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return Path(path)
+
+
+def scene(width: int, height: int) -> tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]:
+    """A grey frame with a red, a green and a blue square; returns it with the squares' xyxy boxes."""
+    frame = np.full((height, width, 3), 90, np.uint8)
+    side = max(12, min(width, height) // 5)
+    boxes = {}
+    for k, name in enumerate(BGR):
+        x1 = int(width * (0.1 + 0.3 * k))
+        y1 = int(height * (0.15 + 0.25 * k))
+        boxes[name] = (x1, y1, x1 + side, y1 + side)
+        cv2.rectangle(frame, (x1, y1), (x1 + side - 1, y1 + side - 1), BGR[name], -1)
+    return frame, boxes

@@ -92,3 +92,77 @@ class RtspServer:
 
     def stop(self) -> None:
         self.process = kill(self.process)
+
+
+LABEL_STUDIO_TOKEN = "framesift-legacy-token-0123456789"  # the test user's legacy API token
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class LabelStudioServer:
+    """A real Label Studio (`scripts/label-studio.sh` installs it in its own virtual environment) on a copy of a
+    prepared data folder: the test user exists with the legacy token `LABEL_STUDIO_TOKEN` enabled, and migrations
+    ran once, so a start takes seconds instead of half a minute."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen | None = None
+    _personal_token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        venv = Path(subprocess.run([str(REPO / "scripts" / "label-studio.sh")], check=True, capture_output=True,
+                                   text=True).stdout.strip())
+        data = self.workdir / "data"
+        shutil.copytree(_prepared_data(venv), data)
+        self.process = _start_label_studio(venv, data, self.port, self.workdir / "label-studio.log")
+
+    def personal_access_token(self) -> str:
+        """The test user's personal access token, minted on first use (Label Studio keeps one per user)."""
+        import requests
+
+        if self._personal_token is None:
+            response = requests.post(f"{self.url}/api/token/", timeout=30,
+                                     headers={"Authorization": f"Token {LABEL_STUDIO_TOKEN}"})
+            response.raise_for_status()
+            self._personal_token = response.json()["token"]
+        return self._personal_token
+
+    def stop(self) -> None:
+        self.process = kill(self.process)
+
+
+def _prepared_data(venv: Path) -> Path:
+    """The data folder every test server starts from, made once next to the environment."""
+    prepared = venv / "framesift-test-data"
+    if not prepared.is_dir():
+        staging = venv / "framesift-test-data.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        kill(_start_label_studio(venv, staging, free_port(), venv / "framesift-prepare.log", first=True))
+        staging.rename(prepared)
+    return prepared
+
+
+def _start_label_studio(venv: Path, data: Path, port: int, log: Path, first: bool = False) -> subprocess.Popen:
+    import requests
+
+    env = {**os.environ, "LATEST_VERSION_CHECK": "false", "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+           "LABEL_STUDIO_USERNAME": "test@framesift.local", "LABEL_STUDIO_PASSWORD": "framesift-test",
+           "LABEL_STUDIO_USER_TOKEN": LABEL_STUDIO_TOKEN}
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(venv / "bin" / "label-studio"), "start", "--no-browser", "--internal-host",
+                                    "127.0.0.1", "--port", str(port), "--data-dir", str(data)],
+                                   stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + (240 if first else 90)  # the first start runs every migration
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                return process
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    kill(process)
+    raise RuntimeError(f"Label Studio did not start; the end of {log}:\n{log.read_text()[-3000:]}")

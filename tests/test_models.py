@@ -12,26 +12,12 @@ import pytest
 from framesift.models import ModelError, StubModel, load_model
 from framesift.models.letterbox import Letterbox
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, StubPrediction
-from tests.model_builders import CONFIDENCES, build_model, build_unknown_layout
+from tests.model_builders import BGR, CONFIDENCES, build_model, build_unknown_layout, scene
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
-BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 
 # (frame width, frame height): wide and tall frames pad on different axes; odd sizes exercise rounding
 FRAME_SIZES = [(320, 160), (160, 320), (200, 200), (1280, 720), (333, 517)]
-
-
-def scene(width: int, height: int) -> tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]:
-    """A grey frame with a red, a green and a blue square; returns it with the squares' xyxy boxes."""
-    frame = np.full((height, width, 3), 90, np.uint8)
-    side = max(12, min(width, height) // 5)
-    boxes = {}
-    for k, name in enumerate(BGR):
-        x1 = int(width * (0.1 + 0.3 * k))
-        y1 = int(height * (0.15 + 0.25 * k))
-        boxes[name] = (x1, y1, x1 + side, y1 + side)
-        cv2.rectangle(frame, (x1, y1), (x1 + side - 1, y1 + side - 1), BGR[name], -1)
-    return frame, boxes
 
 
 def tolerance(model, width: int, height: int) -> float:

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -184,7 +185,9 @@ class Collector:
         return out
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop accepting, write what is queued within `timeout` seconds, drop (and count) the rest."""
+        """Stop accepting, write what is queued within `timeout` seconds, drop (and count) the rest; a remote target
+        gets what is left of the time to deliver its outbox (what it cannot stays there for the next run)."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
             self._cond.notify()
@@ -199,7 +202,7 @@ class Collector:
         if self._thread.is_alive():
             log.error("the collector is still writing a datapoint after the drain timeout; leaving it")
             return
-        self.target.close()
+        self.target.close(max(0.0, deadline - time.monotonic()))
         self.limiter.close()
 
     def __enter__(self) -> Collector:

@@ -25,15 +25,15 @@ def load_model(spec: str, *, device: str = "auto", confidence: float = 0.25, iou
     Returns an object with `task_type`, `class_names`, `input_size` (None for the stub), `max_batch`,
     `prepare(frame)`, `infer(prepared)` and `predict(frames)`.
     """
+    names = read_classes_file(classes) if classes is not None else None
     if spec == "stub" or spec.startswith("stub:"):
         task = spec.partition(":")[2] or "object-detection"
-        return StubModel(task, model_id or "stub")
+        return StubModel(task, model_id or "stub", names or ())
     from framesift.models.onnx_model import OnnxModel
 
     path = DEMO_MODEL if spec == "demo" else Path(spec)
     if not path.is_file():
         raise ModelError(f"model file not found: {spec}")
-    names = read_classes_file(classes) if classes is not None else None
     return OnnxModel(str(path), device=device, confidence=confidence, iou=iou, class_names=names,
                      model_id=model_id or ("demo-shapes" if spec == "demo" else None))
 

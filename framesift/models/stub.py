@@ -14,14 +14,15 @@ class StubModel:
 
     input_size = None  # needs no model input: the stream prepares nothing for it
     max_batch = 64
-    class_names: list[str] = []
     device = "none"
 
-    def __init__(self, task_type: str = "object-detection", model_id: str = "stub"):
+    def __init__(self, task_type: str = "object-detection", model_id: str = "stub",
+                 class_names: Sequence[str] = ()):
         if task_type not in TASK_TYPES:
             raise ModelError(f"unknown task type {task_type!r} for the stub (expected one of {', '.join(TASK_TYPES)})")
         self.task_type = task_type
         self.model_id = model_id
+        self.class_names = list(class_names)  # never predicted; they set up a new labeling project
 
     def prepare(self, frame: Any) -> None:
         return None

@@ -1,13 +1,15 @@
-"""Where registered datapoints go: the local dataset folder (`LocalDataset`), or Roboflow through a durable
-outbox (`RoboflowTarget`)."""
+"""Where registered datapoints go: the local dataset folder (`LocalDataset`), or through a durable outbox to
+Roboflow (`RoboflowTarget`) or Label Studio (`LabelStudioTarget`)."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
 from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.targets.labelstudio_format import Labels
 from framesift.collectors.targets.local import LocalDataset
 
 
@@ -20,27 +22,39 @@ class Target(Protocol):
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]: ...
 
-    def close(self) -> None: ...
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish; a remote target first delivers what is pending for up to `timeout` seconds."""
+        ...
 
 
 def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
-                outbox_max_bytes: int = 1 << 30) -> Target:
-    """A target from its command-line form: `roboflow:<dataset>`, or a folder path (the local dataset).
+                outbox_max_bytes: int = 1 << 30, labels: Labels | None = None) -> Target:
+    """A target from its command-line form: `roboflow:<dataset>`, `labelstudio:<project>`, or a folder path (the
+    local dataset).
 
-    A remote target's outbox lives in `outbox/<scheme>-<dataset>`; its API key defaults to `ROBOFLOW_API_KEY`.
+    A remote target's outbox lives in `outbox/<scheme>-<name>`. Without `api_key`, Roboflow's key comes from
+    `ROBOFLOW_API_KEY`, Label Studio's from `LABEL_STUDIO_API_KEY` (its server from `LABEL_STUDIO_URL`). `labels`
+    (the model's task and classes) set up a Label Studio project that does not exist yet.
     """
-    scheme, _, dataset = spec.partition(":")
-    if spec.startswith("labelstudio:"):
-        raise ValueError("the Label Studio target is not available yet; use roboflow:<dataset> or a local folder")
-    if spec.startswith("roboflow:"):
-        from framesift.collectors.targets.outbox import Outbox
+    scheme, _, name = spec.partition(":")
+    if scheme == "roboflow":
         from framesift.collectors.targets.roboflow import RoboflowTarget
 
-        if not dataset or "/" in dataset:
-            raise ValueError(f"bad target {spec!r}: expected roboflow:<dataset>")
-        box = Outbox(Path(outbox) / f"{scheme}-{dataset}", outbox_max_bytes)
-        return RoboflowTarget(dataset, api_key or os.environ.get("ROBOFLOW_API_KEY", ""), box)
+        return RoboflowTarget(name, api_key or os.environ.get("ROBOFLOW_API_KEY", ""), _outbox(outbox, spec),
+                              outbox_max_bytes=outbox_max_bytes)
+    if scheme == "labelstudio":
+        from framesift.collectors.targets.labelstudio import DEFAULT_URL, LabelStudioTarget
+
+        return LabelStudioTarget(name, os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL,
+                                 api_key or os.environ.get("LABEL_STUDIO_API_KEY", ""), _outbox(outbox, spec),
+                                 labels=labels, outbox_max_bytes=outbox_max_bytes)
     return LocalDataset(spec)
 
 
-__all__ = ["Datapoint", "LocalDataset", "Target", "open_target"]
+def _outbox(root: str | os.PathLike[str], spec: str) -> Path:
+    """`root/<scheme>-<name>`, the name reduced to characters safe in a folder name."""
+    scheme, _, name = spec.partition(":")
+    return Path(root) / f"{scheme}-{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}"
+
+
+__all__ = ["Datapoint", "Labels", "LocalDataset", "Target", "open_target"]

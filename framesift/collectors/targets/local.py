@@ -62,7 +62,8 @@ class LocalDataset:
         os.fsync(self._records.fileno())
         return record
 
-    def close(self) -> None:
+    def close(self, timeout: float = 0.0) -> None:
+        """Close the records file (every datapoint is already on disk: nothing to wait for)."""
         self._records.close()
 
 

@@ -170,10 +170,22 @@ class Outbox:
     def dead(self) -> list[dict[str, Any]]:
         return [json.loads(p.read_text()) for p in sorted(self.dead_dir.glob("*.json"))]
 
-    def stats(self) -> dict[str, Any]:
+    @property
+    def pending(self) -> int:
         with self._cond:
-            pending, head = len(self._pending), (self._pending[0] if self._pending else None)
-        oldest = json.loads(head.read_text())["queued_at"] if head is not None else None
+            return len(self._pending)
+
+    def stats(self) -> dict[str, Any]:
+        oldest = None
+        while oldest is None:
+            with self._cond:
+                pending, head = len(self._pending), (self._pending[0] if self._pending else None)
+            if head is None:
+                break
+            try:
+                oldest = json.loads(head.read_text())["queued_at"]
+            except FileNotFoundError:  # delivered while we looked: the next one is the oldest now
+                continue
         return {"pending": pending, "pending_bytes": self._bytes, "dead": len(list(self.dead_dir.glob("*.json"))),
                 "refused_full": self.refused, "oldest_pending_age_s": None if oldest is None else time.time() - oldest}
 
@@ -201,6 +213,7 @@ class OutboxSender(threading.Thread):
         self._stop_event = threading.Event()
         self.delivered = self.retried = 0
         self.last_error: str | None = None
+        self._backing_off = False  # the last delivery failed: waiting at close would not help
 
     def run(self) -> None:
         delay = self._initial
@@ -220,18 +233,25 @@ class OutboxSender(threading.Thread):
                 self.retried += 1
                 wait = getattr(error, "retry_after", None) or delay * random.uniform(0.8, 1.2)
                 log.warning("delivery of %s failed (%s); retrying in %.1f s", entry.id, error, wait)
+                self._backing_off = True
                 self._stop_event.wait(wait)
                 delay = min(delay * 2, self._max)
             else:
                 self.outbox.remove(entry)
                 self.delivered += 1
+                self._backing_off = False
                 delay = self._initial
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Keep delivering for up to `timeout` seconds while entries are pending and delivery succeeds, then stop
+        (after the delivery in progress, if it ends in time); what is left stays pending for the next start."""
+        deadline = time.monotonic() + timeout
+        while self.is_alive() and self.outbox.pending and not self._backing_off and time.monotonic() < deadline:
+            time.sleep(0.05)
         self._stop_event.set()
         self.outbox.wake()
         if self.ident is not None:  # started
-            self.join(timeout)
+            self.join(max(deadline - time.monotonic(), 1.0))
 
     def stats(self) -> dict[str, Any]:
         return {"delivered": self.delivered, "retried": self.retried, "last_error": self.last_error,

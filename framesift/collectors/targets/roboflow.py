@@ -14,48 +14,32 @@ import json
 import os
 from typing import Any
 
-from framesift.collectors.datapoint import Datapoint
-from framesift.collectors.targets.outbox import Entry, Outbox, OutboxSender, PermanentError, RetryableError
+from framesift.collectors.targets.http import check, send
+from framesift.collectors.targets.outbox import Entry, Outbox, PermanentError
+from framesift.collectors.targets.remote import RemoteTarget
 from framesift.redaction import redact_logger
 
 DEFAULT_API_URL = "https://api.roboflow.com"
 
 
-class RoboflowTarget:
+class RoboflowTarget(RemoteTarget):
     """Registers datapoints into an outbox; a sender thread uploads them to Roboflow."""
 
-    def __init__(self, dataset: str, api_key: str, outbox: Outbox, *, base_url: str | None = None,
-                 timeout: float = 30.0, start: bool = True):
-        import requests
-
+    def __init__(self, dataset: str, api_key: str, outbox: Outbox | str | os.PathLike[str], *,
+                 base_url: str | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0,
+                 start: bool = True):
+        if not dataset or "/" in dataset:
+            raise ValueError(f"bad Roboflow dataset {dataset!r}: expected roboflow:<dataset>")
         if not api_key:
             raise ValueError("the roboflow target needs an API key (--api-key, ROBOFLOW_API_KEY or "
                              "target_dataset_api_key)")
-        self.name = dataset
-        self.outbox = outbox
+        super().__init__(dataset, outbox, outbox_max_bytes)
         self._api_key = api_key
         self._base = (base_url or os.environ.get("ROBOFLOW_API_URL") or DEFAULT_API_URL).rstrip("/")
         self._timeout = timeout
-        self._http = requests.Session()
         redact_logger("urllib3.connectionpool")  # it logs request URLs, key included, at DEBUG level
-        self.sender = OutboxSender(outbox, self.deliver)
         if start:
-            self.sender.start()
-
-    def batch_count(self, batch: str) -> int:
-        return 0  # the remote batch's size is not known here; the limiter counts what this fleet sent
-
-    def register(self, datapoint: Datapoint) -> dict[str, Any]:
-        self.outbox.add(datapoint)
-        return {"id": datapoint.id, "batch": datapoint.batch, "queued": True}
-
-    def stats(self) -> dict[str, Any]:
-        return self.sender.stats()
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop sending; what is not delivered stays in the outbox for the next run."""
-        self.sender.stop(timeout)
-        self._http.close()
+            self.start()
 
     # -- delivery, on the sender's thread ---------------------------------------------------------------------------
     def deliver(self, entry: Entry, outbox: Outbox) -> None:
@@ -76,30 +60,6 @@ class RoboflowTarget:
                        data=json.dumps(entry.meta["prediction"]), headers={"Content-Type": "text/plain"})
 
     def _post(self, path: str, params: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
-        import requests
-
-        try:
-            response = self._http.post(self._base + path, params={"api_key": self._api_key, **(params or {})},
-                                       timeout=self._timeout, **kwargs)
-        except requests.RequestException as error:  # its message holds the URL, and so the key: never shown
-            raise RetryableError(f"{type(error).__name__} talking to {self._base}") from None
-        status = response.status_code
-        if status in (408, 429) or status >= 500:
-            raise RetryableError(f"HTTP {status} from {path.split('/')[-1]}", _retry_after(response))
-        if status >= 400:
-            raise PermanentError(f"HTTP {status} from {path.split('/')[-1]}: {_scrub(response.text, self._api_key)}")
-        try:
-            return response.json()
-        except ValueError:
-            return {}
-
-
-def _retry_after(response: Any) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return None
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text[:300].replace(secret, "***")
+        response = send(self.http, "POST", self._base + path, server=self._base,
+                        params={"api_key": self._api_key, **(params or {})}, timeout=self._timeout, **kwargs)
+        return check(response, path.split("/")[-1], secrets=[self._api_key])

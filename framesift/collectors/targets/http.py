@@ -1,0 +1,49 @@
+"""HTTP answers as outbox outcomes, shared by the remote targets.
+
+A network error, 408, 429 and 5xx are retried (`RetryableError`, with the `Retry-After` the server gave); any
+other 4xx is a refusal for good (`PermanentError`, with the start of the server's answer). Messages never hold a
+URL (a key may travel in it) nor any of the secrets passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from framesift.collectors.targets.outbox import PermanentError, RetryableError
+from framesift.redaction import redact_url
+
+
+def send(session: Any, method: str, url: str, *, server: str, **kwargs: Any) -> Any:
+    """`session.request(...)`; a failure to get any answer becomes a `RetryableError` naming `server` (redacted)."""
+    import requests
+
+    try:
+        return session.request(method, url, **kwargs)
+    except requests.RequestException as error:  # its message holds the URL, and so maybe a key: never shown
+        raise RetryableError(f"{type(error).__name__} talking to {redact_url(server)}") from None
+
+
+def check(response: Any, what: str, secrets: Sequence[str] = ()) -> Any:
+    """The answer's JSON (or `{}` when it has none) when the status is a success; raises the outcome otherwise."""
+    status = response.status_code
+    if status in (408, 429) or status >= 500:
+        raise RetryableError(f"HTTP {status} from {what}", retry_after(response))
+    if status >= 400:
+        text = response.text[:300]
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        raise PermanentError(f"HTTP {status} from {what}: {text}")
+    try:
+        return response.json()
+    except ValueError:
+        return {}
+
+
+def retry_after(response: Any) -> float | None:
+    """The `Retry-After` header in seconds, when it is a number."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None

@@ -1,0 +1,44 @@
+"""What every remote target shares: datapoints are registered into a durable outbox, and a sender thread hands
+each entry to the target's `deliver(entry, outbox)` over one HTTP session (SPEC §8)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.targets.outbox import Entry, Outbox, OutboxSender
+
+
+class RemoteTarget:
+    """The base of `RoboflowTarget` and `LabelStudioTarget`; a subclass sets itself up, then calls `start()`."""
+
+    def __init__(self, name: str, outbox: Outbox | str | os.PathLike[str], outbox_max_bytes: int = 1 << 30):
+        import requests
+
+        self.name = name
+        self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox, outbox_max_bytes)
+        self.http = requests.Session()
+        self.sender = OutboxSender(self.outbox, self.deliver)
+
+    def start(self) -> None:
+        self.sender.start()
+
+    def batch_count(self, batch: str) -> int:
+        return 0  # the remote batch's size is not known here; the limiter counts what this fleet sent
+
+    def register(self, datapoint: Datapoint) -> dict[str, Any]:
+        self.outbox.add(datapoint)
+        return {"id": datapoint.id, "batch": datapoint.batch, "queued": True}
+
+    def stats(self) -> dict[str, Any]:
+        return self.sender.stats()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is pending for up to `timeout` seconds, then stop; the rest stays for the next run."""
+        self.sender.stop(timeout)
+        self.http.close()
+
+    def deliver(self, entry: Entry, outbox: Outbox) -> None:
+        """Send one entry, on the sender's thread; raise `RetryableError` or `PermanentError` when it fails."""
+        raise NotImplementedError
