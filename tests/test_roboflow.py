@@ -26,6 +26,7 @@ from framesift.collectors.targets import open_target
 from framesift.collectors.targets.outbox import Outbox, OutboxFull
 from framesift.collectors.targets.roboflow import RoboflowTarget
 from framesift.predictions import DetectionPrediction
+from framesift.stream.exposition import SnapshotCollector
 from tests.helpers import collect_all_config
 from tests.roboflow_server import FakeRoboflow
 from tests.servers import free_port
@@ -200,12 +201,24 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_metrics(tmp_path, r
     target = target_for(roboflow, tmp_path / "outbox2")
     target.register(datapoint(1))
     assert wait_until(lambda: target.stats()["retried"] > 0)
-    target.close()
+    metrics = scrape({"collector": {"target": target.stats()}})
+    target.close(0)
+    assert "framesift_outbox_pending 1.0" in metrics and "framesift_outbox_retried_total" in metrics
+    assert KEY not in metrics
     assert KEY not in caplog.text and "HTTP 413" in (result.stderr + json.dumps(Outbox(tmp_path / "outbox" /
                                                                                        "roboflow-people").dead()))
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def scrape(snapshot: dict) -> str:
+    """What Prometheus reads from `--metrics-port` for this snapshot."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snapshot))
+    return generate_latest(registry).decode()
 
 
 def test_open_target_reads_the_key_from_the_environment(tmp_path, monkeypatch):

@@ -12,6 +12,9 @@ _SOURCE_COUNTERS = ("frames_decoded", "frames_inferred", "frames_skipped", "deco
 _COLLECTOR_COUNTERS = ("datapoints_sampled", "datapoints_registered", "datapoints_dropped",
                        "datapoints_rejected_by_limits", "datapoints_rejected_by_batch_cap",
                        "datapoints_rejected_store_unavailable", "datapoints_failed")
+_OUTBOX_COUNTERS = ("delivered", "retried", "refused_full")  # a remote target's outbox
+_OUTBOX_GAUGES = {"pending": "pending", "pending_bytes": "pending_bytes", "dead": "dead",
+                  "oldest_pending_age_s": "oldest_pending_age_seconds"}
 
 
 class SnapshotCollector:
@@ -54,6 +57,18 @@ class SnapshotCollector:
         for strategy, values in collector.get("strategies", {}).items():
             registered.add_metric([strategy], values["registered"])
         yield registered
+        by_reason = CounterMetricFamily("framesift_datapoints_dropped_by_reason", "datapoints dropped, by reason",
+                                        labels=["reason"])
+        for reason, count in collector.get("dropped_by_reason", {}).items():
+            by_reason.add_metric([reason], count)
+        yield by_reason
+        outbox = collector.get("target") or {}
+        for name in _OUTBOX_COUNTERS:
+            if name in outbox:
+                yield CounterMetricFamily(f"framesift_outbox_{name}", f"outbox: {name}", value=outbox[name])
+        for name, metric in _OUTBOX_GAUGES.items():
+            if outbox.get(name) is not None:
+                yield GaugeMetricFamily(f"framesift_outbox_{metric}", f"outbox: {metric}", value=outbox[name])
 
 
 def serve_prometheus(snapshot: Snapshot, port: int, host: str = "127.0.0.1") -> Any:
