@@ -27,7 +27,7 @@ from framesift.collectors.targets.labelstudio_format import (
     prediction_json,
     task_json,
 )
-from framesift.collectors.targets.outbox import Outbox
+from framesift.collectors.targets.outbox import Outbox, RetryableError
 from framesift.predictions import ClassificationPrediction, DetectionPrediction
 from framesift.run import RunOptions, run
 from tests.model_builders import build_model, scene
@@ -250,6 +250,24 @@ def test_an_expired_access_token_is_renewed_from_the_personal_token(tmp_path, se
     target.deliver(target.outbox.oldest(), target.outbox)  # 401, renewed, sent again
     target.close(0)
     assert sorted(t["data"]["frame_id"] for t in api.tasks("renewed")) == [1, 2]
+
+
+def test_a_project_deleted_during_the_run_is_made_again(tmp_path, server, api):
+    target = LabelStudioTarget("deleted midway", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"),
+                               labels=Labels("object-detection", ("red",)), start=False)
+    target.register(datapoint(1, detection_json()))
+    target.deliver(target.outbox.oldest(), target.outbox)
+    target.outbox.remove(target.outbox.oldest())
+    first = api.project("deleted midway")["id"]
+    api.http.delete(f"{server.url}/api/projects/{first}", timeout=30).raise_for_status()
+    target.register(datapoint(2, detection_json()))
+    with pytest.raises(RetryableError, match="is gone"):
+        target.deliver(target.outbox.oldest(), target.outbox)
+    target.deliver(target.outbox.oldest(), target.outbox)  # the sender's retry
+    target.close(0)
+    assert api.project("deleted midway")["id"] != first
+    [task] = api.tasks("deleted midway")
+    assert task["data"]["frame_id"] == 2 and api.http.get(server.url + task["data"]["image"], timeout=30).ok
 
 
 def test_an_existing_project_keeps_its_configuration(tmp_path, server, api):

@@ -10,7 +10,8 @@ Per datapoint, on the sender's thread:
 
 Idempotent: a retry after step 1 first looks for a task whose `data.datapoint_id` is the datapoint's id (a Data
 Manager filter) and creates none when it exists. A retry of step 1 after a lost reply can leave an unused file
-upload at the server, never a second task.
+upload at the server, never a second task. A project deleted while framesift runs (a 404) is looked up (or
+created) again, and the image uploaded to it again.
 
 The project is looked up by its title on the first delivery (not at start: a server that is down delays
 delivery, never the stream) and created when missing, with a labeling configuration built from the model's
@@ -33,7 +34,7 @@ from urllib.parse import urlsplit
 
 from framesift.collectors.targets.http import check, send
 from framesift.collectors.targets.labelstudio_format import LabelingInterface, Labels, labeling_config, task_json
-from framesift.collectors.targets.outbox import Entry, Outbox, PermanentError
+from framesift.collectors.targets.outbox import Entry, Outbox, PermanentError, RetryableError
 from framesift.collectors.targets.remote import RemoteTarget
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,17 @@ class LabelStudioTarget(RemoteTarget):
     # -- delivery, on the sender's thread ---------------------------------------------------------------------------
     def deliver(self, entry: Entry, outbox: Outbox) -> None:
         project = self._project or self._open_project()
+        try:
+            self._deliver_to(project, entry, outbox)
+        except PermanentError as error:
+            if not str(error).startswith("HTTP 404"):
+                raise
+            self._project = None  # deleted (or recreated) while we ran: look it up again, upload again
+            raise RetryableError(f"project {self.name!r} (id {project.id}) is gone; looking it up again") from None
+
+    def _deliver_to(self, project: Project, entry: Entry, outbox: Outbox) -> None:
         image = entry.meta.get("labelstudio_image")
-        if image is None:
+        if image is None or entry.meta.get("labelstudio_project") != project.id:
             answer = self._client.request("POST", f"/api/projects/{project.id}/import", "import",
                                           params={"commit_to_project": "false"},
                                           files={"file": (f"{entry.id}.jpg", entry.jpeg(), "image/jpeg")})
@@ -81,7 +91,7 @@ class LabelStudioTarget(RemoteTarget):
                 raise PermanentError(f"the image upload answered without a file upload id: {str(answer)[:200]}")
             stored = self._client.request("GET", f"/api/import/file-upload/{uploads[0]}", "file-upload")["file"]
             image = self._client.media_url(stored)
-            entry.meta["labelstudio_image"] = image
+            entry.meta.update(labelstudio_image=image, labelstudio_project=project.id)
             outbox.update(entry)  # a retry after this point looks for the task before creating it
         elif self._task_exists(project, entry.id):
             return
