@@ -143,12 +143,18 @@ class _Client:
     """Label Studio's API with either kind of key; errors become outbox outcomes (`targets.http`)."""
 
     def __init__(self, http: Any, url: str, api_key: str, timeout: float):
+        import requests
+
         self._base = url.rstrip("/")
         self._key = api_key
         self._personal = api_key.count(".") == 2 and api_key.startswith("eyJ")  # a personal access token (JWT)
         self._access: str | None = None
         self._timeout = timeout
-        self._http = http
+        # Over plain HTTP (`label-studio start` on the LAN), one connection per request (`requests.request` opens
+        # and closes its own): Django's development server writes headers and body in two packets, so on a reused
+        # connection every answer waits for the client's delayed ACK (52 ms instead of 11 ms per request, measured
+        # here). Over HTTPS the session keeps its connections.
+        self._http = http if urlsplit(url).scheme == "https" else requests
 
     def request(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         return self.check(self.raw(method, path, **kwargs), what)
