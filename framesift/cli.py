@@ -18,6 +18,10 @@ class UsageError(Exception):
     """Bad input from the user (a missing file, a bad value): exit code 2."""
 
 
+class CollectionFailed(Exception):
+    """The stream ran, but datapoints could not be written (exit 1)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framesift", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (ConfigError, UsageError, FileNotFoundError, ValueError) as error:  # SourceError, ModelError too
         return fail(str(error), EXIT_USAGE)
+    except CollectionFailed as error:
+        return fail(str(error), EXIT_FAILURE)
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as error:  # the last line of defence: one sentence, not a traceback
@@ -119,6 +125,9 @@ def _run(args: argparse.Namespace) -> int:
                       f"{outbox['dead']} dead)")
     print(f"inferred {summary['frames_inferred']} frames, dropped {summary['frames_dropped']}; {collected}",
           file=sys.stderr)
+    if summary["datapoints_failed"]:
+        raise CollectionFailed(f"{summary['datapoints_failed']} datapoints could not be written (the last: "
+                               f"{summary['last_failure']})")
     return EXIT_OK
 
 

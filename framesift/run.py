@@ -134,6 +134,7 @@ def summarize(snapshot: dict[str, Any]) -> dict[str, Any]:
                                          "decode_errors", "corrupt_frames", "reconnects", "errors", "elapsed_s")}
     summary.update({k: collector.get(k, 0) for k in COLLECTOR_TOTALS})
     summary["datapoints_dropped_by_reason"] = collector.get("dropped_by_reason", {})
+    summary["last_failure"] = collector.get("last_failure")
     summary["strategies"] = {name: c["registered"] for name, c in collector.get("strategies", {}).items()}
     summary["strategies_sampled"] = {name: c["sampled"] for name, c in collector.get("strategies", {}).items()}
     if "target" in collector:

@@ -92,3 +92,20 @@ def test_export_formats(demo_dir, tmp_path, fmt):
 def test_export_of_a_folder_that_is_no_dataset(tmp_path):
     result = run_cli("export", str(tmp_path), "--format", "coco", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "is not a framesift dataset" in result.stderr
+
+
+def test_a_disk_that_fills_up_mid_run_fails_datapoints_not_the_stream(small_disk, clip_path, tmp_path):
+    disk = small_disk("160k")
+    result = run_cli("run", str(clip_path), "--model", "demo", "--al-config",
+                     str(Path(__file__).parents[1] / "configs" / "demo.yaml"), "--target", str(disk / "ds"),
+                     "--summary", str(tmp_path / "s.json"), "--seed", "1", "--no-progress")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert summary["frames_inferred"] == 60  # the stream went on
+    assert summary["datapoints_failed"] > 0 and summary["datapoints_registered"] > 0
+    assert "No space left on device" in summary["last_failure"]
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"framesift: {summary['datapoints_failed']} datapoints could not be written (the last: [Errno 28]")
+    records = [json.loads(line) for line in (disk / "ds" / "datapoints.jsonl").read_bytes().splitlines()]
+    assert len(records) == summary["datapoints_registered"]
+    assert all((disk / "ds" / r["image"]).stat().st_size > 0 for r in records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -9,12 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from framesift.collectors import Collector, LocalDataset
+from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets.local import read_records
 from framesift.predictions import DetectionPrediction, StubPrediction
 from tests.helpers import collect_all_config
@@ -22,6 +25,7 @@ from tests.helpers import collect_all_config
 WRITER = """
 import sys, time, cv2, numpy as np  # cv2 loaded up front so kills land among writes
 from framesift.collectors import Collector, LocalDataset
+from framesift.collectors.datapoint import Datapoint
 from framesift.predictions import DetectionPrediction
 from tests.helpers import collect_all_config
 collector = Collector(collect_all_config(), LocalDataset(sys.argv[1]), max_queue_items=4)
@@ -127,3 +131,39 @@ def test_a_full_disk_is_counted_and_does_not_stop_the_collector(tmp_path, caplog
     collector.close()
     assert collector.counters.datapoints_failed == 3
     assert "could not register a datapoint" in caplog.text
+
+
+def test_a_real_full_disk_leaves_only_complete_datapoints_and_recovers(small_disk):
+    """A disk filled to a random few pages before each datapoint: the image, the prediction or the record is the
+    write that fails, in turn. Whatever fails, nothing of that datapoint is left, and no record is torn."""
+    disk = small_disk("256k")
+    dataset = LocalDataset(disk / "ds")
+    rng = random.Random(1)
+    registered, refused = [], 0
+    for i in range(150):
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        leave = rng.randrange(0, 6) * 4096
+        if free > leave:
+            (disk / "filler").write_bytes(bytes(free - leave))
+        side = rng.randrange(16, 40)
+        frame = np.random.default_rng(i).integers(0, 255, (side, side, 3), dtype=np.uint8)
+        datapoint = Datapoint(
+            id=f"dp{i:04d}", batch="b", jpeg=cv2.imencode(".jpg", frame)[1].tobytes(), width=side, height=side,
+            original_width=side, original_height=side, prediction={"predictions": [], "pad": "x" * rng.randrange(3000)},
+            tags=["t" * rng.randrange(2000)], strategy="s", source="cam", frame_id=i,
+            captured_at=datetime.now(timezone.utc), model_id="m", task_type="object-detection")
+        try:
+            dataset.register(datapoint)
+            registered.append(datapoint.id)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+            refused += 1
+        (disk / "filler").unlink(missing_ok=True)
+    dataset.close()
+    assert registered and refused > 50
+    lines = (disk / "ds" / "datapoints.jsonl").read_bytes().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == registered  # every line whole, none of a refused one
+    assert assert_dataset_complete(disk / "ds") == len(registered)
+    on_disk = {p.relative_to(disk / "ds").as_posix() for p in (disk / "ds").rglob("*") if p.is_file()}
+    recorded = {r[k] for r in read_records(disk / "ds") for k in ("image", "prediction")}
+    assert on_disk == recorded | {"datapoints.jsonl"}  # no orphan file, no temporary left

@@ -63,7 +63,7 @@ class StrategyCounters:
 
 @dataclass
 class CollectorCounters:
-    """What happened to every datapoint offered; `dropped` and `failed` are also kept by reason."""
+    """What happened to every datapoint offered; `dropped` is also kept by reason, `failed` with its last error."""
 
     datapoints_sampled: int = 0
     datapoints_registered: int = 0
@@ -72,6 +72,7 @@ class CollectorCounters:
     datapoints_rejected_by_batch_cap: int = 0
     datapoints_rejected_store_unavailable: int = 0
     datapoints_failed: int = 0
+    last_failure: str | None = None  # why the last failed datapoint could not be registered (a full disk...)
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
     strategies: dict[str, StrategyCounters] = field(default_factory=dict)
 
@@ -233,8 +234,11 @@ class Collector:
             except Exception as error:  # a full disk, a broken frame: count it, keep going
                 with self._cond:
                     self.counters.datapoints_failed += 1
-                log.error("could not register a datapoint from %s frame %d: %s",
-                          _redacted(pending.source), pending.frame_id, error)
+                    self.counters.last_failure = str(error)
+                    failed = self.counters.datapoints_failed
+                if failed <= 10 or failed % 100 == 0:  # a full disk fails every datapoint: do not flood the log
+                    log.error("could not register a datapoint from %s frame %d (%d failed so far): %s",
+                              _redacted(pending.source), pending.frame_id, failed, error)
 
     def _register(self, pending: _Pending) -> None:
         settings = self.config.batching_strategy

@@ -14,6 +14,7 @@ pointing at complete files; a torn last line is cut off when the dataset is next
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -42,29 +43,51 @@ class LocalDataset:
             log.warning("cut a torn last line (%d bytes) off %s", repaired, self._records_path)
         _remove_temporaries(self.root)
         self._batch_counts = Counter(r.get("batch") for r in read_records(self.root))
-        self._records = open(self._records_path, "ab")
+        self._records = os.open(self._records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def batch_count(self, batch: str) -> int:
         """How many datapoints the batch held when the dataset was opened."""
         return self._batch_counts.get(batch, 0)
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]:
-        """Write the image and prediction files, then append the record. Returns the record."""
+        """Write the image and prediction files, then append the record. Returns the record.
+
+        When any step fails (a full disk), nothing of the datapoint is left behind and the error is raised.
+        """
         image = Path(datapoint.batch, "images", f"{datapoint.id}.jpg")
-        write_atomically(self.root / image, datapoint.jpeg)
         prediction = None
         if datapoint.prediction is not None:
             prediction = Path(datapoint.batch, "predictions", f"{datapoint.id}.json")
-            write_atomically(self.root / prediction, json.dumps(datapoint.prediction).encode())
         record = datapoint.record(image.as_posix(), None if prediction is None else prediction.as_posix())
-        self._records.write(json.dumps(record).encode() + b"\n")
-        self._records.flush()
-        os.fsync(self._records.fileno())
+        written: list[Path] = []
+        try:
+            write_atomically(self.root / image, datapoint.jpeg)
+            written.append(self.root / image)
+            if prediction is not None:
+                write_atomically(self.root / prediction, json.dumps(datapoint.prediction).encode())
+                written.append(self.root / prediction)
+            self._append(json.dumps(record).encode() + b"\n")
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
         return record
 
     def close(self, timeout: float = 0.0) -> None:
         """Close the records file (every datapoint is already on disk: nothing to wait for)."""
-        self._records.close()
+        os.close(self._records)
+
+    def _append(self, line: bytes) -> None:
+        """Append one record with one write, fsynced; a failed append is cut off, never left half written (the
+        next record would otherwise be glued to its remains)."""
+        end = os.lseek(self._records, 0, os.SEEK_END)
+        try:
+            if os.write(self._records, line) != len(line):
+                raise OSError(errno.ENOSPC, f"{self._records_path}: the record was written only in part")
+            os.fsync(self._records)
+        except BaseException:
+            os.ftruncate(self._records, end)
+            raise
 
 
 def read_records(root: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:

@@ -218,29 +218,37 @@ class OutboxSender(threading.Thread):
     def run(self) -> None:
         delay = self._initial
         while not self._stop_event.is_set():
-            entry = self.outbox.oldest(timeout=0.5)
-            if entry is None:
-                continue
+            entry = None
             try:
-                self._deliver(entry, self.outbox)
-            except PermanentError as error:
-                self.last_error = str(error)
-                log.error("the target refused datapoint %s for good (%s); it is kept in %s", entry.id, error,
-                          self.outbox.dead_dir)
-                self.outbox.kill(entry, str(error))
-            except Exception as error:  # RetryableError, or anything unexpected: keep it, try again later
+                entry = self.outbox.oldest(timeout=0.5)
+                if entry is None:
+                    continue
+                self._send(entry)
+            except Exception as error:  # RetryableError, a failing outbox (a full disk), anything: later, again
                 self.last_error = str(error)
                 self.retried += 1
                 wait = getattr(error, "retry_after", None) or delay * random.uniform(0.8, 1.2)
-                log.warning("delivery of %s failed (%s); retrying in %.1f s", entry.id, error, wait)
+                log.warning("%s failed (%s); retrying in %.1f s",
+                            "reading the outbox" if entry is None else f"delivery of {entry.id}", error, wait)
                 self._backing_off = True
                 self._stop_event.wait(wait)
                 delay = min(delay * 2, self._max)
             else:
-                self.outbox.remove(entry)
-                self.delivered += 1
                 self._backing_off = False
                 delay = self._initial
+
+    def _send(self, entry: Entry) -> None:
+        """Deliver one entry and remove it, or move it to `dead/` when the target refuses it for good."""
+        try:
+            self._deliver(entry, self.outbox)
+        except PermanentError as error:
+            self.last_error = str(error)
+            log.error("the target refused datapoint %s for good (%s); it is kept in %s", entry.id, error,
+                      self.outbox.dead_dir)
+            self.outbox.kill(entry, str(error))
+            return
+        self.outbox.remove(entry)
+        self.delivered += 1
 
     def stop(self, timeout: float = 10.0) -> None:
         """Keep delivering for up to `timeout` seconds while entries are pending and delivery succeeds, then stop
