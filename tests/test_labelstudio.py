@@ -226,6 +226,26 @@ def test_a_run_creates_the_project_and_tasks_whose_predictions_land_on_the_squar
             assert np.abs(np.array([p[1:] for p in points]) - np.array([e[1:] for e in expected])).max() <= 1.5
 
 
+def test_bootstrapping_with_the_stub_makes_tasks_without_predictions_labelled_from_classes(
+        tmp_path, server, api, monkeypatch):
+    (tmp_path / "classes.txt").write_text("forklift\npallet\n")
+    config = tmp_path / "random.json"
+    config.write_text(json.dumps({
+        "enabled": True, "persist_predictions": True,
+        "sampling_strategies": [{"name": "all", "type": "random", "traffic_percentage": 1.0}],
+        "batching_strategy": {"batches_name_prefix": "boot", "recreation_interval": "never"}}))
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    summary = run(RunOptions(sources=[str(squares_video(tmp_path / "squares.mp4", frames=3))], model="stub",
+                             classes=str(tmp_path / "classes.txt"), al_config=str(config),
+                             target="labelstudio:warehouse bootstrap", api_key=LABEL_STUDIO_TOKEN,
+                             outbox=str(tmp_path / "outbox")))
+    assert summary["target"]["delivered"] == 3
+    labels = [t.get("value") for t in ET.fromstring(api.project("warehouse bootstrap")["label_config"]).iter("Label")]
+    assert labels == ["forklift", "pallet"]
+    tasks = api.tasks("warehouse bootstrap")
+    assert len(tasks) == 3 and all(not t["predictions"] and t["data"]["batch"] == "boot" for t in tasks)
+
+
 def test_a_retry_after_a_lost_reply_creates_no_second_task(tmp_path, server, api):
     target = LabelStudioTarget("lost replies", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"),
                                start=False)
