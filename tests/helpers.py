@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from framesift.collectors.config import ActiveLearningConfig, parse_config
@@ -17,3 +18,13 @@ def collect_all_config(**overrides: Any) -> ActiveLearningConfig:
     }
     data.update(overrides)
     return parse_config(data)
+
+
+def wait_until(condition, timeout: float = 30.0) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

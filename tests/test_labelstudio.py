@@ -30,9 +30,9 @@ from framesift.collectors.targets.labelstudio_format import (
 from framesift.collectors.targets.outbox import Outbox, RetryableError
 from framesift.predictions import ClassificationPrediction, DetectionPrediction
 from framesift.run import RunOptions, run
+from tests.helpers import wait_until
 from tests.model_builders import build_model, scene
 from tests.servers import LABEL_STUDIO_TOKEN, LabelStudioServer
-from tests.test_roboflow import wait_until
 
 WIDTH, HEIGHT = 320, 240
 TOLERANCE = 100 * 1.5 / WIDTH  # 1.5 pixels, in percent of the width (the wider side)

@@ -27,7 +27,7 @@ from framesift.collectors.targets.outbox import Outbox, OutboxFull
 from framesift.collectors.targets.roboflow import RoboflowTarget
 from framesift.predictions import DetectionPrediction
 from framesift.stream.exposition import SnapshotCollector
-from tests.helpers import collect_all_config
+from tests.helpers import collect_all_config, wait_until
 from tests.roboflow_server import FakeRoboflow
 from tests.servers import free_port
 
@@ -41,15 +41,6 @@ def datapoint(i: int, prediction: bool = True) -> Datapoint:
         prediction={"image": {"width": 10, "height": 10}, "predictions": [], "model_id": "m/1"} if prediction else None,
         tags=["t1", "t2"], strategy="s", source="cam", frame_id=i, captured_at=datetime.now(timezone.utc),
         model_id="m/1", task_type="object-detection")
-
-
-def wait_until(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.fixture
