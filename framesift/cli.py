@@ -160,8 +160,11 @@ def _outbox(args: argparse.Namespace) -> int:
 
     from framesift.collectors.targets.outbox import Outbox
 
-    if not (Path(args.folder) / "pending").is_dir():
-        raise UsageError(f"{args.folder} is not an outbox (no pending/ folder)")
+    folder = Path(args.folder)
+    if not (folder / "pending").is_dir():
+        inside = sorted(p.parent.name for p in folder.glob("*/pending") if p.is_dir())
+        hint = f"; it holds the outboxes {', '.join(inside)}" if inside else ""
+        raise UsageError(f"{args.folder} is not an outbox (no pending/ folder){hint}")
     box = Outbox(args.folder)
     if args.retry_dead:
         print(f"moved {box.retry_dead()} dead datapoints back to pending")

@@ -188,6 +188,9 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_metrics(tmp_path, r
                              "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert KEY not in result.stdout + result.stderr
+    parent = subprocess.run([sys.executable, "-m", "framesift.cli", "outbox", str(tmp_path / "outbox")],
+                            capture_output=True, text=True)  # the folder of outboxes, not one: say which are there
+    assert parent.returncode == 2 and "it holds the outboxes roboflow-people" in parent.stderr
     roboflow.stop()  # network errors carry the URL (and so the key) in requests' messages
     target = target_for(roboflow, tmp_path / "outbox2")
     target.register(datapoint(1))
