@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -257,6 +263,41 @@ def test_a_retry_after_a_lost_reply_creates_no_second_task(tmp_path, server, api
     [task] = api.tasks("lost replies")
     assert task["data"]["datapoint_id"] == "dp0001" and task["data"]["image"] == entry.meta["labelstudio_image"]
     assert task["predictions"][0]["result"][0]["value"]["rectanglelabels"] == ["red"]
+
+
+WORKER = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from framesift.collectors.targets.labelstudio import LabelStudioTarget
+from tests.servers import LABEL_STUDIO_TOKEN
+from tests.test_labelstudio import datapoint, detection_json
+target = LabelStudioTarget("killed senders", sys.argv[2], LABEL_STUDIO_TOKEN, sys.argv[1], timeout=5)
+for i in range(int(sys.argv[4]) if len(sys.argv) > 4 else 0):
+    target.register(datapoint(i, detection_json()))
+print("ready", flush=True)
+while target.stats()["pending"]:
+    time.sleep(0.01)
+print("done", flush=True)
+"""
+
+
+def test_sigkill_of_the_sender_mid_delivery_then_restart_gives_exactly_one_task_each(tmp_path, server, api):
+    n, rng = 10, random.Random(7)
+    args = [sys.executable, "-c", WORKER, str(tmp_path / "outbox"), server.url, str(Path(__file__).parents[1])]
+    for attempt in range(20):
+        child = subprocess.Popen(args + ([str(n)] if attempt == 0 else []), stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.02, 0.3))  # kills land before, during and after the task is created
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        if not Outbox(tmp_path / "outbox").pending:
+            break
+    child = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert child.stdout.strip().endswith("done"), child.stderr
+    ids = sorted(t["data"]["datapoint_id"] for t in api.tasks("killed senders"))
+    assert ids == [f"dp{i:04d}" for i in range(n)]  # every datapoint once, none twice
+    assert all(len(t["predictions"]) == 1 for t in api.tasks("killed senders"))
 
 
 def test_an_expired_access_token_is_renewed_from_the_personal_token(tmp_path, server, api):
