@@ -1,7 +1,7 @@
 """SPEC §8: the Label Studio target, against a real Label Studio server on 127.0.0.1.
 
-The server is installed in its own virtual environment (`scripts/label-studio.sh`) and started once for this
-module (tests/servers.py); each test works in its own project.
+The server is installed in its own virtual environment (`scripts/label-studio.sh`) and started once per test
+session (tests/servers.py); each test works in its own project.
 """
 
 from __future__ import annotations
