@@ -152,6 +152,24 @@ def test_a_full_outbox_refuses_and_the_collector_counts_it(tmp_path, roboflow):
     assert snap["target"]["refused_full"] == snap["dropped_by_reason"]["outbox_full"]
 
 
+def test_dead_letters_count_toward_the_bound(tmp_path):
+    probe = Outbox(tmp_path / "probe")
+    probe.add(datapoint(0))
+    bound = int(2.5 * probe.stats()["pending_bytes"])  # room for two entries, not three
+    box = Outbox(tmp_path / "outbox", max_bytes=bound)
+    box.add(datapoint(1))
+    box.kill(box.oldest(), "HTTP 401 from upload")  # say the key was revoked
+    box.add(datapoint(2))
+    with pytest.raises(OutboxFull):  # one dead and one pending: a revoked key cannot fill the disk over months
+        box.add(datapoint(3))
+    reopened = Outbox(tmp_path / "outbox", max_bytes=bound)
+    assert reopened.stats()["dead_bytes"] > 0
+    with pytest.raises(OutboxFull):
+        reopened.add(datapoint(4))
+    assert reopened.retry_dead() == 1 and reopened.stats()["dead_bytes"] == 0
+    assert reopened.stats()["pending"] == 2
+
+
 @pytest.mark.parametrize("status", [401, 413])
 def test_permanent_refusals_go_to_dead_letters_with_the_reason(tmp_path, roboflow, status):
     roboflow.mode = status

@@ -13,7 +13,7 @@ _COLLECTOR_COUNTERS = ("datapoints_sampled", "datapoints_registered", "datapoint
                        "datapoints_rejected_by_limits", "datapoints_rejected_by_batch_cap",
                        "datapoints_rejected_store_unavailable", "datapoints_failed")
 _OUTBOX_COUNTERS = ("delivered", "retried", "refused_full")  # a remote target's outbox
-_OUTBOX_GAUGES = {"pending": "pending", "pending_bytes": "pending_bytes", "dead": "dead",
+_OUTBOX_GAUGES = {"pending": "pending", "pending_bytes": "pending_bytes", "dead": "dead", "dead_bytes": "dead_bytes",
                   "oldest_pending_age_s": "oldest_pending_age_seconds"}
 
 

@@ -5,7 +5,8 @@ An accepted datapoint for a remote target is first written here — `pending/<se
 entry — and only then sent. The sender delivers in order, retries with exponential backoff (capped, with jitter,
 honouring `Retry-After`) and removes an entry only after the target confirmed it. A permanent refusal moves the
 entry to `dead/` with its reason: never retried forever, never silently deleted. A restart resumes what is
-pending. The outbox has a size bound: when full, new datapoints are refused (`OutboxFull`) and counted.
+pending. The outbox has a size bound, dead letters included (a revoked key must not fill the disk over months):
+when full, new datapoints are refused (`OutboxFull`) and counted.
 
 Example:
     >>> outbox = Outbox("outbox", max_bytes=1 << 30)                             # doctest: +SKIP
@@ -36,7 +37,7 @@ _ENTRY = re.compile(r"^(\d{12})-(.+)\.json$")
 
 
 class OutboxFull(Exception):
-    """The outbox holds `max_bytes` already; the datapoint is refused (and counted by the collector)."""
+    """Pending and dead entries hold `max_bytes` already; the datapoint is refused (and counted by the collector)."""
 
 
 class RetryableError(Exception):
@@ -91,6 +92,7 @@ class Outbox:
         self._cond = threading.Condition()
         self._pending: deque[Path] = deque(sorted(p for p in self.pending_dir.glob("*.json") if _ENTRY.match(p.name)))
         self._bytes = sum(_size(p) for p in self._pending)
+        self._dead_bytes = sum(_size(p) for p in self.dead_dir.glob("*.json"))  # dead letters count toward the bound
         self._next_seq = max((int(_ENTRY.match(p.name).group(1)) for p in self._pending), default=0) + 1
         self.refused = 0
 
@@ -102,9 +104,10 @@ class Outbox:
         body = json.dumps(meta).encode()
         size = len(body) + len(datapoint.jpeg)
         with self._cond:
-            if self._bytes + size > self.max_bytes:
+            if self._bytes + self._dead_bytes + size > self.max_bytes:
                 self.refused += 1
-                raise OutboxFull(f"the outbox {self.root} is full ({self._bytes} of {self.max_bytes} bytes)")
+                raise OutboxFull(f"the outbox {self.root} is full ({self._bytes} bytes pending, {self._dead_bytes} "
+                                 f"dead, of {self.max_bytes})")
             stem = f"{self._next_seq:012d}-{datapoint.id}"
             self._next_seq += 1
             self._bytes += size
@@ -148,11 +151,14 @@ class Outbox:
         write_atomically(self.dead_dir / entry.path.name, json.dumps(entry.meta).encode())
         entry.path.unlink(missing_ok=True)
         self._forget(entry.path, size)
+        with self._cond:
+            self._dead_bytes += _size(self.dead_dir / entry.path.name)
 
     def retry_dead(self) -> int:
         """Move every dead entry back to pending (after the cause was fixed); returns how many."""
         moved = 0
         for path in sorted(self.dead_dir.glob("*.json")):
+            dead_size = _size(path)
             meta = json.loads(path.read_text())
             meta.pop("dead_reason", None)
             meta.pop("dead_at", None)
@@ -161,6 +167,7 @@ class Outbox:
             path.unlink()
             with self._cond:
                 self._bytes += _size(self.pending_dir / path.name)
+                self._dead_bytes -= dead_size
                 self._pending.append(self.pending_dir / path.name)
             moved += 1
         with self._cond:
@@ -187,6 +194,7 @@ class Outbox:
             except FileNotFoundError:  # delivered while we looked: the next one is the oldest now
                 continue
         return {"pending": pending, "pending_bytes": self._bytes, "dead": len(list(self.dead_dir.glob("*.json"))),
+                "dead_bytes": self._dead_bytes,
                 "refused_full": self.refused, "oldest_pending_age_s": None if oldest is None else time.time() - oldest}
 
     def wake(self) -> None:
