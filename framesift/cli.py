@@ -172,7 +172,7 @@ def _outbox(args: argparse.Namespace) -> int:
     age = stats["oldest_pending_age_s"]
     print(f"pending: {stats['pending']} ({stats['pending_bytes']} bytes"
           + (f", oldest {age:.0f} s)" if age is not None else ")"))
-    print(f"dead:    {stats['dead']}")
+    print(f"dead:    {stats['dead']} ({stats['dead_bytes']} bytes; they count toward --outbox-max-bytes)")
     for meta in box.dead():
         print(f"  {meta['id']} (batch {meta['batch']}): {meta['dead_reason']}")
     return EXIT_OK
