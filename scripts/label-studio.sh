@@ -3,7 +3,7 @@
 # with ours). Idempotent: does nothing when the environment is complete. Prints the environment's path.
 set -euo pipefail
 VERSION=1.23.2
-VENV="${FRAMESIFT_LABEL_STUDIO_VENV:-$HOME/.cache/framesift/label-studio-$VERSION}"
+VENV="${FRAMESIFT_LABEL_STUDIO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/framesift/label-studio-$VERSION}"
 if [ ! -f "$VENV/.installed" ]; then
     echo "installing label-studio==$VERSION into $VENV (about 1 GB, once)" >&2
     rm -rf "$VENV"
