@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())  # no secret reaches the terminal, whoever logged it
     from framesift.collectors.config import ConfigError
+    from framesift.collectors.targets.outbox import OutboxInUse
 
     def fail(message: str, code: int) -> int:
         print(f"framesift: {redact_text(message)}", file=sys.stderr)
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, UsageError, FileNotFoundError, ValueError) as error:  # SourceError, ModelError too
+    except (ConfigError, UsageError, FileNotFoundError, ValueError, OutboxInUse) as error:  # SourceError, ModelError
         return fail(str(error), EXIT_USAGE)
     except CollectionFailed as error:
         return fail(str(error), EXIT_FAILURE)
@@ -158,22 +159,22 @@ def _demo(args: argparse.Namespace) -> int:
 def _outbox(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from framesift.collectors.targets.outbox import Outbox
+    from framesift.collectors.targets.outbox import Outbox, describe
 
     folder = Path(args.folder)
     if not (folder / "pending").is_dir():
         inside = sorted(p.parent.name for p in folder.glob("*/pending") if p.is_dir())
         hint = f"; it holds the outboxes {', '.join(inside)}" if inside else ""
         raise UsageError(f"{args.folder} is not an outbox (no pending/ folder){hint}")
-    box = Outbox(args.folder)
-    if args.retry_dead:
-        print(f"moved {box.retry_dead()} dead datapoints back to pending")
-    stats = box.stats()
-    age = stats["oldest_pending_age_s"]
-    print(f"pending: {stats['pending']} ({stats['pending_bytes']} bytes"
+    if args.retry_dead:  # takes the outbox's lock: refused (OutboxInUse) while a run delivers it
+        with Outbox(folder) as box:
+            print(f"moved {box.retry_dead()} dead datapoints back to pending")
+    report = describe(folder)
+    age = report["oldest_pending_age_s"]
+    print(f"pending: {report['pending']} ({report['pending_bytes']} bytes"
           + (f", oldest {age:.0f} s)" if age is not None else ")"))
-    print(f"dead:    {stats['dead']} ({stats['dead_bytes']} bytes; they count toward --outbox-max-bytes)")
-    for meta in box.dead():
+    print(f"dead:    {report['dead']} ({report['dead_bytes']} bytes; they count toward --outbox-max-bytes)")
+    for meta in report["dead_letters"]:
         print(f"  {meta['id']} (batch {meta['batch']}): {meta['dead_reason']}")
     return EXIT_OK
 

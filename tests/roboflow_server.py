@@ -1,11 +1,14 @@
 """A local HTTP server implementing the two documented Roboflow endpoints framesift uses, for the tests.
 
-- `POST /dataset/{dataset}/upload?api_key=K` (multipart: file, name, batch, tag...) → `{"success": true, "id": ...}`,
-  or `{"duplicate": true, "id": ...}` for a name it already holds (as Roboflow answers a duplicate);
-- `POST /dataset/{dataset}/annotate/{image_id}?api_key=K&name=N&prediction=true` → `{"success": true}`.
+- `POST /dataset/{dataset}/upload?api_key=K&batch=B&tag=T...` (multipart: file, name) → `{"success": true,
+  "id": ...}`, or `{"duplicate": true, "id": ...}` for a name it already holds (as Roboflow answers a duplicate);
+- `POST /dataset/{dataset}/annotate/{image_id}?api_key=K&name=N&prediction=true` → `{"success": true}`; an image
+  holds one annotation, and annotating it again answers 409 "Image already annotated." (unless `overwrite=true`),
+  as Roboflow does.
 
 It records every request and can misbehave on purpose: `mode` "ok", "flaky" (every other request answers 503),
-"drop" (processes the request, then closes the connection without answering), or a fixed HTTP status (401, 413).
+"drop" (processes every request, and closes the connection without answering every other one), or a fixed HTTP
+status (401, 413).
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ class FakeRoboflow:
     api_key: str = "secret-key-123"
     mode: str | int = "ok"
     uploads: dict[str, Upload] = field(default_factory=dict)  # image id -> upload
-    annotations: list[tuple[str, str, dict]] = field(default_factory=list)  # (image id, name, body)
+    annotations: dict[str, tuple[str, dict]] = field(default_factory=dict)  # image id -> (name, body)
+    annotate_requests: int = 0
     requests: list[str] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _count: int = 0
+    _processed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -84,20 +89,28 @@ class FakeRoboflow:
             return self._answer(request, 401, {"error": "bad api key"})
         segments = parts.path.strip("/").split("/")
         if len(segments) == 3 and segments[0] == "dataset" and segments[2] == "upload":
-            answer = self._upload(segments[1], request.headers["Content-Type"], body)
+            answer = self._upload(segments[1], query, request.headers["Content-Type"], body)
         elif len(segments) == 4 and segments[0] == "dataset" and segments[2] == "annotate":
             with self._lock:
-                self.annotations.append((segments[3], query["name"][0], json.loads(body)))
+                self.annotate_requests += 1
+                if segments[3] not in self.uploads:
+                    return self._answer(request, 404, {"error": {"message": "no such image"}})
+                if segments[3] in self.annotations and query.get("overwrite") != ["true"]:
+                    return self._answer(request, 409, {"error": {"message": "Image already annotated."}})
+                self.annotations[segments[3]] = (query["name"][0], json.loads(body))
             answer = {"success": True}
         else:
             return self._answer(request, 404, {"error": "no such endpoint"})
-        if self.mode == "drop":  # processed, but the reply is lost
+        with self._lock:
+            self._processed += 1
+            lost = self.mode == "drop" and self._processed % 2 == 1
+        if lost:  # processed, but the reply is lost
             request.close_connection = True
             request.connection.close()
             return
         self._answer(request, 200, answer)
 
-    def _upload(self, dataset: str, content_type: str, body: bytes) -> dict:
+    def _upload(self, dataset: str, query: dict[str, list[str]], content_type: str, body: bytes) -> dict:
         message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body,
                                            policy=email.policy.default)
         fields: dict[str, list] = {}
@@ -110,8 +123,8 @@ class FakeRoboflow:
                 if upload.name == name:
                     return {"duplicate": True, "id": image_id}
             image_id = uuid.uuid4().hex[:12]
-            self.uploads[image_id] = Upload(dataset, name, fields["batch"][0].decode(),
-                                            [t.decode() for t in fields.get("tag", [])], fields["file"][0])
+            self.uploads[image_id] = Upload(dataset, name, query["batch"][0], query.get("tag", []),
+                                            fields["file"][0])
         return {"success": True, "id": image_id}
 
     @staticmethod

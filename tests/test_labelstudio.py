@@ -33,7 +33,7 @@ from framesift.collectors.targets.labelstudio_format import (
     prediction_json,
     task_json,
 )
-from framesift.collectors.targets.outbox import Outbox, RetryableError
+from framesift.collectors.targets.outbox import Outbox, RetryableError, describe
 from framesift.predictions import ClassificationPrediction, DetectionPrediction
 from framesift.run import RunOptions, run
 from tests.helpers import wait_until
@@ -291,7 +291,7 @@ def test_sigkill_of_the_sender_mid_delivery_then_restart_gives_exactly_one_task_
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)
         child.wait()
-        if not Outbox(tmp_path / "outbox").pending:
+        if not describe(tmp_path / "outbox")["pending"]:
             break
     child = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert child.stdout.strip().endswith("done"), child.stderr
@@ -373,7 +373,7 @@ def test_a_refused_key_is_dead_lettered_with_the_reason_and_never_shown(tmp_path
         target.register(datapoint(1))
         assert wait_until(lambda: target.stats()["dead"] == 1)  # noqa: B023
         target.close()
-        [dead] = outbox.dead()
+        [dead] = describe(outbox.root)["dead_letters"]
         assert "401" in dead["dead_reason"]
         assert key not in caplog.text and key not in json.dumps(dead)
 

@@ -23,7 +23,7 @@ import pytest
 from framesift.collectors import Collector
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets import open_target
-from framesift.collectors.targets.outbox import Outbox, OutboxFull
+from framesift.collectors.targets.outbox import Outbox, OutboxFull, describe
 from framesift.collectors.targets.roboflow import RoboflowTarget
 from framesift.predictions import DetectionPrediction
 from framesift.stream.exposition import SnapshotCollector
@@ -71,7 +71,7 @@ def test_outage_then_flaky_server_then_lost_replies_delivers_exactly_n(tmp_path,
     for i in range(8, 16):
         target.register(datapoint(i))
     assert wait_until(lambda: len(roboflow.uploads) >= 12)
-    roboflow.mode = "drop"  # processes each request, then loses the reply
+    roboflow.mode = "drop"  # processes each request, then loses every other reply
     for i in range(16, n):
         target.register(datapoint(i))
     time.sleep(1.5)
@@ -79,14 +79,15 @@ def test_outage_then_flaky_server_then_lost_replies_delivers_exactly_n(tmp_path,
     assert wait_until(lambda: target.stats()["pending"] == 0)
     target.close()
     assert roboflow.names() == [f"dp{i:04d}.jpg" for i in range(n)]  # every image once
-    annotated = [name for _, name, _ in roboflow.annotations]
-    assert sorted(set(annotated)) == [f"dp{i:04d}.json" for i in range(n)]  # every annotation, on the right image
-    by_name = {u.name: image_id for image_id, u in roboflow.uploads.items()}
-    for image_id, name, _ in roboflow.annotations:
-        assert by_name[name.replace(".json", ".jpg")] == image_id
+    # every annotation once, on its own image: an annotate whose reply was lost was sent again and answered 409
+    assert sorted(name for name, _ in roboflow.annotations.values()) == [f"dp{i:04d}.json" for i in range(n)]
+    for image_id, (name, _) in roboflow.annotations.items():
+        assert roboflow.uploads[image_id].name == name.replace(".json", ".jpg")
+    assert roboflow.annotate_requests > n
     upload = next(iter(roboflow.uploads.values()))
     assert upload.batch == "b1" and upload.tags == ["t1", "t2"]
-    assert target.stats()["delivered"] == n
+    stats = target.stats()
+    assert stats["delivered"] == n and stats["pending_bytes"] == 0 and stats["dead"] == 0
 
 
 WORKER = """
@@ -123,13 +124,13 @@ def test_sigkill_of_the_sender_mid_delivery_then_restart_delivers_exactly_n(tmp_
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)
         child.wait()
-        if not Outbox(outbox).stats()["pending"]:
+        if not describe(outbox)["pending"]:
             break
     roboflow.mode = "ok"
     child = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert child.stdout.strip().endswith("done")
     assert roboflow.names() == [f"dp{i:04d}.jpg" for i in range(n)]
-    assert sorted({name for _, name, _ in roboflow.annotations}) == [f"dp{i:04d}.json" for i in range(n)]
+    assert sorted(name for name, _ in roboflow.annotations.values()) == [f"dp{i:04d}.json" for i in range(n)]
 
 
 def test_a_full_outbox_refuses_and_the_collector_counts_it(tmp_path, roboflow):
@@ -153,15 +154,16 @@ def test_a_full_outbox_refuses_and_the_collector_counts_it(tmp_path, roboflow):
 
 
 def test_dead_letters_count_toward_the_bound(tmp_path):
-    probe = Outbox(tmp_path / "probe")
-    probe.add(datapoint(0))
-    bound = int(2.5 * probe.stats()["pending_bytes"])  # room for two entries, not three
+    with Outbox(tmp_path / "probe") as probe:
+        probe.add(datapoint(0))
+        bound = int(2.5 * probe.stats()["pending_bytes"])  # room for two entries, not three
     box = Outbox(tmp_path / "outbox", max_bytes=bound)
     box.add(datapoint(1))
     box.kill(box.oldest(), "HTTP 401 from upload")  # say the key was revoked
     box.add(datapoint(2))
     with pytest.raises(OutboxFull):  # one dead and one pending: a revoked key cannot fill the disk over months
         box.add(datapoint(3))
+    box.close()
     reopened = Outbox(tmp_path / "outbox", max_bytes=bound)
     assert reopened.stats()["dead_bytes"] > 0
     with pytest.raises(OutboxFull):
@@ -177,7 +179,7 @@ def test_permanent_refusals_go_to_dead_letters_with_the_reason(tmp_path, roboflo
     target.register(datapoint(1))
     assert wait_until(lambda: target.stats()["dead"] == 1)
     target.close()
-    [dead] = Outbox(tmp_path / "outbox").dead()
+    [dead] = describe(tmp_path / "outbox")["dead_letters"]
     assert f"HTTP {status}" in dead["dead_reason"]
     result = subprocess.run([sys.executable, "-m", "framesift.cli", "outbox", str(tmp_path / "outbox")],
                             capture_output=True, text=True)
@@ -217,8 +219,8 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_metrics(tmp_path, r
     target.close(0)
     assert "framesift_outbox_pending 1.0" in metrics and "framesift_outbox_retried_total" in metrics
     assert KEY not in metrics
-    assert KEY not in caplog.text and "HTTP 413" in (result.stderr + json.dumps(Outbox(tmp_path / "outbox" /
-                                                                                       "roboflow-people").dead()))
+    assert KEY not in caplog.text and "HTTP 413" in (result.stderr + json.dumps(describe(tmp_path / "outbox" /
+                                                                                         "roboflow-people")))
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path

@@ -7,9 +7,10 @@ DIR/
   <batch>/predictions/<id>.json
 ```
 
-Durability: each file is written to a hidden temporary name, flushed and fsynced, then renamed into place; the
-record is appended (and fsynced) only after its files exist. A process killed at any instant leaves every record
-pointing at complete files; a torn last line is cut off when the dataset is next opened.
+Durability: each file is written to a hidden temporary name, flushed and fsynced, then renamed into place, and its
+folder fsynced; the record is appended (and fsynced) only after its files exist. A process killed (or a power cut)
+at any instant leaves every record pointing at complete files; a torn last line is cut off when the dataset is next
+opened.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class LocalDataset:
             if prediction is not None:
                 write_atomically(self.root / prediction, json.dumps(datapoint.prediction).encode())
                 written.append(self.root / prediction)
+            for path in written:  # the files' names are durable before the record that points at them
+                fsync_directory(path.parent)
             self._append(json.dumps(record).encode() + b"\n")
         except BaseException:
             for path in written:
@@ -147,6 +150,15 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make the renames and new names in `folder` durable (a power cut cannot undo them)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_temporaries(root: Path) -> None:

@@ -1,12 +1,20 @@
 """A durable on-disk outbox and the thread that delivers it (SPEC §8).
 
 An accepted datapoint for a remote target is first written here — `pending/<seq>-<id>.jpg`, then
-`pending/<seq>-<id>.json`, each written, fsynced and renamed, the JSON last, so a JSON file means a complete
-entry — and only then sent. The sender delivers in order, retries with exponential backoff (capped, with jitter,
-honouring `Retry-After`) and removes an entry only after the target confirmed it. A permanent refusal moves the
-entry to `dead/` with its reason: never retried forever, never silently deleted. A restart resumes what is
-pending. The outbox has a size bound, dead letters included (a revoked key must not fill the disk over months):
-when full, new datapoints are refused (`OutboxFull`) and counted.
+`pending/<seq>-<id>.json`, each written, fsynced and renamed, the JSON last, the folder fsynced, so a JSON file
+means a complete entry that survives a power cut — and only then sent. The sender delivers in order, retries with
+exponential backoff (capped, with jitter, honouring `Retry-After`) and removes an entry only after the target
+confirmed it. A permanent refusal moves the entry to `dead/` with its reason: never retried forever, never
+silently deleted. A restart resumes what is pending. The outbox has a size bound, dead letters included (a revoked
+key must not fill the disk over months): when full, new datapoints are refused (`OutboxFull`) and counted.
+
+One process at a time delivers an outbox: opening it takes an exclusive lock (`.lock`, holding the pid), and a
+second run pointed at the same folder is refused with `OutboxInUse`. `describe()` reads an outbox without the
+lock, so it is safe while a run delivers it.
+
+Moving an entry between `pending/` and `dead/` links the image first, writes the JSON, then removes the old JSON
+and image; whatever instant a crash interrupts it, the next open finds either the old place intact, or both (the
+pending entry is kept: it is delivered again, idempotently), never neither.
 
 Example:
     >>> outbox = Outbox("outbox", max_bytes=1 << 30)                             # doctest: +SKIP
@@ -15,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -26,10 +35,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from framesift.collectors.datapoint import Datapoint
-from framesift.collectors.targets.local import write_atomically
+from framesift.collectors.targets.local import fsync_directory, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,10 @@ _ENTRY = re.compile(r"^(\d{12})-(.+)\.json$")
 
 class OutboxFull(Exception):
     """Pending and dead entries hold `max_bytes` already; the datapoint is refused (and counted by the collector)."""
+
+
+class OutboxInUse(RuntimeError):
+    """Another process delivers this outbox; each run needs its own (`--outbox`)."""
 
 
 class RetryableError(Exception):
@@ -68,14 +81,17 @@ class Entry:
         return self.meta["id"]
 
     def jpeg(self) -> bytes:
-        return self.image_path.read_bytes()
+        try:
+            return self.image_path.read_bytes()
+        except FileNotFoundError:  # removed by hand: nothing to send, ever
+            raise PermanentError(f"the image {self.image_path.name} is missing from the outbox") from None
 
 
 class Outbox:
-    """The folder `root` with `pending/` and `dead/`; thread-safe, one process per outbox.
+    """The folder `root` with `pending/` and `dead/`; thread-safe, locked to one process (`OutboxInUse`).
 
     The pending entries are listed once, when the outbox is opened, and then kept in order in memory, so delivering
-    a long backlog costs no directory scans.
+    a long backlog costs no directory scans. `close()` releases the lock.
     """
 
     def __init__(self, root: str | os.PathLike[str], max_bytes: int = 1 << 30):
@@ -83,17 +99,15 @@ class Outbox:
         self.pending_dir, self.dead_dir = self.root / "pending", self.root / "dead"
         for folder in (self.pending_dir, self.dead_dir):
             folder.mkdir(parents=True, exist_ok=True)
-            for leftover in folder.glob(".*.tmp"):
-                leftover.unlink(missing_ok=True)
-        for orphan in self.pending_dir.glob("*.jpg"):  # an image whose JSON never landed: not an entry
-            if not orphan.with_suffix(".json").exists():
-                orphan.unlink(missing_ok=True)
+        self._lock = _lock(self.root)
+        _recover(self.pending_dir, self.dead_dir)
         self.max_bytes = max_bytes
         self._cond = threading.Condition()
-        self._pending: deque[Path] = deque(sorted(p for p in self.pending_dir.glob("*.json") if _ENTRY.match(p.name)))
+        self._pending: deque[Path] = deque(_entries(self.pending_dir))
         self._bytes = sum(_size(p) for p in self._pending)
-        self._dead_bytes = sum(_size(p) for p in self.dead_dir.glob("*.json"))  # dead letters count toward the bound
-        self._next_seq = max((int(_ENTRY.match(p.name).group(1)) for p in self._pending), default=0) + 1
+        dead = _entries(self.dead_dir)
+        self._dead_count, self._dead_bytes = len(dead), sum(_size(p) for p in dead)
+        self._next_seq = max((_seq(p) for p in (*self._pending, *dead)), default=0) + 1
         self.refused = 0
 
     def add(self, datapoint: Datapoint) -> None:
@@ -114,9 +128,11 @@ class Outbox:
         try:
             write_atomically(self.pending_dir / f"{stem}.jpg", datapoint.jpeg)
             write_atomically(self.pending_dir / f"{stem}.json", body)
+            fsync_directory(self.pending_dir)
         except BaseException:
             with self._cond:
                 self._bytes -= size
+            (self.pending_dir / f"{stem}.json").unlink(missing_ok=True)
             (self.pending_dir / f"{stem}.jpg").unlink(missing_ok=True)
             raise
         with self._cond:
@@ -133,49 +149,50 @@ class Outbox:
 
     def update(self, entry: Entry) -> None:
         """Persist a change of the entry's metadata (for example the id the target gave the image)."""
+        before = _size(entry.path)
         write_atomically(entry.path, json.dumps(entry.meta).encode())
+        with self._cond:
+            self._bytes += _size(entry.path) - before
 
     def remove(self, entry: Entry) -> None:
         """The target confirmed the entry: delete it (JSON first, so a crash never leaves half an entry)."""
         size = _size(entry.path)
         entry.path.unlink(missing_ok=True)
         entry.image_path.unlink(missing_ok=True)
-        self._forget(entry.path, size)
+        with self._cond:
+            self._pending.remove(entry.path)  # the head, in practice: O(1)
+            self._bytes -= size
 
     def kill(self, entry: Entry, reason: str) -> None:
         """Move an entry the target refused for good to `dead/`, with the reason in its JSON."""
         size = _size(entry.path)
-        entry.meta["dead_reason"] = reason
-        entry.meta["dead_at"] = time.time()
-        os.replace(entry.image_path, self.dead_dir / entry.image_path.name)
-        write_atomically(self.dead_dir / entry.path.name, json.dumps(entry.meta).encode())
-        entry.path.unlink(missing_ok=True)
-        self._forget(entry.path, size)
+        meta = {**entry.meta, "dead_reason": reason, "dead_at": time.time()}
+        dead = _move(entry.path, self.dead_dir, meta)
         with self._cond:
-            self._dead_bytes += _size(self.dead_dir / entry.path.name)
+            self._pending.remove(entry.path)
+            self._bytes -= size
+            self._dead_count += 1
+            self._dead_bytes += _size(dead)
 
     def retry_dead(self) -> int:
         """Move every dead entry back to pending (after the cause was fixed); returns how many."""
         moved = 0
-        for path in sorted(self.dead_dir.glob("*.json")):
+        for path in _entries(self.dead_dir):
             dead_size = _size(path)
             meta = json.loads(path.read_text())
             meta.pop("dead_reason", None)
             meta.pop("dead_at", None)
-            os.replace(path.with_suffix(".jpg"), self.pending_dir / path.with_suffix(".jpg").name)
-            write_atomically(self.pending_dir / path.name, json.dumps(meta).encode())
-            path.unlink()
+            pending = _move(path, self.pending_dir, meta)
             with self._cond:
-                self._bytes += _size(self.pending_dir / path.name)
+                self._dead_count -= 1
                 self._dead_bytes -= dead_size
-                self._pending.append(self.pending_dir / path.name)
+                self._bytes += _size(pending)
+                self._pending.append(pending)
+                self._cond.notify_all()
             moved += 1
         with self._cond:
-            self._cond.notify_all()
+            self._pending = deque(sorted(self._pending))  # the oldest first, as they were collected
         return moved
-
-    def dead(self) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted(self.dead_dir.glob("*.json"))]
 
     @property
     def pending(self) -> int:
@@ -183,31 +200,109 @@ class Outbox:
             return len(self._pending)
 
     def stats(self) -> dict[str, Any]:
-        oldest = None
-        while oldest is None:
+        """The counters of `describe()`, from memory (no directory scan), plus `refused_full`."""
+        while True:
             with self._cond:
                 pending, head = len(self._pending), (self._pending[0] if self._pending else None)
-            if head is None:
+            oldest = None if head is None else _read(head)
+            if head is None or oldest is not None:  # else delivered while we looked: the next one is the oldest
                 break
-            try:
-                oldest = json.loads(head.read_text())["queued_at"]
-            except FileNotFoundError:  # delivered while we looked: the next one is the oldest now
-                continue
-        return {"pending": pending, "pending_bytes": self._bytes, "dead": len(list(self.dead_dir.glob("*.json"))),
-                "dead_bytes": self._dead_bytes,
-                "refused_full": self.refused, "oldest_pending_age_s": None if oldest is None else time.time() - oldest}
+        with self._cond:
+            return {"pending": pending, "pending_bytes": self._bytes, "dead": self._dead_count,
+                    "dead_bytes": self._dead_bytes, "refused_full": self.refused,
+                    "oldest_pending_age_s": None if oldest is None else time.time() - oldest["queued_at"]}
 
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
 
-    def _forget(self, path: Path, size: int) -> None:
-        with self._cond:
-            if self._pending and self._pending[0] == path:
-                self._pending.popleft()
-            elif path in self._pending:
-                self._pending.remove(path)
-            self._bytes -= size
+    def close(self) -> None:
+        """Release the lock (another process may open the outbox then)."""
+        self._lock.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """What an outbox folder holds, read without its lock (safe while a run delivers it): the pending entries'
+    count, bytes and oldest age, and the dead letters (their metadata, with `dead_reason`)."""
+    pending, dead = _entries(Path(root) / "pending"), _entries(Path(root) / "dead")
+    oldest = _read(pending[0]) if pending else None
+    letters = [meta for meta in map(_read, dead) if meta is not None]
+    return {"pending": len(pending), "pending_bytes": sum(map(_size, pending)),
+            "oldest_pending_age_s": None if oldest is None else time.time() - oldest["queued_at"],
+            "dead": len(letters), "dead_bytes": sum(map(_size, dead)), "dead_letters": letters}
+
+
+def _read(json_path: Path) -> dict[str, Any] | None:
+    """An entry's metadata, or None when it is gone (delivered or moved while we looked)."""
+    try:
+        return json.loads(json_path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _lock(root: Path) -> BinaryIO:
+    """Take the outbox's exclusive lock and note our pid in it. The lock lives as long as the returned file: it is
+    released by `close()`, by the garbage collector, or when the process ends, however it ends."""
+    lock = open(root / ".lock", "a+b")  # held open: the lock lasts as long as this file
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read(20).decode(errors="replace").strip() or "unknown"
+        lock.close()
+        raise OutboxInUse(f"the outbox {root} is in use by another framesift process (pid {holder}); give each "
+                          f"run its own --outbox") from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()).encode())
+    lock.flush()
+    return lock
+
+
+def _recover(pending_dir: Path, dead_dir: Path) -> None:
+    """Finish what a crash interrupted: delete temporaries and images without a JSON; an entry both pending and
+    dead (a move between them was cut short) stays pending."""
+    for folder in (pending_dir, dead_dir):
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+    for dead in dead_dir.glob("*.json"):
+        if (pending_dir / dead.name).exists():
+            dead.unlink()
+    for folder in (pending_dir, dead_dir):
+        for orphan in folder.glob("*.jpg"):
+            if not orphan.with_suffix(".json").exists():
+                orphan.unlink(missing_ok=True)
+
+
+def _move(json_path: Path, folder: Path, meta: dict[str, Any]) -> Path:
+    """Move an entry to `folder` with new metadata: link the image, write the JSON (fsynced with its folder),
+    then delete the old JSON and image. Returns the new JSON's path."""
+    target = folder / json_path.name
+    image = json_path.with_suffix(".jpg")
+    if image.exists():
+        link = folder / f".{image.name}.tmp"
+        link.unlink(missing_ok=True)
+        os.link(image, link)
+        os.replace(link, target.with_suffix(".jpg"))
+    write_atomically(target, json.dumps(meta).encode())
+    fsync_directory(folder)
+    json_path.unlink(missing_ok=True)
+    image.unlink(missing_ok=True)
+    return target
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The entries' JSON files of a folder, oldest first."""
+    return sorted(p for p in folder.glob("*.json") if _ENTRY.match(p.name))
+
+
+def _seq(json_path: Path) -> int:
+    return int(json_path.name[:12])
 
 
 class OutboxSender(threading.Thread):

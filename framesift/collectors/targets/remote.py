@@ -38,6 +38,7 @@ class RemoteTarget:
         """Deliver what is pending for up to `timeout` seconds, then stop; the rest stays for the next run."""
         self.sender.stop(timeout)
         self.http.close()
+        self.outbox.close()
 
     def deliver(self, entry: Entry, outbox: Outbox) -> None:
         """Send one entry, on the sender's thread; raise `RetryableError` or `PermanentError` when it fails."""

@@ -1,11 +1,13 @@
 """The Roboflow upload API as a target (`roboflow:<dataset>`), delivered through the outbox (SPEC §8).
 
-Per datapoint: `POST {base}/dataset/{dataset}/upload` (multipart: the image named `<id>.jpg`, `batch`, one `tag`
-per tag), then, when predictions are persisted, `POST {base}/dataset/{dataset}/annotate/{image_id}` with
-`name=<id>.json&prediction=true`. Idempotent: the image is named by the datapoint id, Roboflow's `duplicate`
-answer counts as success, and the image id is stored in the outbox entry before annotating, so a retry after a
-lost reply creates nothing twice. The API key travels as the `api_key` query parameter and never appears in a log,
-an error, a record or a metric: request errors are reported by their kind, never by their URL.
+Per datapoint: `POST {base}/dataset/{dataset}/upload?batch=<batch>&tag=<tag>...` (multipart: the image as `file`,
+its `name` `<id>.jpg`; the batch and tags are query parameters, as Roboflow documents them), then, when predictions
+are persisted, `POST {base}/dataset/{dataset}/annotate/{image_id}?name=<id>.json&prediction=true` with the
+prediction JSON. Idempotent: the image is named by the datapoint id, Roboflow's `duplicate` answer counts as
+success, the image id is stored in the outbox entry before annotating, and Roboflow's 409 "already annotated"
+(the reply to an earlier annotate was lost) counts as success too, so a retry creates nothing twice. The API key
+travels as the `api_key` query parameter and never appears in a log, an error, a record or a metric: request errors
+are reported by their kind, never by their URL.
 """
 
 from __future__ import annotations
@@ -45,21 +47,25 @@ class RoboflowTarget(RemoteTarget):
     def deliver(self, entry: Entry, outbox: Outbox) -> None:
         image_id = entry.meta.get("remote_image_id")
         if image_id is None:
-            files = {"file": (f"{entry.id}.jpg", entry.jpeg(), "image/jpeg")}
-            data = [("name", f"{entry.id}.jpg"), ("batch", entry.meta["batch"])]
-            data += [("tag", tag) for tag in entry.meta["tags"]]
-            answer = self._post(f"/dataset/{self.name}/upload", files=files, data=data)
+            query = [("batch", entry.meta["batch"]), *(("tag", tag) for tag in entry.meta["tags"])]
+            answer = self._check(self._post(f"/dataset/{self.name}/upload", query, data={"name": f"{entry.id}.jpg"},
+                                            files={"file": (f"{entry.id}.jpg", entry.jpeg(), "image/jpeg")}),
+                                 "upload")
             image_id = answer.get("id")
             if not image_id:
                 raise PermanentError(f"upload answered without an image id: {str(answer)[:200]}")
             entry.meta["remote_image_id"] = image_id
             outbox.update(entry)  # a retry after this point annotates, it does not upload again
         if entry.meta.get("prediction") is not None:
-            self._post(f"/dataset/{self.name}/annotate/{image_id}", params={"name": f"{entry.id}.json",
-                                                                           "prediction": "true"},
-                       data=json.dumps(entry.meta["prediction"]), headers={"Content-Type": "text/plain"})
+            response = self._post(f"/dataset/{self.name}/annotate/{image_id}",
+                                  [("name", f"{entry.id}.json"), ("prediction", "true")],
+                                  data=json.dumps(entry.meta["prediction"]), headers={"Content-Type": "text/plain"})
+            if not (response.status_code == 409 and "already annotated" in response.text):  # our earlier attempt
+                self._check(response, "annotate")
 
-    def _post(self, path: str, params: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
-        response = send(self.http, "POST", self._base + path, server=self._base,
-                        params={"api_key": self._api_key, **(params or {})}, timeout=self._timeout, **kwargs)
-        return check(response, path.split("/")[-1], secrets=[self._api_key])
+    def _post(self, path: str, query: list[tuple[str, str]], **kwargs: Any) -> Any:
+        return send(self.http, "POST", self._base + path, server=self._base,
+                    params=[("api_key", self._api_key), *query], timeout=self._timeout, **kwargs)
+
+    def _check(self, response: Any, what: str) -> dict[str, Any]:
+        return check(response, what, secrets=[self._api_key])
