@@ -16,6 +16,7 @@ from framesift.collectors.targets.outbox import Outbox, OutboxInUse, OutboxSende
 from tests.helpers import wait_until
 from tests.test_roboflow import datapoint
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 HOLDER = """
 import sys
 from framesift.collectors.targets.outbox import Outbox
@@ -29,8 +30,8 @@ def framesift(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "framesift.cli", *args], capture_output=True, text=True)
 
 
-def test_one_process_per_outbox_and_inspection_is_safe_while_it_runs(tmp_path):
-    folder = tmp_path / "outbox"
+def test_one_process_per_outbox_and_inspection_is_safe_while_it_runs(tmp_path, clip_path):
+    folder = tmp_path / "outboxes" / "roboflow-people"
     with Outbox(folder) as box:
         box.add(datapoint(1))
         box.kill(box.oldest(), "HTTP 401 from upload")
@@ -43,10 +44,15 @@ def test_one_process_per_outbox_and_inspection_is_safe_while_it_runs(tmp_path):
             Outbox(folder)
         shown = framesift("outbox", str(folder))  # reads without the lock: the run's files are left alone
         assert shown.returncode == 0 and "pending: 1" in shown.stdout and "HTTP 401 from upload" in shown.stdout
+        in_use = (f"framesift: the outbox {folder} is in use by another framesift process (pid {holder.pid}); "
+                  f"give each run its own --outbox")
         refused = framesift("outbox", str(folder), "--retry-dead")
-        assert refused.returncode == 2 and "Traceback" not in refused.stderr
-        assert refused.stderr.strip() == (f"framesift: the outbox {folder} is in use by another framesift process "
-                                          f"(pid {holder.pid}); give each run its own --outbox")
+        assert refused.returncode == 2 and refused.stderr.strip() == in_use
+        second_run = subprocess.run(
+            [sys.executable, "-m", "framesift.cli", "run", str(clip_path), "--model", "stub", "--al-config",
+             str(CONFIGS / "stub_bootstrap.yaml"), "--target", "roboflow:people", "--outbox", str(folder.parent),
+             "--no-progress"], capture_output=True, text=True, env={**os.environ, "ROBOFLOW_API_KEY": "k"})
+        assert second_run.returncode == 2 and second_run.stderr.strip() == in_use
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
