@@ -8,7 +8,7 @@
 
 It records every request and can misbehave on purpose: `mode` "ok", "flaky" (every other request answers 503),
 "drop" (processes every request, and closes the connection without answering every other one), or a fixed HTTP
-status (401, 413).
+status (401, 413, or 429 and 503 with `retry_after`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class FakeRoboflow:
     port: int
     api_key: str = "secret-key-123"
     mode: str | int = "ok"
+    retry_after: str = "0"  # the Retry-After of "flaky" 503s and of a fixed 429 or 503
     uploads: dict[str, Upload] = field(default_factory=dict)  # image id -> upload
     annotations: dict[str, tuple[str, dict]] = field(default_factory=dict)  # image id -> (name, body)
     annotate_requests: int = 0
@@ -82,9 +83,10 @@ class FakeRoboflow:
             self._count += 1
             flaky_fail = self.mode == "flaky" and self._count % 2 == 0
         if isinstance(self.mode, int):
-            return self._answer(request, self.mode, {"error": {"message": "refused on purpose"}})
+            headers = {"Retry-After": self.retry_after} if self.mode in (429, 503) else {}
+            return self._answer(request, self.mode, {"error": {"message": "refused on purpose"}}, headers)
         if flaky_fail:
-            return self._answer(request, 503, {"error": "try later"}, {"Retry-After": "0"})
+            return self._answer(request, 503, {"error": "try later"}, {"Retry-After": self.retry_after})
         if query.get("api_key") != [self.api_key]:
             return self._answer(request, 401, {"error": "bad api key"})
         segments = parts.path.strip("/").split("/")

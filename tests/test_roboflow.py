@@ -14,15 +14,18 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 from framesift.collectors import Collector
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets import open_target
+from framesift.collectors.targets.http import retry_after
 from framesift.collectors.targets.outbox import Outbox, OutboxFull, describe
 from framesift.collectors.targets.roboflow import RoboflowTarget
 from framesift.predictions import DetectionPrediction
@@ -92,7 +95,8 @@ def test_outage_then_flaky_server_then_lost_replies_delivers_exactly_n(tmp_path,
 
 WORKER = """
 import sys, time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 sys.path.insert(0, sys.argv[3])
 from framesift.collectors.targets.outbox import Outbox
 from framesift.collectors.targets.roboflow import RoboflowTarget
@@ -233,6 +237,15 @@ def scrape(snapshot: dict) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: snapshot))
     return generate_latest(registry).decode()
+
+
+@pytest.mark.parametrize("header,seconds", [("7", 7.0), ("in a while", None), ("86400", 3600.0), ("date", 120.0)])
+def test_retry_after_is_read_in_seconds_or_as_a_date_and_believed_up_to_an_hour(roboflow, header, seconds):
+    if header == "date":
+        header = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
+    roboflow.mode, roboflow.retry_after = 503, header
+    waited = retry_after(requests.post(f"{roboflow.url}/dataset/people/upload", timeout=10))
+    assert waited == (None if seconds is None else pytest.approx(seconds, abs=2.0))
 
 
 def test_open_target_reads_the_key_from_the_environment(tmp_path, monkeypatch):

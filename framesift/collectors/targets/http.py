@@ -1,17 +1,21 @@
 """HTTP answers as outbox outcomes, shared by the remote targets.
 
-A network error, 408, 429 and 5xx are retried (`RetryableError`, with the `Retry-After` the server gave); any
-other 4xx is a refusal for good (`PermanentError`, with the start of the server's answer). Messages never hold a
-URL (a key may travel in it) nor any of the secrets passed in.
+A network error, 408, 429 and 5xx are retried (`RetryableError`, with the `Retry-After` the server gave, in seconds
+or as a date, believed up to an hour); any other 4xx is a refusal for good (`PermanentError`, with the start of the
+server's answer). Messages never hold a URL (a key may travel in it) nor any of the secrets passed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from framesift.collectors.targets.outbox import PermanentError, RetryableError
 from framesift.redaction import redact_url
+
+RETRY_AFTER_MAX = 3600.0  # a server (or a proxy) asking for more is not believed: an edge box waits an hour at most
 
 
 def send(session: Any, method: str, url: str, *, server: str, **kwargs: Any) -> Any:
@@ -42,8 +46,14 @@ def check(response: Any, what: str, secrets: Sequence[str] = ()) -> Any:
 
 
 def retry_after(response: Any) -> float | None:
-    """The `Retry-After` header in seconds, when it is a number."""
+    """The `Retry-After` header in seconds (a number of seconds or an HTTP date), at most `RETRY_AFTER_MAX`; None
+    when absent or unreadable (the sender's own backoff applies then)."""
+    value = response.headers.get("Retry-After", "").strip()
     try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
+        seconds = float(value)
     except ValueError:
-        return None
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(0.0, seconds), RETRY_AFTER_MAX)

@@ -60,8 +60,11 @@ class RoboflowTarget(RemoteTarget):
             response = self._post(f"/dataset/{self.name}/annotate/{image_id}",
                                   [("name", f"{entry.id}.json"), ("prediction", "true")],
                                   data=json.dumps(entry.meta["prediction"]), headers={"Content-Type": "text/plain"})
-            if not (response.status_code == 409 and "already annotated" in response.text):  # our earlier attempt
-                self._check(response, "annotate")
+            if response.status_code == 409 and "already annotated" in response.text:  # our earlier attempt
+                return
+            answer = self._check(response, "annotate")
+            if not answer.get("success"):
+                raise PermanentError(f"annotate answered without success: {str(answer)[:200]}")
 
     def _post(self, path: str, query: list[tuple[str, str]], **kwargs: Any) -> Any:
         return send(self.http, "POST", self._base + path, server=self._base,
