@@ -122,8 +122,8 @@ def _run(args: argparse.Namespace) -> int:
                  else "no collection (no --al-config)")
     outbox = summary.get("target")
     if outbox:
-        collected += (f" ({outbox['delivered']} delivered, {outbox['pending']} pending in {args.outbox}, "
-                      f"{outbox['dead']} dead)")
+        collected += f" ({outbox['delivered']} delivered, {outbox['pending']} pending, {outbox['dead']} dead"
+        collected += f": framesift outbox {outbox['outbox']})" if outbox["pending"] or outbox["dead"] else ")"
     print(f"inferred {summary['frames_inferred']} frames, dropped {summary['frames_dropped']}; {collected}",
           file=sys.stderr)
     if summary["datapoints_failed"]:

@@ -212,6 +212,7 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_metrics(tmp_path, r
                              "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert KEY not in result.stdout + result.stderr
+    assert f"dead: framesift outbox {tmp_path / 'outbox' / 'roboflow-people'})" in result.stderr  # where to look
     parent = subprocess.run([sys.executable, "-m", "framesift.cli", "outbox", str(tmp_path / "outbox")],
                             capture_output=True, text=True)  # the folder of outboxes, not one: say which are there
     assert parent.returncode == 2 and "it holds the outboxes roboflow-people" in parent.stderr

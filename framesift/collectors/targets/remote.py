@@ -32,7 +32,7 @@ class RemoteTarget:
         return {"id": datapoint.id, "batch": datapoint.batch, "queued": True}
 
     def stats(self) -> dict[str, Any]:
-        return self.sender.stats()
+        return {**self.sender.stats(), "outbox": str(self.outbox.root)}
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is pending for up to `timeout` seconds, then stop; the rest stays for the next run."""
