@@ -32,6 +32,7 @@ bench: setup system-deps
 
 lint: setup
 	$(VENV)/bin/ruff check framesift tests benchmarks configs scripts
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) framesift-demo framesift-data .pytest_cache benchmarks/.work

@@ -80,12 +80,12 @@ def drain_per_second(open_target, items: list[Datapoint], folder: Path) -> float
         outbox.add(item)
     started = time.perf_counter()
     target = open_target(outbox)
-    while target.stats()["pending"]:
+    while target.stats().pending:
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
     target.close()
-    if target.stats()["dead"]:
-        raise RuntimeError(f"the benchmark's target refused datapoints: {target.stats()['last_error']}")
+    if target.stats().dead:
+        raise RuntimeError(f"the benchmark's target refused datapoints: {target.stats().last_error}")
     return len(items) / elapsed
 
 

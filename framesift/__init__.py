@@ -1,44 +1,106 @@
 """framesift: edge active learning on live video.
 
-The public API is re-exported here and imported lazily, so `import framesift` stays light.
+The public API, flat and typed: `from framesift import Pipeline, load_model, Collector, run, ...`. Names are
+imported on first use, so `import framesift` stays light (the command line starts in milliseconds); type checkers
+read the imports below.
+
+Example:
+    >>> import framesift
+    >>> framesift.parse_config({"enabled": False}).enabled
+    False
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "ActiveLearningConfig": "framesift.collectors.config",
-    "ConfigError": "framesift.collectors.config",
-    "load_config": "framesift.collectors.config",
-    "parse_config": "framesift.collectors.config",
-    "Collector": "framesift.collectors.collector",
-    "LocalDataset": "framesift.collectors.targets.local",
-    "open_target": "framesift.collectors.targets",
-    "Labels": "framesift.collectors.targets.labelstudio_format",
-    "RoboflowTarget": "framesift.collectors.targets.roboflow",
-    "LabelStudioTarget": "framesift.collectors.targets.labelstudio",
-    "Outbox": "framesift.collectors.targets.outbox",
-    "MemoryLimiter": "framesift.collectors.limits",
-    "RedisLimiter": "framesift.collectors.limits",
-    "FallbackLimiter": "framesift.collectors.limits",
-    "open_limiter": "framesift.collectors.limits",
-    "export_dataset": "framesift.collectors.export",
-    "DetectionPrediction": "framesift.predictions",
-    "ClassificationPrediction": "framesift.predictions",
-    "StubPrediction": "framesift.predictions",
-    "prediction_from_json": "framesift.predictions",
-    "load_model": "framesift.models",
-    "RunOptions": "framesift.run",
-}
+if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a test keeps the two in step)
+    from framesift.collectors.collector import Collector
+    from framesift.collectors.config import ActiveLearningConfig, load_config, parse_config
+    from framesift.collectors.export import ExportResult, export_dataset
+    from framesift.collectors.limits import FallbackLimiter, MemoryLimiter, RedisLimiter, open_limiter
+    from framesift.collectors.targets import Target, open_target
+    from framesift.collectors.targets.labelstudio import LabelStudioTarget
+    from framesift.collectors.targets.labelstudio_format import Labels
+    from framesift.collectors.targets.local import LocalDataset, read_records
+    from framesift.collectors.targets.outbox import Outbox, describe
+    from framesift.collectors.targets.roboflow import RoboflowTarget
+    from framesift.errors import (
+        CollectionFailed,
+        ConfigError,
+        DeliveryError,
+        FramesiftError,
+        InputError,
+        LimitStoreError,
+        ModelError,
+        OutboxFull,
+        OutboxInUse,
+        PermanentError,
+        RetryableError,
+        SourceError,
+        TargetError,
+        WorkerFailed,
+    )
+    from framesift.models import load_model
+    from framesift.models.model import Model
+    from framesift.predictions import (
+        ClassificationPrediction,
+        DetectionPrediction,
+        Prediction,
+        StubPrediction,
+        prediction_from_json,
+    )
+    from framesift.runner import RunOptions, build_pipeline, run
+    from framesift.signals import StopSignals
+    from framesift.stats import CollectorStats, OutboxStats, SinkStats, SourceStats, StrategyStats, StreamStats
+    from framesift.stream.exposition import MetricsServer
+    from framesift.stream.frames import Frame
+    from framesift.stream.pipeline import Pipeline
+    from framesift.stream.sinks import AnnotatedVideo, PredictionsFile
+    from framesift.stream.sources import SourceOptions, SourceSpec
 
-__all__ = sorted(_EXPORTS)
+_EXPORTS = {
+    "framesift.collectors.collector": ["Collector"],
+    "framesift.collectors.config": ["ActiveLearningConfig", "load_config", "parse_config"],
+    "framesift.collectors.export": ["ExportResult", "export_dataset"],
+    "framesift.collectors.limits": ["FallbackLimiter", "MemoryLimiter", "RedisLimiter", "open_limiter"],
+    "framesift.collectors.targets": ["Target", "open_target"],
+    "framesift.collectors.targets.labelstudio": ["LabelStudioTarget"],
+    "framesift.collectors.targets.labelstudio_format": ["Labels"],
+    "framesift.collectors.targets.local": ["LocalDataset", "read_records"],
+    "framesift.collectors.targets.outbox": ["Outbox", "describe"],
+    "framesift.collectors.targets.roboflow": ["RoboflowTarget"],
+    "framesift.errors": ["CollectionFailed", "ConfigError", "DeliveryError", "FramesiftError", "InputError",
+                         "LimitStoreError", "ModelError", "OutboxFull", "OutboxInUse", "PermanentError",
+                         "RetryableError", "SourceError", "TargetError", "WorkerFailed"],
+    "framesift.models": ["load_model"],
+    "framesift.models.model": ["Model"],
+    "framesift.predictions": ["ClassificationPrediction", "DetectionPrediction", "Prediction", "StubPrediction",
+                              "prediction_from_json"],
+    "framesift.runner": ["RunOptions", "build_pipeline", "run"],
+    "framesift.signals": ["StopSignals"],
+    "framesift.stats": ["CollectorStats", "OutboxStats", "SinkStats", "SourceStats", "StrategyStats", "StreamStats"],
+    "framesift.stream.exposition": ["MetricsServer"],
+    "framesift.stream.frames": ["Frame"],
+    "framesift.stream.pipeline": ["Pipeline"],
+    "framesift.stream.sinks": ["AnnotatedVideo", "PredictionsFile"],
+    "framesift.stream.sources": ["SourceOptions", "SourceSpec"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+        globals()[name] = value  # the next access is a plain attribute
+        return value
     raise AttributeError(f"module 'framesift' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

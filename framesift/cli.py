@@ -11,16 +11,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from framesift.errors import CollectionFailed, FramesiftError, InputError
+from framesift.signals import StopSignals
 
-
-class UsageError(Exception):
-    """Bad input from the user (a missing file, a bad value): exit code 2."""
-
-
-class CollectionFailed(Exception):
-    """The stream ran, but datapoints could not be written (exit 1)."""
-
+EXIT_OK, EXIT_FAILURE = 0, 1
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framesift", description=__doc__.splitlines()[0])
@@ -65,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
+    run.add_argument("--status-interval", type=float, default=60.0, metavar="S",
+                     help="seconds between status lines when stderr is not a terminal (default 60)")
 
     validate = commands.add_parser("validate", help="check an active-learning configuration file")
     validate.add_argument("file", help="JSON or YAML configuration")
@@ -84,40 +80,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from framesift.redaction import RedactingFilter, redact_text
+    with StopSignals() as signals:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from framesift.redaction import RedactingFilter, redact
 
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())  # no secret reaches the terminal, whoever logged it
-    from framesift.collectors.config import ConfigError
-    from framesift.collectors.targets.outbox import OutboxInUse
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter())  # no secret reaches the terminal, whoever logged it
 
-    def fail(message: str, code: int) -> int:
-        print(f"framesift: {redact_text(message)}", file=sys.stderr)
-        return code
+        def fail(message: str, code: int) -> int:
+            print(f"framesift: {redact(message)}", file=sys.stderr)
+            return code
 
-    try:
-        return COMMANDS[args.command](args)
-    except (ConfigError, UsageError, FileNotFoundError, ValueError, OutboxInUse) as error:  # SourceError, ModelError
-        return fail(str(error), EXIT_USAGE)
-    except CollectionFailed as error:
-        return fail(str(error), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception as error:  # the last line of defence: one sentence, not a traceback
-        logging.getLogger("framesift").debug("unexpected failure", exc_info=True)
-        return fail(f"{type(error).__name__}: {error}", EXIT_FAILURE)
+        try:
+            return COMMANDS[args.command](args, signals)
+        except FramesiftError as error:  # ours: the sentence and the exit code come with it
+            return fail(str(error), error.exit_code)
+        except Exception as error:  # the last line of defence: one sentence, not a traceback
+            logging.getLogger("framesift").debug("unexpected failure", exc_info=True)
+            return fail(f"{type(error).__name__}: {error}", EXIT_FAILURE)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from framesift.run import RunOptions, run
+def _run(args: argparse.Namespace, signals: StopSignals) -> int:
+    from framesift.runner import RunOptions, run
 
     if args.source_name and len(args.source_name) != len(args.sources):
-        raise UsageError(f"{len(args.source_name)} --source-name given for {len(args.sources)} sources")
+        raise InputError(f"{len(args.source_name)} --source-name given for {len(args.sources)} sources")
     options = RunOptions(**{k: v for k, v in vars(args).items() if k in RunOptions.__dataclass_fields__})
-    summary = run(options)
+    summary = run(options, stop=signals.event)
     collected = (f"collected {summary['datapoints_registered']} datapoints into {args.target}" if args.al_config
                  else "no collection (no --al-config)")
     outbox = summary.get("target")
@@ -126,13 +117,16 @@ def _run(args: argparse.Namespace) -> int:
         collected += f": framesift outbox {outbox['outbox']})" if outbox["pending"] or outbox["dead"] else ")"
     print(f"inferred {summary['frames_inferred']} frames, dropped {summary['frames_dropped']}; {collected}",
           file=sys.stderr)
+    if summary["limit_store_unavailable_decisions"]:
+        print(f"framesift: {summary['limit_store_unavailable_decisions']} limit decisions were made without Redis "
+              f"({summary['limit_store_error']})", file=sys.stderr)
     if summary["datapoints_failed"]:
         raise CollectionFailed(f"{summary['datapoints_failed']} datapoints could not be written (the last: "
                                f"{summary['last_failure']})")
     return EXIT_OK
 
 
-def _validate(args: argparse.Namespace) -> int:
+def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.collectors.config import load_config
 
     config = load_config(args.file)
@@ -141,10 +135,10 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.demo import run_demo
 
-    summary = run_demo(args.out)
+    summary = run_demo(args.out, stop=signals.event)
     print(f"framesift demo: the bundled shape detector ran on {summary['frames_inferred']} frames of "
           f"{args.out}/sample.mp4")
     print(f"collected {summary['datapoints_registered']} datapoints "
@@ -156,7 +150,7 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _outbox(args: argparse.Namespace) -> int:
+def _outbox(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
     from framesift.collectors.targets.outbox import Outbox, describe
@@ -165,7 +159,7 @@ def _outbox(args: argparse.Namespace) -> int:
     if not (folder / "pending").is_dir():
         inside = sorted(p.parent.name for p in folder.glob("*/pending") if p.is_dir())
         hint = f"; it holds the outboxes {', '.join(inside)}" if inside else ""
-        raise UsageError(f"{args.folder} is not an outbox (no pending/ folder){hint}")
+        raise InputError(f"{args.folder} is not an outbox (no pending/ folder){hint}")
     if args.retry_dead:  # takes the outbox's lock: refused (OutboxInUse) while a run delivers it
         with Outbox(folder) as box:
             print(f"moved {box.retry_dead()} dead datapoints back to pending")
@@ -173,17 +167,24 @@ def _outbox(args: argparse.Namespace) -> int:
     age = report["oldest_pending_age_s"]
     print(f"pending: {report['pending']} ({report['pending_bytes']} bytes"
           + (f", oldest {age:.0f} s)" if age is not None else ")"))
+    for name in report["damaged"]:
+        print(f"  {name}: damaged (its metadata cannot be read; the next run moves it to dead/)")
     print(f"dead:    {report['dead']} ({report['dead_bytes']} bytes; they count toward --outbox-max-bytes)")
     for meta in report["dead_letters"]:
-        print(f"  {meta['id']} (batch {meta['batch']}): {meta['dead_reason']}")
+        batch = f" (batch {meta['batch']})" if "batch" in meta else ""
+        print(f"  {meta['id']}{batch}: {meta.get('dead_reason', 'no reason recorded')}")
     return EXIT_OK
 
 
-def _export(args: argparse.Namespace) -> int:
+def _export(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.collectors.export import export_dataset
 
-    count = export_dataset(args.dataset, args.format, args.out)
-    print(f"exported {count} images to {args.out} ({args.format})")
+    result = export_dataset(args.dataset, args.format, args.out)
+    print(f"exported {result.exported} images to {args.out} ({args.format})")
+    if result.skipped:
+        print(f"framesift: skipped {len(result.skipped)} records that cannot be exported:", file=sys.stderr)
+        for name, why in result.skipped:
+            print(f"  {name}: {why}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,15 @@ def write_demo_video(path: str | os.PathLike[str], frames: int = 150, width: int
     return path
 
 
-def run_demo(out_dir: str | os.PathLike[str] = "framesift-demo", seed: int = 0) -> dict[str, Any]:
+def run_demo(out_dir: str | os.PathLike[str] = "framesift-demo", seed: int = 0,
+             stop: threading.Event | None = None) -> dict[str, Any]:
     """Generate the sample video and run the bundled demo model over it through the whole pipeline, collecting
     with `configs/demo.yaml` into `out_dir/dataset`. Returns the run's summary."""
     from framesift.configs import path as config_path
-    from framesift.run import RunOptions, run
+    from framesift.runner import RunOptions, run
 
     out = Path(out_dir)
     video = write_demo_video(out / "sample.mp4")
     return run(RunOptions(sources=[str(video)], model="demo", confidence=0.5, al_config=str(config_path("demo.yaml")),
                           target=str(out / "dataset"), seed=seed, predictions=str(out / "predictions.jsonl"),
-                          summary=str(out / "summary.json")))
+                          summary=str(out / "summary.json")), stop=stop)

@@ -8,7 +8,9 @@ Three plain dataclasses cover every task type:
 
 Each one turns into the JSON shape of Roboflow Inference responses with `to_json(scale_x, scale_y)`, where the
 factors map the original frame onto the saved image; `prediction_from_json` reads that shape back, so the
-sampler accepts either form.
+sampler accepts either form. A prediction read from JSON keeps that JSON (`source`): it is persisted as it came,
+with only its geometry scaled, so every id it carried (class ids, detection ids, keypoint class ids) and every
+other field stays as it was.
 
 Example:
     >>> p = DetectionPrediction.from_lists("object-detection", "people/3", (640, 480),
@@ -19,10 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +56,7 @@ class DetectionPrediction:
     keypoint_names: list[str] | None = None
     mask: np.ndarray | None = field(default=None, repr=False)
     detection_id: list[str] | None = None
+    source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # the JSON it was read from
 
     @classmethod
     def from_lists(
@@ -66,7 +70,7 @@ class DetectionPrediction:
         class_name: Sequence[str],
         class_id: Sequence[int] | None = None,
         polygons: Sequence[Sequence[Sequence[float]]] | None = None,
-        keypoints: Sequence[Sequence[Sequence[float]]] | None = None,
+        keypoints: Sequence[Sequence[Sequence[float]]] | np.ndarray | None = None,
         keypoint_names: Sequence[str] | None = None,
     ) -> DetectionPrediction:
         """Build a prediction from plain Python lists (handy in tests and callbacks)."""
@@ -104,6 +108,8 @@ class DetectionPrediction:
 
     def to_json(self, scale_x: float = 1.0, scale_y: float = 1.0) -> dict[str, Any]:
         """The Roboflow-Inference-shaped JSON, geometry scaled by `scale_x`, `scale_y`."""
+        if self.source is not None:
+            return scaled_json(self.source, scale_x, scale_y)
         width, height = self.image_size
         ids = self.detection_id or [str(uuid.uuid4()) for _ in range(len(self))]
         items = []
@@ -154,6 +160,7 @@ class ClassificationPrediction:
     multi_label: bool = False
     predicted_classes: list[str] = field(default_factory=list)
     task_type: str = CLASSIFICATION_TASK
+    source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # the JSON it was read from
 
     @property
     def top(self) -> str:
@@ -164,6 +171,8 @@ class ClassificationPrediction:
         return float(np.max(self.confidences))
 
     def to_json(self, scale_x: float = 1.0, scale_y: float = 1.0) -> dict[str, Any]:
+        if self.source is not None:
+            return scaled_json(self.source, scale_x, scale_y)
         width, height = self.image_size
         out: dict[str, Any] = {"image": {"width": round(width * scale_x), "height": round(height * scale_y)}}
         if self.multi_label:
@@ -200,8 +209,43 @@ class StubPrediction:
 Prediction = DetectionPrediction | ClassificationPrediction | StubPrediction
 
 
+def has_annotation(data: Mapping[str, Any] | None) -> bool:
+    """Whether a persisted prediction (SPEC §2 JSON) holds anything to pre-annotate: a detection, or a class. An
+    empty detection list is no pre-annotation (a labeling tool would read it as "nothing here")."""
+    if data is None or data.get("is_stub"):
+        return False
+    return bool(data.get("predictions")) or "top" in data
+
+
+def scaled_json(data: Mapping[str, Any], scale_x: float, scale_y: float) -> dict[str, Any]:
+    """A copy of a SPEC §2 JSON with its geometry (image size, boxes, polygon points, keypoints) scaled; every
+    other field as it was."""
+    out = copy.deepcopy(dict(data))
+    image = out.get("image")
+    if isinstance(image, dict):
+        for key, scale in (("width", scale_x), ("height", scale_y)):
+            if isinstance(image.get(key), (int, float)):
+                image[key] = round(image[key] * scale)
+    items = out.get("predictions")
+    for item in items if isinstance(items, list) else ():
+        _scale_point(item, scale_x, scale_y, ("x", "width"), ("y", "height"))
+        for point in [*item.get("points", ()), *item.get("keypoints", ())]:
+            _scale_point(point, scale_x, scale_y, ("x",), ("y",))
+    return out
+
+
+def _scale_point(item: Any, scale_x: float, scale_y: float, xs: tuple[str, ...], ys: tuple[str, ...]) -> None:
+    if not isinstance(item, dict):
+        return
+    for keys, scale in ((xs, scale_x), (ys, scale_y)):
+        for key in keys:
+            if isinstance(item.get(key), (int, float)):
+                item[key] = item[key] * scale
+
+
 def prediction_from_json(data: Mapping[str, Any]) -> Prediction:
-    """Read the SPEC §2 JSON shape (a Roboflow Inference response) into a prediction object."""
+    """Read the SPEC §2 JSON shape (a Roboflow Inference response) into a prediction object that keeps `data` as
+    its `source` (persisted as it came, geometry scaled)."""
     model_id = str(data.get("model_id") or "")
     if data.get("is_stub"):
         return StubPrediction(model_id=model_id, task_type=str(data.get("task_type", "object-detection")),
@@ -211,15 +255,13 @@ def prediction_from_json(data: Mapping[str, Any]) -> Prediction:
     items = data.get("predictions", [])
     task_type = data.get("task_type")
     if isinstance(items, Mapping) or task_type == CLASSIFICATION_TASK or "top" in data:
-        return _classification_from_json(model_id, size, items, data)
+        return replace(_classification_from_json(model_id, size, items, data), source=data)
     task_type = task_type or _infer_detection_task(items)
     xyxy = [[p["x"] - p["width"] / 2, p["y"] - p["height"] / 2, p["x"] + p["width"] / 2, p["y"] + p["height"] / 2]
             for p in items]
     polygons = [[(pt["x"], pt["y"]) for pt in p.get("points", [])] for p in items] \
         if task_type == "instance-segmentation" else None
-    keypoints = [[(k["x"], k["y"], k.get("confidence", 1.0)) for k in p.get("keypoints", [])] for p in items] \
-        if task_type == "keypoint-detection" and items else None
-    names = [k.get("class", str(k.get("class_id"))) for k in items[0].get("keypoints", [])] if keypoints else None
+    keypoints, names = _keypoints_from_json(items) if task_type == "keypoint-detection" and items else (None, None)
     prediction = DetectionPrediction.from_lists(
         task_type, model_id, size,
         xyxy=xyxy,
@@ -230,7 +272,22 @@ def prediction_from_json(data: Mapping[str, Any]) -> Prediction:
         keypoints=keypoints,
         keypoint_names=names,
     )
-    return prediction
+    ids = [p.get("detection_id") for p in items]
+    return replace(prediction, detection_id=None if None in ids else [str(i) for i in ids], source=data)
+
+
+def _keypoints_from_json(items: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, list[str]]:
+    """Keypoints as `(N, K, 3)`, each at the position its `class_id` names (a response may leave out the keypoints
+    it did not see, so detections can list different ones); those not listed have confidence 0."""
+    listed = [[(int(k.get("class_id", i)), k) for i, k in enumerate(p.get("keypoints", []))] for p in items]
+    count = max((position + 1 for points in listed for position, _ in points), default=0)
+    array = np.zeros((len(items), count, 3), dtype=np.float32)
+    names = [str(i) for i in range(count)]
+    for n, points in enumerate(listed):
+        for position, k in points:
+            array[n, position] = (k["x"], k["y"], k.get("confidence", 1.0))
+            names[position] = str(k.get("class", position))
+    return array, names
 
 
 def _infer_detection_task(items: Sequence[Mapping[str, Any]]) -> str:

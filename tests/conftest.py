@@ -10,6 +10,8 @@ import pytest
 
 from tests.servers import LabelStudioServer, RedisServer, RtspServer, free_port
 
+collect_ignore = ["rtsp_server.py"]  # run by the system Python (GStreamer's bindings), never imported here
+
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:

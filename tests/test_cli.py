@@ -109,3 +109,19 @@ def test_a_disk_that_fills_up_mid_run_fails_datapoints_not_the_stream(small_disk
     records = [json.loads(line) for line in (disk / "ds" / "datapoints.jsonl").read_bytes().splitlines()]
     assert len(records) == summary["datapoints_registered"]
     assert all((disk / "ds" / r["image"]).stat().st_size > 0 for r in records)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("deep.json", "[" * 1000 + "]" * 1000, "nested too deeply to be a configuration"),
+    ("long.json", json.dumps({"enabled": True, "persist_predictions": True,
+                              "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"},
+                              "sampling_strategies": [{"name": "s", "type": "t" * 100_000}]}),
+     "unknown strategy type 'tttt"),
+    ("twice.json", '{"enabled": true, "enabled": false}', "(top level): duplicate key 'enabled'"),
+])
+def test_hostile_configurations_exit_2_in_one_sentence(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    result = run_cli("validate", name, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr and len(result.stderr) < 400

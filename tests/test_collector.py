@@ -11,6 +11,7 @@ from framesift.collectors import Collector, LocalDataset, RedisLimiter
 from framesift.collectors.limits import FallbackLimiter
 from framesift.collectors.targets.local import read_records
 from framesift.predictions import DetectionPrediction, StubPrediction
+from framesift.stats import StrategyStats
 from tests.helpers import collect_all_config
 
 FRAME = np.zeros((48, 64, 3), np.uint8)
@@ -36,7 +37,7 @@ def test_ten_thousand_submits_never_block_and_the_overflow_is_counted(tmp_path):
     elapsed = time.perf_counter() - started
     assert elapsed < 5.0  # 10 000 slow writes would take 500 s; the caller never waited for one
     collector.close(timeout=0.2)
-    c = collector.counters
+    c = collector.snapshot()
     assert c.datapoints_sampled == 10_000
     assert c.datapoints_dropped == 10_000 - queued + c.dropped_by_reason.get("drain_timeout", 0)
     assert c.dropped_by_reason["queue_full"] == 10_000 - queued
@@ -51,7 +52,7 @@ def test_queue_is_bounded_by_bytes_too(tmp_path):
     results = [collector.submit(big, STUB) for _ in range(10)]
     assert 3 <= sum(results) <= 4  # at most 3 waiting plus the one being written
     collector.close(timeout=5)
-    assert collector.counters.dropped_by_reason["queue_full"] == 10 - sum(results)
+    assert collector.snapshot().dropped_by_reason["queue_full"] == 10 - sum(results)
 
 
 def test_close_writes_what_is_queued_within_the_timeout(tmp_path):
@@ -59,7 +60,7 @@ def test_close_writes_what_is_queued_within_the_timeout(tmp_path):
     for i in range(50):
         collector.submit(FRAME, STUB, frame_id=i)
     collector.close(timeout=10)
-    assert collector.counters.datapoints_registered == 50
+    assert collector.snapshot().datapoints_registered == 50
     ids = [r["frame_id"] for r in read_records(tmp_path / "ds")]
     assert ids == list(range(50))  # written in the order they were offered
 
@@ -89,7 +90,7 @@ def test_a_lazy_frame_is_converted_only_when_sampled_and_on_the_collector_thread
     assert not collector.submit(CountingFrame(1, calls), one)
     assert collector.submit(CountingFrame(2, calls), two)
     collector.close()
-    assert calls == [(2, "framesift-collector")] and collector.counters.datapoints_registered == 1
+    assert calls == [(2, "framesift-collector")] and collector.snapshot().datapoints_registered == 1
 
 
 def test_kill_switches(tmp_path):
@@ -98,7 +99,7 @@ def test_kill_switches(tmp_path):
         collector = Collector(config, LocalDataset(tmp_path / "ds"), environ=environ)
         assert not collector.enabled and not collector.submit(FRAME, STUB)
         collector.close()
-        assert collector.counters.datapoints_sampled == 0
+        assert collector.snapshot().datapoints_sampled == 0
     assert not list(read_records(tmp_path / "ds"))
 
 
@@ -112,9 +113,9 @@ def test_counters_by_strategy_and_limits(tmp_path):
         collector.submit(FRAME, STUB)
     collector.close()
     snap = collector.snapshot()
-    assert snap["datapoints_sampled"] == 10 and snap["datapoints_registered"] == 3
-    assert snap["datapoints_rejected_by_limits"] == 7
-    assert snap["strategies"] == {"limited": {"sampled": 10, "registered": 3}, "never": {"sampled": 0, "registered": 0}}
+    assert snap.datapoints_sampled == 10 and snap.datapoints_registered == 3
+    assert snap.datapoints_rejected_by_limits == 7
+    assert snap.strategies == {"limited": StrategyStats(sampled=10, registered=3), "never": StrategyStats()}
 
 
 def test_seeded_collectors_sample_the_same_frames(tmp_path):
@@ -135,7 +136,7 @@ def test_redis_outage_mid_run_keeps_collecting_under_the_memory_policy(tmp_path,
     for _ in range(2):
         collector.submit(FRAME, STUB)
     deadline = time.monotonic() + 5
-    while collector.counters.datapoints_registered < 2 and time.monotonic() < deadline:
+    while collector.snapshot().datapoints_registered < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     redis_server.stop()
     for _ in range(6):
@@ -143,5 +144,5 @@ def test_redis_outage_mid_run_keeps_collecting_under_the_memory_policy(tmp_path,
     collector.close()
     snap = collector.snapshot()
     # 2 through Redis, then local budgets of 4 per minute: the process never stopped
-    assert snap["datapoints_registered"] == 6 and snap["datapoints_rejected_by_limits"] == 2
-    assert snap["limit_store_available"] is False
+    assert snap.datapoints_registered == 6 and snap.datapoints_rejected_by_limits == 2
+    assert snap.limit_store_available is False

@@ -201,3 +201,36 @@ def test_every_bundled_example_configuration_is_valid():
                                        ("true", False), ("", False), ("1", False)])
 def test_environment_kill_switch(value, off):
     assert active_learning_disabled_by_env({"ACTIVE_LEARNING_ENABLED": value}) is off
+
+
+# -- hostile input: refused in one sentence per problem, quickly, never as a traceback ------------------------------
+def test_a_key_given_twice_is_refused_not_silently_overwritten(tmp_path):
+    text = json.dumps(valid())[:-1] + ', "enabled": false}'  # JSON parsers keep the last value: collection off
+    text = text.replace('"type": "random"', '"type": "random", "type": "classes_based"')
+    (tmp_path / "twice.json").write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path / "twice.json")
+    assert sorted(raised.value.problems) == ["(top level): duplicate key 'enabled'",
+                                             "sampling_strategies[0]: duplicate key 'type'"]
+    (tmp_path / "twice.yaml").write_text("enabled: true\npersist_predictions: true\nenabled: false\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path / "twice.yaml")
+    assert raised.value.problems == ["line 3: duplicate key 'enabled'"]
+
+
+@pytest.mark.parametrize(("name", "text"), [("deep.json", "[" * 100_000 + "]" * 100_000),
+                                            ("deep.yaml", "tags: " + "[" * 1000 + "]" * 1000),
+                                            ("deep1000.json", '{"enabled": true, "tags": ' + "[" * 1000 + "]" * 1000
+                                             + "}")])
+def test_deep_nesting_is_a_configuration_error(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path / name)
+    assert raised.value.problems == ["(top level): nested too deeply to be a configuration"]
+
+
+@pytest.mark.timeout(20)  # a quadratic error path (the redaction of the message) took 21 s at 100 kB, hours at 1 MB
+def test_a_megabyte_strategy_type_is_refused_quickly_and_quoted_short():
+    [problem] = problems(strategy(type="x" * 1_000_000))
+    assert problem.startswith("sampling_strategies[0]: unknown strategy type 'xxxx")
+    assert "(1000000 characters)" in problem and len(problem) < 200

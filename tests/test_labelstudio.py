@@ -35,7 +35,7 @@ from framesift.collectors.targets.labelstudio_format import (
 )
 from framesift.collectors.targets.outbox import Outbox, RetryableError, describe
 from framesift.predictions import ClassificationPrediction, DetectionPrediction
-from framesift.run import RunOptions, run
+from framesift.runner import RunOptions, run
 from tests.helpers import wait_until
 from tests.model_builders import build_model, scene
 from tests.servers import LABEL_STUDIO_TOKEN, LabelStudioServer
@@ -275,7 +275,7 @@ target = LabelStudioTarget("killed senders", sys.argv[2], LABEL_STUDIO_TOKEN, sy
 for i in range(int(sys.argv[4]) if len(sys.argv) > 4 else 0):
     target.register(datapoint(i, detection_json()))
 print("ready", flush=True)
-while target.stats()["pending"]:
+while target.stats().pending:
     time.sleep(0.01)
 print("done", flush=True)
 """
@@ -339,7 +339,7 @@ def test_an_existing_project_keeps_its_configuration(tmp_path, server, api):
     target = LabelStudioTarget("made by hand", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"),
                                labels=Labels("classification", ("cat",)))
     target.register(datapoint(2, detection_json()))
-    assert wait_until(lambda: target.stats()["delivered"] == 1)
+    assert wait_until(lambda: target.stats().delivered == 1)
     target.close()
     assert api.project("made by hand")["label_config"] == config
     [task] = api.tasks("made by hand")
@@ -356,11 +356,11 @@ def test_server_down_then_restart_delivers_what_was_pending(tmp_path, server, ap
     down.sender.start()
     for i in range(3):
         down.register(datapoint(i))
-    assert wait_until(lambda: down.stats()["retried"] >= 2)
-    assert down.stats()["pending"] == 3 and "ConnectionError" in down.stats()["last_error"]
+    assert wait_until(lambda: down.stats().retried >= 2)
+    assert down.stats().pending == 3 and "ConnectionError" in down.stats().last_error
     down.close(0)
     again = LabelStudioTarget("was down", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"))
-    assert wait_until(lambda: again.stats()["delivered"] == 3)
+    assert wait_until(lambda: again.stats().delivered == 3)
     again.close()
     assert sorted(t["data"]["frame_id"] for t in api.tasks("was down")) == [0, 1, 2]
 
@@ -371,7 +371,7 @@ def test_a_refused_key_is_dead_lettered_with_the_reason_and_never_shown(tmp_path
         outbox = Outbox(tmp_path / key[:8])
         target = LabelStudioTarget("refused", server.url, key, outbox)
         target.register(datapoint(1))
-        assert wait_until(lambda: target.stats()["dead"] == 1)  # noqa: B023
+        assert wait_until(lambda: target.stats().dead == 1)  # noqa: B023
         target.close()
         [dead] = describe(outbox.root)["dead_letters"]
         assert "401" in dead["dead_reason"]

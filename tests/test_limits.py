@@ -15,7 +15,10 @@ from framesift.collectors.limits import (
     MemoryLimiter,
     Outcome,
     RedisLimiter,
+    open_limiter,
 )
+from framesift.errors import LimitStoreError
+from tests.servers import RedisServer, free_port
 
 NO_CAP = BatchCap("batch", None)
 
@@ -148,10 +151,11 @@ def test_redis_stopped_mid_run_pause_policy(redis_server):
     redis_server.stop()
     outcomes = [limiter.decide("ds", [Candidate("s")], NO_CAP).outcome for _ in range(3)]
     assert outcomes == [Outcome.STORE_UNAVAILABLE] * 3
-    assert not limiter.available and limiter.unavailable_decisions == 3
+    health = limiter.health()
+    assert not health.available and health.unavailable_decisions == 3 and "is unreachable" in health.last_error
     redis_server.start()
     assert limiter.decide("ds", [Candidate("s")], NO_CAP).accepted
-    assert limiter.available
+    assert limiter.health().available
 
 
 def test_redis_stopped_mid_run_memory_policy_uses_local_budgets(redis_server, caplog):
@@ -159,8 +163,8 @@ def test_redis_stopped_mid_run_memory_policy_uses_local_budgets(redis_server, ca
     redis_server.stop()
     limited = [Candidate("s", ((60, 2),))]
     assert [limiter.decide("ds", limited, NO_CAP).accepted for _ in range(3)] == [True, True, False]
-    assert limiter.unavailable_decisions == 3
-    assert "Redis is unreachable" in caplog.text
+    assert limiter.health().unavailable_decisions == 3
+    assert "is unreachable" in caplog.text
 
 
 def test_unreachable_redis_costs_at_most_one_short_timeout_per_retry_interval(redis_server):
@@ -177,3 +181,39 @@ def test_unreachable_redis_costs_at_most_one_short_timeout_per_retry_interval(re
 def test_unknown_fallback_policy_is_refused(redis_server):
     with pytest.raises(ValueError, match="unknown Redis fallback policy"):
         FallbackLimiter(RedisLimiter(redis_server.url), "drop")
+
+
+def test_a_wrong_password_at_start_is_a_usage_error_naming_no_secret(tmp_path):
+    server = RedisServer(free_port(), tmp_path, password="right-horse-battery")
+    server.start()
+    try:
+        wrong = f"redis://:wrong-staple-9@127.0.0.1:{server.port}/0"
+        with pytest.raises(LimitStoreError, match="refused framesift's credentials") as raised:
+            open_limiter(wrong)
+        assert "wrong-staple-9" not in str(raised.value) and ":***@" in str(raised.value)
+        with open_limiter(server.url) as limiter:  # the right one works
+            assert limiter.decide("ds", [Candidate("s")], NO_CAP).accepted
+    finally:
+        server.stop()
+
+
+def test_a_password_changed_while_running_is_counted_and_said_like_an_outage(tmp_path, caplog):
+    import redis
+
+    server = RedisServer(free_port(), tmp_path, password="first-pass")
+    server.start()
+    try:
+        limiter = FallbackLimiter(RedisLimiter(server.url, timeout=0.5), "pause", retry_interval=0.0)
+        assert limiter.decide("ds", [Candidate("s")], NO_CAP).accepted
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("requirepass", "second-pass")
+        admin.client_kill_filter(_type="normal", skipme=False)  # every connection must log in again
+        outcomes = [limiter.decide("ds", [Candidate("s")], NO_CAP).outcome for _ in range(3)]
+        assert outcomes == [Outcome.STORE_UNAVAILABLE] * 3
+        health = limiter.health()
+        assert not health.available and health.unavailable_decisions == 3
+        assert "refused framesift's credentials" in health.last_error and "first-pass" not in health.last_error
+        assert "refused framesift's credentials" in caplog.text
+        limiter.close()
+    finally:
+        server.stop()

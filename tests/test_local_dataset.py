@@ -116,8 +116,8 @@ def test_a_run_appends_and_the_batch_cap_counts_what_is_there(tmp_path):
         for _ in range(3):
             collector.submit(frame, StubPrediction("stub"))
         collector.close()
-        assert collector.counters.datapoints_registered == expected
-    assert collector.counters.datapoints_rejected_by_batch_cap == 1
+        assert collector.snapshot().datapoints_registered == expected
+    assert collector.snapshot().datapoints_rejected_by_batch_cap == 1
     assert len(list(read_records(root))) == 5
 
 
@@ -129,7 +129,7 @@ def test_a_full_disk_is_counted_and_does_not_stop_the_collector(tmp_path, caplog
     for _ in range(3):
         assert collector.submit(np.zeros((8, 8, 3), np.uint8), StubPrediction("stub"))
     collector.close()
-    assert collector.counters.datapoints_failed == 3
+    assert collector.snapshot().datapoints_failed == 3
     assert "could not register a datapoint" in caplog.text
 
 

@@ -85,7 +85,7 @@ def test_a_move_cut_short_by_a_crash_keeps_the_entry(tmp_path, direction, step):
         stats = reopened.stats()
     # the move is done once the old JSON is gone; with both JSONs, pending wins (it is sent again, idempotently)
     expected_place = dest if step == 2 else "pending" if step == 1 else source
-    assert (stats["pending"], stats["dead"]) == ((1, 0) if expected_place == "pending" else (0, 1))
+    assert (stats.pending, stats.dead) == ((1, 0) if expected_place == "pending" else (0, 1))
     [kept] = (folder / expected_place).glob("*.json")
     assert kept.with_suffix(".jpg").read_bytes() == image
     other = "dead" if expected_place == "pending" else "pending"
@@ -115,9 +115,9 @@ def test_pending_bytes_stay_exact_when_entries_change(tmp_path):
     entry = box.oldest()
     entry.meta["remote_image_id"] = "a-rather-long-identifier-given-by-the-target"
     box.update(entry)
-    assert box.stats()["pending_bytes"] == describe(tmp_path / "outbox")["pending_bytes"]
+    assert box.stats().pending_bytes == describe(tmp_path / "outbox")["pending_bytes"]
     box.remove(box.oldest())
-    assert box.stats()["pending_bytes"] == 0
+    assert box.stats().pending_bytes == 0
     box.close()
 
 

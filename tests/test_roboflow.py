@@ -26,9 +26,11 @@ from framesift.collectors import Collector
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets import open_target
 from framesift.collectors.targets.http import retry_after
-from framesift.collectors.targets.outbox import Outbox, OutboxFull, describe
+from framesift.collectors.targets.outbox import Outbox, describe
 from framesift.collectors.targets.roboflow import RoboflowTarget
+from framesift.errors import OutboxFull
 from framesift.predictions import DetectionPrediction
+from framesift.stats import CollectorStats, StreamStats
 from framesift.stream.exposition import SnapshotCollector
 from tests.helpers import collect_all_config, wait_until
 from tests.roboflow_server import FakeRoboflow
@@ -37,11 +39,16 @@ from tests.servers import free_port
 KEY = "secret-key-123"
 
 
-def datapoint(i: int, prediction: bool = True) -> Datapoint:
+BOX = {"x": 5.0, "y": 5.0, "width": 4.0, "height": 4.0, "confidence": 0.8, "class": "person", "class_id": 0,
+       "detection_id": "d-1"}
+
+
+def datapoint(i: int, prediction: bool = True, boxes: tuple[dict, ...] = (BOX,)) -> Datapoint:
     return Datapoint(
         id=f"dp{i:04d}", batch="b1", jpeg=b"\xff\xd8 fake jpeg " + bytes([i % 256]) * 100, width=10, height=10,
         original_width=10, original_height=10,
-        prediction={"image": {"width": 10, "height": 10}, "predictions": [], "model_id": "m/1"} if prediction else None,
+        prediction={"image": {"width": 10, "height": 10}, "predictions": list(boxes), "model_id": "m/1"}
+        if prediction else None,
         tags=["t1", "t2"], strategy="s", source="cam", frame_id=i, captured_at=datetime.now(timezone.utc),
         model_id="m/1", task_type="object-detection")
 
@@ -68,7 +75,7 @@ def test_outage_then_flaky_server_then_lost_replies_delivers_exactly_n(tmp_path,
     for i in range(8):
         target.register(datapoint(i))
     time.sleep(1.0)
-    assert target.stats()["retried"] > 0 and target.stats()["pending"] == 8
+    assert target.stats().retried > 0 and target.stats().pending == 8
     roboflow.start()  # up, but failing every other request with 503
     roboflow.mode = "flaky"
     for i in range(8, 16):
@@ -79,7 +86,7 @@ def test_outage_then_flaky_server_then_lost_replies_delivers_exactly_n(tmp_path,
         target.register(datapoint(i))
     time.sleep(1.5)
     roboflow.mode = "ok"
-    assert wait_until(lambda: target.stats()["pending"] == 0)
+    assert wait_until(lambda: target.stats().pending == 0)
     target.close()
     assert roboflow.names() == [f"dp{i:04d}.jpg" for i in range(n)]  # every image once
     # every annotation once, on its own image: an annotate whose reply was lost was sent again and answered 409
@@ -90,7 +97,7 @@ def test_outage_then_flaky_server_then_lost_replies_delivers_exactly_n(tmp_path,
     upload = next(iter(roboflow.uploads.values()))
     assert upload.batch == "b1" and upload.tags == ["t1", "t2"]
     stats = target.stats()
-    assert stats["delivered"] == n and stats["pending_bytes"] == 0 and stats["dead"] == 0
+    assert stats.delivered == n and stats.pending_bytes == 0 and stats.dead == 0
 
 
 WORKER = """
@@ -106,7 +113,7 @@ if len(sys.argv) > 4:
     for i in range(int(sys.argv[4])):
         target.register(datapoint(i))
 print("ready", flush=True)
-while target.stats()["pending"]:
+while target.stats().pending:
     time.sleep(0.01)
 print("done", flush=True)
 """
@@ -137,6 +144,19 @@ def test_sigkill_of_the_sender_mid_delivery_then_restart_delivers_exactly_n(tmp_
     assert sorted(name for name, _ in roboflow.annotations.values()) == [f"dp{i:04d}.json" for i in range(n)]
 
 
+def test_an_empty_detection_list_registers_the_image_without_an_annotation(tmp_path, roboflow):
+    """Roboflow reads an empty annotation as "this image holds no objects": a label, not a pre-annotation."""
+    target = target_for(roboflow, tmp_path / "outbox")
+    target.register(datapoint(0, boxes=()))
+    target.register(datapoint(1))
+    target.register(datapoint(2, prediction=False))
+    assert wait_until(lambda: target.stats().delivered == 3)
+    target.close()
+    assert roboflow.names() == ["dp0000.jpg", "dp0001.jpg", "dp0002.jpg"]
+    assert [name for name, _ in roboflow.annotations.values()] == ["dp0001.json"]
+    assert roboflow.annotate_requests == 1
+
+
 def test_a_full_outbox_refuses_and_the_collector_counts_it(tmp_path, roboflow):
     roboflow.stop()
     box = Outbox(tmp_path / "outbox", max_bytes=1000)
@@ -152,15 +172,15 @@ def test_a_full_outbox_refuses_and_the_collector_counts_it(tmp_path, roboflow):
         collector.submit(np.zeros((48, 64, 3), np.uint8), prediction)
     collector.close()
     snap = collector.snapshot()
-    assert snap["dropped_by_reason"]["outbox_full"] > 0
-    assert snap["datapoints_registered"] + snap["datapoints_dropped"] == 30
-    assert snap["target"]["refused_full"] == snap["dropped_by_reason"]["outbox_full"]
+    assert snap.dropped_by_reason["outbox_full"] > 0
+    assert snap.datapoints_registered + snap.datapoints_dropped == 30
+    assert snap.target.refused_full == snap.dropped_by_reason["outbox_full"]
 
 
 def test_dead_letters_count_toward_the_bound(tmp_path):
     with Outbox(tmp_path / "probe") as probe:
         probe.add(datapoint(0))
-        bound = int(2.5 * probe.stats()["pending_bytes"])  # room for two entries, not three
+        bound = int(2.5 * probe.stats().pending_bytes)  # room for two entries, not three
     box = Outbox(tmp_path / "outbox", max_bytes=bound)
     box.add(datapoint(1))
     box.kill(box.oldest(), "HTTP 401 from upload")  # say the key was revoked
@@ -169,11 +189,11 @@ def test_dead_letters_count_toward_the_bound(tmp_path):
         box.add(datapoint(3))
     box.close()
     reopened = Outbox(tmp_path / "outbox", max_bytes=bound)
-    assert reopened.stats()["dead_bytes"] > 0
+    assert reopened.stats().dead_bytes > 0
     with pytest.raises(OutboxFull):
         reopened.add(datapoint(4))
-    assert reopened.retry_dead() == 1 and reopened.stats()["dead_bytes"] == 0
-    assert reopened.stats()["pending"] == 2
+    assert reopened.retry_dead() == 1 and reopened.stats().dead_bytes == 0
+    assert reopened.stats().pending == 2
 
 
 @pytest.mark.parametrize("status", [401, 413])
@@ -181,7 +201,7 @@ def test_permanent_refusals_go_to_dead_letters_with_the_reason(tmp_path, roboflo
     roboflow.mode = status
     target = target_for(roboflow, tmp_path / "outbox")
     target.register(datapoint(1))
-    assert wait_until(lambda: target.stats()["dead"] == 1)
+    assert wait_until(lambda: target.stats().dead == 1)
     target.close()
     [dead] = describe(tmp_path / "outbox")["dead_letters"]
     assert f"HTTP {status}" in dead["dead_reason"]
@@ -193,7 +213,7 @@ def test_permanent_refusals_go_to_dead_letters_with_the_reason(tmp_path, roboflo
                              "--retry-dead"], capture_output=True, text=True)
     assert "moved 1 dead" in result.stdout
     target = target_for(roboflow, tmp_path / "outbox")
-    assert wait_until(lambda: target.stats()["pending"] == 0)
+    assert wait_until(lambda: target.stats().pending == 0)
     target.close()
     assert roboflow.names() == ["dp0001.jpg"]
 
@@ -219,8 +239,8 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_metrics(tmp_path, r
     roboflow.stop()  # network errors carry the URL (and so the key) in requests' messages
     target = target_for(roboflow, tmp_path / "outbox2")
     target.register(datapoint(1))
-    assert wait_until(lambda: target.stats()["retried"] > 0)
-    metrics = scrape({"collector": {"target": target.stats()}})
+    assert wait_until(lambda: target.stats().retried > 0)
+    metrics = scrape(StreamStats(collector=CollectorStats(target=target.stats())))
     target.close(0)
     assert "framesift_outbox_pending 1.0" in metrics and "framesift_outbox_retried_total" in metrics
     assert KEY not in metrics
@@ -231,7 +251,7 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_metrics(tmp_path, r
             assert KEY.encode() not in path.read_bytes(), path
 
 
-def scrape(snapshot: dict) -> str:
+def scrape(snapshot: StreamStats) -> str:
     """What Prometheus reads from `--metrics-port` for this snapshot."""
     from prometheus_client import CollectorRegistry, generate_latest
 

@@ -22,7 +22,7 @@ from framesift.collectors import Collector, LocalDataset
 from framesift.collectors.targets.local import read_records
 from framesift.demo import demo_frame, write_demo_video
 from framesift.models import load_model
-from framesift.run import RunOptions, run
+from framesift.runner import RunOptions, run
 from framesift.stream import Pipeline, SourceOptions, SourceSpec
 from tests.helpers import collect_all_config
 from tests.servers import free_port
@@ -78,7 +78,7 @@ def test_every_frame_of_a_file_is_processed_once_in_order(clip, tmp_path, collec
     times = [t for _, t in seen]
     assert times == sorted(times)
     snap = pipeline.snapshot()
-    assert snap["frames_decoded"] == snap["frames_inferred"] == 120 and snap["frames_dropped"] == 0
+    assert snap.frames_decoded == snap.frames_inferred == 120 and snap.frames_dropped == 0
     if collect:
         assert sorted(r["frame_id"] for r in read_records(tmp_path / "ds")) == list(range(120))
 
@@ -87,7 +87,7 @@ def test_a_slow_model_makes_a_file_wait_not_drop(clip):
     pipeline = Pipeline([str(clip)], SlowModel(0.01), options=SourceOptions(max_frames=40))
     pipeline.run()
     snap = pipeline.snapshot()
-    assert snap["frames_inferred"] == 40 and snap["frames_dropped"] == 0
+    assert snap.frames_inferred == 40 and snap.frames_dropped == 0
 
 
 def test_max_fps_picks_frames_by_video_time(clip):
@@ -95,7 +95,7 @@ def test_max_fps_picks_frames_by_video_time(clip):
     pipeline = Pipeline([str(clip)], load_model("stub"), options=SourceOptions(max_fps=10),
                         on_prediction=[lambda f, p: seen.append(f.video_time)])
     pipeline.run()
-    assert len(seen) == 40 and pipeline.snapshot()["frames_skipped"] == 80
+    assert len(seen) == 40 and pipeline.snapshot().frames_skipped == 80
     assert np.allclose(np.diff(seen), 0.1, atol=1e-6)
 
 
@@ -114,10 +114,10 @@ def test_realtime_paces_a_file_and_a_slow_model_then_drops_and_counts(clip):
     elapsed = time.monotonic() - started
     snap = pipeline.snapshot()
     assert 3.5 < elapsed < 6  # 120 frames at 30 fps
-    source = snap["sources"]["source0"]
-    assert source["frames_decoded"] == 120
-    assert source["frames_inferred"] + source["frames_dropped"] == 120
-    assert source["dropped_by_reason"]["newer_frame"] > 60  # 10 fps model, 30 fps source
+    source = snap.sources["source0"]
+    assert source.frames_decoded == 120
+    assert source.frames_inferred + source.frames_dropped == 120
+    assert source.dropped_by_reason["newer_frame"] > 60  # 10 fps model, 30 fps source
 
 
 def test_a_truncated_file_yields_its_decodable_frames(tmp_path):
@@ -126,7 +126,7 @@ def test_a_truncated_file_yields_its_decodable_frames(tmp_path):
     (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 2])
     pipeline = Pipeline([str(tmp_path / "cut.mkv")], load_model("stub"))
     pipeline.run()
-    assert 40 < pipeline.snapshot()["frames_inferred"] < 120
+    assert 40 < pipeline.snapshot().frames_inferred < 120
 
 
 def test_a_partly_corrupt_file_counts_its_decode_errors(tmp_path):
@@ -140,7 +140,7 @@ def test_a_partly_corrupt_file_counts_its_decode_errors(tmp_path):
     pipeline.run()
     snap = pipeline.snapshot()
     # packets that fail, and frames decoded with concealed damage: how FFmpeg reports it depends on its threads
-    assert snap["decode_errors"] + snap["corrupt_frames"] > 0 and snap["frames_inferred"] > 100
+    assert snap.decode_errors + snap.corrupt_frames > 0 and snap.frames_inferred > 100
 
 
 # -- live ------------------------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_rtsp_frames_arrive_and_the_pipeline_reconnects_by_itself(rtsp_server):
     assert ids == sorted(ids) and len(set(ids)) == len(ids)  # frame_id kept counting, never restarted
     assert ids[-1] >= len(ids) - 1
     snap = pipeline.snapshot()
-    assert snap["reconnects"] >= 1 and pipeline.join(0)
+    assert snap.reconnects >= 1 and pipeline.join(0)
     assert "disconnected" in events and events.count("connected") >= 2
 
 
@@ -185,9 +185,9 @@ def test_live_frame_age_stays_bounded_with_a_slow_model(rtsp_server):
     assert len(ages) > 20
     first, last = np.median(ages[: len(ages) // 2]), np.median(ages[len(ages) // 2:])
     assert max(ages[5:]) < 0.5 and last < first + 0.05  # bounded, not growing with time
-    source = pipeline.snapshot()["sources"]["source0"]
-    assert source["dropped_by_reason"]["newer_frame"] > source["frames_inferred"]  # 30 fps in, ~10 fps out
-    assert source["frames_decoded"] == source["frames_inferred"] + source["frames_dropped"]
+    source = pipeline.snapshot().sources["source0"]
+    assert source.dropped_by_reason["newer_frame"] > source.frames_inferred  # 30 fps in, ~10 fps out
+    assert source.frames_decoded == source.frames_inferred + source.frames_dropped
 
 
 class SilentServer:
@@ -223,9 +223,9 @@ def test_a_stalled_source_does_not_slow_the_other(clip):
     snap = pipeline.snapshot()
     pipeline.close()
     silent.close()
-    good, stalled = snap["sources"]["good"], snap["sources"]["stalled"]
-    assert good["frames_inferred"] >= 0.8 * 30 * (snap["elapsed_s"] - 0.5)
-    assert stalled["frames_inferred"] == 0 and not stalled["connected"]
+    good, stalled = snap.sources["good"], snap.sources["stalled"]
+    assert good.frames_inferred >= 0.8 * 30 * (snap.elapsed_s - 0.5)
+    assert stalled.frames_inferred == 0 and not stalled.connected
     assert time.monotonic() - started < 10  # stopping did not hang on the dead camera
 
 
@@ -334,7 +334,7 @@ def test_an_exception_in_a_callback_is_counted_and_the_stream_goes_on(clip):
     pipeline = Pipeline([str(clip)], load_model("stub"), on_prediction=[broken])
     pipeline.run()
     snap = pipeline.snapshot()
-    assert snap["frames_inferred"] == 120 and snap["errors"]["callback"] == 120
+    assert snap.frames_inferred == 120 and snap.errors["callback"] == 120
 
 
 def test_per_source_kill_switch(clip, tmp_path):
@@ -344,7 +344,7 @@ def test_per_source_kill_switch(clip, tmp_path):
     pipeline.run()
     pipeline.close()
     records = list(read_records(tmp_path / "ds"))
-    assert len(records) == 120 and pipeline.snapshot()["frames_inferred"] == 240
+    assert len(records) == 120 and pipeline.snapshot().frames_inferred == 240
 
 
 def test_a_frame_converted_from_several_threads_at_once_converts_once(clip):
@@ -368,8 +368,6 @@ def test_a_frame_converted_from_several_threads_at_once_converts_once(clip):
 
 
 def test_a_failing_sink_is_counted_in_the_snapshot(clip):
-    from framesift.stream import BackgroundSink
-
     class Broken:
         def write(self, frame, prediction):
             raise OSError("disk gone")
@@ -377,9 +375,26 @@ def test_a_failing_sink_is_counted_in_the_snapshot(clip):
         def close(self):
             pass
 
-    sink = BackgroundSink(Broken())
-    pipeline = Pipeline([str(clip)], load_model("stub"), sinks=[sink])
+    pipeline = Pipeline([str(clip)], load_model("stub"), sinks=[Broken()])
     pipeline.run()
     pipeline.close()
-    counts = pipeline.snapshot()["sinks"]["Broken"]
-    assert counts["failed"] + counts["dropped"] == 120 and counts["failed"] > 0
+    counts = pipeline.snapshot().sinks["Broken"]
+    assert counts.failed + counts.dropped == 120 and counts.failed > 0
+
+
+def test_a_sink_given_to_the_pipeline_runs_off_the_inference_thread(clip):
+    class Recording:
+        def __init__(self):
+            self.threads, self.closed = set(), 0
+
+        def write(self, frame, prediction):
+            self.threads.add(threading.current_thread().name)
+
+        def close(self):
+            self.closed += 1
+
+    sink = Recording()
+    with Pipeline([str(clip)], load_model("stub"), sinks=[sink]) as pipeline:
+        pipeline.run()
+    pipeline.close()  # closing again does nothing
+    assert sink.threads == {"framesift-sink-Recording"} and sink.closed == 1

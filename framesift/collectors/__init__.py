@@ -1,15 +1,13 @@
 """Active learning: configuration, strategies, limits, batches, image preparation, targets, the collector."""
 
-from framesift.collectors.collector import Collector, CollectorCounters
-from framesift.collectors.config import ActiveLearningConfig, ConfigError, load_config, parse_config
+from framesift.collectors.collector import Collector
+from framesift.collectors.config import ActiveLearningConfig, load_config, parse_config
 from framesift.collectors.limits import FallbackLimiter, MemoryLimiter, RedisLimiter, open_limiter
 from framesift.collectors.targets import LocalDataset, open_target
 
 __all__ = [
     "ActiveLearningConfig",
     "Collector",
-    "CollectorCounters",
-    "ConfigError",
     "FallbackLimiter",
     "LocalDataset",
     "MemoryLimiter",

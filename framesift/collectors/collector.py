@@ -5,6 +5,10 @@ datapoint to a bounded queue without ever waiting; when the queue is full (by co
 is dropped and counted. The collector's thread makes the atomic limit/batch decision, prepares the image and
 registers the datapoint with the target. `close()` drains the queue within a timeout.
 
+If the collector's thread dies of an unexpected exception, the next `submit()` raises `WorkerFailed` (so a
+pipeline ends loudly instead of streaming into a collector that no longer collects), and `close()` counts what was
+still queued as dropped (`collector_failed`), closes the target and the limiter, and raises it too.
+
 Example:
     >>> collector = Collector(load_config("configs/random.json"), LocalDataset("data"))  # doctest: +SKIP
     >>> collector.submit(frame_bgr, prediction, source="cam1", frame_id=7)                # doctest: +SKIP
@@ -13,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -21,7 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Protocol
@@ -36,51 +41,30 @@ from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimi
 from framesift.collectors.strategies import matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
-from framesift.collectors.targets.outbox import OutboxFull
+from framesift.errors import OutboxFull, WorkerFailed
 from framesift.predictions import Prediction, StubPrediction, prediction_from_json
-from framesift.redaction import redact_url
+from framesift.redaction import redact
+from framesift.resources import Resource
+from framesift.stats import CollectorStats, StrategyStats
+from framesift.workers import Worker
 
 log = logging.getLogger(__name__)
+
 
 class LazyFrame(Protocol):
     """A frame that makes its BGR array on demand (the stream's `Frame`): converted on the collector's thread,
     only when the frame is sampled, never on the caller's."""
 
-    width: int
-    height: int
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
 
     def bgr(self) -> np.ndarray: ...
 
 
 FrameSource = np.ndarray | LazyFrame
-
-
-@dataclass
-class StrategyCounters:
-    sampled: int = 0
-    registered: int = 0
-
-
-@dataclass
-class CollectorCounters:
-    """What happened to every datapoint offered; `dropped` is also kept by reason, `failed` with its last error."""
-
-    datapoints_sampled: int = 0
-    datapoints_registered: int = 0
-    datapoints_dropped: int = 0
-    datapoints_rejected_by_limits: int = 0
-    datapoints_rejected_by_batch_cap: int = 0
-    datapoints_rejected_store_unavailable: int = 0
-    datapoints_failed: int = 0
-    last_failure: str | None = None  # why the last failed datapoint could not be registered (a full disk...)
-    dropped_by_reason: dict[str, int] = field(default_factory=dict)
-    strategies: dict[str, StrategyCounters] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in vars(self).items() if k != "strategies"}
-        out["dropped_by_reason"] = dict(self.dropped_by_reason)
-        out["strategies"] = {name: vars(c).copy() for name, c in self.strategies.items()}
-        return out
 
 
 @dataclass(frozen=True)
@@ -98,7 +82,7 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Collector:
+class Collector(Resource):
     """Samples datapoints and registers the accepted ones with a target. Owns (and closes) target and limiter."""
 
     def __init__(
@@ -130,9 +114,10 @@ class Collector:
         self._queue: deque[_Pending] = deque()
         self._queued_bytes = 0
         self._closing = False
+        self._closed = False
         self._cond = threading.Condition()
-        self.counters = CollectorCounters(strategies={s.name: StrategyCounters() for s in self._strategies})
-        self._thread = threading.Thread(target=self._run, name="framesift-collector", daemon=True)
+        self._stats = CollectorStats(strategies={s.name: StrategyStats() for s in self._strategies})
+        self._thread = Worker("collector", self._run)
         self._thread.start()
 
     # -- the caller's side: cheap, never waits for I/O ------------------------------------------------------
@@ -148,8 +133,10 @@ class Collector:
         """Offer one datapoint. Returns True when it was sampled and queued, False otherwise (never blocks).
 
         `frame` is a BGR array, kept as it is (not copied: do not modify it afterwards), or a `LazyFrame`, whose
-        `bgr()` is called on the collector's thread only when a strategy matches.
+        `bgr()` is called on the collector's thread only when a strategy matches. A prediction given as JSON is kept
+        as it is too. Raises `WorkerFailed` when the collector's thread has died.
         """
+        self._thread.check()
         if not self.enabled:
             return False
         if isinstance(prediction, Mapping):
@@ -160,9 +147,9 @@ class Collector:
         nbytes = frame.nbytes if isinstance(frame, np.ndarray) else frame.width * frame.height * 3
         pending = _Pending(frame, nbytes, prediction, tuple(matched), source, frame_id, captured_at or self._clock())
         with self._cond:
-            self.counters.datapoints_sampled += 1
+            self._stats.datapoints_sampled += 1
             for strategy in matched:
-                self.counters.strategies[strategy.name].sampled += 1
+                self._stats.strategies[strategy.name].sampled += 1
             if self._closing:
                 self._drop("closed")
                 return False
@@ -174,47 +161,52 @@ class Collector:
             self._cond.notify()
         return True
 
-    def snapshot(self) -> dict[str, Any]:
-        """The counters as a plain dict (safe to serialise), plus the queue depth and the limit store's state."""
+    def snapshot(self) -> CollectorStats:
+        """A copy of the counters, with the queue depth, the limit store's health and a remote target's outbox."""
         with self._cond:
-            out = self.counters.as_dict()
-            out["queue_depth"] = len(self._queue)
-        out["limit_store_available"] = getattr(self.limiter, "available", True)
-        out["limit_store_unavailable_decisions"] = getattr(self.limiter, "unavailable_decisions", 0)
-        if hasattr(self.target, "stats"):
-            out["target"] = self.target.stats()
-        return out
+            stats = dataclasses.replace(
+                self._stats, queue_depth=len(self._queue), dropped_by_reason=dict(self._stats.dropped_by_reason),
+                strategies={name: dataclasses.replace(c) for name, c in self._stats.strategies.items()})
+        health = self.limiter.health()
+        stats.limit_store_available = health.available
+        stats.limit_store_unavailable_decisions = health.unavailable_decisions
+        stats.limit_store_error = health.last_error
+        stats.target = self.target.stats()
+        return stats
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop accepting, write what is queued within `timeout` seconds, drop (and count) the rest; a remote target
-        gets what is left of the time to deliver its outbox (what it cannot stays there for the next run)."""
+        gets what is left of the time to deliver its outbox (what it cannot stays there for the next run). Closing
+        again does nothing. Raises `WorkerFailed` (after closing the target and the limiter) when the collector's
+        thread had died."""
+        if self._closed:
+            return
+        self._closed = True
         deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        if self._thread.is_alive() or self._thread.error is not None:
+            reason = "drain_timeout" if self._thread.is_alive() else "collector_failed"
             with self._cond:
                 for _ in range(len(self._queue)):
-                    self._drop("drain_timeout")
+                    self._drop(reason)
                 self._queue.clear()
                 self._queued_bytes = 0
             self._thread.join(5.0)  # the datapoint being written when time ran out
         if self._thread.is_alive():
             log.error("the collector is still writing a datapoint after the drain timeout; leaving it")
             return
-        self.target.close(max(0.0, deadline - time.monotonic()))
-        self.limiter.close()
-
-    def __enter__(self) -> Collector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.target.close(max(0.0, deadline - time.monotonic()))
+        finally:
+            self.limiter.close()
+        self._thread.check()
 
     def _drop(self, reason: str) -> None:
-        self.counters.datapoints_dropped += 1
-        self.counters.dropped_by_reason[reason] = self.counters.dropped_by_reason.get(reason, 0) + 1
+        self._stats.datapoints_dropped += 1
+        self._stats.dropped_by_reason[reason] = self._stats.dropped_by_reason.get(reason, 0) + 1
 
     # -- the collector's thread ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -231,11 +223,15 @@ class Collector:
             except OutboxFull:  # a remote target's outbox is at its bound: refused, counted, the stream goes on
                 with self._cond:
                     self._drop("outbox_full")
+            except WorkerFailed:  # the outbox's sender died: nothing would deliver what we register
+                with self._cond:
+                    self._drop("collector_failed")
+                raise
             except Exception as error:  # a full disk, a broken frame: count it, keep going
                 with self._cond:
-                    self.counters.datapoints_failed += 1
-                    self.counters.last_failure = str(error)
-                    failed = self.counters.datapoints_failed
+                    self._stats.datapoints_failed += 1
+                    self._stats.last_failure = str(error)
+                    failed = self._stats.datapoints_failed
                 if failed <= 10 or failed % 100 == 0:  # a full disk fails every datapoint: do not flood the log
                     log.error("could not register a datapoint from %s frame %d (%d failed so far): %s",
                               _redacted(pending.source), pending.frame_id, failed, error)
@@ -249,18 +245,19 @@ class Collector:
         if not decision.accepted:
             with self._cond:
                 if decision.outcome is Outcome.BATCH_FULL:
-                    self.counters.datapoints_rejected_by_batch_cap += 1
+                    self._stats.datapoints_rejected_by_batch_cap += 1
                 elif decision.outcome is Outcome.STORE_UNAVAILABLE:
-                    self.counters.datapoints_rejected_store_unavailable += 1
+                    self._stats.datapoints_rejected_store_unavailable += 1
                 else:
-                    self.counters.datapoints_rejected_by_limits += 1
+                    self._stats.datapoints_rejected_by_limits += 1
             return
+        assert decision.strategy is not None  # an accepted decision names its strategy
         self.target.register(self._datapoint(pending, batch, decision.strategy))
         with self._cond:
-            self.counters.datapoints_registered += 1
-            self.counters.strategies[decision.strategy].registered += 1
+            self._stats.datapoints_registered += 1
+            self._stats.strategies[decision.strategy].registered += 1
 
-    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str | None) -> Datapoint:
+    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str) -> Datapoint:
         strategy = next(s for s in pending.matched if s.name == strategy_name)
         prediction = pending.prediction
         persisted = self.config.persist_predictions and not isinstance(prediction, StubPrediction)
@@ -292,4 +289,4 @@ class Collector:
 
 @lru_cache(maxsize=256)
 def _redacted(source: str) -> str:
-    return redact_url(source)
+    return redact(source)

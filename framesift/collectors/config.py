@@ -2,7 +2,8 @@
 
 `load_config(path)` reads a JSON or YAML file; `parse_config(data)` validates a mapping. Both raise
 `ConfigError`, whose `problems` list every problem by field path, for example
-`sampling_strategies[1].epsilon: must be <= 1.0`.
+`sampling_strategies[1].epsilon: must be <= 1.0`. A file is refused as well when an object holds the same key twice
+(JSON and YAML parsers would silently keep the last one) or when it is nested too deeply to be a configuration.
 
 Example:
     >>> parse_config({"enabled": False}).enabled
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,21 +30,16 @@ from pydantic import (
     model_validator,
 )
 
+from framesift.errors import ConfigError
+
 TAG_PATTERN = r"^[a-zA-Z0-9\-_:/.\[\]<>{}@]{1,64}$"
 BATCH_PREFIX_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$"
 LIMIT_WINDOWS = {"minutely": 60, "hourly": 3600, "daily": 86400}
 REQUIRED_WHEN_ENABLED = ("persist_predictions", "sampling_strategies", "batching_strategy")
+TOO_DEEP = "(top level): nested too deeply to be a configuration"
 
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; `problems` holds one line per problem, each starting with its field path."""
-
-    def __init__(self, problems: list[str], source: str = "configuration"):
-        self.problems = problems
-        super().__init__(f"invalid {source}:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 class _Strict(BaseModel):
@@ -135,7 +131,7 @@ class ActiveLearningConfig(_Strict):
         seen: set[str] = set()
         for strategy in strategies:
             if strategy.name in seen:
-                raise ValueError(f"strategy name {strategy.name!r} is used twice (names must be unique)")
+                raise ValueError(f"strategy name {quoted(strategy.name)} is used twice (names must be unique)")
             seen.add(strategy.name)
         return strategies
 
@@ -150,6 +146,8 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
         config = ActiveLearningConfig.model_validate(data)
     except ValidationError as error:
         problems = [_describe(e) for e in error.errors(include_url=False)]
+    except RecursionError:
+        raise ConfigError([TOO_DEEP], source) from None
     if data.get("enabled") is True:
         problems += [f"{name}: required when enabled" for name in REQUIRED_WHEN_ENABLED if name not in data]
         if data.get("sampling_strategies") == []:
@@ -173,17 +171,82 @@ def load_config(path: str | os.PathLike[str]) -> ActiveLearningConfig:
 
 
 def _parse_text(text: str, path: Path) -> Any:
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError([f"not valid JSON: {error}"], str(path)) from None
-    import yaml  # YAML is a superset of JSON, so any other suffix goes through it
+    """The file's data; JSON for `.json`, YAML (a superset of JSON) for any other suffix."""
+    try:
+        if path.suffix.lower() == ".json":
+            data, duplicates = _parse_json(text)
+        else:
+            data, duplicates = _parse_yaml(text)
+    except RecursionError:
+        raise ConfigError([TOO_DEEP], str(path)) from None
+    except ValueError as error:  # not JSON, not YAML
+        raise ConfigError([str(error)], str(path)) from None
+    if duplicates:
+        raise ConfigError(duplicates, str(path))
+    return data
+
+
+def _parse_json(text: str) -> tuple[Any, list[str]]:
+    """The JSON document, and a `path: duplicate key 'k'` line for every key an object holds twice."""
+    duplicates: list[tuple[int, str]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in items:
+            if key in obj:
+                duplicates.append((id(obj), key))
+            obj[key] = value
+        return obj
 
     try:
-        return yaml.safe_load(text)
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON: {error}") from None
+    if not duplicates:
+        return data, []
+    paths = dict(_object_paths(data, ""))
+    return data, [f"{paths.get(obj, '?') or '(top level)'}: duplicate key {quoted(key)}" for obj, key in duplicates]
+
+
+def _object_paths(value: Any, path: str) -> Iterator[tuple[int, str]]:
+    """(id, field path) of every object in a parsed JSON document."""
+    if isinstance(value, dict):
+        yield id(value), path
+        for key, item in value.items():
+            yield from _object_paths(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _object_paths(item, f"{path}[{i}]")
+
+
+def _parse_yaml(text: str) -> tuple[Any, list[str]]:
+    """The YAML document, and a `line N: duplicate key 'k'` line for every key a mapping holds twice."""
+    import yaml
+
+    duplicates: list[str] = []
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key is not None and key != "<<":
+                    if key in seen:
+                        duplicates.append(f"line {key_node.start_mark.line + 1}: duplicate key {quoted(key)}")
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        return yaml.load(text, Loader=Loader), duplicates  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
-        raise ConfigError([f"not valid YAML: {error}".replace("\n", " ")], str(path)) from None
+        raise ValueError(f"not valid YAML: {error}".replace("\n", " ")) from None
+
+
+def quoted(value: Any, limit: int = 40) -> str:
+    """`repr(value)`, cut to `limit` characters with the full length noted: an error echoes what it refuses, never
+    megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
 
 
 def active_learning_disabled_by_env(environ: Mapping[str, str] = os.environ) -> bool:
@@ -206,7 +269,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         "too_long": f"must have at most {ctx.get('max_length')} item(s)",
         "string_too_short": "must not be empty",
         "literal_error": f"must be one of {ctx.get('expected')}",
-        "union_tag_invalid": f"unknown strategy type {ctx.get('tag')!r} (expected one of {', '.join(STRATEGY_TYPES)})",
+        "union_tag_invalid": f"unknown strategy type {quoted(ctx.get('tag'))} "
+                             f"(expected one of {', '.join(STRATEGY_TYPES)})",
         "union_tag_not_found": f"type: required (one of {', '.join(STRATEGY_TYPES)})",
         "string_pattern_mismatch": _pattern_message(path),
         "value_error": str(ctx.get("error", error["msg"])),

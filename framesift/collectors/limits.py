@@ -9,7 +9,8 @@ in (t - W, t], so no half-open span [s, s + W) ever holds more than N.
 
 - `MemoryLimiter`: one process, a lock around the decision.
 - `RedisLimiter`: every process on one Redis shares the budgets; the decision is one Lua script, one round trip.
-- `FallbackLimiter`: wraps a `RedisLimiter` and follows the `pause` or `memory` policy while Redis is unreachable.
+- `FallbackLimiter`: wraps a `RedisLimiter` and follows the `pause` or `memory` policy while Redis is unavailable
+  (unreachable, or refusing: a wrong password, an ACL, out of memory); `health()` says which, and since when.
 
 Keys are namespaced by the target dataset and the strategy name, so the same strategy name used by two
 configurations of one dataset shares its budget.
@@ -27,6 +28,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 from urllib.parse import quote
+
+from framesift.errors import LimitStoreError
+from framesift.redaction import redact
+from framesift.resources import Resource
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +72,26 @@ class Decision:
         return self.outcome is Outcome.ACCEPTED
 
 
+@dataclass(frozen=True)
+class StoreHealth:
+    """Whether the limit store answers, how many decisions were made without it, and why it last did not."""
+
+    available: bool = True
+    unavailable_decisions: int = 0
+    last_error: str | None = None
+
+
 class Limiter(Protocol):
     def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
         """Select the first candidate with credit and consume it, atomically with the batch cap."""
         ...
 
+    def health(self) -> StoreHealth: ...
+
     def close(self) -> None: ...
 
 
-class MemoryLimiter:
+class MemoryLimiter(Resource):
     """Budgets of one process. Thread-safe; `clock` is injectable for tests."""
 
     def __init__(self, clock: Clock = time.time):
@@ -105,8 +121,11 @@ class MemoryLimiter:
             admitted.popleft()
         return admitted
 
+    def health(self) -> StoreHealth:
+        return StoreHealth()
+
     def close(self) -> None:
-        pass
+        pass  # owns nothing
 
 
 # KEYS: batch counter, then every candidate's limit keys in order.
@@ -146,20 +165,24 @@ return -1
 """
 
 
-class RedisLimiter:
+class RedisLimiter(Resource):
     """Budgets shared by every process on one Redis; each decision is one server-side script call.
 
     Keys look like `framesift:{<dataset>}:limit:<strategy>:<window>`; the braces make every key of one dataset hash
     to one Redis Cluster slot. Timestamps come from `clock`, or from the Redis server's clock when it is None
-    (the default), so a fleet shares one clock.
+    (the default), so a fleet shares one clock. A malformed URL raises `LimitStoreError`.
     """
 
     def __init__(self, url: str, *, clock: Clock | None = None, timeout: float = 0.5, prefix: str = "framesift"):
         import redis
 
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
-        )
+        try:
+            self._client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
+            )
+        except ValueError as error:
+            raise LimitStoreError(f"bad Redis URL {redact(url)}: {error}") from None
+        self.url = redact(url)
         self._script = self._client.register_script(_DECIDE_LUA)
         self._clock = clock
         self._prefix = prefix
@@ -186,17 +209,26 @@ class RedisLimiter:
             return Decision(Outcome.NO_CREDIT)
         return Decision(Outcome.ACCEPTED, candidates[result - 1].name)
 
+    def ping(self) -> None:
+        """One round trip; raises what redis-py raises when Redis is unreachable or refuses us."""
+        self._client.ping()
+
+    def health(self) -> StoreHealth:
+        return StoreHealth()
+
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # idempotent: it disconnects the pool
 
 
-class FallbackLimiter:
-    """A `RedisLimiter` that keeps the pipeline going while Redis is unreachable.
+class FallbackLimiter(Resource):
+    """A `RedisLimiter` that keeps the pipeline going while Redis is unavailable.
 
-    `policy="pause"` rejects every datapoint until Redis answers again; `policy="memory"` decides with local
-    budgets meanwhile. Redis is retried at most every `retry_interval` seconds, so an outage costs one timeout per
-    interval, not one per datapoint. Outages and recoveries are logged; `unavailable_decisions` counts decisions
-    made without Redis and `available` says whether the last attempt reached it.
+    Unavailable means unreachable (a network error, a timeout) or refusing (a wrong password, an ACL that forbids
+    the script, a Redis out of memory). `policy="pause"` rejects every datapoint until Redis answers again;
+    `policy="memory"` decides with local budgets meanwhile. Redis is retried at most every `retry_interval`
+    seconds, so an outage costs one timeout per interval, not one per datapoint. Outages and recoveries are
+    logged; `health()` tells whether the last attempt succeeded, how many decisions were made without Redis, and
+    the last error in words.
     """
 
     def __init__(self, primary: RedisLimiter, policy: str = "pause", *, retry_interval: float = 2.0,
@@ -209,37 +241,78 @@ class FallbackLimiter:
         self._retry_interval = retry_interval
         self._clock = clock
         self._retry_at = 0.0
-        self.available = True
-        self.unavailable_decisions = 0
+        self._available = True
+        self._unavailable_decisions = 0
+        self._last_error: str | None = None
 
     def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
         import redis
 
-        if self.available or self._clock() >= self._retry_at:
+        if self._available or self._clock() >= self._retry_at:
             try:
                 decision = self._primary.decide(dataset, candidates, batch)
-            except (redis.ConnectionError, redis.TimeoutError) as error:
-                if self.available:
-                    log.warning("Redis is unreachable (%s); collection follows the %r policy until it is back",
-                                type(error).__name__, self._policy)
-                self.available = False
-                self._retry_at = self._clock() + self._retry_interval
+            except redis.RedisError as error:
+                self.unavailable(error)
             else:
-                if not self.available:
-                    log.warning("Redis is reachable again; shared budgets resume")
-                self.available = True
+                if not self._available:
+                    log.warning("Redis is available again; shared budgets resume")
+                self._available = True
                 return decision
-        self.unavailable_decisions += 1
+        self._unavailable_decisions += 1
         if self._policy == "memory":
             return self._local.decide(dataset, candidates, batch)
         return Decision(Outcome.STORE_UNAVAILABLE)
+
+    def unavailable(self, error: Exception) -> None:
+        """Note that Redis failed (logged once per outage); it is tried again after `retry_interval` seconds."""
+        self._last_error = describe_redis_error(error, self._primary.url)
+        if self._available:
+            log.warning("%s; collection follows the %r policy until it is back", self._last_error, self._policy)
+        self._available = False
+        self._retry_at = self._clock() + self._retry_interval
+
+    def health(self) -> StoreHealth:
+        return StoreHealth(self._available, self._unavailable_decisions, self._last_error)
 
     def close(self) -> None:
         self._primary.close()
 
 
+def credentials_refused(error: Exception) -> bool:
+    """Whether Redis refused the URL's user or password (redis-py raises one of several errors for that)."""
+    import redis
+
+    return isinstance(error, redis.AuthenticationError) or any(code in str(error) for code in ("WRONGPASS", "NOAUTH"))
+
+
+def describe_redis_error(error: Exception, url: str) -> str:
+    """A redis-py error as one sentence (never holding a password)."""
+    import redis
+
+    if credentials_refused(error):
+        return f"Redis at {url} refused framesift's credentials ({error})"
+    if isinstance(error, redis.ResponseError):
+        return f"Redis at {url} refused the limit decision ({error})"
+    return f"Redis at {url} is unreachable ({type(error).__name__}: {error})"
+
+
 def open_limiter(redis_url: str | None, fallback: str = "pause") -> Limiter:
-    """The limiter for a run: memory without a URL, Redis with the fallback policy otherwise."""
+    """The limiter for a run: memory without a URL, Redis with the fallback policy otherwise.
+
+    Redis is asked once at the start: refused credentials raise `LimitStoreError` (a configuration error, not an
+    outage); an unreachable Redis is an outage, which the fallback policy covers from the first datapoint.
+    """
+    import redis
+
     if redis_url is None:
         return MemoryLimiter()
-    return FallbackLimiter(RedisLimiter(redis_url), fallback)
+    primary = RedisLimiter(redis_url)
+    limiter = FallbackLimiter(primary, fallback)
+    try:
+        primary.ping()
+    except redis.RedisError as error:
+        if credentials_refused(error):
+            primary.close()
+            raise LimitStoreError(describe_redis_error(error, primary.url)) from None
+        limiter.unavailable(error)
+    return limiter

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from framesift.models.layouts import ModelError
+from framesift.errors import ModelError
 from framesift.models.metadata import read_classes_file
 from framesift.models.stub import StubModel
 

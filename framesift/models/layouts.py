@@ -15,13 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from framesift.errors import ModelError
 from framesift.models.metadata import ModelMetadata
 
 Shape = Sequence[int | str | None]
-
-
-class ModelError(ValueError):
-    """A model that cannot be used: not ONNX, an unknown layout, a device that does not load."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from framesift.errors import ModelError
+
 ULTRALYTICS_TASKS = {"detect": "object-detection", "segment": "instance-segmentation",
                      "pose": "keypoint-detection", "classify": "classification"}
 COCO_KEYPOINTS = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -56,10 +58,14 @@ def keypoint_names(meta: ModelMetadata, count: int) -> list[str]:
 
 
 def read_classes_file(path: str | os.PathLike[str]) -> list[str]:
-    """Class names, one per line, in class-id order (blank lines ignored)."""
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Class names, one per line, in class-id order (blank lines ignored); `ModelError` when unreadable or empty."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelError(f"cannot read the classes file {path}: {getattr(error, 'strerror', None) or error}") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
-        raise ValueError(f"classes file {path} holds no class names")
+        raise ModelError(f"classes file {path} holds no class names")
     return names
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from framesift.models.layouts import ModelError, identify_layout
+from framesift.errors import ModelError
+from framesift.models.layouts import identify_layout
 from framesift.models.letterbox import Letterbox, tensor_from_av, tensor_from_bgr
 from framesift.models.metadata import ModelMetadata, keypoint_names
 from framesift.models.postprocess import class_probabilities, keypoints_to_frame, mask_polygons, select_boxes

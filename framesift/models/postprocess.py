@@ -33,8 +33,8 @@ def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: floa
     score = best[candidates]
     cx, cy, w, h = raw[:4, candidates]
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-    keep = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, score, class_id, confidence, iou, top_k=max_detections),
-                      dtype=np.int64).reshape(-1)  # best first
+    kept = cv2.dnn.NMSBoxesBatched(xywh, score, class_id, confidence, iou, top_k=max_detections)  # type: ignore[arg-type]  # arrays work
+    keep = np.asarray(kept, dtype=np.int64).reshape(-1)  # best first
     xyxy = np.column_stack([xywh[keep, :2], xywh[keep, :2] + xywh[keep, 2:]])
     return candidates[keep], xyxy, score[keep], class_id[keep]
 

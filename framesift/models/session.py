@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from framesift.models.layouts import ModelError
+from framesift.errors import ModelError
 
 log = logging.getLogger(__name__)
 

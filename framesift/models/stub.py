@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from framesift.models.layouts import ModelError
+from framesift.errors import ModelError
 from framesift.predictions import TASK_TYPES, Prediction, StubPrediction
 
 

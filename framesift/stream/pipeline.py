@@ -7,9 +7,13 @@ bounded slot per source              model.infer, callbacks, sinks,       (the c
                                       strategies (µs), metrics
 ```
 
+Every thread is a `Worker`: one that dies of an unexpected exception stops the pipeline, and `join()` raises
+`WorkerFailed` naming it (as does `close()`, if `join()` never did). An exception in a callback or a sink is only
+logged and counted: the stream goes on.
+
 Example:
-    >>> pipeline = Pipeline(["rtsp://cam/1"], load_model("yolov8n.onnx"), collector)   # doctest: +SKIP
-    >>> pipeline.start(); pipeline.join()                                              # doctest: +SKIP
+    >>> with Pipeline(["rtsp://cam/1"], load_model("yolov8n.onnx"), collector) as pipeline:  # doctest: +SKIP
+    ...     pipeline.run()
 """
 
 from __future__ import annotations
@@ -18,34 +22,38 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from framesift.errors import WorkerFailed
+from framesift.models.model import Model
 from framesift.predictions import Prediction
+from framesift.resources import Resource
+from framesift.stats import StreamStats
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
+from framesift.stream.sinks import BackgroundSink, Sink
 from framesift.stream.slots import FrameSlots
 from framesift.stream.sources import SourceOptions, SourceReader, SourceSpec, StatusCallback, check_file
+from framesift.workers import Worker
+
+if TYPE_CHECKING:
+    from framesift.collectors.collector import Collector
 
 log = logging.getLogger(__name__)
 
 PredictionCallback = Callable[[Frame, Prediction], None]
-REPLAY_SLOT = 2  # a file's thread decodes one frame ahead while the model works
+STOP_GRACE_S = 1.0  # how long a stop waits for the source threads; one blocked on the network ends by itself
 
 
-class Sink(Protocol):
-    def write(self, frame: Frame, prediction: Prediction) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class Pipeline:
+class Pipeline(Resource):
     """Reads the sources, runs the model on their frames, hands predictions to callbacks, sinks and the collector.
 
     `start()` checks file sources (raising `SourceError`) and starts the threads; `join()` waits for the end of
-    all sources (or `stop()`); `close(drain_timeout)` stops, closes the sinks and drains the collector.
+    all sources (or `stop()`) and raises `WorkerFailed` if a thread died; `close(drain_timeout)` stops, closes the
+    sinks and drains the collector, which the pipeline owns from then on. Sinks run on their own threads.
     """
 
-    def __init__(self, sources: Sequence[str | SourceSpec], model: Any, collector: Any = None, *,
+    def __init__(self, sources: Sequence[str | SourceSpec], model: Model, collector: Collector | None = None, *,
                  options: SourceOptions | None = None, on_prediction: Sequence[PredictionCallback] = (),
                  sinks: Sequence[Sink] = (), on_status: StatusCallback | None = None,
                  duration: float | None = None):
@@ -56,19 +64,24 @@ class Pipeline:
         self.model, self.collector = model, collector
         self.options = options = options or SourceOptions()
         self.metrics = Metrics(names)
-        self._callbacks, self._sinks, self._duration = list(on_prediction), list(sinks), duration
+        self._callbacks, self._duration = list(on_prediction), duration
+        self._sinks = [s if isinstance(s, BackgroundSink) else BackgroundSink(s) for s in sinks]
         self._collect = {s.name: not s.disable_active_learning for s in self.specs}
         self._urls = {s.name: s.url for s in self.specs}  # the collector records them redacted
         self._stop = threading.Event()
         self._slots = FrameSlots()
-        prepare = model.prepare if getattr(model, "input_size", None) is not None else None
+        prepare = model.prepare if model.input_size is not None else None
         self._readers = []
         for spec in self.specs:
-            reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status)
-            self._slots.add(spec.name, reader.live, 1 if reader.live else REPLAY_SLOT)
+            reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status,
+                                  on_failure=self._fail)
+            self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
-        self._inference = threading.Thread(target=self._infer_loop, name="framesift-inference", daemon=True)
+        self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)
         self._started_at: float | None = None
+        self._failure: WorkerFailed | None = None
+        self._failure_raised = False
+        self._closed = False
 
     def start(self) -> None:
         for spec in self.specs:
@@ -84,26 +97,47 @@ class Pipeline:
         self._slots.wake()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the end; True when the pipeline has finished (or never started)."""
+        """Wait for the end; True when the pipeline has finished (or never started). Raises `WorkerFailed` when a
+        thread of the pipeline died."""
         if self._started_at is not None:
             self._inference.join(timeout)
-        return not self._inference.is_alive()
+        finished = not self._inference.is_alive()
+        if finished and self._failure is not None:
+            self._failure_raised = True
+            raise self._failure
+        return finished
 
     def run(self) -> None:
         self.start()
         self.join()
 
     def close(self, drain_timeout: float = 10.0) -> None:
-        """Stop, close the sinks and give the collector `drain_timeout` seconds to write what is queued."""
+        """Stop, close the sinks and give the collector `drain_timeout` seconds to write what is queued. Closing
+        again does nothing. Raises `WorkerFailed` for a thread that died, unless `join()` raised it already."""
+        if self._closed:
+            return
+        self._closed = True
         self.stop()
-        self.join()
-        for sink in self._sinks:
-            try:
-                sink.close()
-            except Exception:
-                log.exception("closing a sink failed")
-        if self.collector is not None:
-            self.collector.close(drain_timeout)
+        if self._started_at is not None:
+            self._inference.join()
+        try:
+            for sink in self._sinks:
+                try:
+                    sink.close()
+                except Exception as error:
+                    log.error("closing the %s sink failed: %s", sink.name, error)
+        finally:
+            if self.collector is not None:
+                self.collector.close(drain_timeout)
+        if self._failure is not None and not self._failure_raised:
+            self._failure_raised = True
+            raise self._failure
+
+    def _fail(self, worker: Worker) -> None:
+        """A thread died: remember the first such failure and stop everything."""
+        if self._failure is None:
+            self._failure = worker.failure()
+        self.stop()
 
     @property
     def live(self) -> bool:
@@ -114,16 +148,15 @@ class Pipeline:
     def elapsed(self) -> float:
         return 0.0 if self._started_at is None else time.monotonic() - self._started_at
 
-    def snapshot(self) -> dict[str, Any]:
-        """Metrics of the stream and, when collecting, the collector's counters under `collector`."""
-        snap = self.metrics.snapshot()
-        snap["elapsed_s"] = self.elapsed
-        snap["sinks"] = {type(getattr(s, "sink", s)).__name__: {"dropped": getattr(s, "dropped", 0),
-                                                              "failed": getattr(s, "failed", 0)}
-                         for s in self._sinks}
-        if self.collector is not None:
-            snap["collector"] = self.collector.snapshot()
-        return snap
+    def snapshot(self) -> StreamStats:
+        """The statistics of the stream, its sources and sinks, and (when collecting) of the collector."""
+        sources = self.metrics.sources()
+        totals = {name: sum(getattr(s, name) for s in sources.values()) for name in (
+            "frames_decoded", "frames_inferred", "frames_dropped", "frames_skipped", "decode_errors",
+            "corrupt_frames", "reconnects")}
+        return StreamStats(**totals, elapsed_s=self.elapsed, errors=self.metrics.errors(), sources=sources,
+                           sinks={sink.name: sink.stats() for sink in self._sinks},
+                           collector=None if self.collector is None else self.collector.snapshot())
 
     # -- the inference thread ---------------------------------------------------------------------------------
     def _infer_loop(self) -> None:
@@ -141,8 +174,19 @@ class Pipeline:
             self._stop.set()
             for frame in self._slots.drain():
                 self.metrics.dropped(frame.source, "shutdown")
-            for reader in self._readers:
-                reader.join(timeout=self.options.read_timeout + 1)
+            self._join_readers()
+
+    def _join_readers(self) -> None:
+        """Wait a moment for the source threads; one blocked on the network (a camera that accepts connections
+        but sends nothing) is left to end by itself at its timeout (it holds no collected data)."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        for reader in self._readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+            if reader.is_alive():
+                waited = "" if reader.waiting_since is None else \
+                    f" (no data for {time.monotonic() - reader.waiting_since:.0f} s)"
+                log.warning("source %s is still waiting for its camera%s; its thread ends by itself within %.0f s",
+                            reader.spec.name, waited, max(self.options.open_timeout, self.options.read_timeout))
 
     def _process(self, frames: list[Frame]) -> None:
         try:
@@ -153,20 +197,27 @@ class Pipeline:
             for frame in frames:
                 self.metrics.dropped(frame.source, "model_error")
             return
+        if len(predictions) != len(frames):
+            raise RuntimeError(f"the model returned {len(predictions)} predictions for {len(frames)} frames")
         now = time.monotonic()
         for frame, prediction in zip(frames, predictions, strict=True):
             self.metrics.inferred(frame.source, now - frame.received, now)
             for callback in self._callbacks:
                 self._guarded("callback", callback, frame, prediction)
             for sink in self._sinks:
-                self._guarded(type(sink).__name__, sink.write, frame, prediction)
+                self._guarded(sink.name, sink.write, frame, prediction)
             if self.collector is not None and self._collect[frame.source]:
                 self.collector.submit(frame, prediction, source=self._urls[frame.source],
                                       frame_id=frame.frame_id, captured_at=frame.captured_at)
 
     def _guarded(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Call a callback or a sink; what it raises is logged and counted (a sink whose thread died ends the run)."""
         try:
             fn(*args)
-        except Exception:
-            log.exception("%s raised; the stream goes on", where)
-            self.metrics.error(where)
+        except WorkerFailed:
+            raise
+        except Exception as error:
+            if self.metrics.error(where) == 1:
+                log.error("%s raised %s: %s; the stream goes on (later errors are counted only)", where,
+                          type(error).__name__, error)
+                log.debug("the %s traceback", where, exc_info=True)

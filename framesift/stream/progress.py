@@ -1,47 +1,105 @@
-"""What a person watching the terminal sees: a progress bar for files, a status line for live streams."""
+"""What a person or a log file sees while a run goes on.
+
+On a terminal: a progress bar for files, a status line redrawn in place for live streams, every second. Anywhere
+else (a log file, journald, a pipe): one plain status line every `report_every` seconds (60 by default), so that a
+run left alone for months does not grow its log by a line a second.
+
+A status tells, per source, the fps (and "down" while reconnecting), the frames dropped and the datapoints
+collected, and what needs attention: a limit store (Redis) that is unavailable, a remote target's backlog.
+
+Example:
+    >>> describe(StreamStats(sources={"cam1": SourceStats(fps=14.8, connected=True)}))
+    'cam1 14.8 fps | dropped 0'
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from framesift.resources import Resource
+from framesift.stats import SourceStats, StreamStats
+from framesift.workers import Worker
+
+log = logging.getLogger("framesift.status")
 
 
-class Progress(threading.Thread):
-    """Redraws from the pipeline's snapshot every `interval` seconds until `stop()`."""
+class Progress(Resource):
+    """Reports from `snapshot()` until `close()`: drawn every `interval` s on a terminal, logged every
+    `report_every` s elsewhere. `total_frames` (files) makes it a progress bar."""
 
-    def __init__(self, pipeline: Any, total_frames: int | None, live: bool, interval: float = 1.0):
-        super().__init__(name="framesift-progress", daemon=True)
-        self._pipeline, self._live, self._interval = pipeline, live, interval
+    def __init__(self, snapshot: Callable[[], StreamStats], total_frames: int | None, live: bool, *,
+                 interval: float = 1.0, report_every: float = 60.0, stream: TextIO | None = None):
+        self._snapshot, self._total = snapshot, total_frames
+        self._stream = stream or sys.stderr
+        self._interactive = self._stream.isatty()
+        self._live = live
+        self._every = interval if self._interactive else report_every
         self._done = threading.Event()
-        self._bar = None
-        if not live:
+        self._bar: Any = None
+        if self._interactive and not live:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_frames, unit="frame", dynamic_ncols=True, file=sys.stderr)
+            self._bar = tqdm(total=total_frames, unit="frame", dynamic_ncols=True, file=self._stream)
+        self.worker = Worker("status", self._run)
+        self.worker.start()
+        self._closed = False
 
-    def run(self) -> None:
-        while not self._done.wait(self._interval):
-            self._draw()
-
-    def stop(self) -> None:
+    def close(self) -> None:
+        """Stop reporting, after a last report; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._done.set()
-        self.join()
-        self._draw()
-        if self._bar is not None:
-            self._bar.close()
-        elif self._live:
-            print(file=sys.stderr)
+        self.worker.join()
+        if self._interactive:
+            self._draw()
+            if self._bar is not None:
+                self._bar.close()
+            else:
+                print(file=self._stream)
+
+    def _run(self) -> None:
+        while not self._done.wait(self._every):
+            self._draw() if self._interactive else log.info("%s", self._line())
 
     def _draw(self) -> None:
-        snap = self._pipeline.snapshot()
-        collected = (snap.get("collector") or {}).get("datapoints_registered", 0)
+        snap = self._snapshot()
         if self._bar is not None:
-            self._bar.n = snap["frames_inferred"]
-            self._bar.set_postfix(collected=collected, refresh=False)
+            self._bar.n = snap.frames_inferred
+            self._bar.set_postfix(collected=_collected(snap), refresh=False)
             self._bar.refresh()
-            return
-        rates = " ".join(f"{name} {s['fps']:.1f} fps" + ("" if s["connected"] else " (down)")
-                         for name, s in snap["sources"].items())
-        print(f"\r{rates} | dropped {snap['frames_dropped']} | collected {collected}   ",
-              end="", file=sys.stderr, flush=True)
+        else:
+            print(f"\r{describe(snap)}   ", end="", file=self._stream, flush=True)
+
+    def _line(self) -> str:
+        snap = self._snapshot()
+        if self._live:
+            return f"status: {describe(snap)}"
+        done = f"{snap.frames_inferred} of {self._total} frames" if self._total else f"{snap.frames_inferred} frames"
+        return f"progress: {done} | {describe(snap)}"
+
+
+def describe(snap: StreamStats) -> str:
+    """One line about a pipeline: the sources' rates, the drops, what was collected, what needs attention."""
+    parts = [" ".join(_source(name, s) for name, s in snap.sources.items()), f"dropped {snap.frames_dropped}"]
+    collector = snap.collector
+    if collector is not None:
+        parts.append(f"collected {collector.datapoints_registered}")
+        if not collector.limit_store_available:
+            parts.append(f"limits unavailable: {collector.limit_store_error}")
+        outbox = collector.target
+        if outbox is not None and (outbox.pending or outbox.dead):
+            parts.append(f"outbox {outbox.pending} pending, {outbox.dead} dead")
+    return " | ".join(parts)
+
+
+def _source(name: str, stats: SourceStats) -> str:
+    return f"{name} {stats.fps:.1f} fps" + ("" if stats.connected else " (down)")
+
+
+def _collected(snap: StreamStats) -> int:
+    return 0 if snap.collector is None else snap.collector.datapoints_registered

@@ -1,8 +1,9 @@
 """Sinks: where every inferred frame can go besides the collector.
 
-Each sink does its I/O on its own thread behind a bounded queue (`BackgroundSink`), so the inference thread
-never waits for a disk or an encoder; a full queue drops the frame for that sink and counts it (the pipeline's
-snapshot and `--summary` show `sinks: {name: {dropped, failed}}`).
+A sink is anything with `write(frame, prediction)` and `close()`. Each one does its I/O on its own thread behind a
+bounded queue (`BackgroundSink`; a `Pipeline` wraps every sink it is given), so the inference thread never waits
+for a disk or an encoder; a full queue drops the frame for that sink and counts it (the pipeline's snapshot and
+`--summary` show `sinks: {name: {dropped, failed}}`).
 
 - `PredictionsFile(path)`: one JSON line per inferred frame (`--predictions FILE.jsonl`);
 - `AnnotatedVideo(path)`: the frames with boxes and labels drawn by supervision, encoded to H.264 (`--save-video`);
@@ -14,17 +15,27 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from framesift.predictions import DetectionPrediction, Prediction
+from framesift.resources import Resource
+from framesift.stats import SinkStats
 from framesift.stream.frames import Frame
+from framesift.workers import Worker
 
 log = logging.getLogger(__name__)
 
 
-class PredictionsFile:
+class Sink(Protocol):
+    def write(self, frame: Frame, prediction: Prediction) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PredictionsFile(Resource):
+    """One JSON line per inferred frame, appended to `path`."""
+
     def __init__(self, path: str | Path):
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
@@ -38,11 +49,14 @@ class PredictionsFile:
         self._file.close()
 
 
-class AnnotatedVideo:
+class AnnotatedVideo(Resource):
+    """The frames with their detections drawn, encoded to H.264 (one file per source with `several_sources`)."""
+
     def __init__(self, path: str | Path, fps: int = 30, several_sources: bool = False):
         self._path, self._fps, self._several = Path(path), fps, several_sources
         self._outputs: dict[str, tuple[Any, Any]] = {}
-        self._boxes = self._labels = None
+        self._boxes: Any = None  # supervision's annotators, made on the first frame with detections
+        self._labels: Any = None
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
         import av
@@ -73,31 +87,48 @@ class AnnotatedVideo:
         return self._outputs[frame.source]
 
     def close(self) -> None:
-        for container, stream in self._outputs.values():
+        outputs, self._outputs = self._outputs, {}
+        for container, stream in outputs.values():
             for packet in stream.encode(None):
                 container.mux(packet)
             container.close()
 
 
-class BackgroundSink:
-    """Runs a sink on its own thread behind a queue of `capacity` frames; overflow is counted in `dropped`."""
+class BackgroundSink(Resource):
+    """Runs a sink on its own thread behind a queue of `capacity` frames; overflow is counted in `dropped`, writes
+    that raised in `failed`. `write` raises `WorkerFailed` once the thread has died."""
 
-    def __init__(self, sink: Any, capacity: int = 64):
+    def __init__(self, sink: Sink, capacity: int = 64):
         self.sink = sink
+        self.name = type(sink).__name__
         self.dropped = 0
         self.failed = 0
-        self._queue: queue.Queue = queue.Queue(capacity)
-        self._thread = threading.Thread(target=self._run, name=f"framesift-sink-{type(sink).__name__}", daemon=True)
+        self._queue: queue.Queue[tuple[Frame, Prediction] | None] = queue.Queue(capacity)
+        self._thread = Worker(f"sink {self.name}", self._run)
         self._thread.start()
+        self._closed = False
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
+        self._thread.check()
         try:
             self._queue.put_nowait((frame, prediction))
         except queue.Full:
             self.dropped += 1
 
+    def stats(self) -> SinkStats:
+        return SinkStats(dropped=self.dropped, failed=self.failed)
+
     def close(self) -> None:
-        self._queue.put(None)
+        """Write what is queued, then close the sink; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self._thread.join()
         self.sink.close()
 
@@ -105,7 +136,9 @@ class BackgroundSink:
         while (item := self._queue.get()) is not None:
             try:
                 self.sink.write(*item)
-            except Exception:
+            except Exception as error:
                 self.failed += 1
                 if self.failed == 1:
-                    log.exception("%s failed; later failures are counted only", type(self.sink).__name__)
+                    log.error("the %s sink failed (%s: %s); later failures are counted only", self.name,
+                              type(error).__name__, error)
+                    log.debug("the %s sink's traceback", self.name, exc_info=True)

@@ -1,8 +1,8 @@
 """One bounded slot per source, and one condition the inference thread waits on.
 
 A live source's slot holds only its newest frame: putting a frame into a full slot replaces the waiting one,
-which is counted as dropped. A replayed file's slot makes its source wait instead (backpressure: no frame of a
-file is ever dropped).
+which is counted as dropped. A replayed file's slot holds two frames (its thread decodes one ahead while the model
+works) and makes its source wait when full instead (backpressure: no frame of a file is ever dropped).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Callable
 
 from framesift.stream.frames import Frame
+
+REPLAY_SLOT = 2  # a file's thread decodes one frame ahead while the model works
 
 
 class FrameSlots:
@@ -23,11 +25,17 @@ class FrameSlots:
         self._order: list[str] = []
         self._next = 0
 
-    def add(self, source: str, live: bool, capacity: int = 1) -> None:
+    def add(self, source: str, live: bool) -> None:
         self._slots[source] = deque()
-        self._live[source] = live
-        self._capacity[source] = capacity
         self._order.append(source)
+        self.configure(source, live)
+
+    def configure(self, source: str, live: bool) -> None:
+        """Make a source's slot live (newest frame wins) or replayed (backpressure), as found when it opened."""
+        with self._cond:
+            self._live[source] = live
+            self._capacity[source] = 1 if live else REPLAY_SLOT
+            self._cond.notify_all()
 
     def put(self, frame: Frame, stopping: Callable[[], bool], on_drop: Callable[[Frame], None]) -> bool:
         """Hand a frame over; a live source never waits, a replayed one waits for room. False if stopping."""

@@ -1,11 +1,14 @@
 """Video sources read with PyAV, one thread each: files, RTSP/RTMP/HTTP streams and webcams (SPEC §9).
 
 A file is replayed: every frame, in order, as fast as the model allows (its thread waits for room instead of
-dropping), unless `realtime` paces it at its frame rate, when it behaves as live. A live source never builds lag:
-its thread keeps reading and the newest frame replaces a waiting one, which is counted as dropped. A live source
-that fails or ends is reopened with exponential backoff (0.5 s doubling to 30 s, with jitter), sleeping on an
-event meanwhile; open and read timeouts keep a dead camera from hanging it. `frame_id` keeps counting across
-reconnects and loops.
+dropping), unless `realtime` paces it at its frame rate, when it behaves as live. So is a stream over HTTP that
+turns out to be a recording (an HLS playlist that has ended, a video file served over HTTP): it ends like a file
+instead of being reopened forever. A live source never builds lag: its thread keeps reading and the newest frame
+replaces a waiting one, which is counted as dropped; frames that arrive in bursts (HLS segments) are spread by
+their timestamps first. A live source that fails or ends is reopened with exponential backoff (0.5 s doubling to
+30 s, with jitter), sleeping on an event meanwhile; open and read timeouts keep a dead camera from hanging it, and
+a stop does not wait for a read blocked on the network (PyAV cannot interrupt one from outside: the thread ends by
+itself at its read timeout). `frame_id` keeps counting across reconnects and loops.
 """
 
 from __future__ import annotations
@@ -21,19 +24,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from framesift.redaction import redact_url
+from framesift.errors import SourceError
+from framesift.redaction import redact
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
 from framesift.stream.slots import FrameSlots
+from framesift.workers import Worker
 
 log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
-
-
-class SourceError(ValueError):
-    """A source that cannot be used at all (a missing or unreadable file)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class SourceSpec:
 
     @property
     def display(self) -> str:
-        return redact_url(self.url)
+        return redact(self.url)
 
 
 @dataclass(frozen=True)
@@ -86,32 +87,37 @@ def check_file(spec: SourceSpec) -> None:
         raise SourceError(f"cannot read video file {spec.url}: {error.strerror or error}") from None
 
 
-class SourceReader(threading.Thread):
-    """Decodes one source into its slot until it ends, fails for good, or `stop` is set."""
+class SourceReader(Worker):
+    """Decodes one source into its slot until it ends, fails for good, or `stop` is set. A failure outside the
+    source (a bug in preparing the model input, say) ends the thread, which reports it (`Worker`)."""
 
     def __init__(self, spec: SourceSpec, options: SourceOptions, slots: FrameSlots, metrics: Metrics,
                  prepare: Callable[[Any], Any] | None, stop: threading.Event,
-                 on_status: StatusCallback | None = None):
-        super().__init__(name=f"framesift-source-{spec.name}", daemon=True)
+                 on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None):
+        super().__init__(f"source {spec.name}", on_failure=on_failure)
         self.spec, self.options = spec, options
         self.live = spec.kind != "file" or options.realtime
+        self.finite = spec.kind == "file"  # it ends by itself: a file, or a stream found to be a recording (VOD)
         self._slots, self._metrics, self._prepare = slots, metrics, prepare
         self._stop_event = stop
         self._on_status = on_status
         self._decoded = 0  # frames decoded so far, and so the id of the next one: it keeps counting across reconnects
+        self.waiting_since: float | None = None  # monotonic time since which the thread waits for the network
 
     # -- the thread ----------------------------------------------------------------------------------------
-    def run(self) -> None:
+    def work(self) -> None:
+        import av
+
         delay = self.options.backoff_initial
         try:
             while not self._stop_event.is_set() and not self._enough():
                 try:
                     container = self._open()
-                except Exception as error:  # av raises FFmpegError subclasses and OSError
-                    if self.spec.kind == "file":
+                except (av.error.FFmpegError, OSError, SourceError) as error:
+                    if self.finite:
                         self._status("error", f"cannot open: {_reason(error)}")
                         return
-                    self._status("disconnected", f"open failed: {_reason(error)}")
+                    self._status("disconnected", f"open failed: {self._in_words(error, self.options.open_timeout)}")
                     delay = self._backoff(delay)
                     continue
                 decoded_before = self._decoded
@@ -119,15 +125,16 @@ class SourceReader(threading.Thread):
                 self._status("connected", "")
                 try:
                     self._read(container)
-                except Exception as error:  # a broken container or a dropped connection
-                    self._metrics.add(self.spec.name, "decode_errors")
-                    self._status("disconnected", f"read failed: {_reason(error)}")
+                except (av.error.FFmpegError, OSError) as error:  # a broken container or a dropped connection
+                    self._metrics.decode_error(self.spec.name)
+                    self._status("disconnected", f"read failed: {self._in_words(error, self.options.read_timeout)}")
                 finally:
+                    self.waiting_since = None
                     container.close()
                     self._metrics.connected(self.spec.name, False)
                 if self._stop_event.is_set() or self._enough():
                     break
-                if self.spec.kind == "file":
+                if self.finite:
                     if not self.options.loop:
                         break
                     continue
@@ -142,7 +149,7 @@ class SourceReader(threading.Thread):
         if self._stop_event.is_set():
             return delay
         pause = delay * random.uniform(0.8, 1.2)
-        self._metrics.add(self.spec.name, "reconnects")
+        self._metrics.reconnecting(self.spec.name)
         self._status("reconnecting", f"in {pause:.1f} s")
         self._stop_event.wait(pause)  # no CPU while waiting; a stop wakes it at once
         return min(delay * 2, self.options.backoff_max)
@@ -160,40 +167,50 @@ class SourceReader(threading.Thread):
         if self.spec.kind == "webcam":
             url, fmt = (f"/dev/video{url}" if url.isdigit() else url), "v4l2"
         if self.spec.kind != "file":
-            options.update({"fflags": "nobuffer", "flags": "low_delay"})
-        return av.open(url, format=fmt, options=options,
-                       timeout=(self.options.open_timeout, self.options.read_timeout))
+            # low_delay reaches the decoder. No `fflags=nobuffer`: it throws away the packets read while the stream
+            # is probed, the first keyframe among them, so the first frame would come a whole GOP later.
+            options["flags"] = "low_delay"
+        self.waiting_since = time.monotonic()
+        container = av.open(url, format=fmt, options=options,
+                            timeout=(self.options.open_timeout, self.options.read_timeout))
+        if not container.streams.video:
+            container.close()
+            raise SourceError("it holds no video stream")
+        if self.spec.kind == "stream" and url.lower().startswith(("http://", "https://")) and container.duration:
+            self.finite = True  # a recording (an HLS playlist that has ended, a file over HTTP): replayed like a file
+            self.live = self.options.realtime
+            self._slots.configure(self.spec.name, self.live)
+        return container
 
     def _read(self, container: Any) -> None:
         import av
 
         stream = container.streams.video[0]
-        if self.spec.kind == "file":
+        if self.finite:
             stream.thread_type = "AUTO"  # frame threads: throughput; live sources keep the low-latency default
-        pacing = _Pacing(self.options, is_file=self.spec.kind == "file")
+        pacing = _Pacing(self.options, realtime=self.live, restart_late=not self.finite)
         for packet in container.demux(stream):
+            self.waiting_since = None
             if self._stop_event.is_set():
                 return
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:  # a corrupt packet: count it, go on with the next
-                self._metrics.add(self.spec.name, "decode_errors")
+                self._metrics.decode_error(self.spec.name)
                 continue
             for image in decoded:
                 self._deliver(image, pacing)
                 if self._stop_event.is_set() or self._enough():
                     return
+            self.waiting_since = time.monotonic()
 
     def _deliver(self, image: Any, pacing: _Pacing) -> None:
         frame_id = self._decoded
         self._decoded += 1
-        self._metrics.add(self.spec.name, "frames_decoded")
-        if image.is_corrupt:  # decoded, with damage FFmpeg concealed
-            self._metrics.add(self.spec.name, "corrupt_frames")
-        received = time.monotonic()
+        self._metrics.decoded(self.spec.name, corrupt=image.is_corrupt)  # corrupt: damage FFmpeg concealed
         video_time = float(image.time) if image.time is not None else None
-        if not pacing.admit(video_time, received):
-            self._metrics.add(self.spec.name, "frames_skipped")
+        if not pacing.admit(video_time, time.monotonic()):
+            self._metrics.skipped(self.spec.name)
             return
         pacing.wait(video_time, self._stop_event)
         frame = Frame(self.spec.name, frame_id, datetime.now(timezone.utc), time.monotonic(), video_time, image)
@@ -205,6 +222,14 @@ class SourceReader(threading.Thread):
         """A waiting live frame was replaced by a newer one before the model took it."""
         self._metrics.dropped(self.spec.name, "newer_frame")
 
+    def _in_words(self, error: BaseException, timeout: float) -> str:
+        """What went wrong, in words: a timeout says so (FFmpeg calls it "Immediate exit requested", or "Invalid
+        data found" when it struck while opening)."""
+        waited = None if self.waiting_since is None else time.monotonic() - self.waiting_since
+        if waited is not None and waited >= timeout * 0.9:
+            return f"no data from the source for {waited:.0f} s"
+        return _reason(error)
+
     def _status(self, event: str, detail: str) -> None:
         level = logging.WARNING if event in ("disconnected", "error") else logging.INFO
         log.log(level, "source %s (%s): %s%s", self.spec.name, self.spec.display, event,
@@ -212,44 +237,65 @@ class SourceReader(threading.Thread):
         if self._on_status is not None:
             try:
                 self._on_status(self.spec.name, event, detail)
-            except Exception:
-                log.exception("status callback failed")
+            except Exception as error:
+                log.error("the status callback raised %s: %s; the stream goes on", type(error).__name__, error)
+                log.debug("the status callback's traceback", exc_info=True)
                 self._metrics.error("status_callback")
 
 
 class _Pacing:
-    """`--max-fps` (by video time for files, by arrival time for live sources) and `--realtime` replay."""
+    """When a decoded frame goes on: `--max-fps` admission and the wait that paces a frame by its timestamp.
 
-    def __init__(self, options: SourceOptions, is_file: bool):
+    Admission picks frames by video time when there are timestamps (files and live streams alike: a stream whose
+    frames arrive in bursts, like HLS segments, is thinned by its own clock, not by the bursts), else by arrival.
+    A `realtime` source (live, or a file replayed with `--realtime`) waits until each frame is due by its timestamp,
+    so that a burst (an HLS segment fetched at once) is spread over the time it covers instead of being thrown away
+    by "newest frame wins"; a frame that arrives late is never waited for, and the clock is set again from it, so
+    pacing never builds lag. A jump in the timestamps (a discontinuity, a wrap) also sets the clock again.
+    """
+
+    JUMP_S = 2.0  # consecutive frames further apart than this in video time are a discontinuity
+    LATE_S = 0.05  # a frame later than this resets the clock
+
+    def __init__(self, options: SourceOptions, realtime: bool, restart_late: bool):
         self._interval = 1.0 / options.max_fps if options.max_fps else None
-        self._by_video_time = is_file
-        self._realtime_file = is_file and options.realtime
+        self._realtime = realtime
+        self._restart_late = restart_late  # a live source: a late frame moves the clock (a file catches up instead)
         self._next_due: float | None = None
-        self._origin: tuple[float, float] | None = None  # (video time, monotonic) of the first frame
+        self._last_admitted: float | None = None
+        self._origin: tuple[float, float] | None = None  # (video time, monotonic) the clock runs from
+        self._previous: float | None = None  # the last frame's video time
 
     def admit(self, video_time: float | None, received: float) -> bool:
         if self._interval is None:
             return True
-        t = video_time if (self._by_video_time and video_time is not None) else received
-        if self._next_due is not None and t < self._next_due - 1e-6:
+        t = video_time if video_time is not None else received
+        if self._last_admitted is not None and t < self._last_admitted:
+            self._next_due = None  # the timestamps went back (a wrap, a new stream): start over
+        due = self._next_due
+        if due is not None and t < due - 1e-6:
             return False
-        behind = self._next_due is None or t - self._next_due > self._interval
-        self._next_due = (t if behind else self._next_due) + self._interval
+        self._next_due = (t if due is None or t - due > self._interval else due) + self._interval
+        self._last_admitted = t
         return True
 
     def wait(self, video_time: float | None, stop: threading.Event) -> None:
-        if not self._realtime_file or video_time is None:
+        if not self._realtime or video_time is None:
             return
         now = time.monotonic()
-        if self._origin is None:
+        jumped = self._previous is None or not 0 <= video_time - self._previous <= self.JUMP_S
+        self._previous = video_time
+        if self._origin is None or jumped:
             self._origin = (video_time, now)
             return
         due = self._origin[1] + (video_time - self._origin[0])
         if due > now:
             stop.wait(due - now)
+        elif self._restart_late and now - due > self.LATE_S:
+            self._origin = (video_time, now)
 
 
 def _reason(error: BaseException) -> str:
-    """An error as one line, with any URL in it redacted."""
+    """An error as one line, with any secret in it redacted."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return re.sub(r"\w+://\S+", lambda m: redact_url(m.group(0)), str(text).splitlines()[0])
+    return redact(str(text).splitlines()[0])

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets.labelstudio_format import Labels
 from framesift.collectors.targets.local import LocalDataset
+from framesift.stats import OutboxStats
 
 
 class Target(Protocol):
@@ -22,8 +23,12 @@ class Target(Protocol):
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]: ...
 
+    def stats(self) -> OutboxStats | None:
+        """A remote target's outbox; None for a local dataset."""
+        ...
+
     def close(self, timeout: float = 10.0) -> None:
-        """Finish; a remote target first delivers what is pending for up to `timeout` seconds."""
+        """Finish (idempotent); a remote target first delivers what is pending for up to `timeout` seconds."""
         ...
 
 

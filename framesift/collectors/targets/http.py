@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from framesift.collectors.targets.outbox import PermanentError, RetryableError
-from framesift.redaction import redact_url
+from framesift.errors import PermanentError, RetryableError
+from framesift.redaction import redact
 
 RETRY_AFTER_MAX = 3600.0  # a server (or a proxy) asking for more is not believed: an edge box waits an hour at most
 
@@ -25,7 +25,7 @@ def send(session: Any, method: str, url: str, *, server: str, **kwargs: Any) -> 
     try:
         return session.request(method, url, **kwargs)
     except requests.RequestException as error:  # its message holds the URL, and so maybe a key: never shown
-        raise RetryableError(f"{type(error).__name__} talking to {redact_url(server)}") from None
+        raise RetryableError(f"{type(error).__name__} talking to {redact(server)}") from None
 
 
 def check(response: Any, what: str, secrets: Sequence[str] = ()) -> Any:

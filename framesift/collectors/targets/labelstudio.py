@@ -34,8 +34,9 @@ from urllib.parse import urlsplit
 
 from framesift.collectors.targets.http import check, send
 from framesift.collectors.targets.labelstudio_format import LabelingInterface, Labels, labeling_config, task_json
-from framesift.collectors.targets.outbox import Entry, Outbox, PermanentError, RetryableError
+from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
+from framesift.errors import PermanentError, RetryableError, TargetError
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,12 @@ class LabelStudioTarget(RemoteTarget):
                  labels: Labels | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0,
                  start: bool = True):
         if not api_key:
-            raise ValueError("the labelstudio target needs an API key (--api-key or LABEL_STUDIO_API_KEY)")
+            raise TargetError("the labelstudio target needs an API key (--api-key or LABEL_STUDIO_API_KEY)")
         if not TITLE_LENGTH[0] <= len(project) <= TITLE_LENGTH[1]:
-            raise ValueError(f"a Label Studio project title has {TITLE_LENGTH[0]} to {TITLE_LENGTH[1]} characters, "
+            raise TargetError(f"a Label Studio project title has {TITLE_LENGTH[0]} to {TITLE_LENGTH[1]} characters, "
                              f"not {len(project)}: {project!r}")
         if urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError("LABEL_STUDIO_URL must start with http:// or https://")
+            raise TargetError("LABEL_STUDIO_URL must start with http:// or https://")
         super().__init__(project, outbox, outbox_max_bytes)
         self._labels = labels or Labels()
         self._client = _Client(self.http, url, api_key, timeout)

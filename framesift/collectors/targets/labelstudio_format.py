@@ -80,22 +80,25 @@ class LabelingInterface:
         if image is None:
             raise ValueError("the project's labeling configuration has no Image tag showing a task field "
                              '(like <Image name="image" value="$image"/>)')
+        image_name, image_key = image.get("name", ""), image.get("value", "")[1:]
         controls: dict[str, str] = {}
         for tag in root.iter():
-            kind = tag.tag.lower()
-            if kind in CONTROL_TYPES and tag.get("toName") == image.get("name") and tag.get("name"):
-                controls.setdefault(kind, tag.get("name"))
-        return cls(image.get("name"), image.get("value")[1:], controls)
+            kind, name = tag.tag.lower(), tag.get("name")
+            if kind in CONTROL_TYPES and tag.get("toName") == image_name and name:
+                controls.setdefault(kind, name)
+        return cls(image_name, image_key, controls)
 
 
 def task_json(meta: Mapping[str, Any], image_url: str, interface: LabelingInterface) -> dict[str, Any]:
     """The task of an outbox entry's metadata: the image and the datapoint's fields as data, its prediction (when
-    persisted) as a pre-annotation."""
+    persisted) as a pre-annotation — unless it holds no region or choice (no detections, or nothing the project
+    has a control for): an empty pre-annotation would read as "nothing here"."""
     data = {interface.image_key: image_url, "datapoint_id": meta["id"], **{k: meta[k] for k in TASK_FIELDS}}
     task: dict[str, Any] = {"data": data}
     if meta.get("prediction") is not None:
-        task["predictions"] = [prediction_json(meta["prediction"], meta["width"], meta["height"], meta["model_id"],
-                                               interface)]
+        prediction = prediction_json(meta["prediction"], meta["width"], meta["height"], meta["model_id"], interface)
+        if prediction["result"]:
+            task["predictions"] = [prediction]
     return task
 
 

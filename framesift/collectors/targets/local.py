@@ -9,8 +9,13 @@ DIR/
 
 Durability: each file is written to a hidden temporary name, flushed and fsynced, then renamed into place, and its
 folder fsynced; the record is appended (and fsynced) only after its files exist. A process killed (or a power cut)
-at any instant leaves every record pointing at complete files; a torn last line is cut off when the dataset is next
-opened.
+at any instant leaves every record pointing at complete files; a torn last line (one that is not a complete JSON
+object) is cut off when the dataset is next opened, and a complete last record that merely lacks its newline (an
+editor saved the file) gets one.
+
+A dataset folder moved or deleted while a run writes to it (`mv`, `rm -rf`) is noticed before the next datapoint
+(one `stat` per datapoint, on the collector's thread): the layout is made again at the same path, with a warning,
+and collection goes on there, so every image written has its record beside it.
 """
 
 from __future__ import annotations
@@ -25,30 +30,47 @@ from pathlib import Path
 from typing import Any
 
 from framesift.collectors.datapoint import Datapoint
+from framesift.errors import TargetError
+from framesift.resources import Resource
 
 log = logging.getLogger(__name__)
 
 RECORDS = "datapoints.jsonl"
 
 
-class LocalDataset:
-    """A dataset folder that datapoints are appended to. Example: `LocalDataset("./framesift-data")`."""
+class LocalDataset(Resource):
+    """A dataset folder opened for appending datapoints; opening it repairs what a killed run left (a torn last
+    record, temporary files).
+
+    Example: `LocalDataset("./framesift-data")`; `.records()` reads it back. To read a folder that a run is writing
+    to, use `read_records(folder)`, which changes nothing. Raises `TargetError` when the folder cannot be written.
+    """
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.name = self.root.resolve().name
         self._records_path = self.root / RECORDS
-        repaired = repair_records(self._records_path)
-        if repaired:
-            log.warning("cut a torn last line (%d bytes) off %s", repaired, self._records_path)
-        _remove_temporaries(self.root)
-        self._batch_counts = Counter(r.get("batch") for r in read_records(self.root))
-        self._records = os.open(self._records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._records = -1
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            repair_records(self._records_path)
+            _remove_temporaries(self.root)
+            self._batch_counts = Counter(r.get("batch") for r in read_records(self.root))
+            self._open_records()
+        except OSError as error:
+            raise TargetError(f"cannot write the dataset folder {self.root}: {error.strerror or error}") from None
 
     def batch_count(self, batch: str) -> int:
         """How many datapoints the batch held when the dataset was opened."""
         return self._batch_counts.get(batch, 0)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The records registered so far (see `read_records`)."""
+        return read_records(self.root)
+
+    def stats(self) -> None:
+        """A local dataset has no outbox: nothing to report beyond the collector's counters."""
+        return None
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]:
         """Write the image and prediction files, then append the record. Returns the record.
@@ -60,6 +82,7 @@ class LocalDataset:
         if datapoint.prediction is not None:
             prediction = Path(datapoint.batch, "predictions", f"{datapoint.id}.json")
         record = datapoint.record(image.as_posix(), None if prediction is None else prediction.as_posix())
+        self._follow_the_folder()
         written: list[Path] = []
         try:
             write_atomically(self.root / image, datapoint.jpeg)
@@ -77,8 +100,31 @@ class LocalDataset:
         return record
 
     def close(self, timeout: float = 0.0) -> None:
-        """Close the records file (every datapoint is already on disk: nothing to wait for)."""
+        """Close the records file (every datapoint is already on disk: nothing to wait for); idempotent."""
+        if self._records >= 0:
+            os.close(self._records)
+            self._records = -1
+
+    def _open_records(self) -> None:
+        self._records = os.open(self._records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _follow_the_folder(self) -> None:
+        """Make the layout again when the records file we append to is no longer the one at its path (the folder
+        or the file was moved or deleted while we ran): records must go where the images go."""
+        try:
+            here = os.stat(self._records_path)
+        except FileNotFoundError:
+            here = None
+        ours = os.fstat(self._records)
+        if here is not None and (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino):
+            return
+        log.warning("the dataset %s was moved or deleted while framesift wrote to it (%s); collection goes on in "
+                    "a new %s there", self.root, "its records file is gone" if here is None else
+                    "its records file was replaced", RECORDS)
         os.close(self._records)
+        self._records = -1
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._open_records()
 
     def _append(self, line: bytes) -> None:
         """Append one record with one write, fsynced; a failed append is cut off, never left half written (the
@@ -94,36 +140,46 @@ class LocalDataset:
 
 
 def read_records(root: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The records of a dataset folder, skipping any line that is not a complete JSON object."""
+    """The records of a dataset folder (safe while a run appends to it), skipping any line that is not a complete
+    JSON object."""
     path = Path(root) / RECORDS
     if not path.exists():
         return
     with open(path, "rb") as lines:
         for line in lines:
-            if not line.endswith(b"\n"):
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
+            record = _record(line)
+            if record is not None:
                 yield record
 
 
-def repair_records(path: Path) -> int:
-    """Cut a torn last line (one with no newline) off the records file; returns the bytes removed."""
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def repair_records(path: Path) -> None:
+    """Mend the end of a records file a killed run or an editor left: a last line that is a complete record but
+    lacks its newline gets one; a torn last line (not a complete JSON object) is cut off."""
     if not path.exists():
-        return 0
+        return
     with open(path, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
-            return 0
+            return
         f.seek(size - 1)
         if f.read(1) == b"\n":
-            return 0
-        keep = _end_of_last_line(f, size)
-        f.truncate(keep)
-        return size - keep
+            return
+        start = _end_of_last_line(f, size)
+        f.seek(start)
+        if _record(f.read()) is not None:
+            f.write(b"\n")
+            log.warning("added the missing newline after the last record of %s", path)
+        else:
+            f.truncate(start)
+            log.warning("cut a torn last line (%d bytes) off %s", size - start, path)
 
 
 def _end_of_last_line(f: Any, size: int, chunk: int = 65536) -> int:

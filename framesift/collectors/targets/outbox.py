@@ -8,6 +8,12 @@ confirmed it. A permanent refusal moves the entry to `dead/` with its reason: ne
 silently deleted. A restart resumes what is pending. The outbox has a size bound, dead letters included (a revoked
 key must not fill the disk over months): when full, new datapoints are refused (`OutboxFull`) and counted.
 
+The outbox never wedges on one entry. An entry whose JSON cannot be read (a crash of an older version, a hand
+edit, a bad sector) goes to `dead/` with the reason, once — when the outbox is opened, or when the sender reaches
+it — and the entries behind it go on; so does one whose delivery fails in a way no retry can mend (its metadata
+has the wrong shape). An entry whose files were removed by hand while running is forgotten with a warning and
+counted (`vanished`). Statistics come from memory, never from reading an entry.
+
 One process at a time delivers an outbox: opening it takes an exclusive lock (`.lock`, holding the pid), and a
 second run pointed at the same folder is refused with `OutboxInUse`. `describe()` reads an outbox without the
 lock, so it is safe while a run delivers it.
@@ -23,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -33,44 +40,36 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets.local import fsync_directory, write_atomically
+from framesift.errors import OutboxFull, OutboxInUse, PermanentError, RetryableError
+from framesift.resources import Resource
+from framesift.stats import OutboxStats
+from framesift.workers import Worker
 
 log = logging.getLogger(__name__)
 
 _ENTRY = re.compile(r"^(\d{12})-(.+)\.json$")
+# What an entry's JSON holds: the datapoint without its image, and when it was queued.
+ENTRY_KEYS = frozenset({f.name for f in dataclasses.fields(Datapoint)} - {"jpeg"} | {"queued_at"})
+DAMAGED_KEPT = 65536  # the characters of a damaged JSON kept in its dead letter
 
 
-class OutboxFull(Exception):
-    """Pending and dead entries hold `max_bytes` already; the datapoint is refused (and counted by the collector)."""
-
-
-class OutboxInUse(RuntimeError):
-    """Another process delivers this outbox; each run needs its own (`--outbox`)."""
-
-
-class RetryableError(Exception):
-    """Delivery failed for now (network, 408, 429, 5xx); `retry_after` seconds when the target said so."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentError(Exception):
-    """The target refused the datapoint for good (a 4xx other than 408 and 429); it goes to `dead/`."""
+class Damaged(PermanentError):
+    """An entry whose JSON cannot be read, or lacks what delivery needs; it goes to `dead/`."""
 
 
 class Entry:
-    """One pending datapoint: its metadata (the JSON) and its image."""
+    """One pending datapoint: its metadata (the JSON) and its image. Raises `FileNotFoundError` when the JSON is
+    gone and `Damaged` when it cannot be read."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.meta: dict[str, Any] = json.loads(path.read_text())
+        self.meta: dict[str, Any] = read_meta(path)
 
     @property
     def image_path(self) -> Path:
@@ -87,11 +86,19 @@ class Entry:
             raise PermanentError(f"the image {self.image_path.name} is missing from the outbox") from None
 
 
-class Outbox:
+@dataclass(order=True)
+class _Queued:
+    path: Path  # the entry's JSON
+    queued_at: float
+    size: int  # bytes of its JSON and image
+
+
+class Outbox(Resource):
     """The folder `root` with `pending/` and `dead/`; thread-safe, locked to one process (`OutboxInUse`).
 
-    The pending entries are listed once, when the outbox is opened, and then kept in order in memory, so delivering
-    a long backlog costs no directory scans. `close()` releases the lock.
+    The pending entries are read once, when the outbox is opened (damaged ones go to `dead/` then), and kept in
+    order in memory with their age, so delivering a long backlog costs no directory scans and `stats()` no reads.
+    `close()` releases the lock.
     """
 
     def __init__(self, root: str | os.PathLike[str], max_bytes: int = 1 << 30):
@@ -103,18 +110,29 @@ class Outbox:
         _recover(self.pending_dir, self.dead_dir)
         self.max_bytes = max_bytes
         self._cond = threading.Condition()
-        self._pending: deque[Path] = deque(_entries(self.pending_dir))
-        self._bytes = sum(_size(p) for p in self._pending)
         dead = _entries(self.dead_dir)
         self._dead_count, self._dead_bytes = len(dead), sum(_size(p) for p in dead)
-        self._next_seq = max((_seq(p) for p in (*self._pending, *dead)), default=0) + 1
-        self.refused = 0
+        self._pending: deque[_Queued] = deque()
+        self._bytes = 0
+        self.refused = self.vanished = 0
+        for path in _entries(self.pending_dir):
+            try:
+                meta = read_meta(path)
+            except FileNotFoundError:
+                continue
+            except Damaged as error:
+                self._bury(path, error)
+                continue
+            self._pending.append(_Queued(path, meta["queued_at"], _size(path)))
+            self._bytes += self._pending[-1].size
+        self._next_seq = max((_seq(p) for p in (*(q.path for q in self._pending), *_entries(self.dead_dir))),
+                             default=0) + 1
 
     def add(self, datapoint: Datapoint) -> None:
         """Write a datapoint durably, or raise `OutboxFull`."""
-        meta = {k: v for k, v in asdict(datapoint).items() if k != "jpeg"}
+        meta = {k: v for k, v in dataclasses.asdict(datapoint).items() if k != "jpeg"}
         meta["captured_at"] = datapoint.captured_at.isoformat()
-        meta["queued_at"] = time.time()
+        meta["queued_at"] = queued_at = time.time()
         body = json.dumps(meta).encode()
         size = len(body) + len(datapoint.jpeg)
         with self._cond:
@@ -136,58 +154,104 @@ class Outbox:
             (self.pending_dir / f"{stem}.jpg").unlink(missing_ok=True)
             raise
         with self._cond:
-            self._pending.append(self.pending_dir / f"{stem}.json")
+            self._pending.append(_Queued(self.pending_dir / f"{stem}.json", queued_at, size))
             self._cond.notify_all()
 
     def oldest(self, timeout: float = 0.0) -> Entry | None:
-        """The first pending entry, waiting up to `timeout` seconds for one."""
+        """The first pending entry, waiting up to `timeout` seconds for one. An entry whose JSON was removed by hand
+        is forgotten (counted as `vanished`), one that cannot be read goes to `dead/`; the next one is returned."""
         with self._cond:
             if not self._pending and timeout > 0:
                 self._cond.wait(timeout)
-            head = self._pending[0] if self._pending else None
-        return None if head is None else Entry(head)
+        while True:
+            with self._cond:
+                if not self._pending:
+                    return None
+                head = self._pending[0].path
+            try:
+                return Entry(head)
+            except FileNotFoundError:
+                self._forget(head)
+            except Damaged as error:
+                self._bury(head, error)
+
+    def _forget(self, path: Path) -> None:
+        """The entry's JSON was removed by hand while we ran: it cannot be delivered; say so, count it."""
+        log.warning("the outbox entry %s was removed from %s while framesift ran; it is not delivered",
+                    path.stem, self.pending_dir)
+        path.with_suffix(".jpg").unlink(missing_ok=True)
+        with self._cond:
+            self._drop(path)
+            self.vanished += 1
+
+    def _bury(self, path: Path, error: Exception) -> None:
+        """Move an entry whose JSON cannot be read to `dead/`, keeping what it held."""
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""
+        reason = f"its metadata cannot be read ({error})"
+        log.error("the outbox entry %s is damaged: %s; it goes to %s", path.stem, reason, self.dead_dir)
+        meta = {"id": path.stem.partition("-")[2], "damaged_metadata": text[:DAMAGED_KEPT]}
+        self._move_to_dead(path, meta, reason)
+
+    def _find(self, path: Path) -> _Queued | None:
+        """The queued entry of that JSON (with `_cond` held); the head, in practice: O(1)."""
+        return next((queued for queued in self._pending if queued.path == path), None)
+
+    def _drop(self, path: Path) -> None:
+        """Take an entry out of the in-memory queue and its bytes out of the count (with `_cond` held)."""
+        queued = self._find(path)
+        if queued is not None:
+            self._pending.remove(queued)
+            self._bytes -= queued.size
 
     def update(self, entry: Entry) -> None:
         """Persist a change of the entry's metadata (for example the id the target gave the image)."""
-        before = _size(entry.path)
         write_atomically(entry.path, json.dumps(entry.meta).encode())
         with self._cond:
-            self._bytes += _size(entry.path) - before
+            queued = self._find(entry.path)
+            if queued is not None:
+                size = _size(entry.path)
+                self._bytes += size - queued.size
+                queued.size = size
 
     def remove(self, entry: Entry) -> None:
         """The target confirmed the entry: delete it (JSON first, so a crash never leaves half an entry)."""
-        size = _size(entry.path)
+        with self._cond:
+            self._drop(entry.path)
         entry.path.unlink(missing_ok=True)
         entry.image_path.unlink(missing_ok=True)
-        with self._cond:
-            self._pending.remove(entry.path)  # the head, in practice: O(1)
-            self._bytes -= size
 
     def kill(self, entry: Entry, reason: str) -> None:
         """Move an entry the target refused for good to `dead/`, with the reason in its JSON."""
-        size = _size(entry.path)
-        meta = {**entry.meta, "dead_reason": reason, "dead_at": time.time()}
-        dead = _move(entry.path, self.dead_dir, meta)
+        self._move_to_dead(entry.path, entry.meta, reason)
+
+    def _move_to_dead(self, path: Path, meta: dict[str, Any], reason: str) -> None:
+        dead = _move(path, self.dead_dir, {**meta, "dead_reason": reason, "dead_at": time.time()})
         with self._cond:
-            self._pending.remove(entry.path)
-            self._bytes -= size
+            self._drop(path)
             self._dead_count += 1
             self._dead_bytes += _size(dead)
 
     def retry_dead(self) -> int:
-        """Move every dead entry back to pending (after the cause was fixed); returns how many."""
+        """Move every dead entry back to pending (after the cause was fixed), except damaged ones, which no retry
+        can deliver; returns how many moved."""
         moved = 0
         for path in _entries(self.dead_dir):
+            try:
+                meta = read_meta(path)
+            except (Damaged, FileNotFoundError):
+                continue
             dead_size = _size(path)
-            meta = json.loads(path.read_text())
             meta.pop("dead_reason", None)
             meta.pop("dead_at", None)
             pending = _move(path, self.pending_dir, meta)
             with self._cond:
                 self._dead_count -= 1
                 self._dead_bytes -= dead_size
-                self._bytes += _size(pending)
-                self._pending.append(pending)
+                self._pending.append(_Queued(pending, meta["queued_at"], _size(pending)))
+                self._bytes += self._pending[-1].size
                 self._cond.notify_all()
             moved += 1
         with self._cond:
@@ -199,51 +263,70 @@ class Outbox:
         with self._cond:
             return len(self._pending)
 
-    def stats(self) -> dict[str, Any]:
-        """The counters of `describe()`, from memory (no directory scan), plus `refused_full`."""
-        while True:
-            with self._cond:
-                pending, head = len(self._pending), (self._pending[0] if self._pending else None)
-            oldest = None if head is None else _read(head)
-            if head is None or oldest is not None:  # else delivered while we looked: the next one is the oldest
-                break
+    def stats(self) -> OutboxStats:
+        """Counts, bytes and the oldest entry's age, from memory (no disk access: safe to scrape at any rate)."""
         with self._cond:
-            return {"pending": pending, "pending_bytes": self._bytes, "dead": self._dead_count,
-                    "dead_bytes": self._dead_bytes, "refused_full": self.refused,
-                    "oldest_pending_age_s": None if oldest is None else time.time() - oldest["queued_at"]}
+            oldest = time.time() - self._pending[0].queued_at if self._pending else None
+            return OutboxStats(pending=len(self._pending), pending_bytes=self._bytes, dead=self._dead_count,
+                               dead_bytes=self._dead_bytes, oldest_pending_age_s=oldest, refused_full=self.refused,
+                               vanished=self.vanished, outbox=str(self.root))
 
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Release the lock (another process may open the outbox then)."""
+        """Release the lock (another process may open the outbox then); idempotent."""
         self._lock.close()
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def describe(root: str | os.PathLike[str]) -> dict[str, Any]:
     """What an outbox folder holds, read without its lock (safe while a run delivers it): the pending entries'
-    count, bytes and oldest age, and the dead letters (their metadata, with `dead_reason`)."""
+    count, bytes and oldest age, the dead letters (their metadata, with `dead_reason`), and the names of pending
+    entries that cannot be read (`damaged`; the next run moves them to `dead/`)."""
     pending, dead = _entries(Path(root) / "pending"), _entries(Path(root) / "dead")
-    oldest = _read(pending[0]) if pending else None
-    letters = [meta for meta in map(_read, dead) if meta is not None]
+    readable = {path: _read(path) for path in pending}
+    ages = [meta["queued_at"] for meta in readable.values() if meta is not None]
+    letters = [_read_letter(path) for path in dead]
     return {"pending": len(pending), "pending_bytes": sum(map(_size, pending)),
-            "oldest_pending_age_s": None if oldest is None else time.time() - oldest["queued_at"],
+            "oldest_pending_age_s": time.time() - min(ages) if ages else None,
+            "damaged": [path.name for path, meta in readable.items() if meta is None and path.exists()],
             "dead": len(letters), "dead_bytes": sum(map(_size, dead)), "dead_letters": letters}
 
 
-def _read(json_path: Path) -> dict[str, Any] | None:
-    """An entry's metadata, or None when it is gone (delivered or moved while we looked)."""
+def read_meta(json_path: Path) -> dict[str, Any]:
+    """An entry's metadata; `FileNotFoundError` when it is gone, `Damaged` when it cannot be read (the JSON is cut
+    or edited) or lacks a key (a dead letter of a damaged entry keeps only what could be saved)."""
     try:
-        return json.loads(json_path.read_text())
-    except FileNotFoundError:
+        meta = json.loads(json_path.read_bytes())
+    except ValueError as error:  # JSON and UTF-8 errors
+        raise Damaged(f"{type(error).__name__}: {error}") from None
+    if not isinstance(meta, dict):
+        raise Damaged(f"a JSON {type(meta).__name__}, not an object")
+    missing = sorted(ENTRY_KEYS - meta.keys())
+    if missing:
+        raise Damaged(f"without {', '.join(missing)}")
+    return meta
+
+
+def _read(json_path: Path) -> dict[str, Any] | None:
+    """An entry's metadata, or None when it is gone (delivered or moved while we looked) or cannot be read."""
+    try:
+        return read_meta(json_path)
+    except (Damaged, FileNotFoundError):
         return None
+
+
+def _read_letter(json_path: Path) -> dict[str, Any]:
+    """A dead letter's JSON as it is (one of a damaged entry keeps only its id and the damaged text)."""
+    known = {"id": json_path.stem.partition("-")[2]}
+    try:
+        letter = json.loads(json_path.read_bytes())
+    except (OSError, ValueError) as error:
+        return {**known, "dead_reason": f"its dead letter cannot be read ({type(error).__name__})"}
+    if not isinstance(letter, dict):
+        return {**known, "dead_reason": "its dead letter is not a JSON object"}
+    return {**known, **letter}
 
 
 def _lock(root: Path) -> BinaryIO:
@@ -305,12 +388,17 @@ def _seq(json_path: Path) -> int:
     return int(json_path.name[:12])
 
 
-class OutboxSender(threading.Thread):
-    """Delivers the outbox in order with `deliver(entry)`, which raises `RetryableError` or `PermanentError`."""
+class OutboxSender(Worker):
+    """Delivers the outbox in order with `deliver(entry)`, which raises `RetryableError` or `PermanentError`.
+
+    A network or disk error (`RetryableError`, `OSError`) is retried with backoff; `PermanentError` moves the entry
+    to `dead/`; any other exception means that this entry cannot be delivered as it is (its metadata has the wrong
+    shape): it goes to `dead/` with the error, so that one entry never stops the ones behind it.
+    """
 
     def __init__(self, outbox: Outbox, deliver: Callable[[Entry, Outbox], None], *, backoff_initial: float = 0.5,
-                 backoff_max: float = 60.0):
-        super().__init__(name="framesift-outbox-sender", daemon=True)
+                 backoff_max: float = 60.0, on_failure: Callable[[Worker], None] | None = None):
+        super().__init__("outbox sender", on_failure=on_failure)
         self.outbox, self._deliver = outbox, deliver
         self._initial, self._max = backoff_initial, backoff_max
         self._stop_event = threading.Event()
@@ -318,7 +406,7 @@ class OutboxSender(threading.Thread):
         self.last_error: str | None = None
         self._backing_off = False  # the last delivery failed: waiting at close would not help
 
-    def run(self) -> None:
+    def work(self) -> None:
         delay = self._initial
         while not self._stop_event.is_set():
             entry = None
@@ -327,7 +415,7 @@ class OutboxSender(threading.Thread):
                 if entry is None:
                     continue
                 self._send(entry)
-            except Exception as error:  # RetryableError, a failing outbox (a full disk), anything: later, again
+            except (RetryableError, OSError) as error:  # the network, the target, a failing disk: later, again
                 self.last_error = str(error)
                 self.retried += 1
                 wait = getattr(error, "retry_after", None) or delay * random.uniform(0.8, 1.2)
@@ -344,11 +432,14 @@ class OutboxSender(threading.Thread):
         """Deliver one entry and remove it, or move it to `dead/` when the target refuses it for good."""
         try:
             self._deliver(entry, self.outbox)
-        except PermanentError as error:
-            self.last_error = str(error)
-            log.error("the target refused datapoint %s for good (%s); it is kept in %s", entry.id, error,
+        except (RetryableError, OSError):
+            raise
+        except Exception as error:  # PermanentError, or an entry that no retry can deliver as it is
+            reason = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
+            self.last_error = reason
+            log.error("datapoint %s cannot be delivered (%s); it is kept in %s", entry.id, reason,
                       self.outbox.dead_dir)
-            self.outbox.kill(entry, str(error))
+            self.outbox.kill(entry, reason)
             return
         self.outbox.remove(entry)
         self.delivered += 1
@@ -364,9 +455,9 @@ class OutboxSender(threading.Thread):
         if self.ident is not None:  # started
             self.join(max(deadline - time.monotonic(), 1.0))
 
-    def stats(self) -> dict[str, Any]:
-        return {"delivered": self.delivered, "retried": self.retried, "last_error": self.last_error,
-                **self.outbox.stats()}
+    def stats(self) -> OutboxStats:
+        return dataclasses.replace(self.outbox.stats(), delivered=self.delivered, retried=self.retried,
+                                   last_error=self.last_error)
 
 
 def _size(json_path: Path) -> int:

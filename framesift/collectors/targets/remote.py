@@ -8,10 +8,16 @@ from typing import Any
 
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets.outbox import Entry, Outbox, OutboxSender
+from framesift.resources import Resource
+from framesift.stats import OutboxStats
 
 
-class RemoteTarget:
-    """The base of `RoboflowTarget` and `LabelStudioTarget`; a subclass sets itself up, then calls `start()`."""
+class RemoteTarget(Resource):
+    """The base of `RoboflowTarget` and `LabelStudioTarget`; a subclass sets itself up, then calls `start()`.
+
+    `close(timeout)` delivers what is pending for up to `timeout` seconds, stops the sender and releases the
+    outbox; it may be called again (nothing happens then).
+    """
 
     def __init__(self, name: str, outbox: Outbox | str | os.PathLike[str], outbox_max_bytes: int = 1 << 30):
         import requests
@@ -20,6 +26,7 @@ class RemoteTarget:
         self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox, outbox_max_bytes)
         self.http = requests.Session()
         self.sender = OutboxSender(self.outbox, self.deliver)
+        self._closed = False
 
     def start(self) -> None:
         self.sender.start()
@@ -28,17 +35,25 @@ class RemoteTarget:
         return 0  # the remote batch's size is not known here; the limiter counts what this fleet sent
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]:
+        """Add the datapoint to the outbox; raises `WorkerFailed` when the sender has died (nothing would deliver
+        it), `OutboxFull` when the outbox is at its bound."""
+        self.sender.check()
         self.outbox.add(datapoint)
         return {"id": datapoint.id, "batch": datapoint.batch, "queued": True}
 
-    def stats(self) -> dict[str, Any]:
-        return {**self.sender.stats(), "outbox": str(self.outbox.root)}
+    def stats(self) -> OutboxStats:
+        return self.sender.stats()
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is pending for up to `timeout` seconds, then stop; the rest stays for the next run."""
-        self.sender.stop(timeout)
-        self.http.close()
-        self.outbox.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.sender.stop(timeout)
+        finally:
+            self.http.close()
+            self.outbox.close()
 
     def deliver(self, entry: Entry, outbox: Outbox) -> None:
         """Send one entry, on the sender's thread; raise `RetryableError` or `PermanentError` when it fails."""

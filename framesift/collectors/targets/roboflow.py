@@ -3,7 +3,9 @@
 Per datapoint: `POST {base}/dataset/{dataset}/upload?batch=<batch>&tag=<tag>...` (multipart: the image as `file`,
 its `name` `<id>.jpg`; the batch and tags are query parameters, as Roboflow documents them), then, when predictions
 are persisted, `POST {base}/dataset/{dataset}/annotate/{image_id}?name=<id>.json&prediction=true` with the
-prediction JSON. Idempotent: the image is named by the datapoint id, Roboflow's `duplicate` answer counts as
+prediction JSON. A detection-like prediction with no detections is not sent: Roboflow reads an empty annotation as
+"this image holds no objects", a label rather than a pre-annotation (the image is registered alone, as Roboflow
+Inference does). Idempotent: the image is named by the datapoint id, Roboflow's `duplicate` answer counts as
 success, the image id is stored in the outbox entry before annotating, and Roboflow's 409 "already annotated"
 (the reply to an earlier annotate was lost) counts as success too, so a retry creates nothing twice. The API key
 travels as the `api_key` query parameter and never appears in a log, an error, a record or a metric: request errors
@@ -17,8 +19,10 @@ import os
 from typing import Any
 
 from framesift.collectors.targets.http import check, send
-from framesift.collectors.targets.outbox import Entry, Outbox, PermanentError
+from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
+from framesift.errors import PermanentError, TargetError
+from framesift.predictions import has_annotation
 from framesift.redaction import redact_logger
 
 DEFAULT_API_URL = "https://api.roboflow.com"
@@ -31,9 +35,9 @@ class RoboflowTarget(RemoteTarget):
                  base_url: str | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0,
                  start: bool = True):
         if not dataset or "/" in dataset:
-            raise ValueError(f"bad Roboflow dataset {dataset!r}: expected roboflow:<dataset>")
+            raise TargetError(f"bad Roboflow dataset {dataset!r}: expected roboflow:<dataset>")
         if not api_key:
-            raise ValueError("the roboflow target needs an API key (--api-key, ROBOFLOW_API_KEY or "
+            raise TargetError("the roboflow target needs an API key (--api-key, ROBOFLOW_API_KEY or "
                              "target_dataset_api_key)")
         super().__init__(dataset, outbox, outbox_max_bytes)
         self._api_key = api_key
@@ -56,7 +60,7 @@ class RoboflowTarget(RemoteTarget):
                 raise PermanentError(f"upload answered without an image id: {str(answer)[:200]}")
             entry.meta["remote_image_id"] = image_id
             outbox.update(entry)  # a retry after this point annotates, it does not upload again
-        if entry.meta.get("prediction") is not None:
+        if has_annotation(entry.meta.get("prediction")):
             response = self._post(f"/dataset/{self.name}/annotate/{image_id}",
                                   [("name", f"{entry.id}.json"), ("prediction", "true")],
                                   data=json.dumps(entry.meta["prediction"]), headers={"Content-Type": "text/plain"})

@@ -1,0 +1,29 @@
+"""What the stream needs of a model: `load_model` returns one (an ONNX model or the stub), and a model of your own
+works as well when it has this shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from framesift.predictions import Prediction
+
+
+class Model(Protocol):
+    """A model the pipeline can run.
+
+    `prepare(frame)` makes the model input from a decoded frame (a PyAV `VideoFrame` or a BGR array) on the
+    source's thread; `infer(inputs)` returns one prediction per input, in order, on the inference thread, for up
+    to `max_batch` inputs at once. `input_size` (width, height) is None for a model that needs no input (the
+    stub): then nothing is prepared.
+    """
+
+    task_type: str
+    model_id: str
+    class_names: list[str]
+    input_size: tuple[int, int] | None
+    max_batch: int
+
+    def prepare(self, frame: Any) -> Any: ...
+
+    def infer(self, inputs: Sequence[Any]) -> list[Prediction]: ...

@@ -1,0 +1,168 @@
+"""`framesift run` as a Python API: wire sources, model, collector, sinks and metrics from one set of options.
+
+Example:
+    >>> summary = run(RunOptions(sources=["clip.mp4"], model="stub", al_config="configs/stub_bootstrap.yaml"))
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framesift.errors import WorkerFailed
+from framesift.signals import StopSignals
+from framesift.stream.pipeline import Pipeline
+from framesift.stream.sources import SourceOptions, SourceSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """Every option of `framesift run`; the defaults are the CLI's (except `no_progress`: a library caller asks
+    for the status line)."""
+
+    sources: list[str]
+    model: str
+    model_id: str | None = None
+    classes: str | None = None
+    al_config: str | None = None
+    target: str = "framesift-data"
+    api_key: str | None = field(default=None, repr=False)
+    outbox: str = "framesift-outbox"
+    outbox_max_bytes: int = 1 << 30
+    redis: str | None = None
+    redis_fallback: str = "pause"
+    source_name: list[str] = field(default_factory=list)
+    device: str = "auto"
+    confidence: float = 0.25
+    iou: float = 0.45
+    max_fps: float | None = None
+    realtime: bool = False
+    loop: bool = False
+    max_frames: int | None = None
+    duration: float | None = None
+    rtsp_transport: str = "tcp"
+    seed: int | None = None
+    predictions: str | None = None
+    save_video: str | None = None
+    summary: str | None = None
+    drain_timeout: float = 10.0
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    no_progress: bool = True
+    status_interval: float = 60.0  # seconds between status lines when stderr is not a terminal
+
+
+def build_pipeline(options: RunOptions) -> Pipeline:
+    """Validate the configuration first (before any frame is read), then load the model and open the target.
+    When a step fails, what the earlier ones opened (a remote target's sender and outbox lock, a limiter's
+    connection, sink files) is closed before the error is raised."""
+    from framesift.collectors import Collector, load_config, open_limiter, open_target
+    from framesift.collectors.targets import Labels
+    from framesift.models import load_model
+    from framesift.stream.sinks import AnnotatedVideo, PredictionsFile, Sink
+
+    config = load_config(options.al_config) if options.al_config else None
+    model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
+                       classes=options.classes, model_id=options.model_id)
+    names = options.source_name or [f"source{i}" for i in range(len(options.sources))]
+    with ExitStack() as opened:
+        collector = None
+        if config is not None:
+            api_key = options.api_key
+            if config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
+                api_key = config.target_dataset_api_key.get_secret_value()
+            target = open_target(options.target, api_key=api_key, outbox=options.outbox,
+                                 outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model))
+            opened.callback(target.close)
+            limiter = open_limiter(options.redis, options.redis_fallback)
+            opened.callback(limiter.close)
+            collector = Collector(config, target, limiter, seed=options.seed)
+            opened.pop_all()  # the collector owns the target and the limiter now
+            opened.callback(collector.close)
+        sinks: list[Sink] = []
+        if options.predictions:
+            sinks.append(opened.enter_context(PredictionsFile(options.predictions)))
+        if options.save_video:
+            sinks.append(opened.enter_context(AnnotatedVideo(options.save_video, several_sources=len(names) > 1)))
+        source_options = SourceOptions(realtime=options.realtime, loop=options.loop, max_fps=options.max_fps,
+                                       max_frames=options.max_frames, rtsp_transport=options.rtsp_transport)
+        pipeline = Pipeline([SourceSpec(url, name) for url, name in zip(options.sources, names, strict=True)],
+                            model, collector, options=source_options, sinks=sinks, duration=options.duration)
+        opened.pop_all()  # the pipeline owns them all now
+    return pipeline
+
+
+def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Run until the sources end, `duration` passes, `stop` is set or a signal arrives; returns (and writes) the
+    summary.
+
+    Without `stop`, SIGINT, SIGTERM and SIGHUP stop the run in order (when called on the main thread); a second
+    signal exits at once. Queued datapoints get `drain_timeout` seconds. A thread of the pipeline that died raises
+    `WorkerFailed` — after everything was closed and the summary (with its `failure`) written.
+    """
+    with ExitStack() as scope:
+        if stop is None:
+            stop = scope.enter_context(StopSignals()).event
+        pipeline = build_pipeline(options)
+        failure: WorkerFailed | None = None
+        try:
+            with ExitStack() as running:
+                running.callback(pipeline.close, options.drain_timeout)
+                if options.metrics_port is not None:
+                    from framesift.stream.exposition import MetricsServer
+
+                    running.enter_context(MetricsServer(pipeline.snapshot, options.metrics_port,
+                                                        options.metrics_host))
+                if not stop.is_set():  # a signal during start-up: nothing to start
+                    pipeline.start()
+                _watch(pipeline, options, stop, running)
+        except WorkerFailed as error:
+            failure = error
+        summary = pipeline.snapshot().summary()
+        if failure is not None:
+            summary["failure"] = str(failure)
+        if options.summary:
+            Path(options.summary).write_text(json.dumps(summary, indent=2))
+        if failure is not None:
+            raise failure
+        return summary
+
+
+def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, running: ExitStack) -> None:
+    """Wait for the pipeline's end, stopping it when `stop` is set, with the status line meanwhile."""
+    status = None
+    if not options.no_progress:
+        from framesift.stream.progress import Progress
+
+        live = pipeline.live
+        status = running.enter_context(Progress(pipeline.snapshot, None if live else _total_frames(pipeline.specs,
+                                                options), live, report_every=options.status_interval))
+    while not pipeline.join(0.2):
+        if stop.is_set():
+            pipeline.stop()
+        if status is not None:
+            status.worker.check()
+
+
+def _total_frames(specs: list[SourceSpec], options: RunOptions) -> int | None:
+    """The frames the files will yield, when their containers say (for the progress bar)."""
+    import av
+
+    if options.loop:
+        return None
+    total = 0
+    for spec in specs:
+        with av.open(spec.url) as container:
+            frames = container.streams.video[0].frames
+        if not frames:
+            return None
+        total += min(frames, options.max_frames or frames)
+    return total

@@ -1,0 +1,186 @@
+"""What framesift counts, as types: each statistic is declared once, here, with its kind and meaning.
+
+Everything that reports numbers derives them from these declarations: `as_dict()` (a snapshot as JSON),
+`StreamStats.summary()` (the `--summary` file) and `samples()` (the Prometheus exposition on `--metrics-port`).
+A field declared with `counter()` or `gauge()` is exposed as `framesift_<name>` (a counter gains `_total`); one
+declared with a `label` holds a dict from that label's values to numbers; `each()` holds a dict of nested
+statistics told apart by a label (per source, per strategy), `nested()` one nested set under a name prefix. A
+plain field is reported in JSON only (totals that Prometheus sums itself, texts).
+
+Example:
+    >>> stats = SourceStats(frames_decoded=3, dropped_by_reason={"newer_frame": 1})
+    >>> [(name, labels, value) for name, _, _, labels, value in samples(stats)][:2]
+    [('framesift_frames_decoded', (), 3.0), ('framesift_frames_inferred', (), 0.0)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Labels = tuple[tuple[str, str], ...]
+Sample = tuple[str, str, str, Labels, float | None]  # (metric name, "counter" | "gauge", help, labels, value)
+
+
+def counter(help: str, *, metric: str | None = None, label: str | None = None) -> Any:
+    """A count that only grows; with `label`, a dict of counts by that label."""
+    return _declared("counter", help, metric, label)
+
+
+def gauge(help: str, *, metric: str | None = None, label: str | None = None, default: Any = 0) -> Any:
+    """A value that goes up and down; with `label`, a dict of values by that label."""
+    return _declared("gauge", help, metric, label, default)
+
+
+def each(label: str) -> Any:
+    """A dict of nested statistics, one per value of `label` (a source, a strategy)."""
+    return field(default_factory=dict, metadata={"each": label})
+
+
+def nested(prefix: str) -> Any:
+    """One optional set of nested statistics, exposed under `framesift_<prefix>...`."""
+    return field(default=None, metadata={"nested": prefix})
+
+
+def _declared(kind: str, help: str, metric: str | None, label: str | None, default: Any = 0) -> Any:
+    metadata = {"kind": kind, "help": help, "metric": metric, "label": label}
+    if label is not None:
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+class Stats:
+    """The base of every statistics type: `as_dict()` for JSON."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+
+
+def samples(stats: Stats, prefix: str = "framesift_", labels: Labels = ()) -> Iterator[Sample]:
+    """Every declared counter and gauge of `stats` (and of what it nests) as Prometheus samples. One with no value
+    yet (an empty dict, a gauge at None) comes with the value None, so that its metric is declared all the same."""
+    for declared in dataclasses.fields(stats):  # type: ignore[arg-type]
+        meta, value = declared.metadata, getattr(stats, declared.name)
+        if "each" in meta:
+            for key, child in value.items():
+                yield from samples(child, prefix, (*labels, (meta["each"], key)))
+        elif "nested" in meta:
+            if value is not None:
+                yield from samples(value, prefix + meta["nested"], labels)
+        elif "kind" in meta:
+            name = prefix + (meta["metric"] or declared.name)
+            items = (value.items() or [("", None)]) if meta["label"] else [(None, value)]
+            for key, number in items:
+                where = labels if key is None else (*labels, (meta["label"], key))
+                yield name, meta["kind"], meta["help"], where, None if number is None else float(number)
+
+
+@dataclass
+class SourceStats(Stats):
+    """One source of a pipeline."""
+
+    frames_decoded: int = counter("frames decoded")
+    frames_inferred: int = counter("frames the model ran on")
+    frames_dropped: int = 0  # the sum of dropped_by_reason
+    dropped_by_reason: dict[str, int] = counter("frames decoded but not inferred, by reason", metric="frames_dropped",
+                                                label="reason")
+    frames_skipped: int = counter("frames skipped by --max-fps")
+    decode_errors: int = counter("packets that did not decode, and reads that failed")
+    corrupt_frames: int = counter("frames decoded with damage concealed by FFmpeg")
+    reconnects: int = counter("times the source was reopened")
+    connected: bool = gauge("1 while the source is open", metric="source_connected", default=False)
+    fps: float = gauge("frames inferred per second over the last 5 s")
+    frame_age_s: dict[str, float | None] = gauge("frame age at prediction (s), over the last 4096 frames",
+                                                 metric="frame_age_seconds", label="quantile")
+
+
+@dataclass
+class SinkStats(Stats):
+    """One sink (`--predictions`, `--save-video`, or one given to `Pipeline`)."""
+
+    dropped: int = counter("frames a sink dropped (its queue was full)", metric="sink_dropped")
+    failed: int = counter("frames a sink failed on", metric="sink_failed")
+
+
+@dataclass
+class StrategyStats(Stats):
+    """One sampling strategy."""
+
+    sampled: int = counter("datapoints a strategy matched", metric="strategy_sampled")
+    registered: int = counter("datapoints registered per strategy", metric="strategy_registered")
+
+
+@dataclass
+class OutboxStats(Stats):
+    """A remote target's outbox and its sender."""
+
+    pending: int = gauge("datapoints waiting in the outbox")
+    pending_bytes: int = gauge("bytes waiting in the outbox")
+    dead: int = gauge("datapoints the target refused for good (in dead/)")
+    dead_bytes: int = gauge("bytes in dead/")
+    oldest_pending_age_s: float | None = gauge("age of the oldest pending datapoint (s)",
+                                               metric="oldest_pending_age_seconds", default=None)
+    delivered: int = counter("datapoints the target confirmed")
+    retried: int = counter("deliveries that failed for now and are tried again")
+    refused_full: int = counter("datapoints refused because the outbox was full")
+    vanished: int = counter("pending entries whose files were removed by hand while running")
+    last_error: str | None = None
+    outbox: str = ""  # the outbox's folder
+
+
+@dataclass
+class CollectorStats(Stats):
+    """What happened to every datapoint offered to a collector."""
+
+    datapoints_sampled: int = counter("datapoints some strategy matched")
+    datapoints_registered: int = counter("datapoints written to the target (for a remote one: to its outbox)")
+    datapoints_dropped: int = counter("datapoints dropped (see datapoints_dropped_by_reason)")
+    datapoints_rejected_by_limits: int = counter("datapoints refused by the strategies' limits")
+    datapoints_rejected_by_batch_cap: int = counter("datapoints refused because the batch was full")
+    datapoints_rejected_store_unavailable: int = counter("datapoints refused while the limit store was unreachable")
+    datapoints_failed: int = counter("datapoints that could not be written (see last_failure)")
+    dropped_by_reason: dict[str, int] = counter("datapoints dropped, by reason",
+                                                metric="datapoints_dropped_by_reason", label="reason")
+    limit_store_available: bool = gauge("1 while the limit store answers", default=True)
+    limit_store_unavailable_decisions: int = counter("limit decisions made without the shared limit store")
+    limit_store_error: str | None = None  # why the limit store was last unavailable
+    queue_depth: int = gauge("datapoints waiting for the collector's thread")
+    last_failure: str | None = None  # why the last failed datapoint could not be written
+    strategies: dict[str, StrategyStats] = each("strategy")
+    target: OutboxStats | None = nested("outbox_")
+
+
+@dataclass
+class StreamStats(Stats):
+    """A pipeline: totals over its sources, each source, the sinks, and the collector when collecting."""
+
+    frames_decoded: int = 0
+    frames_inferred: int = 0
+    frames_dropped: int = 0
+    frames_skipped: int = 0
+    decode_errors: int = 0
+    corrupt_frames: int = 0
+    reconnects: int = 0
+    elapsed_s: float = 0.0
+    errors: dict[str, int] = counter("exceptions in callbacks, sinks and status callbacks", label="where")
+    sources: dict[str, SourceStats] = each("source")
+    sinks: dict[str, SinkStats] = each("sink")
+    collector: CollectorStats | None = nested("")
+
+    def summary(self) -> dict[str, Any]:
+        """The `--summary` JSON: the stream's totals and the collector's counters side by side at the top, the
+        registered (`strategies`) and sampled (`strategies_sampled`) counts per strategy, the outbox (`target`),
+        the sinks and the sources."""
+        out = self.as_dict()
+        collector = out.pop("collector") or CollectorStats().as_dict()
+        strategies = collector.pop("strategies")
+        out["datapoints_dropped_by_reason"] = collector.pop("dropped_by_reason")
+        out["strategies"] = {name: counts["registered"] for name, counts in strategies.items()}
+        out["strategies_sampled"] = {name: counts["sampled"] for name, counts in strategies.items()}
+        target = collector.pop("target")
+        out.update(collector)
+        if target is not None:
+            out["target"] = target
+        return out
