@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROBOFLOW_KEY
+from tests.roboflow_server import FakeRoboflow
 from tests.servers import LabelStudioServer, RedisServer, RtspServer, free_port
 
 collect_ignore = ["rtsp_server.py"]  # run by the system Python (GStreamer's bindings), never imported here
@@ -22,11 +24,36 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def roboflow() -> Iterator[FakeRoboflow]:
+    """The stand-in for Roboflow's API (its documented endpoints), with the key `tests.test_roboflow.KEY`."""
+    server = FakeRoboflow(free_port(), api_key=ROBOFLOW_KEY)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def rtsp_server() -> Iterator[RtspServer]:
     server = RtspServer(free_port())
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def rtsp_server_factory() -> Iterator[Callable[..., RtspServer]]:
+    """`rtsp_server_factory(gop=150, size=(w, h, fps))`: an RTSP server of one's own, started on first request."""
+    servers: list[RtspServer] = []
+
+    def start(**kwargs: object) -> RtspServer:
+        server = RtspServer(free_port(), **kwargs)  # type: ignore[arg-type]
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from typing import Any
 
 from framesift.collectors.config import ActiveLearningConfig, parse_config
 
+ROBOFLOW_KEY = "rf-secret-key-9f8e7d"  # the key the Roboflow stand-in (the `roboflow` fixture) accepts
+
 
 def collect_all_config(**overrides: Any) -> ActiveLearningConfig:
     """A configuration whose one random strategy takes every frame."""
@@ -28,3 +30,20 @@ def wait_until(condition, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+class SlowModel:
+    """The bundled demo model, made slower by a fixed delay per call (a heavier model on a small machine)."""
+
+    def __init__(self, delay: float):
+        from framesift.models import load_model
+
+        self._model = load_model("demo", confidence=0.5)
+        self.delay = delay
+        self.task_type, self.model_id, self.class_names = "object-detection", "slow", self._model.class_names
+        self.max_batch, self.input_size = self._model.max_batch, self._model.input_size
+        self.prepare = self._model.prepare
+
+    def infer(self, inputs):
+        time.sleep(self.delay)
+        return self._model.infer(inputs)

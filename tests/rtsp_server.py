@@ -1,6 +1,7 @@
 """A real RTSP server for the tests: GStreamer's, serving a live H.264 test pattern at rtsp://127.0.0.1:PORT/live.
 
-Run by the system Python (it has `gi`): `/usr/bin/python3 tests/rtsp_server.py PORT [WIDTH HEIGHT FPS]`.
+Run by the system Python (it has `gi`): `/usr/bin/python3 tests/rtsp_server.py PORT [WIDTH HEIGHT FPS [GOP]]`
+(GOP in frames, by default one second's worth).
 Prints `ready` once it listens. Killed and restarted by the tests to simulate a camera going away.
 """
 
@@ -16,6 +17,7 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 def main() -> None:
     port = sys.argv[1]
     width, height, fps = (sys.argv[2:5] + ["320", "240", "30"][len(sys.argv[2:5]):])
+    gop = sys.argv[5] if len(sys.argv) > 5 else fps
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
@@ -23,7 +25,7 @@ def main() -> None:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
         f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 "
-        f"! videoconvert ! openh264enc gop-size={fps} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
+        f"! videoconvert ! openh264enc gop-size={gop} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
     factory.set_shared(True)
     server.get_mount_points().add_factory("/live", factory)
     if server.attach(None) == 0:

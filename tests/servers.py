@@ -76,6 +76,7 @@ class RtspServer:
 
     port: int
     size: tuple[int, int, int] = (320, 240, 30)  # width, height, fps
+    gop: int | None = None  # frames between keyframes (default: one second's worth)
     process: subprocess.Popen | None = None
 
     @property
@@ -84,7 +85,8 @@ class RtspServer:
 
     def start(self) -> None:
         script = str(Path(__file__).with_name("rtsp_server.py"))
-        self.process = subprocess.Popen([SYSTEM_PYTHON, script, str(self.port), *map(str, self.size)],
+        gop = [str(self.gop)] if self.gop else []
+        self.process = subprocess.Popen([SYSTEM_PYTHON, script, str(self.port), *map(str, self.size), *gop],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.process.stdout.readline()
         if line.strip() != b"ready":

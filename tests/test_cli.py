@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -125,3 +126,22 @@ def test_hostile_configurations_exit_2_in_one_sentence(tmp_path, name, text, mes
     result = run_cli("validate", name, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr) < 400
+
+
+def test_export_skips_and_names_what_was_deleted_or_damaged_by_hand_and_exports_the_rest(demo_dir, tmp_path):
+    dataset = tmp_path / "dataset"
+    shutil.copytree(demo_dir / "dataset", dataset)
+    records = [json.loads(line) for line in (dataset / "datapoints.jsonl").read_text().splitlines()]
+    (dataset / records[0]["image"]).unlink()  # an image deleted by hand
+    with open(dataset / "datapoints.jsonl", "a") as f:
+        f.write(json.dumps({"id": "no-image-key", "batch": "b"}) + "\n")  # a record missing a key
+        f.write('{"id": "half a rec\n')  # a line edited into garbage
+    result = run_cli("export", str(dataset), "--format", "coco", "--out", str(tmp_path / "coco"))
+    assert result.returncode == 0, result.stderr
+    assert f"exported {len(records) - 1} images" in result.stdout
+    assert "skipped 3 records that cannot be exported" in result.stderr
+    assert f"{records[0]['id']}: its image {records[0]['image']} is missing" in result.stderr
+    assert "no-image-key: no 'image' key" in result.stderr
+    assert f"line {len(records) + 2}: not a complete JSON record" in result.stderr
+    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert len(coco["images"]) == len(records) - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -146,3 +147,41 @@ def test_redis_outage_mid_run_keeps_collecting_under_the_memory_policy(tmp_path,
     # 2 through Redis, then local budgets of 4 per minute: the process never stopped
     assert snap.datapoints_registered == 6 and snap.datapoints_rejected_by_limits == 2
     assert snap.limit_store_available is False
+
+
+# -- predictions given as Roboflow Inference JSON keep every id they came with -----------------------------------
+CLASSIFICATION = {"image": {"width": 64, "height": 48}, "inference_id": "inf-1", "model_id": "vehicles/4",
+                  "predictions": [{"class": "Ambulance", "class_id": 0, "confidence": 0.61},
+                                  {"class": "Limousine", "class_id": 16, "confidence": 0.3},
+                                  {"class": "Truck", "class_id": 7, "confidence": 0.09}],
+                  "top": "Ambulance", "confidence": 0.61, "task_type": "classification"}
+MULTI_LABEL = {"image": {"width": 64, "height": 48}, "model_id": "tags/2",
+               "predictions": {"rain": {"class_id": 12, "confidence": 0.9},
+                               "night": {"class_id": 3, "confidence": 0.2}},
+               "predicted_classes": ["rain"]}
+KEYPOINTS = {"image": {"width": 64, "height": 48}, "model_id": "pose/1", "task_type": "keypoint-detection",
+             "predictions": [{"x": 32.0, "y": 24.0, "width": 20.0, "height": 30.0, "confidence": 0.8, "class": "person",
+                              "class_id": 5, "detection_id": "d-17", "tracker_id": 3,
+                              "keypoints": [{"x": 30.0, "y": 12.0, "confidence": 0.9, "class_id": 6,
+                                             "class": "right_shoulder"},
+                                            {"x": 34.0, "y": 12.0, "confidence": 0.7, "class_id": 0, "class": "nose"}]},
+                             {"x": 10.0, "y": 10.0, "width": 4.0, "height": 6.0, "confidence": 0.6, "class": "person",
+                              "class_id": 5, "detection_id": "d-18", "keypoints": []}]}
+
+
+def test_a_prediction_given_as_json_is_persisted_with_every_id_it_came_with(tmp_path):
+    config = collect_all_config(max_image_size=[24, 32])  # half size: geometry is scaled, nothing else changes
+    with Collector(config, LocalDataset(tmp_path / "ds")) as collector:
+        for i, prediction in enumerate((CLASSIFICATION, MULTI_LABEL, KEYPOINTS)):
+            assert collector.submit(FRAME, prediction, frame_id=i)
+    saved = {r["frame_id"]: json.loads((tmp_path / "ds" / r["prediction"]).read_text())
+             for r in read_records(tmp_path / "ds")}
+    assert saved[0] == {**CLASSIFICATION, "image": {"width": 32, "height": 24}}
+    assert saved[1] == {**MULTI_LABEL, "image": {"width": 32, "height": 24}}
+    person, small = saved[2]["predictions"]
+    assert (person["class_id"], person["detection_id"], person["tracker_id"]) == (5, "d-17", 3)
+    assert (person["x"], person["y"], person["width"], person["height"]) == (16.0, 12.0, 10.0, 15.0)
+    assert person["keypoints"] == [{"x": 15.0, "y": 6.0, "confidence": 0.9, "class_id": 6, "class": "right_shoulder"},
+                                   {"x": 17.0, "y": 6.0, "confidence": 0.7, "class_id": 0, "class": "nose"}]
+    assert small["detection_id"] == "d-18" and small["keypoints"] == []
+    assert KEYPOINTS["predictions"][0]["x"] == 32.0  # the caller's prediction is never modified

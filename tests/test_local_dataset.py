@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,19 +16,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from framesift.collectors import Collector, LocalDataset
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets.local import read_records
 from framesift.predictions import DetectionPrediction, StubPrediction
-from tests.helpers import collect_all_config
+from tests.helpers import collect_all_config, wait_until
 
 WRITER = """
 import sys, time, cv2, numpy as np  # cv2 loaded up front so kills land among writes
 from framesift.collectors import Collector, LocalDataset
 from framesift.collectors.datapoint import Datapoint
 from framesift.predictions import DetectionPrediction
-from tests.helpers import collect_all_config
+from tests.helpers import collect_all_config, wait_until
 collector = Collector(collect_all_config(), LocalDataset(sys.argv[1]), max_queue_items=4)
 frame = np.random.default_rng(0).integers(0, 255, (360, 480, 3), dtype=np.uint8)
 p = DetectionPrediction.from_lists("object-detection", "m/1", (480, 360), xyxy=[[1, 2, 30, 40]],
@@ -46,7 +48,8 @@ def assert_dataset_complete(root: Path) -> int:
     for record in records:
         image = cv2.imread(str(root / record["image"]))
         assert image is not None and image.shape == (record["height"], record["width"], 3), record["image"]
-        json.loads((root / record["prediction"]).read_text())
+        if record["prediction"] is not None:
+            json.loads((root / record["prediction"]).read_text())
     return len(records)
 
 
@@ -167,3 +170,56 @@ def test_a_real_full_disk_leaves_only_complete_datapoints_and_recovers(small_dis
     on_disk = {p.relative_to(disk / "ds").as_posix() for p in (disk / "ds").rglob("*") if p.is_file()}
     recorded = {r[k] for r in read_records(disk / "ds") for k in ("image", "prediction")}
     assert on_disk == recorded | {"datapoints.jsonl"}  # no orphan file, no temporary left
+
+
+def assert_every_image_has_its_record(root: Path) -> int:
+    """Every image in the folder has a record in its datapoints.jsonl, and every record points at its files."""
+    records = list(read_records(root))
+    assert {r["image"] for r in records} == {p.relative_to(root).as_posix() for p in root.glob("*/images/*.jpg")}
+    return assert_dataset_complete(root)
+
+
+@pytest.mark.parametrize("how", ["rm -rf the folder", "mv the folder", "mv the records file"])
+def test_a_dataset_moved_or_deleted_while_running_keeps_each_image_with_its_record(tmp_path, caplog, how):
+    root = tmp_path / "ds"
+    collector = Collector(collect_all_config(), LocalDataset(root))
+    frame = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    prediction = DetectionPrediction.from_lists("object-detection", "m/1", (64, 48), xyxy=[[1, 2, 30, 40]],
+                                                confidence=[0.5], class_name=["a"])
+    for i in range(10):
+        collector.submit(frame, prediction, frame_id=i)
+    assert wait_until(lambda: collector.snapshot().datapoints_registered == 10)
+    if how == "rm -rf the folder":
+        shutil.rmtree(root)
+    elif how == "mv the folder":
+        root.rename(tmp_path / "moved")
+    else:
+        (root / "datapoints.jsonl").rename(tmp_path / "records-elsewhere.jsonl")
+    for i in range(10, 20):
+        collector.submit(frame, prediction, frame_id=i)
+    collector.close()
+    assert collector.snapshot().datapoints_registered == 20 and collector.snapshot().datapoints_failed == 0
+    assert "was moved or deleted while framesift wrote to it" in caplog.text
+    after = [r["frame_id"] for r in read_records(root)]
+    assert after == list(range(10, 20))  # what came after the change is all there, each record with its files
+    if how == "mv the records file":
+        assert_dataset_complete(root)  # the earlier images stayed; their records went with the moved file
+    else:
+        assert assert_every_image_has_its_record(root) == 10
+    if how == "mv the folder":
+        assert assert_every_image_has_its_record(tmp_path / "moved") == 10
+
+
+def test_a_complete_last_record_without_its_newline_is_kept(tmp_path, caplog):
+    root = tmp_path / "ds"
+    with Collector(collect_all_config(), LocalDataset(root)) as collector:
+        for i in range(2):
+            collector.submit(np.zeros((10, 10, 3), np.uint8), StubPrediction("stub"), frame_id=i)
+    records_file = root / "datapoints.jsonl"
+    records_file.write_bytes(records_file.read_bytes().rstrip(b"\n"))  # an editor saved it without the newline
+    assert [r["frame_id"] for r in read_records(root)] == [0, 1]
+    with Collector(collect_all_config(), LocalDataset(root)) as collector:  # a new run appends after it
+        collector.submit(np.zeros((10, 10, 3), np.uint8), StubPrediction("stub"), frame_id=2)
+    assert [r["frame_id"] for r in read_records(root)] == [0, 1, 2]
+    assert_every_image_has_its_record(root)
+    assert "added the missing newline" in caplog.text

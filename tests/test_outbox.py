@@ -14,7 +14,7 @@ import pytest
 
 from framesift.collectors.targets.outbox import Outbox, OutboxInUse, OutboxSender, describe
 from tests.helpers import wait_until
-from tests.test_roboflow import datapoint
+from tests.test_roboflow import datapoint, target_for
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 HOLDER = """
@@ -132,3 +132,79 @@ def test_sequence_numbers_continue_after_the_dead_ones(tmp_path):
         assert box.retry_dead() == 3
         order = [json.loads(p.read_text())["id"] for p in sorted(Path(box.pending_dir).glob("*.json"))]
     assert order == ["dp0000", "dp0001", "dp0002", "dp0009"]  # the oldest first, as they were collected
+
+
+# -- entries changed by hand: never a wedged queue ----------------------------------------------------------------
+def test_a_pending_entry_deleted_by_hand_while_running_is_forgotten_counted_and_the_rest_delivered(tmp_path, roboflow):
+    target = target_for(roboflow, tmp_path / "outbox")
+    roboflow.stop()  # the target is down: entries wait
+    for i in range(5):
+        target.register(datapoint(i))
+    assert wait_until(lambda: target.stats().retried > 0)
+    head = min((tmp_path / "outbox" / "pending").glob("*.json"))
+    head.unlink()  # removed by hand while the sender retries it
+    stats = target.stats()  # answers at once (it read the head from disk, in a loop, before)
+    assert stats.pending == 5 and stats.oldest_pending_age_s is not None
+    roboflow.start()
+    assert wait_until(lambda: target.stats().pending == 0)
+    target.close()
+    stats = target.stats()
+    assert stats.delivered == 4 and stats.vanished == 1 and stats.dead == 0 and stats.pending_bytes == 0
+    assert roboflow.names() == [f"dp{i:04d}.jpg" for i in range(1, 5)]
+    assert not any((tmp_path / "outbox" / "pending").iterdir())  # its image went with it
+
+
+@pytest.mark.parametrize("when", ["at open", "while running"])
+def test_a_damaged_pending_entry_goes_to_dead_once_and_the_rest_is_delivered(tmp_path, roboflow, when):
+    folder = tmp_path / "outbox"
+    with Outbox(folder) as box:
+        for i in range(30):
+            box.add(datapoint(i))
+    head = min((folder / "pending").glob("*.json"))
+    damaged = head.read_bytes()[:23]  # a crash of an older version, a hand edit, a bad sector
+    if when == "at open":
+        head.write_bytes(damaged)
+        shown = framesift("outbox", str(folder))
+        assert shown.returncode == 0, shown.stderr
+        assert f"{head.name}: damaged" in shown.stdout and "pending: 30" in shown.stdout
+    else:
+        roboflow.stop()
+    target = target_for(roboflow, folder)
+    if when == "while running":
+        assert wait_until(lambda: target.stats().retried > 0)
+        head.write_bytes(damaged)
+        roboflow.start()
+    assert wait_until(lambda: target.stats().delivered == 29)
+    target.close()
+    assert target.stats().dead == 1 and target.stats().pending == 0
+    assert roboflow.names() == [f"dp{i:04d}.jpg" for i in range(1, 30)]
+    [letter] = describe(folder)["dead_letters"]
+    assert letter["id"] == "dp0000" and "metadata cannot be read" in letter["dead_reason"]
+    assert letter["damaged_metadata"] == damaged.decode()
+    shown = framesift("outbox", str(folder))
+    assert shown.returncode == 0 and "dp0000: its metadata cannot be read" in shown.stdout
+    with Outbox(folder) as box:
+        assert box.retry_dead() == 0  # no retry can deliver it: it stays dead, whole
+    assert describe(folder)["dead"] == 1
+
+
+def test_an_entry_whose_metadata_has_the_wrong_shape_does_not_stop_the_queue(tmp_path):
+    box = Outbox(tmp_path / "outbox")
+    for i in range(3):
+        box.add(datapoint(i))
+    head = min((tmp_path / "outbox" / "pending").glob("*.json"))
+    meta = json.loads(head.read_text())
+    head.write_text(json.dumps({**meta, "tags": 7}))  # edited by hand: complete, but not what delivery expects
+    sent: list[str] = []
+
+    def deliver(entry, _outbox):
+        sent.append(",".join(entry.meta["tags"]) and entry.id)  # a number of tags raises TypeError
+
+    sender = OutboxSender(box, deliver)
+    sender.start()
+    assert wait_until(lambda: len(sent) == 2)
+    sender.stop()
+    box.close()
+    assert sent == ["dp0001", "dp0002"] and sender.error is None
+    [letter] = describe(tmp_path / "outbox")["dead_letters"]
+    assert letter["id"] == "dp0000" and letter["dead_reason"].startswith("TypeError")

@@ -32,11 +32,10 @@ from framesift.errors import OutboxFull
 from framesift.predictions import DetectionPrediction
 from framesift.stats import CollectorStats, StreamStats
 from framesift.stream.exposition import SnapshotCollector
-from tests.helpers import collect_all_config, wait_until
+from tests.helpers import ROBOFLOW_KEY, collect_all_config, wait_until
 from tests.roboflow_server import FakeRoboflow
-from tests.servers import free_port
 
-KEY = "secret-key-123"
+KEY = ROBOFLOW_KEY
 
 
 BOX = {"x": 5.0, "y": 5.0, "width": 4.0, "height": 4.0, "confidence": 0.8, "class": "person", "class_id": 0,
@@ -51,14 +50,6 @@ def datapoint(i: int, prediction: bool = True, boxes: tuple[dict, ...] = (BOX,))
         if prediction else None,
         tags=["t1", "t2"], strategy="s", source="cam", frame_id=i, captured_at=datetime.now(timezone.utc),
         model_id="m/1", task_type="object-detection")
-
-
-@pytest.fixture
-def roboflow():
-    server = FakeRoboflow(free_port(), api_key=KEY)
-    server.start()
-    yield server
-    server.stop()
 
 
 def target_for(server: FakeRoboflow, folder: Path, **kwargs) -> RoboflowTarget:

@@ -24,7 +24,7 @@ from framesift.demo import demo_frame, write_demo_video
 from framesift.models import load_model
 from framesift.runner import RunOptions, run
 from framesift.stream import Pipeline, SourceOptions, SourceSpec
-from tests.helpers import collect_all_config
+from tests.helpers import SlowModel, collect_all_config, wait_until
 from tests.servers import free_port
 
 
@@ -32,20 +32,6 @@ from tests.servers import free_port
 def clip(tmp_path_factory) -> Path:
     """120 frames at 30 fps (4 s), 320×240."""
     return write_demo_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames=120, width=320, height=240)
-
-
-class SlowModel:
-    """The bundled demo model, made slower than the frame rate by a fixed delay per call."""
-
-    def __init__(self, delay: float):
-        self._model = load_model("demo", confidence=0.5)
-        self.delay = delay
-        self.max_batch, self.input_size = self._model.max_batch, self._model.input_size
-        self.prepare = self._model.prepare
-
-    def infer(self, inputs):
-        time.sleep(self.delay)
-        return self._model.infer(inputs)
 
 
 def cpu_seconds() -> float:
@@ -230,6 +216,67 @@ def test_a_stalled_source_does_not_slow_the_other(clip):
 
 
 # -- the command line ------------------------------------------------------------------------------------------------
+def test_an_rtsp_camera_with_a_long_gop_starts_within_one_gop(rtsp_server_factory):
+    """The packets read while the stream is probed hold the first keyframe: they must be decoded, not thrown away
+    (`fflags=nobuffer` did that, and the first frame came a whole GOP later: about 11 s here instead of 6)."""
+    server = rtsp_server_factory(gop=150)  # a keyframe every 5 s at 30 fps
+    first: list[float] = []
+    with Pipeline([server.url], load_model("stub"), on_prediction=[lambda f, p: first.append(time.monotonic())]) \
+            as pipeline:
+        started = time.monotonic()
+        pipeline.start()
+        assert wait_until(lambda: bool(first), timeout=20)
+    assert first[0] - started < 5 + 3.5  # one GOP, plus the server's and the probe's start-up
+
+
+def test_a_camera_that_stops_sending_is_reported_in_words(rtsp_server, caplog):
+    options = SourceOptions(open_timeout=2, read_timeout=1, backoff_initial=30)
+    with Pipeline([rtsp_server.url], load_model("stub"), options=options) as pipeline:
+        pipeline.start()
+        assert wait_until(lambda: pipeline.snapshot().frames_inferred > 5, timeout=20)
+        os.kill(rtsp_server.process.pid, signal.SIGSTOP)  # the camera hangs: the connection stays, no data comes
+        try:
+            assert wait_until(lambda: "read failed" in caplog.text, timeout=10)
+        finally:
+            os.kill(rtsp_server.process.pid, signal.SIGCONT)
+    assert "read failed: no data from the source for 1 s" in caplog.text
+    assert "Immediate exit requested" not in caplog.text
+
+
+def test_a_camera_that_never_answers_is_reported_in_words_and_does_not_delay_a_stop(caplog):
+    silent = SilentServer()
+    options = SourceOptions(open_timeout=1, backoff_initial=0.1)
+    try:
+        pipeline = Pipeline([f"rtsp://127.0.0.1:{silent.port}/x"], load_model("stub"), options=options)
+        pipeline.start()
+        assert wait_until(lambda: "open failed" in caplog.text, timeout=10)
+        assert "open failed: no data from the source for 1 s" in caplog.text  # not "Invalid data found..."
+        time.sleep(0.3)  # blocked in the next open
+        stopping = time.monotonic()
+        pipeline.close()
+        assert time.monotonic() - stopping < 2.5
+    finally:
+        silent.close()
+
+
+def test_sigterm_while_a_camera_hangs_exits_at_once(tmp_path):
+    """It took 8-11 s: the stop waited for the read blocked on the camera to time out."""
+    silent = SilentServer()
+    try:
+        process = cli("run", f"rtsp://127.0.0.1:{silent.port}/x", "--model", "stub", "--no-progress",
+                      "--summary", str(tmp_path / "s.json"))
+        assert wait_until(lambda: len(silent.held) > 0, timeout=20)  # connected: framesift waits for the camera
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+        assert time.monotonic() - sent < 3.0, stderr
+        assert process.returncode == 0 and "Traceback" not in stderr
+        assert json.loads((tmp_path / "s.json").read_text())["frames_decoded"] == 0
+    finally:
+        silent.close()
+
+
 def cli(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "framesift.cli", *args], stdout=subprocess.PIPE,

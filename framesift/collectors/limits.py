@@ -234,7 +234,7 @@ class FallbackLimiter(Resource):
     def __init__(self, primary: RedisLimiter, policy: str = "pause", *, retry_interval: float = 2.0,
                  clock: Clock = time.monotonic):
         if policy not in ("pause", "memory"):
-            raise ValueError(f"unknown Redis fallback policy {policy!r} (expected 'pause' or 'memory')")
+            raise LimitStoreError(f"unknown Redis fallback policy {policy!r} (expected 'pause' or 'memory')")
         self._primary = primary
         self._policy = policy
         self._local = MemoryLimiter()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from framesift.errors import InputError
+from framesift.resources import Resource
 from framesift.stats import Stats, samples
 
 
@@ -36,7 +37,7 @@ class SnapshotCollector:
         yield from families.values()
 
 
-class MetricsServer:
+class MetricsServer(Resource):
     """`/metrics` served on host:port from a background thread until `close()` (idempotent)."""
 
     def __init__(self, snapshot: Callable[[], Stats], port: int, host: str = "127.0.0.1"):
@@ -55,9 +56,3 @@ class MetricsServer:
             self._closed = True
             self._server.shutdown()
             self._server.server_close()
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

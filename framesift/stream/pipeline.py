@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from framesift.errors import WorkerFailed
+from framesift.errors import InputError, WorkerFailed
 from framesift.models.model import Model
 from framesift.predictions import Prediction
 from framesift.resources import Resource
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PredictionCallback = Callable[[Frame, Prediction], None]
-STOP_GRACE_S = 1.0  # how long a stop waits for the source threads; one blocked on the network ends by itself
+STOP_GRACE_S = 0.5  # how long a stop waits for the source threads; one blocked on the network ends by itself
 
 
 class Pipeline(Resource):
@@ -60,7 +60,7 @@ class Pipeline(Resource):
         self.specs = [s if isinstance(s, SourceSpec) else SourceSpec(s, f"source{i}") for i, s in enumerate(sources)]
         names = [s.name for s in self.specs]
         if not names or len(set(names)) != len(names):
-            raise ValueError("give at least one source, each with its own name")
+            raise InputError("give at least one source, each with its own name")
         self.model, self.collector = model, collector
         self.options = options = options or SourceOptions()
         self.metrics = Metrics(names)
@@ -128,7 +128,10 @@ class Pipeline(Resource):
                     log.error("closing the %s sink failed: %s", sink.name, error)
         finally:
             if self.collector is not None:
-                self.collector.close(drain_timeout)
+                try:
+                    self.collector.close(drain_timeout)
+                except WorkerFailed as error:  # its thread died: the pipeline's failure, unless one came first
+                    self._failure = self._failure or error
         if self._failure is not None and not self._failure_raised:
             self._failure_raised = True
             raise self._failure
