@@ -33,6 +33,7 @@ from framesift.workers import Worker
 
 log = logging.getLogger(__name__)
 
+SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
 
@@ -170,6 +171,8 @@ class SourceReader(Worker):
             # low_delay reaches the decoder. No `fflags=nobuffer`: it throws away the packets read while the stream
             # is probed, the first keyframe among them, so the first frame would come a whole GOP later.
             options["flags"] = "low_delay"
+        if url.lower().startswith(("http://", "https://")):
+            options["live_start_index"] = "-1"  # a live HLS playlist: start at its newest segment, not 3 back
         self.waiting_since = time.monotonic()
         container = av.open(url, format=fmt, options=options,
                             timeout=(self.options.open_timeout, self.options.read_timeout))
@@ -188,7 +191,9 @@ class SourceReader(Worker):
         stream = container.streams.video[0]
         if self.finite:
             stream.thread_type = "AUTO"  # frame threads: throughput; live sources keep the low-latency default
-        pacing = _Pacing(self.options, realtime=self.live, restart_late=not self.finite)
+        segmented = container.format.name in SEGMENTED_FORMATS
+        pacing = _Pacing(self.options, "replay" if self.live and self.finite else
+                         "segments" if self.live and segmented else "none")
         for packet in container.demux(stream):
             self.waiting_since = None
             if self._stop_event.is_set():
@@ -244,27 +249,33 @@ class SourceReader(Worker):
 
 
 class _Pacing:
-    """When a decoded frame goes on: `--max-fps` admission and the wait that paces a frame by its timestamp.
+    """When a decoded frame goes on: `--max-fps` admission, and the wait that paces frames by their timestamps.
 
-    Admission picks frames by video time when there are timestamps (files and live streams alike: a stream whose
-    frames arrive in bursts, like HLS segments, is thinned by its own clock, not by the bursts), else by arrival.
-    A `realtime` source (live, or a file replayed with `--realtime`) waits until each frame is due by its timestamp,
-    so that a burst (an HLS segment fetched at once) is spread over the time it covers instead of being thrown away
-    by "newest frame wins"; a frame that arrives late is never waited for, and the clock is set again from it, so
-    pacing never builds lag. A jump in the timestamps (a discontinuity, a wrap) also sets the clock again.
+    Admission picks frames by video time when there are timestamps (files and live streams alike, so a stream
+    whose frames arrive in bursts is thinned by its own clock, not by its bursts), else by arrival.
+
+    Waiting depends on the `clock`:
+    - "none" (a live stream delivered as it happens: RTSP, RTMP, a webcam): never wait, never add latency;
+    - "replay" (a file replayed with `--realtime`): each frame waits until it is due by its timestamp, counted
+      from the first frame; a replay that fell behind catches up;
+    - "segments" (live HLS or DASH, whose frames arrive a segment at a time): the frames of a burst are spread
+      over the time they cover, instead of all but the last being replaced by "newest frame wins". The clock is
+      set again by the first frame of each burst (one that came after a wait for data), by a frame that arrives
+      late, and by a jump in the timestamps, so pacing never holds more than the burst in hand: no lag builds.
     """
 
-    JUMP_S = 2.0  # consecutive frames further apart than this in video time are a discontinuity
-    LATE_S = 0.05  # a frame later than this resets the clock
+    JUMP_S = 2.0  # consecutive frames further apart than this in video time: a discontinuity
+    LATE_S = 0.05  # a frame later than this sets the clock again
+    BURST_GAP_S = 0.1  # a frame that came this long after the previous one was released starts a new burst
 
-    def __init__(self, options: SourceOptions, realtime: bool, restart_late: bool):
+    def __init__(self, options: SourceOptions, clock: str):
         self._interval = 1.0 / options.max_fps if options.max_fps else None
-        self._realtime = realtime
-        self._restart_late = restart_late  # a live source: a late frame moves the clock (a file catches up instead)
+        self._clock = clock
         self._next_due: float | None = None
         self._last_admitted: float | None = None
         self._origin: tuple[float, float] | None = None  # (video time, monotonic) the clock runs from
         self._previous: float | None = None  # the last frame's video time
+        self._released = 0.0  # monotonic time the last frame went on
 
     def admit(self, video_time: float | None, received: float) -> bool:
         if self._interval is None:
@@ -280,19 +291,21 @@ class _Pacing:
         return True
 
     def wait(self, video_time: float | None, stop: threading.Event) -> None:
-        if not self._realtime or video_time is None:
+        if self._clock == "none" or video_time is None:
             return
         now = time.monotonic()
         jumped = self._previous is None or not 0 <= video_time - self._previous <= self.JUMP_S
+        burst = self._clock == "segments" and now - self._released > self.BURST_GAP_S
         self._previous = video_time
-        if self._origin is None or jumped:
+        if self._origin is None or jumped or burst:
             self._origin = (video_time, now)
-            return
-        due = self._origin[1] + (video_time - self._origin[0])
-        if due > now:
-            stop.wait(due - now)
-        elif self._restart_late and now - due > self.LATE_S:
-            self._origin = (video_time, now)
+        else:
+            due = self._origin[1] + (video_time - self._origin[0])
+            if due > now:
+                stop.wait(due - now)
+            elif self._clock == "segments" and now - due > self.LATE_S:
+                self._origin = (video_time, now)
+        self._released = time.monotonic()
 
 
 def _reason(error: BaseException) -> str:
