@@ -73,6 +73,17 @@ def test_an_existing_projects_own_names_are_used():
         LabelingInterface.parse('<View><Text name="t" value="$text"/></View>')
 
 
+def test_a_prediction_with_nothing_to_pre_annotate_is_left_out_of_the_task():
+    """No detections (or none the project has a control for): an empty pre-annotation reads as "nothing here"."""
+    interface = LabelingInterface.parse(labeling_config(Labels("object-detection", ("car",))))
+    empty = {**detection_json(), "predictions": []}
+    task = task_json(meta(prediction=empty), "/data/upload/1/x.jpg", interface)
+    assert "predictions" not in task and task["data"]["datapoint_id"] == meta()["id"]
+    no_control = LabelingInterface.parse('<View><Image name="img" value="$image"/></View>')
+    assert "predictions" not in task_json(meta(prediction=detection_json()), "/data/upload/1/x.jpg", no_control)
+    assert task_json(meta(prediction=detection_json()), "/data/upload/1/x.jpg", interface)["predictions"]
+
+
 def test_boxes_polygons_and_keypoints_in_percent_of_the_image():
     interface = LabelingInterface.parse(labeling_config(Labels("keypoint-detection", ("dog",), ("nose", "tail"))))
     prediction = DetectionPrediction.from_lists(

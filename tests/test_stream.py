@@ -24,8 +24,11 @@ from framesift.demo import demo_frame, write_demo_video
 from framesift.models import load_model
 from framesift.runner import RunOptions, run
 from framesift.stream import Pipeline, SourceOptions, SourceSpec
-from tests.helpers import SlowModel, collect_all_config, wait_until
+from tests.helpers import ROBOFLOW_KEY, SlowModel, collect_all_config, wait_until
 from tests.servers import free_port
+from tests.test_roboflow import target_for
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -361,17 +364,45 @@ def test_bad_model_files_exit_2(clip, tmp_path):
         assert process.returncode == 2 and message in stderr and "Traceback" not in stderr, stderr
 
 
-def test_passwords_in_source_urls_never_reach_logs_records_or_metrics(rtsp_server, tmp_path, caplog):
+@pytest.mark.parametrize("target", ["local", "roboflow"])
+@pytest.mark.parametrize("shape", ["user info", "query"])
+def test_passwords_in_source_urls_never_reach_logs_records_outboxes_or_summaries(rtsp_server, roboflow, tmp_path,
+                                                                                  caplog, monkeypatch, shape, target):
     caplog.set_level("DEBUG")
-    url = rtsp_server.url.replace("rtsp://", "rtsp://admin:hunter2@")
-    summary = run(RunOptions(sources=[url], model="stub", target=str(tmp_path / "ds"), duration=3,
-                             al_config=str(Path(__file__).parents[1] / "configs" / "stub_bootstrap.yaml"),
+    monkeypatch.setenv("ROBOFLOW_API_URL", roboflow.url)
+    url = {"user info": rtsp_server.url.replace("rtsp://", "rtsp://admin:hunter2@"),
+           "query": f"{rtsp_server.url}?user=admin&pass=hunter2"}[shape]
+    summary = run(RunOptions(sources=[url], model="stub", duration=2, api_key=ROBOFLOW_KEY,
+                             target=str(tmp_path / "ds") if target == "local" else "roboflow:people",
+                             outbox=str(tmp_path / "outbox"), al_config=str(CONFIGS / "stub_bootstrap.yaml"),
                              summary=str(tmp_path / "s.json"), seed=0))
     assert summary["frames_inferred"] > 0
-    assert "rtsp://admin:***@" in caplog.text and "hunter2" not in caplog.text
+    assert ("admin:***@" if shape == "user info" else "pass=***") in caplog.text and "hunter2" not in caplog.text
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert b"hunter2" not in path.read_bytes(), path
+
+
+def test_a_password_in_a_path_segment_never_reaches_logs_records_or_outboxes(roboflow, tmp_path, caplog):
+    """Some firmwares take the credentials as `key=value` path segments (XMeye: `/user=admin&password=...`)."""
+    silent = SilentServer()
+    url = f"rtsp://127.0.0.1:{silent.port}/user=admin&password=hunter2&channel=1&stream=0.sdp?real_stream"
+    try:
+        with Pipeline([url], load_model("stub"), options=SourceOptions(open_timeout=0.5)) as pipeline:
+            pipeline.start()
+            assert wait_until(lambda: "open failed" in caplog.text, timeout=10)
+        frame = np.zeros((48, 64, 3), np.uint8)
+        for dataset in (LocalDataset(tmp_path / "ds"), target_for(roboflow, tmp_path / "outbox")):
+            with Collector(collect_all_config(), dataset) as collector:
+                collector.submit(frame, load_model("stub").infer([None])[0], source=url)
+    finally:
+        silent.close()
+    assert "password=***&channel=1" in caplog.text and "hunter2" not in caplog.text
+    assert [r["source"] for r in read_records(tmp_path / "ds")] == [url.replace("hunter2", "***")]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"hunter2" not in path.read_bytes(), path
+    assert roboflow.names()  # the datapoint went out too
 
 
 def test_an_exception_in_a_callback_is_counted_and_the_stream_goes_on(clip):
