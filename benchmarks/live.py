@@ -99,7 +99,7 @@ def hls_rows() -> list[str]:
             times: list[float] = []
             try:
                 with Pipeline([server.url("live.m3u8")], SlowModel(0.02), options=SourceOptions(max_fps=max_fps),
-                              on_prediction=[lambda f, p: times.append(time.monotonic())]) as pipeline:
+                              on_prediction=[lambda f, p, out=times: out.append(time.monotonic())]) as pipeline:
                     pipeline.start()
                     time.sleep(12 + 2 * segment_s)
                     stats = pipeline.snapshot().sources["source0"]

@@ -44,6 +44,11 @@ def nested(prefix: str) -> Any:
     return field(default=None, metadata={"nested": prefix})
 
 
+def total() -> Any:
+    """The sum of the same-named counter of every source (JSON only: Prometheus sums the per-source series)."""
+    return field(default=0, metadata={"total": True})
+
+
 def _declared(kind: str, help: str, metric: str | None, label: str | None, default: Any = 0) -> Any:
     metadata = {"kind": kind, "help": help, "metric": metric, "label": label}
     if label is not None:
@@ -51,17 +56,18 @@ def _declared(kind: str, help: str, metric: str | None, label: str | None, defau
     return field(default=default, metadata=metadata)
 
 
+@dataclass
 class Stats:
     """The base of every statistics type: `as_dict()` for JSON."""
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+        return dataclasses.asdict(self)
 
 
 def samples(stats: Stats, prefix: str = "framesift_", labels: Labels = ()) -> Iterator[Sample]:
     """Every declared counter and gauge of `stats` (and of what it nests) as Prometheus samples. One with no value
     yet (an empty dict, a gauge at None) comes with the value None, so that its metric is declared all the same."""
-    for declared in dataclasses.fields(stats):  # type: ignore[arg-type]
+    for declared in dataclasses.fields(stats):
         meta, value = declared.metadata, getattr(stats, declared.name)
         if "each" in meta:
             for key, child in value.items():
@@ -156,18 +162,25 @@ class CollectorStats(Stats):
 class StreamStats(Stats):
     """A pipeline: totals over its sources, each source, the sinks, and the collector when collecting."""
 
-    frames_decoded: int = 0
-    frames_inferred: int = 0
-    frames_dropped: int = 0
-    frames_skipped: int = 0
-    decode_errors: int = 0
-    corrupt_frames: int = 0
-    reconnects: int = 0
+    frames_decoded: int = total()
+    frames_inferred: int = total()
+    frames_dropped: int = total()
+    frames_skipped: int = total()
+    decode_errors: int = total()
+    corrupt_frames: int = total()
+    reconnects: int = total()
     elapsed_s: float = 0.0
     errors: dict[str, int] = counter("exceptions in callbacks, sinks and status callbacks", label="where")
     sources: dict[str, SourceStats] = each("source")
     sinks: dict[str, SinkStats] = each("sink")
     collector: CollectorStats | None = nested("")
+
+    @classmethod
+    def of(cls, sources: dict[str, SourceStats], **others: Any) -> StreamStats:
+        """The statistics of a stream of these sources, its totals summed over them."""
+        totals = {f.name: sum(getattr(s, f.name) for s in sources.values())
+                  for f in dataclasses.fields(cls) if f.metadata.get("total")}
+        return cls(**totals, sources=sources, **others)
 
     def summary(self) -> dict[str, Any]:
         """The `--summary` JSON: the stream's totals and the collector's counters side by side at the top, the

@@ -45,8 +45,9 @@ class Worker(threading.Thread):
             self.work()
         except BaseException as error:  # noqa: BLE001 - kept and reported, never lost
             self.error = error
-            log.error("%s", self.failure())
-            log.debug("the %s thread's traceback", self.role, exc_info=True)
+            if not isinstance(error, WorkerFailed):  # one that died of another's failure: said there already
+                log.error("%s", self.failure())
+                log.debug("the %s thread's traceback", self.role, exc_info=True)
             if self.on_failure is not None:
                 self.on_failure(self)
 

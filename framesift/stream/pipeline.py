@@ -153,13 +153,9 @@ class Pipeline(Resource):
 
     def snapshot(self) -> StreamStats:
         """The statistics of the stream, its sources and sinks, and (when collecting) of the collector."""
-        sources = self.metrics.sources()
-        totals = {name: sum(getattr(s, name) for s in sources.values()) for name in (
-            "frames_decoded", "frames_inferred", "frames_dropped", "frames_skipped", "decode_errors",
-            "corrupt_frames", "reconnects")}
-        return StreamStats(**totals, elapsed_s=self.elapsed, errors=self.metrics.errors(), sources=sources,
-                           sinks={sink.name: sink.stats() for sink in self._sinks},
-                           collector=None if self.collector is None else self.collector.snapshot())
+        return StreamStats.of(self.metrics.sources(), elapsed_s=self.elapsed, errors=self.metrics.errors(),
+                              sinks={sink.name: sink.stats() for sink in self._sinks},
+                              collector=None if self.collector is None else self.collector.snapshot())
 
     # -- the inference thread ---------------------------------------------------------------------------------
     def _infer_loop(self) -> None:

@@ -64,7 +64,10 @@ class Progress(Resource):
 
     def _run(self) -> None:
         while not self._done.wait(self._every):
-            self._draw() if self._interactive else log.info("%s", self._line())
+            if self._interactive:
+                self._draw()
+            else:
+                log.info("%s", self._line())
 
     def _draw(self) -> None:
         snap = self._snapshot()
