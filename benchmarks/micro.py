@@ -1,4 +1,6 @@
-"""Micro-benchmarks of the sampler's decisions: one `submit`, one memory-limiter and one Redis-limiter decision.
+"""Micro-benchmarks of the sampler's decisions: one `submit`, one memory-limiter and one Redis-limiter decision;
+and what a workflow adds per frame on the inference thread (the same model and collector called directly, against
+the one-model workflow that `--model` runs, and a two-stage workflow of stub models).
 
 Run: `python benchmarks/micro.py` (starts its own redis-server on 127.0.0.1). Prints a Markdown section.
 """
@@ -9,6 +11,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from framesift.configs import path as config_path  # noqa: E402
 
-from framesift.collectors import Collector, LocalDataset, MemoryLimiter, RedisLimiter, load_config  # noqa: E402
+from framesift.collectors import (  # noqa: E402
+    Collector,
+    LocalDataset,
+    MemoryLimiter,
+    RedisLimiter,
+    load_config,
+    parse_config,
+)
 from framesift.collectors.limits import BatchCap, Candidate  # noqa: E402
 from framesift.predictions import DetectionPrediction  # noqa: E402
 from tests.servers import RedisServer, free_port  # noqa: E402
@@ -79,6 +89,56 @@ def main() -> str:
              "| operation | µs per call, median (min–max of 5) | round trips |", "|---|---|---|"]
     for name, (median, low, high), trips in rows:
         lines.append(f"| {name} | {median:.1f} ({low:.1f}–{high:.1f}) | {trips} |")
+    return "\n".join(lines) + "\n\n" + workflow_section()
+
+
+def workflow_section() -> str:
+    """µs per 1080p frame on the inference thread: model and collector called directly, then through workflows."""
+    import av
+
+    from framesift.models import load_model
+    from framesift.stream.frames import Frame
+    from framesift.stream.sources import SourceSpec
+    from framesift.workflows import Workflow, parse_workflow
+
+    image = av.VideoFrame.from_ndarray(np.zeros((1080, 1920, 3), np.uint8), format="bgr24")
+    frame = Frame("cam", 0, datetime.now(timezone.utc), 0.0, None, image)
+    sources = {"cam": SourceSpec("rtsp://cam", "cam")}
+    never = {"enabled": True, "persist_predictions": True,  # every strategy evaluated, none matches
+             "sampling_strategies": [{"name": "r", "type": "random", "traffic_percentage": 0.0},
+                                     {"name": "d", "type": "detections_number_based", "probability": 0.0}],
+             "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"}}
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        model = load_model("stub")
+        direct = Collector(parse_config(never), LocalDataset(Path(work) / "direct"))
+        rows.append(("model and collector called directly", per_call_us(lambda: [
+            direct.submit(frame, p, source="rtsp://cam", frame_id=0, captured_at=frame.captured_at)
+            for p in model.infer([None])], 20_000)))
+        single = Workflow.single(model, Collector(parse_config(never), LocalDataset(Path(work) / "single")))
+        rows.append(("the one-model workflow (`--model`, `--al-config`)",
+                     per_call_us(lambda: single.run([frame], sources), 20_000)))
+        two = parse_workflow({"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"}], "steps": [
+            {"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image", "model_id": "stub"},
+            {"type": "Crop", "name": "crop", "image": "$inputs.image", "predictions": "$steps.det.predictions"},
+            {"type": "ClassificationModel", "name": "cls", "image": "$steps.crop.crops", "model_id": "c/0"},
+            {"type": "ActiveLearningDataCollector", "name": "frames", "image": "$inputs.image",
+             "predictions": "$steps.det.predictions", "target_dataset": "f", "active_learning_configuration": never},
+            {"type": "ActiveLearningDataCollector", "name": "crops", "image": "$steps.crop.crops",
+             "predictions": "$steps.cls.top", "target_dataset": "c", "active_learning_configuration": never}],
+            "outputs": []})
+        stage = Workflow(two, {"det": model, "cls": load_model("stub:classification")},
+                         {name: Collector(parse_config(never), LocalDataset(Path(work) / name))
+                          for name in ("frames", "crops")})
+        rows.append(("a two-stage workflow of stub models (detect, crop, classify, 2 collectors)",
+                     per_call_us(lambda: stage.run([frame], sources), 20_000)))
+        for closing in (direct, single, stage):
+            closing.close()
+    base = rows[0][1][0]
+    lines = ["## Micro: what a workflow adds per frame (the inference thread, stub models, a 1080p frame)", "",
+             "| run | µs per frame, median (min–max of 5) | added to calling them directly (µs) |", "|---|---|---|"]
+    for name, (median, low, high) in rows:
+        lines.append(f"| {name} | {median:.1f} ({low:.1f}–{high:.1f}) | {median - base:+.1f} |")
     return "\n".join(lines) + "\n"
 
 

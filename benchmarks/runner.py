@@ -53,8 +53,8 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     out = {"frames": snap.frames_inferred, "fps": snap.frames_inferred / elapsed,
            "dropped": snap.frames_dropped, "first_prediction_s": first[0] - args.t0 if first else None,
            "age_p50": _percentile(ages, 50), "age_p99": _percentile(ages, 99)}
-    if snap.collector is not None:
-        c = snap.collector
+    if snap.collectors:
+        c = snap.collected()
         out.update(datapoints_sampled=c.datapoints_sampled, datapoints_registered=c.datapoints_registered,
                    datapoints_dropped=c.datapoints_dropped)
     return out

@@ -61,6 +61,9 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
     from framesift.stream.pipeline import Pipeline
     from framesift.stream.sinks import AnnotatedVideo, PredictionsFile
     from framesift.stream.sources import SourceOptions, SourceSpec
+    from framesift.workflows.build import build_workflow
+    from framesift.workflows.definition import WorkflowDefinition, load_workflow_definition, parse_workflow
+    from framesift.workflows.engine import FrameResult, Region, Workflow
 
 _EXPORTS = {
     "framesift.collectors.collector": ["Collector"],
@@ -88,6 +91,9 @@ _EXPORTS = {
     "framesift.stream.pipeline": ["Pipeline"],
     "framesift.stream.sinks": ["AnnotatedVideo", "PredictionsFile"],
     "framesift.stream.sources": ["SourceOptions", "SourceSpec"],
+    "framesift.workflows.build": ["build_workflow"],
+    "framesift.workflows.definition": ["WorkflowDefinition", "load_workflow_definition", "parse_workflow"],
+    "framesift.workflows.engine": ["FrameResult", "Region", "Workflow"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

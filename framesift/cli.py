@@ -24,12 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="read sources, run the model, collect the frames worth labeling")
     run.add_argument("sources", nargs="+", metavar="SOURCE",
                      help="video file, rtsp:// rtmp:// http(s):// URL, or webcam (/dev/videoN or an index)")
-    run.add_argument("--model", required=True, help="PATH.onnx, 'demo' (the bundled model), stub or stub:<task type>")
+    run.add_argument("--model", help="PATH.onnx, 'demo' (the bundled model), stub or stub:<task type>")
+    run.add_argument("--workflow", metavar="FILE",
+                     help="a workflow definition (JSON or YAML): models, crops, filters and collector steps, instead "
+                          "of --model and --al-config")
+    run.add_argument("--param", action="append", default=[], metavar="[SOURCE:]NAME=VALUE",
+                     help="a workflow parameter, for every source or for one (repeatable)")
     run.add_argument("--model-id", help="the id recorded with predictions (default: the file's name)")
     run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
     run.add_argument("--al-config", help="active-learning configuration (JSON or YAML); none: no collection")
     run.add_argument("--target", default="framesift-data",
-                     help="dataset folder (default: ./framesift-data), roboflow:<dataset> or labelstudio:<project>")
+                     help="dataset folder (default: ./framesift-data), roboflow:<dataset> or labelstudio:<project>; "
+                          "with a workflow: a folder of datasets, roboflow: or labelstudio:")
     run.add_argument("--api-key", help="the remote target's API key (default: ROBOFLOW_API_KEY or "
                                        "LABEL_STUDIO_API_KEY; for Roboflow the configuration's "
                                        "target_dataset_api_key wins)")
@@ -62,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--status-interval", type=float, default=60.0, metavar="S",
                      help="seconds between status lines when stderr is not a terminal (default 60)")
 
-    validate = commands.add_parser("validate", help="check an active-learning configuration file")
-    validate.add_argument("file", help="JSON or YAML configuration")
+    validate = commands.add_parser("validate", help="check an active-learning configuration or a workflow file")
+    validate.add_argument("file", help="JSON or YAML configuration or workflow definition")
 
     demo = commands.add_parser("demo", help="make a sample video, collect from it, show where to look")
     demo.add_argument("--out", default="framesift-demo", help="folder for the video and the dataset")
@@ -109,8 +115,8 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         raise InputError(f"{len(args.source_name)} --source-name given for {len(args.sources)} sources")
     options = RunOptions(**{k: v for k, v in vars(args).items() if k in RunOptions.__dataclass_fields__})
     summary = run(options, stop=signals.event)
-    collected = (f"collected {summary['datapoints_registered']} datapoints into {args.target}" if args.al_config
-                 else "no collection (no --al-config)")
+    collected = (f"collected {summary['datapoints_registered']} datapoints into {args.target}"
+                 if args.al_config or args.workflow else "no collection (no --al-config)")
     outbox = summary.get("target")
     if outbox:
         collected += f" ({outbox['delivered']} delivered, {outbox['pending']} pending, {outbox['dead']} dead"
@@ -127,9 +133,17 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
 
 
 def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
-    from framesift.collectors.config import load_config
+    from pathlib import Path
 
-    config = load_config(args.file)
+    from framesift.collectors.config import parse_config, read_config_file
+    from framesift.workflows.definition import is_workflow, parse_workflow
+
+    data = read_config_file(Path(args.file))
+    if is_workflow(data):
+        workflow = parse_workflow(data, args.file)
+        print(f"valid workflow ({len(workflow.order)} steps, {len(workflow.configurations)} collectors)")
+        return EXIT_OK
+    config = parse_config(data, args.file)
     detail = f"{len(config.sampling_strategies)} strategies" if config.enabled else "collection disabled"
     print(f"valid ({detail})")
     return EXIT_OK

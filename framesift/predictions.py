@@ -94,6 +94,18 @@ class DetectionPrediction:
     def __len__(self) -> int:
         return len(self.class_name)
 
+    def subset(self, keep: np.ndarray) -> DetectionPrediction:
+        """The detections where the boolean `keep` holds, with everything that goes with them (the JSON it was
+        read from, if any, is dropped: it would no longer match)."""
+        index = np.flatnonzero(keep)
+        return replace(
+            self, xyxy=self.xyxy[index], confidence=self.confidence[index], class_id=self.class_id[index],
+            class_name=[self.class_name[i] for i in index],
+            polygons=None if self.polygons is None else [self.polygons[i] for i in index],
+            keypoints=None if self.keypoints is None else self.keypoints[index],
+            mask=None if self.mask is None else self.mask[index],
+            detection_id=None if self.detection_id is None else [self.detection_id[i] for i in index], source=None)
+
     def to_detections(self) -> Any:
         """The boxes, classes and masks as `supervision.Detections` (for drawing and dataset export)."""
         import supervision as sv

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framesift.errors import WorkerFailed
+from framesift.errors import InputError, WorkerFailed
 from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
 from framesift.stream.sources import SourceOptions, SourceSpec
+from framesift.workflows.engine import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ class RunOptions:
     for the status line)."""
 
     sources: list[str]
-    model: str
+    model: str | None = None  # a model (with `al_config`, its one collector), or ...
+    workflow: str | None = None  # ... a workflow definition file
+    param: list[str] = field(default_factory=list)  # a workflow's parameters: NAME=VALUE or SOURCE:NAME=VALUE
     model_id: str | None = None
     classes: str | None = None
     al_config: str | None = None
@@ -61,32 +64,19 @@ class RunOptions:
 
 
 def build_pipeline(options: RunOptions) -> Pipeline:
-    """Validate the configuration first (before any frame is read), then load the model and open the target.
-    When a step fails, what the earlier ones opened (a remote target's sender and outbox lock, a limiter's
+    """Validate the configuration or workflow first (before any frame is read), then load the models and open the
+    targets. When a step fails, what the earlier ones opened (a remote target's sender and outbox lock, a limiter's
     connection, sink files) is closed before the error is raised."""
-    from framesift.collectors import Collector, load_config, open_limiter, open_target
-    from framesift.collectors.targets import Labels
-    from framesift.models import load_model
     from framesift.stream.sinks import AnnotatedVideo, PredictionsFile, Sink
 
-    config = load_config(options.al_config) if options.al_config else None
-    model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
-                       classes=options.classes, model_id=options.model_id)
+    if (options.model is None) == (options.workflow is None):
+        raise InputError("give a model (--model) or a workflow (--workflow), one of them")
     names = options.source_name or [f"source{i}" for i in range(len(options.sources))]
     with ExitStack() as opened:
-        collector = None
-        if config is not None:
-            api_key = options.api_key
-            if config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
-                api_key = config.target_dataset_api_key.get_secret_value()
-            target = open_target(options.target, api_key=api_key, outbox=options.outbox,
-                                 outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model))
-            opened.callback(target.close)
-            limiter = open_limiter(options.redis, options.redis_fallback)
-            opened.callback(limiter.close)
-            collector = Collector(config, target, limiter, seed=options.seed)
-            opened.pop_all()  # the collector owns the target and the limiter now
-            opened.callback(collector.close)
+        if options.workflow is not None:
+            runs, per_source = _workflow(options, names, opened)
+        else:
+            runs, per_source = _model_and_collector(options, opened), {}
         sinks: list[Sink] = []
         if options.predictions:
             sinks.append(opened.enter_context(PredictionsFile(options.predictions)))
@@ -94,10 +84,56 @@ def build_pipeline(options: RunOptions) -> Pipeline:
             sinks.append(opened.enter_context(AnnotatedVideo(options.save_video, several_sources=len(names) > 1)))
         source_options = SourceOptions(realtime=options.realtime, loop=options.loop, max_fps=options.max_fps,
                                        max_frames=options.max_frames, rtsp_transport=options.rtsp_transport)
-        pipeline = Pipeline([SourceSpec(url, name) for url, name in zip(options.sources, names, strict=True)],
-                            model, collector, options=source_options, sinks=sinks, duration=options.duration)
+        specs = [SourceSpec(url, name, parameters=per_source.get(name, {}))
+                 for url, name in zip(options.sources, names, strict=True)]
+        pipeline = Pipeline(specs, runs, options=source_options, sinks=sinks, duration=options.duration)
         opened.pop_all()  # the pipeline owns them all now
     return pipeline
+
+
+def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
+    """`--model` (and `--al-config`): the one-model, one-collector workflow."""
+    from framesift.collectors import Collector, load_config, open_limiter, open_target
+    from framesift.collectors.targets import Labels
+    from framesift.models import load_model
+
+    if options.param:
+        raise InputError("--param sets a workflow's parameters; this run has no --workflow")
+    config = load_config(options.al_config) if options.al_config else None
+    assert options.model is not None
+    model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
+                       classes=options.classes, model_id=options.model_id)
+    collector = None
+    if config is not None:
+        api_key = options.api_key
+        if config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
+            api_key = config.target_dataset_api_key.get_secret_value()
+        target = open_target(options.target, api_key=api_key, outbox=options.outbox,
+                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model))
+        opened.callback(target.close)
+        limiter = open_limiter(options.redis, options.redis_fallback)
+        opened.callback(limiter.close)
+        collector = Collector(config, target, limiter, seed=options.seed)
+        opened.callback(collector.close)  # it closes the target and the limiter (again: idempotent)
+    return opened.enter_context(Workflow.single(model, collector))
+
+
+def _workflow(options: RunOptions, names: list[str],
+              opened: ExitStack) -> tuple[Workflow, dict[str, dict[str, Any]]]:
+    """`--workflow FILE` with its `--param`s: the workflow, and each source's own parameters."""
+    from framesift.workflows.build import build_workflow, parse_parameters
+    from framesift.workflows.definition import load_workflow_definition
+
+    if options.al_config:
+        raise InputError("--al-config goes with --model: a workflow's collector steps carry their configurations")
+    assert options.workflow is not None
+    definition = load_workflow_definition(options.workflow)
+    parameters, per_source = parse_parameters(options.param, definition, names)
+    workflow = build_workflow(definition, parameters=parameters, source_parameters=per_source,
+                              target=options.target, api_key=options.api_key, outbox=options.outbox,
+                              outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
+                              redis_fallback=options.redis_fallback, device=options.device, seed=options.seed)
+    return opened.enter_context(workflow), per_source
 
 
 def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, Any]:

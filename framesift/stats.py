@@ -173,7 +173,7 @@ class StreamStats(Stats):
     errors: dict[str, int] = counter("exceptions in callbacks, sinks and status callbacks", label="where")
     sources: dict[str, SourceStats] = each("source")
     sinks: dict[str, SinkStats] = each("sink")
-    collector: CollectorStats | None = nested("")
+    collectors: dict[str, CollectorStats] = each("collector")  # by workflow step (`collect` for --al-config)
 
     @classmethod
     def of(cls, sources: dict[str, SourceStats], **others: Any) -> StreamStats:
@@ -182,18 +182,48 @@ class StreamStats(Stats):
                   for f in dataclasses.fields(cls) if f.metadata.get("total")}
         return cls(**totals, sources=sources, **others)
 
+    def collected(self) -> CollectorStats:
+        """The collectors' counters added up (one collector's are its own): sums of counts, a limit store available
+        when it was for all, the first error, counts per reason and per strategy name added up, and the outbox of
+        a single collector."""
+        collectors = list(self.collectors.values())
+        total = CollectorStats()
+        if len(collectors) <= 1:
+            return collectors[0] if collectors else total
+        for declared in dataclasses.fields(CollectorStats):
+            values = [getattr(c, declared.name) for c in collectors]
+            if declared.name == "limit_store_available":
+                setattr(total, declared.name, all(values))
+            elif declared.name == "strategies":
+                for name in {n for v in values for n in v}:
+                    total.strategies[name] = StrategyStats(*(sum(getattr(v[name], f) for v in values if name in v)
+                                                             for f in ("sampled", "registered")))
+            elif declared.name == "limit_store_unavailable_decisions":  # one store, shared: not added up
+                total.limit_store_unavailable_decisions = max(values)
+            elif declared.name == "dropped_by_reason":
+                total.dropped_by_reason = {k: sum(v.get(k, 0) for v in values) for k in {k for v in values for k in v}}
+            elif declared.type in ("int", "bool"):
+                setattr(total, declared.name, sum(values))
+            elif declared.name != "target":
+                setattr(total, declared.name, next((v for v in values if v is not None), None))
+        return total
+
     def summary(self) -> dict[str, Any]:
-        """The `--summary` JSON: the stream's totals and the collector's counters side by side at the top, the
-        registered (`strategies`) and sampled (`strategies_sampled`) counts per strategy, the outbox (`target`),
-        the sinks and the sources."""
+        """The `--summary` JSON: the stream's totals and the collectors' counters (added up) side by side at the
+        top, the registered (`strategies`) and sampled (`strategies_sampled`) counts per strategy, the outbox
+        (`target`, one collector's), each collector's own counters when there are several (`collectors`), the
+        sinks and the sources."""
         out = self.as_dict()
-        collector = out.pop("collector") or CollectorStats().as_dict()
-        strategies = collector.pop("strategies")
-        out["datapoints_dropped_by_reason"] = collector.pop("dropped_by_reason")
+        collectors = out.pop("collectors")
+        collected = self.collected().as_dict()
+        strategies = collected.pop("strategies")
+        out["datapoints_dropped_by_reason"] = collected.pop("dropped_by_reason")
         out["strategies"] = {name: counts["registered"] for name, counts in strategies.items()}
         out["strategies_sampled"] = {name: counts["sampled"] for name, counts in strategies.items()}
-        target = collector.pop("target")
-        out.update(collector)
+        target = collected.pop("target")
+        out.update(collected)
         if target is not None:
             out["target"] = target
+        if len(collectors) > 1:
+            out["collectors"] = collectors
         return out

@@ -77,6 +77,7 @@ class RtspServer:
     port: int
     size: tuple[int, int, int] = (320, 240, 30)  # width, height, fps
     gop: int | None = None  # frames between keyframes (default: one second's worth)
+    pattern: str = "ball"  # what videotestsrc draws (`red`: every pixel pure red)
     process: subprocess.Popen | None = None
 
     @property
@@ -85,8 +86,9 @@ class RtspServer:
 
     def start(self) -> None:
         script = str(Path(__file__).with_name("rtsp_server.py"))
-        gop = [str(self.gop)] if self.gop else []
-        self.process = subprocess.Popen([SYSTEM_PYTHON, script, str(self.port), *map(str, self.size), *gop],
+        gop = str(self.gop or self.size[2])
+        self.process = subprocess.Popen([SYSTEM_PYTHON, script, str(self.port), *map(str, self.size), gop,
+                                         self.pattern],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.process.stdout.readline()
         if line.strip() != b"ready":

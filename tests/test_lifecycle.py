@@ -79,8 +79,8 @@ def test_a_model_returning_too_few_predictions_ends_the_run_with_one_sentence(cl
     pipeline.start()
     with pytest.raises(WorkerFailed) as raised:
         pipeline.join(timeout=30)
-    assert str(raised.value) == "the inference thread failed: RuntimeError: the model returned 0 predictions for 1 " \
-                                "frames"
+    assert str(raised.value) == "the inference thread failed: RuntimeError: the model 'short' returned 0 " \
+                                "predictions for 1 images"
     assert raised.value.exit_code == 1 and isinstance(raised.value, FramesiftError)
     pipeline.close()  # raised once already: closing is quiet
 
@@ -100,7 +100,7 @@ def test_an_exception_inside_collector_submit_ends_the_run(clip_path, tmp_path):
     with pytest.raises(WorkerFailed, match="the inference thread failed: KeyError: 'width'"):
         pipeline.run()
     pipeline.close()
-    assert pipeline.snapshot().frames_inferred == 1  # it stopped at the first frame, not after all of them
+    assert pipeline.snapshot().frames_decoded <= 3  # it stopped at the first frame, not after all of them
 
 
 def test_a_dead_sender_thread_ends_the_run_through_the_collector(clip_path, tmp_path):
@@ -110,7 +110,7 @@ def test_a_dead_sender_thread_ends_the_run_through_the_collector(clip_path, tmp_
     with pytest.raises(WorkerFailed, match="the outbox sender thread failed: SystemExit: 3"):
         pipeline.run()
     pipeline.close()
-    snap = pipeline.snapshot().collector
+    snap = pipeline.snapshot().collected()
     assert snap.dropped_by_reason.get("collector_failed", 0) >= 1  # what could no longer be written is counted
     assert describe_pending(tmp_path / "outbox") >= 1  # and what was in the outbox stays for the next run
 
@@ -225,7 +225,7 @@ def test_a_redis_outage_under_the_memory_policy_shows_in_the_summary_the_metrics
                   "--summary", str(tmp_path / "s.json"), "--no-progress", "--seed", "3")
     body = ""
     deadline = time.monotonic() + 30
-    while "framesift_limit_store_unavailable_decisions_total 0.0" in body or "unavailable_decisions" not in body:
+    while 'unavailable_decisions_total{collector="collect"} 0.0' in body or "unavailable_decisions" not in body:
         if time.monotonic() > deadline:
             break
         try:
@@ -235,7 +235,7 @@ def test_a_redis_outage_under_the_memory_policy_shows_in_the_summary_the_metrics
         time.sleep(0.2)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    assert "framesift_limit_store_available 0.0" in body
+    assert 'framesift_limit_store_available{collector="collect"} 0.0' in body
     assert "framesift_limit_store_unavailable_decisions_total" in body
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["limit_store_available"] is False and summary["limit_store_unavailable_decisions"] > 0

@@ -231,9 +231,10 @@ def test_the_api_key_never_appears_in_logs_errors_records_or_metrics(tmp_path, r
     target = target_for(roboflow, tmp_path / "outbox2")
     target.register(datapoint(1))
     assert wait_until(lambda: target.stats().retried > 0)
-    metrics = scrape(StreamStats(collector=CollectorStats(target=target.stats())))
+    metrics = scrape(StreamStats(collectors={"collect": CollectorStats(target=target.stats())}))
     target.close(0)
-    assert "framesift_outbox_pending 1.0" in metrics and "framesift_outbox_retried_total" in metrics
+    assert 'framesift_outbox_pending{collector="collect"} 1.0' in metrics
+    assert "framesift_outbox_retried_total" in metrics
     assert KEY not in metrics
     assert KEY not in caplog.text and "HTTP 413" in (result.stderr + json.dumps(describe(tmp_path / "outbox" /
                                                                                          "roboflow-people")))

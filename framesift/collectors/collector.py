@@ -76,6 +76,7 @@ class _Pending:
     source: str
     frame_id: int
     captured_at: datetime
+    extra: Mapping[str, Any] | None = None
 
 
 def utc_now() -> datetime:
@@ -83,7 +84,8 @@ def utc_now() -> datetime:
 
 
 class Collector(Resource):
-    """Samples datapoints and registers the accepted ones with a target. Owns (and closes) target and limiter."""
+    """Samples datapoints and registers the accepted ones with a target. Owns (and closes) its target, and its
+    limiter unless `owns_limiter` is false (a limit store shared by several collectors)."""
 
     def __init__(
         self,
@@ -96,10 +98,12 @@ class Collector(Resource):
         max_queue_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], datetime] = utc_now,
         environ: Mapping[str, str] = os.environ,
+        owns_limiter: bool = True,
     ):
         self.config = config
         self.target = target
         self.limiter = limiter or MemoryLimiter()
+        self._owns_limiter = owns_limiter or limiter is None
         self.enabled = config.enabled and not active_learning_disabled_by_env(environ)
         self._strategies = list(config.sampling_strategies)
         self._candidates = {
@@ -129,12 +133,14 @@ class Collector(Resource):
         source: str = "source0",
         frame_id: int = 0,
         captured_at: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> bool:
         """Offer one datapoint. Returns True when it was sampled and queued, False otherwise (never blocks).
 
         `frame` is a BGR array, kept as it is (not copied: do not modify it afterwards), or a `LazyFrame`, whose
         `bgr()` is called on the collector's thread only when a strategy matches. A prediction given as JSON is kept
-        as it is too. Raises `WorkerFailed` when the collector's thread has died.
+        as it is too. `extra` goes into the record as it is (a crop says where it was cut from). Raises
+        `WorkerFailed` when the collector's thread has died.
         """
         self._thread.check()
         if not self.enabled:
@@ -145,7 +151,8 @@ class Collector(Resource):
         if not matched:
             return False
         nbytes = frame.nbytes if isinstance(frame, np.ndarray) else frame.width * frame.height * 3
-        pending = _Pending(frame, nbytes, prediction, tuple(matched), source, frame_id, captured_at or self._clock())
+        pending = _Pending(frame, nbytes, prediction, tuple(matched), source, frame_id, captured_at or self._clock(),
+                           extra)
         with self._cond:
             self._stats.datapoints_sampled += 1
             for strategy in matched:
@@ -201,7 +208,8 @@ class Collector(Resource):
         try:
             self.target.close(max(0.0, deadline - time.monotonic()))
         finally:
-            self.limiter.close()
+            if self._owns_limiter:
+                self.limiter.close()
         self._thread.check()
 
     def _drop(self, reason: str) -> None:
@@ -264,8 +272,8 @@ class Collector(Resource):
         frame = pending.frame if isinstance(pending.frame, np.ndarray) else pending.frame.bgr()
         image = prepare_image(frame, self.config.max_image_size, self.config.jpeg_compression_level)
         height, width = frame.shape[:2]
-        extra = {k: getattr(self.config, k) for k in ("target_workspace", "target_project")
-                 if getattr(self.config, k) is not None}
+        extra = {**{k: getattr(self.config, k) for k in ("target_workspace", "target_project")
+                    if getattr(self.config, k) is not None}, **(pending.extra or {})}
         return Datapoint(
             id=uuid.uuid4().hex,
             batch=batch,

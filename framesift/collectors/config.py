@@ -16,6 +16,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -145,7 +146,7 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
     try:
         config = ActiveLearningConfig.model_validate(data)
     except ValidationError as error:
-        problems = [_describe(e) for e in error.errors(include_url=False)]
+        problems = validation_problems(error, CONFIG_LISTS, CONFIG_PATTERNS)
     except RecursionError:
         raise ConfigError([TOO_DEEP], source) from None
     if data.get("enabled") is True:
@@ -160,14 +161,19 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
 
 def load_config(path: str | os.PathLike[str]) -> ActiveLearningConfig:
     """Read a JSON or YAML configuration file and validate it."""
-    path = Path(path)
+    return parse_config(read_config_file(Path(path)), str(path))
+
+
+def read_config_file(path: Path) -> Any:
+    """The data of a JSON or YAML file; `ConfigError` when it cannot be read, is not JSON or YAML, holds a key
+    twice in one object, or is nested too deeply."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"file not found: {path}"], str(path)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([f"cannot read {path}: {error}"], str(path)) from None
-    return parse_config(_parse_text(text, path), str(path))
+    return _parse_text(text, path)
 
 
 def _parse_text(text: str, path: Path) -> Any:
@@ -254,10 +260,41 @@ def active_learning_disabled_by_env(environ: Mapping[str, str] = os.environ) -> 
     return environ.get("ACTIVE_LEARNING_ENABLED", "").strip().lower() in {"false", "0", "no", "off"}
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+@dataclass(frozen=True)
+class Tagged:
+    """A list whose items are told apart by their `type`: what to call one in messages, and the types it knows."""
+
+    noun: str
+    types: tuple[str, ...]
+
+
+CONFIG_LISTS = {"sampling_strategies": Tagged("strategy", STRATEGY_TYPES)}
+CONFIG_PATTERNS = {
+    "batches_name_prefix": "must be 1-64 characters from A-Z a-z 0-9 - _ . and not start with '.'",
+    "tags": "must be 1-64 characters from a-z A-Z 0-9 - _ : / . [ ] < > { } @",
+}
+
+
+def validation_problems(error: ValidationError, lists: Mapping[str, Tagged],
+                        patterns: Mapping[str, str]) -> list[str]:
+    """Pydantic's errors as `path: message` lines (`sampling_strategies[1].epsilon: must be <= 1.0`).
+
+    `lists` names the fields holding items told apart by `type` (their tags are left out of paths, and an unknown
+    type is said in their words); `patterns` gives, by field name, what a string that fails its pattern must be.
+    """
+    tags = {tag for tagged in lists.values() for tag in tagged.types}
+    return [_describe(e, lists, tags, patterns) for e in error.errors(include_url=False)]
+
+
+def _describe(error: Mapping[str, Any], lists: Mapping[str, Tagged], tags: set[str],
+              patterns: Mapping[str, str]) -> str:
     """One pydantic error as `path: message`."""
-    path = _path(error["loc"])
+    loc = error["loc"]
+    path = _path(loc, tags)
     kind, ctx = error["type"], error.get("ctx") or {}
+    tagged = next((lists[part] for part in reversed(loc) if isinstance(part, str) and part in lists),
+                  Tagged("item", ()))
+    field_names = [part for part in loc if isinstance(part, str) and part not in tags]
     messages = {
         "missing": "required",
         "extra_forbidden": "unknown field",
@@ -269,29 +306,24 @@ def _describe(error: Mapping[str, Any]) -> str:
         "too_long": f"must have at most {ctx.get('max_length')} item(s)",
         "string_too_short": "must not be empty",
         "literal_error": f"must be one of {ctx.get('expected')}",
-        "union_tag_invalid": f"unknown strategy type {quoted(ctx.get('tag'))} "
-                             f"(expected one of {', '.join(STRATEGY_TYPES)})",
-        "union_tag_not_found": f"type: required (one of {', '.join(STRATEGY_TYPES)})",
-        "string_pattern_mismatch": _pattern_message(path),
+        "union_tag_invalid": f"unknown {tagged.noun} type {quoted(ctx.get('tag'))} "
+                             f"(expected one of {', '.join(tagged.types)})",
+        "union_tag_not_found": f"type: required (one of {', '.join(tagged.types)})",
+        "string_pattern_mismatch": next((patterns[f] for f in reversed(field_names) if f in patterns),
+                                        f"must match {ctx.get('pattern')}"),
         "value_error": str(ctx.get("error", error["msg"])),
     }
     message = messages.get(kind) or re.sub(r"^Input should be", "must be", error["msg"])
     return f"{path or '(top level)'}: {message}"
 
 
-def _path(loc: tuple[Any, ...]) -> str:
+def _path(loc: tuple[Any, ...], tags: set[str]) -> str:
     out = ""
-    for i, part in enumerate(loc):
+    for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif i >= 2 and loc[i - 2] == "sampling_strategies" and part in STRATEGY_TYPES:
-            continue  # the discriminator's tag that pydantic inserts after the list index
+        elif part in tags:
+            continue  # the discriminator's tag that pydantic inserts after a tagged item
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-def _pattern_message(path: str) -> str:
-    if path.endswith("batches_name_prefix"):
-        return "must be 1-64 characters from A-Z a-z 0-9 - _ . and not start with '.'"
-    return "must be 1-64 characters from a-z A-Z 0-9 - _ : / . [ ] < > { } @"

@@ -13,17 +13,19 @@ from pathlib import Path
 
 from framesift.errors import ModelError
 from framesift.models.metadata import read_classes_file
+from framesift.models.model import Model
 from framesift.models.stub import StubModel
 
 DEMO_MODEL = Path(__file__).parent / "assets" / "demo-shapes.onnx"
 
 
 def load_model(spec: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
-               classes: str | os.PathLike[str] | None = None, model_id: str | None = None):
+               classes: str | os.PathLike[str] | None = None, model_id: str | None = None,
+               max_detections: int = 300) -> Model:
     """A model from `spec`: a path to an `.onnx` file, `stub`, `stub:<task type>` or `demo` (the bundled one).
 
-    Returns an object with `task_type`, `class_names`, `input_size` (None for the stub), `max_batch`,
-    `prepare(frame)`, `infer(prepared)` and `predict(frames)`.
+    Returns a `Model`: `task_type`, `class_names`, `input_size` (None for the stub), `max_batch`, `prepare(frame)`,
+    `infer(prepared)`; and `predict(frames)`, which does both.
     """
     names = read_classes_file(classes) if classes is not None else None
     if spec == "stub" or spec.startswith("stub:"):
@@ -35,7 +37,7 @@ def load_model(spec: str, *, device: str = "auto", confidence: float = 0.25, iou
     if not path.is_file():
         raise ModelError(f"model file not found: {spec}")
     return OnnxModel(str(path), device=device, confidence=confidence, iou=iou, class_names=names,
-                     model_id=model_id or ("demo-shapes" if spec == "demo" else None))
+                     model_id=model_id or ("demo-shapes" if spec == "demo" else None), max_detections=max_detections)
 
 
-__all__ = ["DEMO_MODEL", "ModelError", "StubModel", "load_model"]
+__all__ = ["DEMO_MODEL", "Model", "ModelError", "StubModel", "load_model"]

@@ -18,11 +18,20 @@ class Model(Protocol):
     stub): then nothing is prepared.
     """
 
-    task_type: str
-    model_id: str
-    class_names: list[str]
-    input_size: tuple[int, int] | None
-    max_batch: int
+    @property
+    def task_type(self) -> str: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def class_names(self) -> list[str]: ...
+
+    @property
+    def input_size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def max_batch(self) -> int: ...
 
     def prepare(self, frame: Any) -> Any: ...
 

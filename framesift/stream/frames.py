@@ -26,7 +26,8 @@ class Frame:
     received: float  # time.monotonic() at receipt, for the frame's age
     video_time: float | None  # seconds into the stream, from the container's timestamps
     image: Any
-    model_input: Any = None
+    model_input: Any = None  # made by the workflow's `prepare` in the source thread
+    outputs: dict[str, Any] | None = None  # a workflow's declared outputs, once inferred
     _bgr: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

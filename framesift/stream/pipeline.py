@@ -1,11 +1,15 @@
 """The threaded decode → infer → collect pipeline (SPEC §9, DESIGN.md "Data flow and threads").
 
 ```
-source threads (one per source)   inference thread                  collector thread
+source threads (one per source)   inference thread                  collector threads (one per collector)
 decode, pace, prepare model input ─▶ newest frame of each ready source ─▶ limits, JPEG, write
-bounded slot per source              model.infer, callbacks, sinks,       (the collector's own)
-                                      strategies (µs), metrics
+bounded slot per source              the workflow's steps (models,        (each collector's own)
+                                      crops, filters, strategies: µs),
+                                      callbacks, sinks, metrics
 ```
+
+What runs on each frame is a `Workflow`: given a model (and a collector), the pipeline runs the one-model,
+one-collector workflow, through the same code as any other.
 
 Every thread is a `Worker`: one that dies of an unexpected exception stops the pipeline, and `join()` raises
 `WorkerFailed` naming it (as does `close()`, if `join()` never did). An exception in a callback or a sink is only
@@ -35,6 +39,7 @@ from framesift.stream.sinks import BackgroundSink, Sink
 from framesift.stream.slots import FrameSlots
 from framesift.stream.sources import SourceOptions, SourceReader, SourceSpec, StatusCallback, check_file
 from framesift.workers import Worker
+from framesift.workflows.engine import StepFailed, Workflow
 
 if TYPE_CHECKING:
     from framesift.collectors.collector import Collector
@@ -48,12 +53,14 @@ STOP_GRACE_S = 0.5  # how long a stop waits for the source threads; one blocked 
 class Pipeline(Resource):
     """Reads the sources, runs the model on their frames, hands predictions to callbacks, sinks and the collector.
 
-    `start()` checks file sources (raising `SourceError`) and starts the threads; `join()` waits for the end of
-    all sources (or `stop()`) and raises `WorkerFailed` if a thread died; `close(drain_timeout)` stops, closes the
-    sinks and drains the collector, which the pipeline owns from then on. Sinks run on their own threads.
+    `model` is a model (with `collector`, the one collector of its predictions) or a `Workflow`. `start()` checks
+    file sources (raising `SourceError`) and starts the threads; `join()` waits for the end of all sources (or
+    `stop()`) and raises `WorkerFailed` if a thread died; `close(drain_timeout)` stops, closes the sinks and
+    drains the collectors, which the pipeline owns from then on. Sinks run on their own threads.
     """
 
-    def __init__(self, sources: Sequence[str | SourceSpec], model: Model, collector: Collector | None = None, *,
+    def __init__(self, sources: Sequence[str | SourceSpec], model: Model | Workflow,
+                 collector: Collector | None = None, *,
                  options: SourceOptions | None = None, on_prediction: Sequence[PredictionCallback] = (),
                  sinks: Sequence[Sink] = (), on_status: StatusCallback | None = None,
                  duration: float | None = None):
@@ -61,16 +68,17 @@ class Pipeline(Resource):
         names = [s.name for s in self.specs]
         if not names or len(set(names)) != len(names):
             raise InputError("give at least one source, each with its own name")
-        self.model, self.collector = model, collector
+        if isinstance(model, Workflow) and collector is not None:
+            raise InputError("a workflow holds its own collectors: give the collector to its step, not here")
+        self.workflow = model if isinstance(model, Workflow) else Workflow.single(model, collector)
         self.options = options = options or SourceOptions()
         self.metrics = Metrics(names)
         self._callbacks, self._duration = list(on_prediction), duration
         self._sinks = [s if isinstance(s, BackgroundSink) else BackgroundSink(s) for s in sinks]
-        self._collect = {s.name: not s.disable_active_learning for s in self.specs}
-        self._urls = {s.name: s.url for s in self.specs}  # the collector records them redacted
+        self._by_name = {s.name: s for s in self.specs}
         self._stop = threading.Event()
         self._slots = FrameSlots()
-        prepare = model.prepare if model.input_size is not None else None
+        prepare = self.workflow.prepare if self.workflow.needs_input else None
         self._readers = []
         for spec in self.specs:
             reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status,
@@ -127,11 +135,10 @@ class Pipeline(Resource):
                 except Exception as error:
                     log.error("closing the %s sink failed: %s", sink.name, error)
         finally:
-            if self.collector is not None:
-                try:
-                    self.collector.close(drain_timeout)
-                except WorkerFailed as error:  # its thread died: the pipeline's failure, unless one came first
-                    self._failure = self._failure or error
+            try:
+                self.workflow.close(drain_timeout)
+            except WorkerFailed as error:  # a collector's thread died: the pipeline's failure, unless one came first
+                self._failure = self._failure or error
         if self._failure is not None and not self._failure_raised:
             self._failure_raised = True
             raise self._failure
@@ -155,7 +162,7 @@ class Pipeline(Resource):
         """The statistics of the stream, its sources and sinks, and (when collecting) of the collector."""
         return StreamStats.of(self.metrics.sources(), elapsed_s=self.elapsed, errors=self.metrics.errors(),
                               sinks={sink.name: sink.stats() for sink in self._sinks},
-                              collector=None if self.collector is None else self.collector.snapshot())
+                              collectors=self.workflow.snapshot())
 
     # -- the inference thread ---------------------------------------------------------------------------------
     def _infer_loop(self) -> None:
@@ -163,7 +170,7 @@ class Pipeline(Resource):
             while True:
                 if self._duration is not None and self.elapsed >= self._duration:
                     self.stop()
-                frames = self._slots.take(self.model.max_batch, timeout=0.05)
+                frames = self._slots.take(self.workflow.max_batch, timeout=0.05)
                 if frames:
                     self._process(frames)
                 elif self._stop.is_set() or not any(r.is_alive() for r in self._readers):
@@ -189,25 +196,21 @@ class Pipeline(Resource):
 
     def _process(self, frames: list[Frame]) -> None:
         try:
-            predictions = self.model.infer([f.model_input for f in frames])
-        except Exception as error:
-            log.error("the model failed on %d frame(s): %s", len(frames), error)
-            self.metrics.error("model")
+            results = self.workflow.run(frames, self._by_name)  # the collectors' strategies run in there (µs)
+        except StepFailed as error:
+            if self.metrics.error("model") == 1:
+                log.error("a model failed on %d frame(s) (%s); later failures are counted only", len(frames), error)
             for frame in frames:
                 self.metrics.dropped(frame.source, "model_error")
             return
-        if len(predictions) != len(frames):
-            raise RuntimeError(f"the model returned {len(predictions)} predictions for {len(frames)} frames")
         now = time.monotonic()
-        for frame, prediction in zip(frames, predictions, strict=True):
+        for frame, result in zip(frames, results, strict=True):
             self.metrics.inferred(frame.source, now - frame.received, now)
+            frame.outputs = result.outputs or None
             for callback in self._callbacks:
-                self._guarded("callback", callback, frame, prediction)
+                self._guarded("callback", callback, frame, result.prediction)
             for sink in self._sinks:
-                self._guarded(sink.name, sink.write, frame, prediction)
-            if self.collector is not None and self._collect[frame.source]:
-                self.collector.submit(frame, prediction, source=self._urls[frame.source],
-                                      frame_id=frame.frame_id, captured_at=frame.captured_at)
+                self._guarded(sink.name, sink.write, frame, result.prediction)
 
     def _guarded(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
         """Call a callback or a sink; what it raises is logged and counted (a sink whose thread died ends the run)."""

@@ -89,8 +89,8 @@ class Progress(Resource):
 def describe(snap: StreamStats) -> str:
     """One line about a pipeline: the sources' rates, the drops, what was collected, what needs attention."""
     parts = [" ".join(_source(name, s) for name, s in snap.sources.items()), f"dropped {snap.frames_dropped}"]
-    collector = snap.collector
-    if collector is not None:
+    if snap.collectors:
+        collector = snap.collected()
         parts.append(f"collected {collector.datapoints_registered}")
         if not collector.limit_store_available:
             parts.append(f"limits unavailable: {collector.limit_store_error}")
@@ -105,4 +105,4 @@ def _source(name: str, stats: SourceStats) -> str:
 
 
 def _collected(snap: StreamStats) -> int:
-    return 0 if snap.collector is None else snap.collector.datapoints_registered
+    return snap.collected().datapoints_registered

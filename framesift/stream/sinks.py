@@ -43,6 +43,8 @@ class PredictionsFile(Resource):
         record = {"source": frame.source, "frame_id": frame.frame_id,
                   "captured_at": frame.captured_at.isoformat().replace("+00:00", "Z"),
                   "video_time": frame.video_time, "prediction": prediction.to_json()}
+        if frame.outputs is not None:
+            record["outputs"] = frame.outputs  # a workflow's declared outputs
         self._file.write(json.dumps(record) + "\n")
 
     def close(self) -> None:

@@ -18,8 +18,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,13 @@ StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """What to read and what to call it. `disable_active_learning` turns collection off for this source."""
+    """What to read and what to call it. `disable_active_learning` turns collection off for this source;
+    `parameters` set a workflow's parameters for this source only (`--param SOURCE:NAME=VALUE`)."""
 
     url: str
     name: str
     disable_active_learning: bool = False
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:

@@ -1,0 +1,515 @@
+"""A workflow definition, in the shape Roboflow's workflows used when the `ActiveLearningDataCollector` block
+existed, validated as strictly as an active-learning configuration.
+
+```json
+{"version": "1.0",
+ "inputs": [{"type": "InferenceImage", "name": "image"},
+            {"type": "InferenceParameter", "name": "al_off", "default_value": false}],
+ "steps": [{"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image", "model_id": "det.onnx"},
+           {"type": "Crop", "name": "crop", "image": "$inputs.image", "predictions": "$steps.det.predictions"},
+           {"type": "ClassificationModel", "name": "cls", "image": "$steps.crop.crops", "model_id": "cls.onnx"},
+           {"type": "ActiveLearningDataCollector", "name": "al", "image": "$steps.crop.crops",
+            "predictions": "$steps.cls.top", "target_dataset": "crops", "disable_active_learning": "$inputs.al_off",
+            "active_learning_configuration": {...}}],
+ "outputs": [{"type": "JsonField", "name": "classes", "selector": "$steps.cls.top"}]}
+```
+
+A bare `{"specification": {...}}` wrapper is accepted, and so are the later names `WorkflowImage`,
+`WorkflowParameter` and `Roboflow...Model`. Every problem is listed by its path (`steps[3].predictions: ...`):
+unknown step types and fields, duplicate names, selectors that name nothing or the wrong kind of thing, a collector
+whose predictions were made on another image than the one it collects, cycles.
+
+Example:
+    >>> definition = parse_workflow({"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"}],
+    ...     "steps": [{"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image", "model_id": "stub"}],
+    ...     "outputs": []})
+    >>> [step.name for step in definition.order]
+    ['det']
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
+
+from framesift.collectors.config import (
+    ActiveLearningConfig,
+    Tagged,
+    parse_config,
+    read_config_file,
+    validation_problems,
+)
+from framesift.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9_\-]+$"
+SELECTOR = re.compile(r"^\$(inputs|steps)\.([A-Za-z0-9_\-]+)(?:\.([A-Za-z0-9_\-]+|\*))?$")
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+
+def _or_parameter(kind: str, accepts: Callable[[Any], bool]) -> AfterValidator:
+    """The check of a field that holds `kind` (what `accepts` accepts) or a parameter selector (`$inputs.<name>`)."""
+
+    def check(value: Any) -> Any:
+        if (isinstance(value, str) and value.startswith("$")) or accepts(value):
+            return value
+        raise ValueError(f"must be {kind} or a parameter ($inputs.<name>)")
+
+    return AfterValidator(check)
+
+
+def _number(low: float, high: float, *, integer: bool = False, low_open: bool = False) -> Callable[[Any], bool]:
+    def accepts(value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            return False
+        return (low < value if low_open else low <= value) and value <= high
+    return accepts
+
+
+Fraction = Annotated[Any, _or_parameter("a number from 0 to 1", _number(0, 1))]
+Size = Annotated[Any, _or_parameter("a number above 0, at most 1", _number(0, 1, low_open=True))]
+Pixels = Annotated[Any, _or_parameter("a whole number of pixels, 0 or more", _number(0, float("inf"), integer=True))]
+PositivePixels = Annotated[Any, _or_parameter("a whole number of pixels above 0",
+                                              _number(0, float("inf"), integer=True, low_open=True))]
+Count = Annotated[Any, _or_parameter("a whole number above 0", _number(0, float("inf"), integer=True, low_open=True))]
+Flag = Annotated[Any, _or_parameter("true or false", lambda value: isinstance(value, bool))]
+Text = Annotated[Any, _or_parameter("a text", lambda value: isinstance(value, str) and value != "")]
+Classes = Annotated[Any, _or_parameter("a list of class names", lambda value: isinstance(value, list)
+                                       and all(isinstance(v, str) for v in value))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# -- inputs and outputs ---------------------------------------------------------------------------------------------
+class ImageInput(_Strict):
+    type: Literal["InferenceImage", "WorkflowImage"]
+    name: Name
+
+
+class ParameterInput(_Strict):
+    type: Literal["InferenceParameter", "WorkflowParameter"]
+    name: Name
+    default_value: Any = None
+    kind: list[Any] = []  # the later format's type hints: accepted, not checked
+
+
+class JsonField(_Strict):
+    type: Literal["JsonField"]
+    name: Name
+    selector: str
+
+
+# -- steps ----------------------------------------------------------------------------------------------------------
+DETECTION_MODELS = {"ObjectDetectionModel": "object-detection", "RoboflowObjectDetectionModel": "object-detection",
+                    "InstanceSegmentationModel": "instance-segmentation",
+                    "RoboflowInstanceSegmentationModel": "instance-segmentation",
+                    "KeypointsDetectionModel": "keypoint-detection",
+                    "RoboflowKeypointDetectionModel": "keypoint-detection"}
+CLASSIFICATION_MODELS = {"ClassificationModel": "classification", "RoboflowClassificationModel": "classification"}
+MODEL_TASKS = {**DETECTION_MODELS, **CLASSIFICATION_MODELS}
+
+
+class ModelStep(_Strict):
+    """Runs a model on an image or on crops. `model_id`: an ONNX file, `demo`, `stub`, or `<dataset>/0` (the
+    documented way to ask for a dataset's null model). `disable_active_learning` is accepted and has no effect:
+    framesift's model steps never collect by themselves."""
+
+    type: Literal[tuple(MODEL_TASKS)]  # type: ignore[valid-type]
+    name: Name
+    image: str
+    model_id: Text
+    confidence: Fraction = None
+    iou_threshold: Fraction = None
+    class_filter: Classes = None
+    max_detections: Count = None
+    disable_active_learning: Flag = False
+
+    @property
+    def task_type(self) -> str:
+        return MODEL_TASKS[self.type]
+
+
+class CropStep(_Strict):
+    """Cuts each detection out of the image; `padding` (pixels on every side) is framesift's own."""
+
+    type: Literal["Crop"]
+    name: Name
+    image: str
+    predictions: str
+    padding: Annotated[int, Field(ge=0)] = 0
+
+
+class AbsoluteStaticCrop(_Strict):
+    type: Literal["AbsoluteStaticCrop"]
+    name: Name
+    image: str
+    x_center: Pixels
+    y_center: Pixels
+    width: PositivePixels
+    height: PositivePixels
+
+
+class RelativeStaticCrop(_Strict):
+    type: Literal["RelativeStaticCrop"]
+    name: Name
+    image: str
+    x_center: Fraction
+    y_center: Fraction
+    width: Size
+    height: Size
+
+
+FILTER_FIELDS = ("class_name", "confidence", "x_min", "y_min", "x_max", "y_max", "width", "height")
+FILTER_OPERATORS = ("equal", "not_equal", "lower_than", "greater_than", "lower_or_equal_than",
+                    "greater_or_equal_than", "in", "str_starts_with", "str_ends_with", "str_contains")
+
+
+class DetectionFilterDefinition(_Strict):
+    type: Literal["DetectionFilterDefinition"]
+    field_name: Literal[FILTER_FIELDS]  # type: ignore[valid-type]
+    operator: Literal[FILTER_OPERATORS]  # type: ignore[valid-type]
+    reference_value: Any
+
+
+class CompoundDetectionFilterDefinition(_Strict):
+    type: Literal["CompoundDetectionFilterDefinition"]
+    left: FilterDefinition
+    operator: Literal["and", "or"]
+    right: FilterDefinition
+
+
+FilterDefinition = Annotated[Union[DetectionFilterDefinition, CompoundDetectionFilterDefinition],  # noqa: UP007
+                             Field(discriminator="type")]
+CompoundDetectionFilterDefinition.model_rebuild()
+
+
+class DetectionFilterStep(_Strict):
+    """Keeps the detections for which `filter_definition` holds (by class, confidence or box)."""
+
+    type: Literal["DetectionFilter"]
+    name: Name
+    predictions: str
+    filter_definition: FilterDefinition
+
+
+class CollectorStep(_Strict):
+    """The `ActiveLearningDataCollector` block: samples the image (or crops) it names with the predictions it
+    names into `target_dataset`; no outputs."""
+
+    type: Literal["ActiveLearningDataCollector"]
+    name: Name
+    image: str = Field(validation_alias=AliasChoices("image", "images"))
+    predictions: str
+    prediction_type: str | None = None  # the block format's `$steps.<model>.prediction_type`
+    target_dataset: Text
+    target_dataset_api_key: SecretStr | None = None
+    disable_active_learning: Flag = False
+    active_learning_configuration: dict[str, Any] | None = None
+
+
+Step = Annotated[Union[ModelStep, CropStep, AbsoluteStaticCrop, RelativeStaticCrop,  # noqa: UP007
+                       DetectionFilterStep, CollectorStep], Field(discriminator="type")]
+Input = Annotated[Union[ImageInput, ParameterInput], Field(discriminator="type")]  # noqa: UP007
+STEP_TYPES = (*MODEL_TASKS, "Crop", "AbsoluteStaticCrop", "RelativeStaticCrop", "DetectionFilter",
+              "ActiveLearningDataCollector")
+CROP_TYPES = ("Crop", "AbsoluteStaticCrop", "RelativeStaticCrop")
+LISTS = {"steps": Tagged("step", STEP_TYPES),
+         "inputs": Tagged("input", ("InferenceImage", "WorkflowImage", "InferenceParameter", "WorkflowParameter")),
+         "outputs": Tagged("output", ("JsonField",)),
+         "filter_definition": Tagged("filter", ("DetectionFilterDefinition", "CompoundDetectionFilterDefinition")),
+         "left": Tagged("filter", ("DetectionFilterDefinition", "CompoundDetectionFilterDefinition")),
+         "right": Tagged("filter", ("DetectionFilterDefinition", "CompoundDetectionFilterDefinition"))}
+PATTERNS = {"name": "must be 1 or more characters from A-Z a-z 0-9 _ -"}
+OUTPUTS = {**{t: ("predictions", "image", "parent_id", "prediction_type") for t in DETECTION_MODELS},
+           **{t: ("predictions", "top", "confidence", "parent_id", "prediction_type") for t in CLASSIFICATION_MODELS},
+           **{t: ("crops", "parent_id") for t in CROP_TYPES},
+           "DetectionFilter": ("predictions", "parent_id", "image"), "ActiveLearningDataCollector": ()}
+DETECTION_LIKE = (*DETECTION_MODELS, "DetectionFilter")
+
+
+class _Document(_Strict):
+    version: str = "1.0"
+    inputs: list[Input]
+    steps: list[Step]
+    outputs: list[JsonField] = []
+
+
+# -- the validated definition ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    """A valid definition: its image input, parameters (with defaults), steps in an order that runs each after
+    what it reads, outputs, and the active-learning configuration of each collector step."""
+
+    image: str  # the name of the image input
+    parameters: dict[str, Any]
+    order: tuple[Any, ...]  # the steps, each after the steps it reads
+    outputs: tuple[JsonField, ...]
+    configurations: dict[str, ActiveLearningConfig]  # collector step name -> its configuration
+
+    def step(self, name: str) -> Any:
+        return next(step for step in self.order if step.name == name)
+
+
+def named_step(selector: str) -> str:
+    """The step a validated `$steps.<name>.<output>` selector names."""
+    match = SELECTOR.match(selector)
+    assert match is not None and match.group(1) == "steps", selector
+    return match.group(2)
+
+
+def load_workflow_definition(path: str | os.PathLike[str]) -> WorkflowDefinition:
+    """Read and validate a workflow definition file (JSON or YAML); raises `ConfigError` listing every problem."""
+    return parse_workflow(read_config_file(Path(path)), str(path))
+
+
+def is_workflow(data: Any) -> bool:
+    """Whether a parsed file is a workflow definition rather than an active-learning configuration."""
+    return isinstance(data, Mapping) and ("steps" in data or "specification" in data)
+
+
+def parse_workflow(data: Any, source: str = "workflow") -> WorkflowDefinition:
+    """Validate a workflow definition; raises `ConfigError` listing every problem by its path."""
+    if isinstance(data, Mapping) and set(data) == {"specification"}:
+        data = data["specification"]
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"(top level): must be a mapping, got {type(data).__name__}"], source)
+    try:
+        document = _Document.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(sorted(set(problems := validation_problems(error, LISTS, PATTERNS)),
+                                 key=problems.index), source) from None
+    except RecursionError:
+        raise ConfigError(["(top level): nested too deeply to be a workflow"], source) from None
+    checker = _Checker(document)
+    problems = list(checker.problems())
+    configurations = {}
+    for i, step in enumerate(document.steps):
+        if isinstance(step, CollectorStep):
+            try:
+                configurations[step.name] = _configuration(step, i)
+            except ConfigError as error:
+                problems += error.problems
+    order = _order(document.steps) if checker.names_unique else ()
+    if isinstance(order, str):
+        problems.append(order)
+    if problems:
+        raise ConfigError(sorted(set(problems), key=problems.index), source)
+    assert not isinstance(order, str)
+    [image] = [i.name for i in document.inputs if isinstance(i, ImageInput)]
+    parameters = {i.name: i.default_value for i in document.inputs if isinstance(i, ParameterInput)}
+    return WorkflowDefinition(image, parameters, order, tuple(document.outputs), configurations)
+
+
+def single_definition(task_type: str, model_id: str, collect: bool) -> WorkflowDefinition:
+    """One model step (`model`) on every frame and, with `collect`, one collector step (`collect`) on its
+    predictions: the workflow that `--model` and `--al-config` run."""
+    step_type = next(name for name, task in MODEL_TASKS.items() if task == task_type)
+    steps: list[Any] = [ModelStep(type=step_type, name="model", image="$inputs.image", model_id=model_id)]
+    if collect:
+        output = "top" if task_type == "classification" else "predictions"
+        steps.append(CollectorStep.model_validate({
+            "type": "ActiveLearningDataCollector", "name": "collect", "image": "$inputs.image",
+            "predictions": f"$steps.model.{output}", "target_dataset": "dataset"}))
+    return WorkflowDefinition("image", {}, tuple(steps), (), {})
+
+
+def _configuration(step: CollectorStep, index: int) -> ActiveLearningConfig:
+    where = f"steps[{index}].active_learning_configuration"
+    if step.active_learning_configuration is None:
+        raise ConfigError([f"{where}: required: framesift has no configuration store yet, so each collector step "
+                           "carries its configuration inline"])
+    try:
+        return parse_config(step.active_learning_configuration)
+    except ConfigError as error:
+        raise ConfigError([f"{where}{'' if p.startswith('(top level)') else '.'}{p.replace('(top level)', '')}"
+                           for p in error.problems]) from None
+
+
+def _order(steps: list[Any]) -> tuple[Any, ...] | str:
+    """The steps in an order that runs each after the steps it reads, or a sentence naming a cycle."""
+    names = {step.name for step in steps}
+    reads = {step.name: {m.group(2) for m in map(SELECTOR.match, _selectors(step))
+                         if m and m.group(1) == "steps" and m.group(2) in names} for step in steps}
+    done: list[Any] = []
+    waiting = list(steps)
+    while waiting:
+        finished = {step.name for step in done}
+        ready = [step for step in waiting if reads[step.name] <= finished]
+        if not ready:
+            cycle = _cycle(reads, [step.name for step in waiting])
+            return f"steps: {' -> '.join(cycle)} form a cycle"
+        done += ready
+        waiting = [step for step in waiting if step not in ready]
+    return tuple(done)
+
+
+def _cycle(reads: Mapping[str, set[str]], names: list[str]) -> list[str]:
+    """One cycle among `names` (each of which waits on another of them), as a path that ends where it starts."""
+    path = [names[0]]
+    while True:
+        following = sorted(reads[path[-1]] & set(names))[0]
+        if following in path:
+            return [*path[path.index(following):], following]
+        path.append(following)
+
+
+def _selectors(step: Any) -> Iterator[str]:
+    """Every selector a step holds (image, predictions, parameters, a filter's reference values)."""
+    for _, value in _strings(step.model_dump(exclude={"active_learning_configuration"})):
+        if value.startswith("$"):
+            yield value
+
+
+def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, text) of every string in a dumped step, nested ones included."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{path}[{i}]")
+
+
+class _Checker:
+    """The checks that need the whole document: names, selectors, images, a single image input."""
+
+    def __init__(self, document: _Document):
+        self.document = document
+        self.steps = {step.name: step for step in document.steps}
+        self.images = [i.name for i in document.inputs if isinstance(i, ImageInput)]
+        self.parameters = {i.name for i in document.inputs if isinstance(i, ParameterInput)}
+        self.names_unique = len(self.steps) == len(document.steps)
+
+    def problems(self) -> Iterator[str]:
+        yield from self._names()
+        if len(self.images) != 1:
+            yield (f"inputs: framesift feeds each frame to one image input; this workflow declares "
+                   f"{len(self.images)}")
+        for i, step in enumerate(self.document.steps):
+            yield from self._step(f"steps[{i}]", step)
+        for i, output in enumerate(self.document.outputs):
+            yield from self._output(f"outputs[{i}].selector", output.selector)
+
+    def _names(self) -> Iterator[str]:
+        for kind, items in (("steps", self.document.steps), ("inputs", self.document.inputs),
+                            ("outputs", self.document.outputs)):
+            seen: dict[str, int] = {}
+            for i, item in enumerate(items):
+                if item.name in seen:
+                    yield f"{kind}[{i}].name: {item.name!r} is the name of {kind}[{seen[item.name]}] too"
+                seen.setdefault(item.name, i)
+
+    def _step(self, where: str, step: Any) -> Iterator[str]:
+        fields = step.model_dump(exclude={"image", "predictions", "prediction_type", "type", "name",
+                                          "active_learning_configuration"})
+        for path, value in _strings(fields):
+            if value.startswith("$"):
+                yield from self._parameter(f"{where}.{path}", value)
+        if hasattr(step, "image"):
+            yield from self._image(f"{where}.image", step.image)
+        if isinstance(step, (CropStep, DetectionFilterStep)):
+            yield from self._predictions(f"{where}.predictions", step.predictions, DETECTION_LIKE, "predictions")
+        if isinstance(step, CropStep):
+            yield from self._same_image(where, step, "cuts")
+        if isinstance(step, CollectorStep):
+            yield from self._collector(where, step)
+
+    def _collector(self, where: str, step: CollectorStep) -> Iterator[str]:
+        wanted = "the predictions of a detection-like step or the top of a ClassificationModel"
+        match = SELECTOR.match(step.predictions)
+        source = self.steps.get(match.group(2)) if match and match.group(1) == "steps" else None
+        if source is None or not _predicts(source, match.group(3) if match else None):
+            yield from self._dangling(f"{where}.predictions", step.predictions, wanted)
+            return
+        if step.prediction_type is not None and step.prediction_type != f"$steps.{source.name}.prediction_type":
+            yield f"{where}.prediction_type: must be $steps.{source.name}.prediction_type (the step its predictions " \
+                  f"come from)"
+        yield from self._same_image(where, step, "collects")
+
+    def _same_image(self, where: str, step: Any, verb: str) -> Iterator[str]:
+        """A step that takes an image and predictions must take the predictions made on that image."""
+        match = SELECTOR.match(step.predictions)
+        source = self.steps.get(match.group(2)) if match else None
+        made_on = None if source is None else self._image_of(source)
+        if source is not None and made_on is not None and made_on != step.image:
+            yield (f"{where}.image: {step.type} {step.name!r} {verb} {step.image}, but its predictions come from "
+                   f"{source.name!r}, which ran on {made_on}")
+
+    def _image_of(self, step: Any, seen: frozenset[str] = frozenset()) -> str | None:
+        """The image a step's predictions are made on (a filter's: its source's); None where that is unclear."""
+        if step.name in seen:
+            return None
+        if isinstance(step, DetectionFilterStep):
+            match = SELECTOR.match(step.predictions)
+            source = self.steps.get(match.group(2)) if match else None
+            return None if source is None else self._image_of(source, seen | {step.name})
+        return getattr(step, "image", None)
+
+    def _image(self, where: str, selector: str) -> Iterator[str]:
+        match = SELECTOR.match(selector)
+        if match and match.group(1) == "inputs" and match.group(2) in self.images and match.group(3) is None:
+            return
+        if match and match.group(1) == "steps" and match.group(3) == "crops" and \
+                getattr(self.steps.get(match.group(2)), "type", None) in CROP_TYPES:
+            return
+        yield from self._dangling(where, selector, "an image input ($inputs.<name>) or the crops of a Crop, "
+                                                   "AbsoluteStaticCrop or RelativeStaticCrop step")
+
+    def _predictions(self, where: str, selector: str, types: tuple[str, ...], output: str) -> Iterator[str]:
+        match = SELECTOR.match(selector)
+        step = self.steps.get(match.group(2)) if match and match.group(1) == "steps" else None
+        if step is None or step.type not in types or match is None or match.group(3) != output:
+            yield from self._dangling(where, selector, f"the {output} of a detection-like step "
+                                                       f"({', '.join(sorted(set(types)))})")
+
+    def _parameter(self, where: str, selector: str) -> Iterator[str]:
+        match = SELECTOR.match(selector)
+        if not (match and match.group(1) == "inputs" and match.group(2) in self.parameters and not match.group(3)):
+            yield from self._dangling(where, selector, "a parameter input ($inputs.<name>)")
+
+    def _output(self, where: str, selector: str) -> Iterator[str]:
+        match = SELECTOR.match(selector)
+        step = self.steps.get(match.group(2)) if match and match.group(1) == "steps" else None
+        if step is not None and match is not None and (match.group(3) == "*" or match.group(3) in OUTPUTS[step.type]):
+            return
+        if match and match.group(1) == "inputs" and match.group(2) in self.parameters and not match.group(3):
+            return
+        yield from self._dangling(where, selector, "an output of a step ($steps.<name>.<output>) or a parameter")
+
+    def _dangling(self, where: str, selector: str, wanted: str) -> Iterator[str]:
+        """Why a selector is not what the field needs: malformed, naming nothing, or naming the wrong thing."""
+        match = SELECTOR.match(selector)
+        if match is None:
+            yield f"{where}: {selector!r} is not a selector (expected {wanted})"
+        elif match.group(1) == "steps" and match.group(2) not in self.steps:
+            yield f"{where}: {selector} names no step (expected {wanted})"
+        elif match.group(1) == "inputs" and match.group(2) not in {*self.images, *self.parameters}:
+            yield f"{where}: {selector} names no input (expected {wanted})"
+        else:
+            named = self.steps[match.group(2)].type if match.group(1) == "steps" else "an input"
+            yield f"{where}: {selector} is not {wanted} (it names {named})"
+
+
+def _predicts(step: Any, output: str | None) -> bool:
+    """Whether `$steps.<step>.<output>` is what a collector samples with."""
+    if step.type in DETECTION_LIKE:
+        return output == "predictions"
+    return step.type in CLASSIFICATION_MODELS and output == "top"
