@@ -18,7 +18,6 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import requests
@@ -36,6 +35,7 @@ from framesift.collectors.targets.labelstudio_format import (
 from framesift.collectors.targets.outbox import Outbox, RetryableError, describe
 from framesift.predictions import ClassificationPrediction, DetectionPrediction
 from framesift.runner import RunOptions, run
+from tests import model_builders
 from tests.helpers import wait_until
 from tests.model_builders import build_model, scene
 from tests.servers import LABEL_STUDIO_TOKEN, LabelStudioServer
@@ -166,16 +166,7 @@ def datapoint(i: int, prediction: dict | None = None) -> Datapoint:
 
 
 def squares_video(path: Path, frames: int = 4) -> Path:
-    """The three squares on grey, losslessly coded (qp 0), so the model finds them at their exact place."""
-    frame, _ = scene(WIDTH, HEIGHT)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"qp": "0"}
-        for _ in range(frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
-        container.mux(stream.encode(None))
-    return path
+    return model_builders.squares_video(path, WIDTH, HEIGHT, frames)
 
 
 @pytest.mark.parametrize("task", ["detect", "segment", "pose", "classify"])

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -26,7 +25,7 @@ from framesift import (
 )
 from framesift.collectors import Collector
 from tests.helpers import collect_all_config, wait_until
-from tests.model_builders import build_model, scene
+from tests.model_builders import build_model, scene, squares_video
 
 WIDTH, HEIGHT, FRAMES = 320, 240, 12
 TOLERANCE = 2.5  # pixels: H.264 blurs the squares' edges a little
@@ -42,16 +41,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def squares(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int, int, int]]]:
     """A clip of the three squares, and where they are."""
-    frame, boxes = scene(WIDTH, HEIGHT)
-    path = tmp_path_factory.mktemp("video") / "squares.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"crf": "12"}
-        for _ in range(FRAMES):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
-        container.mux(stream.encode(None))
-    return path, boxes
+    path = squares_video(tmp_path_factory.mktemp("video") / "squares.mp4", WIDTH, HEIGHT, FRAMES)
+    return path, scene(WIDTH, HEIGHT)[1]
 
 
 def config(strategy: dict, persist: bool = True) -> dict:
