@@ -32,7 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a workflow parameter, for every source or for one (repeatable)")
     run.add_argument("--model-id", help="the id recorded with predictions (default: the file's name)")
     run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
-    run.add_argument("--al-config", help="active-learning configuration (JSON or YAML); none: no collection")
+    run.add_argument("--al-config", metavar="FILE|STORE",
+                     help="the active-learning configuration: a JSON or YAML file, or the store the fleet follows "
+                          "(redis://host:port/db, roboflow:<workspace>); followed live; none: no collection")
+    run.add_argument("--config-refresh", type=float, default=60.0, metavar="S",
+                     help="seconds between reads of a store that announces no change (the Roboflow API; 60)")
+    run.add_argument("--config-cache", metavar="DIR",
+                     help="where the last configuration known from a store is kept, to start without it "
+                          "(default ~/.cache/framesift/configs)")
     run.add_argument("--target", default="framesift-data",
                      help="dataset folder (default: ./framesift-data), roboflow:<dataset> or labelstudio:<project>; "
                           "with a workflow: a folder of datasets, roboflow: or labelstudio:")
@@ -73,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="make a sample video, collect from it, show where to look")
     demo.add_argument("--out", default="framesift-demo", help="folder for the video and the dataset")
+
+    config = commands.add_parser("config", help="set, get and list the configuration each dataset's fleet follows")
+    actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, about in (("set", "validate FILE, then store it as the dataset's next version"),
+                          ("get", "print the configuration in force (or version N) as JSON that set accepts"),
+                          ("history", "list every version kept")):
+        action_parser = actions.add_parser(action, help=about)
+        action_parser.add_argument("dataset", help="the dataset (a folder's base name, a Roboflow dataset, "
+                                                   "a Label Studio project)")
+        if action == "set":
+            action_parser.add_argument("file", help="JSON or YAML configuration")
+        if action == "get":
+            action_parser.add_argument("--version", type=int, help="a version kept (see history)")
+        action_parser.add_argument("--store", required=True, help="redis://host:port/db or roboflow:<workspace>")
+        action_parser.add_argument("--api-key", help="the Roboflow store's key (default: ROBOFLOW_API_KEY)")
 
     outbox = commands.add_parser("outbox", help="show what a remote target's outbox holds; retry the dead")
     outbox.add_argument("folder", help="an outbox, for example framesift-outbox/roboflow-my-dataset")
@@ -202,7 +224,33 @@ def _export(args: argparse.Namespace, signals: StopSignals) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "outbox": _outbox, "export": _export}
+def _config(args: argparse.Namespace, signals: StopSignals) -> int:
+    import json
+    from contextlib import closing
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from framesift.collectors.config import read_config_file
+    from framesift.collectors.store import open_store
+
+    with closing(open_store(args.store, api_key=args.api_key)) as store:
+        if args.action == "set":
+            stored = store.set(args.dataset, read_config_file(Path(args.file)))
+            print(f"version {stored.version} ({stored.sha}) of {args.dataset!r} is in force in {store.name}")
+        elif args.action == "get":
+            stored = store.get(args.dataset, args.version)
+            print(json.dumps(stored.data, indent=2))
+            print(f"version {stored.version} ({stored.sha})", file=sys.stderr)
+        else:
+            for version in store.history(args.dataset):
+                when = "" if version.set_at is None else \
+                    datetime.fromtimestamp(version.set_at, timezone.utc).isoformat(timespec="seconds")
+                print(f"{version.version}\t{version.sha}\t{when}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "config": _config, "outbox": _outbox,
+            "export": _export}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
+from framesift.collectors.store import ConfigStore, FileStore, open_store
 from framesift.errors import InputError, WorkerFailed
 from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
@@ -61,6 +63,8 @@ class RunOptions:
     metrics_host: str = "127.0.0.1"
     no_progress: bool = True
     status_interval: float = 60.0  # seconds between status lines when stderr is not a terminal
+    config_cache: str | None = None  # where the last configuration known from a store is kept (a start without it)
+    config_refresh: float = 60.0  # seconds between reads of a store that announces nothing (the Roboflow API)
 
 
 def build_pipeline(options: RunOptions) -> Pipeline:
@@ -93,29 +97,45 @@ def build_pipeline(options: RunOptions) -> Pipeline:
 
 def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
     """`--model` (and `--al-config`): the one-model, one-collector workflow."""
-    from framesift.collectors import Collector, load_config, open_limiter, open_target
-    from framesift.collectors.targets import Labels
+    from framesift.collectors import Collector, open_limiter, open_target
+    from framesift.collectors.follower import first_configuration, poll_interval
+    from framesift.collectors.targets import Labels, dataset_name
     from framesift.models import load_model
 
     if options.param:
         raise InputError("--param sets a workflow's parameters; this run has no --workflow")
-    config = load_config(options.al_config) if options.al_config else None
+    first = store = cache = None
+    if options.al_config:
+        store, cache = _store(options, opened)
+        first = first_configuration(store, dataset_name(options.target), cache)
     assert options.model is not None
     model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
                        classes=options.classes, model_id=options.model_id)
     collector = None
-    if config is not None:
+    if first is not None and store is not None:
         api_key = options.api_key
-        if config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
-            api_key = config.target_dataset_api_key.get_secret_value()
+        if first.config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
+            api_key = first.config.target_dataset_api_key.get_secret_value()
         target = open_target(options.target, api_key=api_key, outbox=options.outbox,
                              outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model))
         opened.callback(target.close)
         limiter = open_limiter(options.redis, options.redis_fallback)
         opened.callback(limiter.close)
-        collector = Collector(config, target, limiter, seed=options.seed)
+        collector = Collector(first.config, target, limiter, seed=options.seed)
         opened.callback(collector.close)  # it closes the target and the limiter (again: idempotent)
-    return opened.enter_context(Workflow.single(model, collector))
+        collector.follow(store, first, poll=poll_interval(store, options.config_refresh), cache=cache)
+    return opened.enter_context(Workflow.single(model, collector, owned=[store] if store is not None else []))
+
+
+def _store(options: RunOptions, opened: ExitStack) -> tuple[ConfigStore, ConfigCache | None]:
+    """`--al-config`'s store (a file, `redis://...`, `roboflow:<workspace>`) and, for a shared one, the cache of
+    the last configuration known."""
+    assert options.al_config is not None
+    store = open_store(options.al_config, api_key=options.api_key)
+    opened.callback(store.close)
+    if isinstance(store, FileStore):
+        return store, None  # a file is here: nothing to cache
+    return store, ConfigCache(options.config_cache or DEFAULT_CACHE)
 
 
 def _workflow(options: RunOptions, names: list[str],
@@ -124,15 +144,15 @@ def _workflow(options: RunOptions, names: list[str],
     from framesift.workflows.build import build_workflow, parse_parameters
     from framesift.workflows.definition import load_workflow_definition
 
-    if options.al_config:
-        raise InputError("--al-config goes with --model: a workflow's collector steps carry their configurations")
     assert options.workflow is not None
     definition = load_workflow_definition(options.workflow)
     parameters, per_source = parse_parameters(options.param, definition, names)
+    store, cache = _store(options, opened) if options.al_config else (None, None)
     workflow = build_workflow(definition, parameters=parameters, source_parameters=per_source,
                               target=options.target, api_key=options.api_key, outbox=options.outbox,
                               outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
-                              redis_fallback=options.redis_fallback, device=options.device, seed=options.seed)
+                              redis_fallback=options.redis_fallback, device=options.device, seed=options.seed,
+                              store=store, cache=cache, refresh=options.config_refresh)
     return opened.enter_context(workflow), per_source
 
 

@@ -153,6 +153,14 @@ class CollectorStats(Stats):
     limit_store_unavailable_decisions: int = counter("limit decisions made without the shared limit store")
     limit_store_error: str | None = None  # why the limit store was last unavailable
     queue_depth: int = gauge("datapoints waiting for the collector's thread")
+    config_version: int | None = gauge("the version of the configuration in force (from a store)", default=None)
+    config_sha: str | None = None  # its content hash
+    config_reloads: int = counter("new configurations put in force while running")
+    config_reloads_refused: int = counter("configurations found in the store and kept out (invalid)")
+    config_store_error: str | None = None  # why the store was last unreachable, or what it last held that was refused
+    registered_by_config_version: dict[str, int] = counter("datapoints registered, by the configuration that "
+                                                           "selected them", metric="registered_by_config",
+                                                           label="config_version")
     last_failure: str | None = None  # why the last failed datapoint could not be written
     strategies: dict[str, StrategyStats] = each("strategy")
     target: OutboxStats | None = nested("outbox_")
@@ -200,8 +208,9 @@ class StreamStats(Stats):
                                                              for f in ("sampled", "registered")))
             elif declared.name == "limit_store_unavailable_decisions":  # one store, shared: not added up
                 total.limit_store_unavailable_decisions = max(values)
-            elif declared.name == "dropped_by_reason":
-                total.dropped_by_reason = {k: sum(v.get(k, 0) for v in values) for k in {k for v in values for k in v}}
+            elif isinstance(values[0], dict):  # counts by reason, by configuration version
+                setattr(total, declared.name, {k: sum(v.get(k, 0) for v in values) for k in {k for v in values
+                                                                                              for k in v}})
             elif declared.type in ("int", "bool"):
                 setattr(total, declared.name, sum(values))
             elif declared.name != "target":

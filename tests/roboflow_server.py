@@ -4,7 +4,9 @@
   "id": ...}`, or `{"duplicate": true, "id": ...}` for a name it already holds (as Roboflow answers a duplicate);
 - `POST /dataset/{dataset}/annotate/{image_id}?api_key=K&name=N&prediction=true` → `{"success": true}`; an image
   holds one annotation, and annotating it again answers 409 "Image already annotated." (unless `overwrite=true`),
-  as Roboflow does.
+  as Roboflow does;
+- `GET /{workspace}/{project}/active_learning?api_key=K` → `{"config": {...}}` (404 when none was set), and `POST`
+  of `{"config": {...}}` to the same path sets it (stored as given: the API does not validate it).
 
 It records every request and can misbehave on purpose: `mode` "ok", "flaky" (every other request answers 503),
 "drop" (processes every request, and closes the connection without answering every other one), or a fixed HTTP
@@ -42,6 +44,7 @@ class FakeRoboflow:
     annotations: dict[str, tuple[str, dict]] = field(default_factory=dict)  # image id -> (name, body)
     annotate_requests: int = 0
     requests: list[str] = field(default_factory=list)
+    configs: dict[str, dict] = field(default_factory=dict)  # "workspace/project" -> its active-learning config
     _server: ThreadingHTTPServer | None = None
     _count: int = 0
     _processed: int = 0
@@ -59,6 +62,9 @@ class FakeRoboflow:
                 pass
 
             def do_POST(self):  # noqa: N802 - the http.server API
+                fake.handle(self)
+
+            def do_GET(self):  # noqa: N802 - the http.server API
                 fake.handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -90,6 +96,8 @@ class FakeRoboflow:
         if query.get("api_key") != [self.api_key]:
             return self._answer(request, 401, {"error": "bad api key"})
         segments = parts.path.strip("/").split("/")
+        if len(segments) == 3 and segments[2] == "active_learning":
+            return self._configuration(request, "/".join(segments[:2]), body)
         if len(segments) == 3 and segments[0] == "dataset" and segments[2] == "upload":
             answer = self._upload(segments[1], query, request.headers["Content-Type"], body)
         elif len(segments) == 4 and segments[0] == "dataset" and segments[2] == "annotate":
@@ -111,6 +119,14 @@ class FakeRoboflow:
             request.connection.close()
             return
         self._answer(request, 200, answer)
+
+    def _configuration(self, request: BaseHTTPRequestHandler, project: str, body: bytes) -> None:
+        with self._lock:
+            if request.command == "POST":
+                self.configs[project] = json.loads(body)["config"]
+            elif project not in self.configs:
+                return self._answer(request, 404, {"error": {"message": "no active learning configuration"}})
+            return self._answer(request, 200, {"config": self.configs[project]})
 
     def _upload(self, dataset: str, query: dict[str, list[str]], content_type: str, body: bytes) -> dict:
         message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body,

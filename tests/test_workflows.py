@@ -259,8 +259,6 @@ BROKEN = [
     ("an invalid inline configuration", _set("steps/3/active_learning_configuration/sampling_strategies/0/"
                                              "traffic_percentage", 2),
      "steps[3].active_learning_configuration.sampling_strategies[0].traffic_percentage: must be <= 1.0"),
-    ("no configuration", lambda d: d["steps"][3].pop("active_learning_configuration"),
-     "steps[3].active_learning_configuration: required"),
     ("a parameter that is no parameter", _set("steps/3/disable_active_learning", "$inputs.image"),
      "steps[3].disable_active_learning: $inputs.image is not a parameter input"),
     ("a threshold out of range", _set("steps/0/confidence", 1.5),

@@ -5,6 +5,12 @@ datapoint to a bounded queue without ever waiting; when the queue is full (by co
 is dropped and counted. The collector's thread makes the atomic limit/batch decision, prepares the image and
 registers the datapoint with the target. `close()` drains the queue within a timeout.
 
+A new configuration (`reconfigure`, or a store the collector `follow`s) swaps in between two datapoints: one
+attribute assignment, read once per `submit`, so no frame waits for it. A datapoint already queued is registered
+under the configuration that sampled it (its record says which: `config_version`, `config_sha`), budgets of
+strategies that kept their name carry over (the limiter keys them by dataset and strategy name), and the counters
+of every strategy, old or new, stay in the snapshot.
+
 If the collector's thread dies of an unexpected exception, the next `submit()` raises `WorkerFailed` (so a
 pipeline ends loudly instead of streaming into a collector that no longer collects), and `close()` counts what was
 still queued as dropped (`collector_failed`), closes the target and the limiter, and raises it too.
@@ -36,8 +42,10 @@ import numpy as np
 from framesift.collectors.batches import batch_name
 from framesift.collectors.config import ActiveLearningConfig, StrategyConfig, active_learning_disabled_by_env
 from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.follower import ConfigCache, ConfigFollower
 from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
+from framesift.collectors.store import ConfigStore, StoredConfig
 from framesift.collectors.strategies import matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
@@ -68,6 +76,27 @@ FrameSource = np.ndarray | LazyFrame
 
 
 @dataclass(frozen=True)
+class _Policy:
+    """One configuration in force, with what `submit` derives from it."""
+
+    config: ActiveLearningConfig
+    enabled: bool
+    strategies: tuple[StrategyConfig, ...]
+    candidates: dict[str, Candidate]
+    version: int | None = None  # the store's version, when the configuration came from a store
+    sha: str | None = None
+
+    @classmethod
+    def of(cls, config: ActiveLearningConfig, environ: Mapping[str, str], version: int | None = None,
+           sha: str | None = None) -> _Policy:
+        strategies = tuple(config.sampling_strategies)
+        candidates = {s.name: Candidate(s.name, tuple((limit.window_seconds, limit.value) for limit in s.limits))
+                      for s in strategies}
+        return cls(config, config.enabled and not active_learning_disabled_by_env(environ), strategies, candidates,
+                   version, sha)
+
+
+@dataclass(frozen=True)
 class _Pending:
     frame: FrameSource
     nbytes: int
@@ -76,6 +105,7 @@ class _Pending:
     source: str
     frame_id: int
     captured_at: datetime
+    policy: _Policy
     extra: Mapping[str, Any] | None = None
 
 
@@ -100,17 +130,12 @@ class Collector(Resource):
         environ: Mapping[str, str] = os.environ,
         owns_limiter: bool = True,
     ):
-        self.config = config
         self.target = target
         self.limiter = limiter or MemoryLimiter()
         self._owns_limiter = owns_limiter or limiter is None
-        self.enabled = config.enabled and not active_learning_disabled_by_env(environ)
-        self._strategies = list(config.sampling_strategies)
-        self._candidates = {
-            s.name: Candidate(s.name, tuple((limit.window_seconds, limit.value) for limit in s.limits))
-            for s in self._strategies
-        }
         self._environ = environ
+        self._policy = _Policy.of(config, environ)
+        self._follower: ConfigFollower | None = None
         self._rng = random.Random(seed)
         self._clock = clock
         self._max_items = max_queue_items
@@ -120,7 +145,7 @@ class Collector(Resource):
         self._closing = False
         self._closed = False
         self._cond = threading.Condition()
-        self._stats = CollectorStats(strategies={s.name: StrategyStats() for s in self._strategies})
+        self._stats = CollectorStats(strategies={s.name: StrategyStats() for s in self._policy.strategies})
         self._thread = Worker("collector", self._run)
         self._thread.start()
 
@@ -143,16 +168,17 @@ class Collector(Resource):
         `WorkerFailed` when the collector's thread has died.
         """
         self._thread.check()
-        if not self.enabled:
+        policy = self._policy  # read once: a new configuration swaps in between two datapoints
+        if not policy.enabled:
             return False
         if isinstance(prediction, Mapping):
             prediction = prediction_from_json(prediction)
-        matched = matching_strategies(self._strategies, prediction, self._rng)
+        matched = matching_strategies(policy.strategies, prediction, self._rng)
         if not matched:
             return False
         nbytes = frame.nbytes if isinstance(frame, np.ndarray) else frame.width * frame.height * 3
         pending = _Pending(frame, nbytes, prediction, tuple(matched), source, frame_id, captured_at or self._clock(),
-                           extra)
+                           policy, extra)
         with self._cond:
             self._stats.datapoints_sampled += 1
             for strategy in matched:
@@ -168,6 +194,35 @@ class Collector(Resource):
             self._cond.notify()
         return True
 
+    @property
+    def config(self) -> ActiveLearningConfig:
+        """The configuration in force."""
+        return self._policy.config
+
+    @property
+    def enabled(self) -> bool:
+        return self._policy.enabled
+
+    def reconfigure(self, config: ActiveLearningConfig, version: int | None = None, sha: str | None = None) -> None:
+        """Put `config` in force from the next datapoint on (what is queued keeps the configuration that sampled
+        it); `version` and `sha` say where it came from, in the records and the statistics."""
+        policy = _Policy.of(config, self._environ, version, sha)
+        with self._cond:
+            for strategy in policy.strategies:
+                self._stats.strategies.setdefault(strategy.name, StrategyStats())
+            self._policy = policy
+
+    def follow(self, store: ConfigStore, first: StoredConfig, *, poll: float = 1.0,
+               cache: ConfigCache | None = None) -> None:
+        """Put `first` in force and follow the dataset's configuration in `store` from now on (a thread checks it
+        every `poll` seconds, and at once when the store announces a change); closed with the collector."""
+        self.reconfigure(first.config, first.version, first.sha)
+        self._follower = ConfigFollower(store, self.target.name, first, self._reconfigured, poll=poll, cache=cache)
+        self._follower.start()
+
+    def _reconfigured(self, stored: StoredConfig) -> None:
+        self.reconfigure(stored.config, stored.version, stored.sha)
+
     def snapshot(self) -> CollectorStats:
         """A copy of the counters, with the queue depth, the limit store's health and a remote target's outbox."""
         with self._cond:
@@ -179,6 +234,9 @@ class Collector(Resource):
         stats.limit_store_unavailable_decisions = health.unavailable_decisions
         stats.limit_store_error = health.last_error
         stats.target = self.target.stats()
+        stats.config_version, stats.config_sha = self._policy.version, self._policy.sha
+        if self._follower is not None:
+            stats.config_reloads, stats.config_reloads_refused, stats.config_store_error = self._follower.counts()
         return stats
 
     def close(self, timeout: float = 10.0) -> None:
@@ -189,6 +247,8 @@ class Collector(Resource):
         if self._closed:
             return
         self._closed = True
+        if self._follower is not None:
+            self._follower.close()
         deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
@@ -245,11 +305,12 @@ class Collector(Resource):
                               _redacted(pending.source), pending.frame_id, failed, error)
 
     def _register(self, pending: _Pending) -> None:
-        settings = self.config.batching_strategy
+        policy = pending.policy
+        settings = policy.config.batching_strategy
         assert settings is not None  # enabled configurations always have one
         batch = batch_name(settings.batches_name_prefix, settings.recreation_interval, self._clock())
         cap = BatchCap(batch, settings.max_batch_images, self.target.batch_count(batch))
-        decision = self.limiter.decide(self.target.name, [self._candidates[s.name] for s in pending.matched], cap)
+        decision = self.limiter.decide(self.target.name, [policy.candidates[s.name] for s in pending.matched], cap)
         if not decision.accepted:
             with self._cond:
                 if decision.outcome is Outcome.BATCH_FULL:
@@ -264,16 +325,23 @@ class Collector(Resource):
         with self._cond:
             self._stats.datapoints_registered += 1
             self._stats.strategies[decision.strategy].registered += 1
+            if policy.version is not None:
+                version = str(policy.version)
+                self._stats.registered_by_config_version[version] = \
+                    self._stats.registered_by_config_version.get(version, 0) + 1
 
     def _datapoint(self, pending: _Pending, batch: str, strategy_name: str) -> Datapoint:
         strategy = next(s for s in pending.matched if s.name == strategy_name)
         prediction = pending.prediction
-        persisted = self.config.persist_predictions and not isinstance(prediction, StubPrediction)
+        config = pending.policy.config
+        persisted = config.persist_predictions and not isinstance(prediction, StubPrediction)
         frame = pending.frame if isinstance(pending.frame, np.ndarray) else pending.frame.bgr()
-        image = prepare_image(frame, self.config.max_image_size, self.config.jpeg_compression_level)
+        image = prepare_image(frame, config.max_image_size, config.jpeg_compression_level)
         height, width = frame.shape[:2]
-        extra = {**{k: getattr(self.config, k) for k in ("target_workspace", "target_project")
-                    if getattr(self.config, k) is not None}, **(pending.extra or {})}
+        extra = {**{k: getattr(config, k) for k in ("target_workspace", "target_project")
+                    if getattr(config, k) is not None}, **(pending.extra or {})}
+        if pending.policy.version is not None:
+            extra.update(config_version=pending.policy.version, config_sha=pending.policy.sha)
         return Datapoint(
             id=uuid.uuid4().hex,
             batch=batch,
@@ -283,7 +351,7 @@ class Collector(Resource):
             original_width=width,
             original_height=height,
             prediction=prediction.to_json(image.scale_x, image.scale_y) if persisted else None,
-            tags=datapoint_tags(self.config.tags, strategy.tags, prediction.model_id if persisted else None,
+            tags=datapoint_tags(config.tags, strategy.tags, prediction.model_id if persisted else None,
                                 self._environ),
             strategy=strategy.name,
             source=_redacted(pending.source),

@@ -8,6 +8,8 @@ collectors' targets and their shared limit store open.
   project of that title. Its key: `target_dataset_api_key`, else the configuration's, else the run's.
 - Every collector shares one limit store, so budgets stay keyed by dataset and strategy name: two collector steps
   of one dataset share a strategy's budget, as two configurations of one dataset do.
+- A collector step without an inline configuration takes its dataset's from the configuration store (`store`,
+  `--al-config`), and follows it while running, as the original block took its project's.
 
 Parameters: a run's values (`parameters`) apply to every source; a source's own (`SourceSpec.parameters`) are
 checked here too, and may not change what is set up once per run (a model, a threshold, a dataset).
@@ -24,6 +26,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from framesift.collectors.follower import ConfigCache
+from framesift.collectors.store import ConfigStore
 from framesift.errors import InputError, ModelError, TargetError
 from framesift.models.model import Model
 from framesift.workflows.definition import (
@@ -45,12 +49,22 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                    source_parameters: Mapping[str, Mapping[str, Any]] = {}, target: str = "framesift-data",
                    api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
                    outbox_max_bytes: int = 1 << 30, redis: str | None = None, redis_fallback: str = "pause",
-                   device: str = "auto", seed: int | None = None) -> Workflow:
+                   device: str = "auto", seed: int | None = None, store: ConfigStore | None = None,
+                   cache: ConfigCache | None = None, refresh: float = 60.0) -> Workflow:
     """Load the models and open the collectors; whatever was opened is closed again when a later step fails."""
     from framesift.collectors import Collector, open_limiter, open_target
+    from framesift.collectors.follower import first_configuration, poll_interval
     from framesift.collectors.targets import Labels
 
     _check_parameters(definition, parameters, source_parameters)
+    followed = [s.name for s in definition.order if isinstance(s, CollectorStep) and s.name not in
+                definition.configurations]
+    if followed and store is None:
+        raise InputError(f"collector step {followed[0]!r} has no active_learning_configuration: give it one, or "
+                         "name the configuration store of its dataset (--al-config redis://... or roboflow:...)")
+    if store is not None and not followed:
+        raise InputError("--al-config names a configuration store, but every collector step carries its own "
+                         "configuration")
     values = {**definition.parameters, **parameters}
 
     def value(field: Any) -> Any:
@@ -64,8 +78,14 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if limiter is None:
                 limiter = open_limiter(redis, redis_fallback)
                 opened.callback(limiter.close)
-            config = definition.configurations[step.name]
             spec = _target(target, str(value(step.target_dataset)))
+            first = None
+            if step.name in definition.configurations:
+                config = definition.configurations[step.name]
+            else:
+                assert store is not None
+                first = first_configuration(store, str(value(step.target_dataset)), cache)
+                config = first.config
             key = step.target_dataset_api_key or (config.target_dataset_api_key if spec.startswith("roboflow:")
                                                   else None)
             dataset = open_target(spec, api_key=key.get_secret_value() if key else api_key, outbox=outbox,
@@ -75,7 +95,10 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             collectors[step.name] = Collector(config, dataset, limiter, seed=None if seed is None else seed + index,
                                               owns_limiter=False)
             opened.callback(collectors[step.name].close)
-        workflow = Workflow(definition, models, collectors, parameters=parameters, limiter=limiter)
+            if first is not None and store is not None:
+                collectors[step.name].follow(store, first, poll=poll_interval(store, refresh), cache=cache)
+        owned = [resource for resource in (limiter, store) if resource is not None]
+        workflow = Workflow(definition, models, collectors, parameters=parameters, owned=owned)
         opened.pop_all()  # the workflow owns them all now
     return workflow
 

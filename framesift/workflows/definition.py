@@ -260,7 +260,7 @@ class WorkflowDefinition:
     parameters: dict[str, Any]
     order: tuple[Any, ...]  # the steps, each after the steps it reads
     outputs: tuple[JsonField, ...]
-    configurations: dict[str, ActiveLearningConfig]  # collector step name -> its configuration
+    configurations: dict[str, ActiveLearningConfig]  # collector step -> its inline configuration (the others: a store)
 
     def step(self, name: str) -> Any:
         return next(step for step in self.order if step.name == name)
@@ -300,7 +300,7 @@ def parse_workflow(data: Any, source: str = "workflow") -> WorkflowDefinition:
     problems = list(checker.problems())
     configurations = {}
     for i, step in enumerate(document.steps):
-        if isinstance(step, CollectorStep):
+        if isinstance(step, CollectorStep) and step.active_learning_configuration is not None:
             try:
                 configurations[step.name] = _configuration(step, i)
             except ConfigError as error:
@@ -331,9 +331,7 @@ def single_definition(task_type: str, model_id: str, collect: bool) -> WorkflowD
 
 def _configuration(step: CollectorStep, index: int) -> ActiveLearningConfig:
     where = f"steps[{index}].active_learning_configuration"
-    if step.active_learning_configuration is None:
-        raise ConfigError([f"{where}: required: framesift has no configuration store yet, so each collector step "
-                           "carries its configuration inline"])
+    assert step.active_learning_configuration is not None
     try:
         return parse_config(step.active_learning_configuration)
     except ConfigError as error:

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -51,11 +51,14 @@ from framesift.workflows.filters import detection_filter
 
 if TYPE_CHECKING:
     from framesift.collectors.collector import Collector
-    from framesift.collectors.limits import Limiter
     from framesift.stream.frames import Frame
     from framesift.stream.sources import SourceSpec
 
 log = logging.getLogger(__name__)
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
 
 DEFAULT_BATCH = 64  # frames per call when no model step runs on the frames (the stub's batch)
 
@@ -120,8 +123,8 @@ class FrameResult:
 
 
 class Workflow(Resource):
-    """A validated definition with its models loaded and its collectors open; owns the collectors (and the limit
-    store they share, when given) and closes them.
+    """A validated definition with its models loaded and its collectors open; owns the collectors, and closes
+    them, then what else it was given to own (`owned`: the limit store they share, their configuration store).
 
     `parameters` are the run's values of the definition's parameters; a source's own (`SourceSpec.parameters`)
     win for that source.
@@ -129,10 +132,10 @@ class Workflow(Resource):
 
     def __init__(self, definition: WorkflowDefinition, models: Mapping[str, Model],
                  collectors: Mapping[str, Collector] = {}, *, parameters: Mapping[str, Any] = {},
-                 limiter: Limiter | None = None):
+                 owned: Sequence[Closeable] = ()):
         self.definition, self.models, self.collectors = definition, dict(models), dict(collectors)
         self._parameters = {**definition.parameters, **parameters}
-        self._limiter = limiter
+        self._owned = list(owned)
         self._frame_models = [step.name for step in definition.order
                               if isinstance(step, ModelStep) and step.image == f"$inputs.{definition.image}"]
         self.max_batch = min((self.models[name].max_batch for name in self._frame_models), default=DEFAULT_BATCH)
@@ -144,12 +147,12 @@ class Workflow(Resource):
         self._closed = False
 
     @classmethod
-    def single(cls, model: Model, collector: Collector | None = None) -> Workflow:
+    def single(cls, model: Model, collector: Collector | None = None, owned: Sequence[Closeable] = ()) -> Workflow:
         """One model on every frame and, when given, one collector on its predictions: what `--model` and
         `--al-config` run."""
         definition = single_definition(model.task_type, model.model_id, collect=collector is not None)
         collectors = {} if collector is None else {"collect": collector}
-        return cls(definition, {"model": model}, collectors)
+        return cls(definition, {"model": model}, collectors, owned=owned)
 
     # -- in the source threads -------------------------------------------------------------------------------------
     @property
@@ -327,7 +330,7 @@ class Workflow(Resource):
         return {name: collector.snapshot() for name, collector in self.collectors.items()}
 
     def close(self, drain_timeout: float = 10.0) -> None:
-        """Close every collector (each gets `drain_timeout` to write what it holds), then the shared limit store;
+        """Close every collector (each gets `drain_timeout` to write what it holds), then what the workflow owns;
         idempotent. A collector's `WorkerFailed` is raised once all are closed."""
         if self._closed:
             return
@@ -338,8 +341,8 @@ class Workflow(Resource):
                 collector.close(drain_timeout)
             except Exception as error:
                 failure = failure or error
-        if self._limiter is not None:
-            self._limiter.close()
+        for resource in self._owned:
+            resource.close()
         if failure is not None:
             raise failure
 

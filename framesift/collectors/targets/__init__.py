@@ -56,10 +56,19 @@ def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathL
     return LocalDataset(spec)
 
 
+def dataset_name(spec: str) -> str:
+    """The dataset a target spec names (its limits and its configuration are keyed by it): the name after
+    `roboflow:` or `labelstudio:`, or a folder's base name."""
+    scheme, colon, name = spec.partition(":")
+    if colon and scheme in ("roboflow", "labelstudio"):
+        return name
+    return Path(spec).resolve().name
+
+
 def _outbox(root: str | os.PathLike[str], spec: str) -> Path:
     """`root/<scheme>-<name>`, the name reduced to characters safe in a folder name."""
     scheme, _, name = spec.partition(":")
     return Path(root) / f"{scheme}-{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}"
 
 
-__all__ = ["Datapoint", "Labels", "LocalDataset", "Target", "open_target"]
+__all__ = ["Datapoint", "Labels", "LocalDataset", "Target", "dataset_name", "open_target"]

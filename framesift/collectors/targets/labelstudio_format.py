@@ -24,6 +24,7 @@ KEYPOINT_MIN_CONFIDENCE = 0.5  # below it a keypoint is not visible (as in Ultra
 KEYPOINT_SIZE = 0.5  # the drawn size of a keypoint, in percent of the image width
 CONTROL_TYPES = ("rectanglelabels", "polygonlabels", "keypointlabels", "choices")
 TASK_FIELDS = ("batch", "tags", "source", "frame_id", "captured_at", "strategy")
+EXTRA_TASK_FIELDS = ("config_version", "config_sha", "crop")  # when the datapoint has them
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def task_json(meta: Mapping[str, Any], image_url: str, interface: LabelingInterf
     """The task of an outbox entry's metadata: the image and the datapoint's fields as data, its prediction (when
     persisted) as a pre-annotation — unless it holds no region or choice (no detections, or nothing the project
     has a control for): an empty pre-annotation would read as "nothing here"."""
-    data = {interface.image_key: image_url, "datapoint_id": meta["id"], **{k: meta[k] for k in TASK_FIELDS}}
+    data = {interface.image_key: image_url, "datapoint_id": meta["id"], **{k: meta[k] for k in TASK_FIELDS},
+            **{k: v for k, v in (meta.get("extra") or {}).items() if k in EXTRA_TASK_FIELDS}}
     task: dict[str, Any] = {"data": data}
     if meta.get("prediction") is not None:
         prediction = prediction_json(meta["prediction"], meta["width"], meta["height"], meta["model_id"], interface)

@@ -3,9 +3,10 @@
 Per datapoint: `POST {base}/dataset/{dataset}/upload?batch=<batch>&tag=<tag>...` (multipart: the image as `file`,
 its `name` `<id>.jpg`; the batch and tags are query parameters, as Roboflow documents them), then, when predictions
 are persisted, `POST {base}/dataset/{dataset}/annotate/{image_id}?name=<id>.json&prediction=true` with the
-prediction JSON. A detection-like prediction with no detections is not sent: Roboflow reads an empty annotation as
-"this image holds no objects", a label rather than a pre-annotation (the image is registered alone, as Roboflow
-Inference does). Idempotent: the image is named by the datapoint id, Roboflow's `duplicate` answer counts as
+prediction JSON. A datapoint selected under a configuration from a store is tagged with its version
+(`framesift-config-<version>`). A detection-like prediction with no detections is not sent: Roboflow reads an empty
+annotation as "this image holds no objects", a label rather than a pre-annotation (the image is registered alone,
+as Roboflow Inference does). Idempotent: the image is named by the datapoint id, Roboflow's `duplicate` answer counts as
 success, the image id is stored in the outbox entry before annotating, and Roboflow's 409 "already annotated"
 (the reply to an earlier annotate was lost) counts as success too, so a retry creates nothing twice. The API key
 travels as the `api_key` query parameter and never appears in a log, an error, a record or a metric: request errors
@@ -51,7 +52,7 @@ class RoboflowTarget(RemoteTarget):
     def deliver(self, entry: Entry, outbox: Outbox) -> None:
         image_id = entry.meta.get("remote_image_id")
         if image_id is None:
-            query = [("batch", entry.meta["batch"]), *(("tag", tag) for tag in entry.meta["tags"])]
+            query = [("batch", entry.meta["batch"]), *(("tag", tag) for tag in _tags(entry.meta))]
             answer = self._check(self._post(f"/dataset/{self.name}/upload", query, data={"name": f"{entry.id}.jpg"},
                                             files={"file": (f"{entry.id}.jpg", entry.jpeg(), "image/jpeg")}),
                                  "upload")
@@ -76,3 +77,10 @@ class RoboflowTarget(RemoteTarget):
 
     def _check(self, response: Any, what: str) -> dict[str, Any]:
         return check(response, what, secrets=[self._api_key])
+
+
+def _tags(meta: dict[str, Any]) -> list[str]:
+    """The datapoint's tags, and the configuration version that selected it (`framesift-config-<version>`: the
+    upload API takes no other metadata)."""
+    version = (meta.get("extra") or {}).get("config_version")
+    return [*meta["tags"], *([] if version is None else [f"framesift-config-{version}"])]
