@@ -5,7 +5,8 @@ else (a log file, journald, a pipe): one plain status line every `report_every` 
 run left alone for months does not grow its log by a line a second.
 
 A status tells, per source, the fps (and "down" while reconnecting), the frames dropped and the datapoints
-collected, and what needs attention: a limit store (Redis) that is unavailable, a remote target's backlog.
+collected, the version of a configuration from a store, and what needs attention: a limit store (Redis) that is
+unavailable, a remote target's backlog.
 
 Example:
     >>> describe(StreamStats(sources={"cam1": SourceStats(fps=14.8, connected=True)}))
@@ -92,6 +93,8 @@ def describe(snap: StreamStats) -> str:
     if snap.collectors:
         collector = snap.collected()
         parts.append(f"collected {collector.datapoints_registered}")
+        if collector.config_version is not None:
+            parts.append(f"configuration {collector.config_version} ({collector.config_sha})")
         if not collector.limit_store_available:
             parts.append(f"limits unavailable: {collector.limit_store_error}")
         outbox = collector.target
