@@ -178,9 +178,9 @@ class Pipeline(Resource):
                         break
         finally:
             self._stop.set()
+            self._join_readers()  # first: a frame they finish decoding now is refused by the slots, and counted
             for frame in self._slots.drain():
                 self.metrics.dropped(frame.source, "shutdown")
-            self._join_readers()
 
     def _join_readers(self) -> None:
         """Wait a moment for the source threads; one blocked on the network (a camera that accepts connections

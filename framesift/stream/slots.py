@@ -38,8 +38,11 @@ class FrameSlots:
             self._cond.notify_all()
 
     def put(self, frame: Frame, stopping: Callable[[], bool], on_drop: Callable[[Frame], None]) -> bool:
-        """Hand a frame over; a live source never waits, a replayed one waits for room. False if stopping."""
+        """Hand a frame over; a live source never waits, a replayed one waits for room. False if stopping (the
+        frame is not taken)."""
         with self._cond:
+            if stopping():
+                return False
             slot = self._slots[frame.source]
             if self._live[frame.source]:
                 while len(slot) >= self._capacity[frame.source]:

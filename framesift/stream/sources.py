@@ -223,7 +223,8 @@ class SourceReader(Worker):
         frame = Frame(self.spec.name, frame_id, datetime.now(timezone.utc), time.monotonic(), video_time, image)
         if self._prepare is not None:
             frame.model_input = self._prepare(image)
-        self._slots.put(frame, self._stop_event.is_set, self._replaced)
+        if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
+            self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped
 
     def _replaced(self, frame: Frame) -> None:
         """A waiting live frame was replaced by a newer one before the model took it."""
