@@ -267,3 +267,22 @@ def test_a_store_on_redis_needs_the_right_password(tmp_path):
         assert framesift("config", "set", "ds", str(tmp_path / "c.json"), "--store", server.url).returncode == 0
     finally:
         server.stop()
+
+
+def test_remote_uploads_say_which_configuration_selected_them(redis_server, roboflow, tmp_path):
+    from framesift.collectors.targets.labelstudio_format import LabelingInterface, Labels, labeling_config, task_json
+    from tests.test_roboflow import target_for
+
+    store = RedisStore(redis_server.url)
+    first = store.set("people", configuration(strategy("all")))
+    collector = Collector(first.config, target_for(roboflow, tmp_path / "outbox"))
+    collector.follow(store, first)
+    assert collector.submit(FRAME, StubPrediction("stub"))
+    collector.close()
+    [upload] = roboflow.uploads.values()
+    assert upload.tags == ["framesift-config-1"]  # Roboflow's upload takes tags, no other metadata
+    meta = {"id": "dp1", "batch": "b", "tags": [], "source": "cam", "frame_id": 1, "captured_at": "t",
+            "strategy": "all", "width": 32, "height": 24, "model_id": "m", "prediction": None,
+            "extra": {"config_version": 1, "config_sha": first.sha}}
+    task = task_json(meta, "/data/x.jpg", LabelingInterface.parse(labeling_config(Labels())))
+    assert task["data"]["config_version"] == 1 and task["data"]["config_sha"] == first.sha
