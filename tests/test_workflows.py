@@ -287,3 +287,11 @@ def test_the_bundled_example_workflow_is_valid_and_the_reference_shape_too():
     assert framesift("validate", str(example)).stdout.startswith("valid workflow (5 steps, 2 collectors)")
     reference = {"specification": two_stage({"det": Path("det.onnx"), "cls": Path("cls.onnx")})}
     assert len(parse_workflow(reference).order) == 5  # the `specification` wrapper of the old format
+
+
+def test_a_collection_switch_that_is_not_true_or_false_is_refused_before_the_run(models, squares, tmp_path):
+    (tmp_path / "wf.json").write_text(json.dumps(two_stage(models)))
+    for param in ("al_off=maybe", "cam:al_off=1"):
+        result = framesift("run", str(squares[0]), "--source-name", "cam", "--workflow", "wf.json", "--param", param,
+                           "--no-progress", cwd=tmp_path)
+        assert result.returncode == 2 and "switches collection off: it is true or false" in result.stderr

@@ -137,6 +137,13 @@ def _check_parameters(definition: WorkflowDefinition, parameters: Mapping[str, A
         raise InputError(f"the workflow has no parameter {unknown[0]!r} (it has: "
                          f"{', '.join(definition.parameters) or 'none'})")
     per_source = {name for values in source_parameters.values() for name in values}
+    flags = {step.disable_active_learning.removeprefix("$inputs.") for step in definition.order
+             if isinstance(step, CollectorStep) and isinstance(step.disable_active_learning, str)}
+    for where, values in (("the run", {**definition.parameters, **parameters}), *source_parameters.items()):
+        for name in flags & set(values):
+            if not isinstance(values[name], bool):
+                raise InputError(f"parameter {name!r} switches collection off: it is true or false, not "
+                                 f"{values[name]!r} (for {where})")
     for step in definition.order:
         for field in LOADED_ONCE.get(type(step), ()):
             selector = getattr(step, field)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from framesift.errors import InputError
 from framesift.models.model import Model
 from framesift.predictions import DetectionPrediction, Prediction, StubPrediction
 from framesift.resources import Resource
@@ -312,12 +311,8 @@ class Workflow(Resource):
             return False
         key = "" if source is None else source.name
         cache = self._by_source.setdefault(key, {})
-        if step.name not in cache:
-            off = self.parameter(step.disable_active_learning, source)
-            if not isinstance(off, bool):
-                raise InputError(f"disable_active_learning of step {step.name!r} is {off!r} for source {key!r}: "
-                                 "expected true or false")
-            cache[step.name] = not off
+        if step.name not in cache:  # checked to be true or false when the workflow was built
+            cache[step.name] = not self.parameter(step.disable_active_learning, source)
         return bool(cache[step.name])
 
     def _result(self, frame_values: dict[str, list[Any]]) -> FrameResult:
