@@ -172,7 +172,9 @@ def test_a_damaged_pending_entry_goes_to_dead_once_and_the_rest_is_delivered(tmp
     target = target_for(roboflow, folder)
     if when == "while running":
         assert wait_until(lambda: target.stats().retried > 0)
-        head.write_bytes(damaged)
+        edited = head.with_name(".edit")
+        edited.write_bytes(damaged)
+        os.replace(edited, head)  # at once, as an editor saves: the sender reads the old or the new, never half
         roboflow.start()
     assert wait_until(lambda: target.stats().delivered == 29)
     target.close()
