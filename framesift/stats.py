@@ -116,6 +116,8 @@ class StrategyStats(Stats):
 
     sampled: int = counter("datapoints a strategy matched", metric="strategy_sampled")
     registered: int = counter("datapoints registered per strategy", metric="strategy_registered")
+    rejected_near_duplicate: int = counter("datapoints a strategy matched that were near-duplicates",
+                                           metric="strategy_rejected_near_duplicate")
 
 
 @dataclass
@@ -146,6 +148,8 @@ class CollectorStats(Stats):
     datapoints_rejected_by_limits: int = counter("datapoints refused by the strategies' limits")
     datapoints_rejected_by_batch_cap: int = counter("datapoints refused because the batch was full")
     datapoints_rejected_store_unavailable: int = counter("datapoints refused while the limit store was unreachable")
+    datapoints_rejected_near_duplicate: int = counter("datapoints not collected: near-duplicates of frames "
+                                                      "collected lately (before any budget was spent)")
     datapoints_failed: int = counter("datapoints that could not be written (see last_failure)")
     dropped_by_reason: dict[str, int] = counter("datapoints dropped, by reason",
                                                 metric="datapoints_dropped_by_reason", label="reason")
@@ -204,8 +208,8 @@ class StreamStats(Stats):
                 setattr(total, declared.name, all(values))
             elif declared.name == "strategies":
                 for name in {n for v in values for n in v}:
-                    total.strategies[name] = StrategyStats(*(sum(getattr(v[name], f) for v in values if name in v)
-                                                             for f in ("sampled", "registered")))
+                    total.strategies[name] = StrategyStats(*(sum(getattr(v[name], f.name) for v in values if name in v)
+                                                             for f in dataclasses.fields(StrategyStats)))
             elif declared.name == "limit_store_unavailable_decisions":  # one store, shared: not added up
                 total.limit_store_unavailable_decisions = max(values)
             elif isinstance(values[0], dict):  # counts by reason, by configuration version

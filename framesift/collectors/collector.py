@@ -39,12 +39,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from framesift.collectors import signatures
 from framesift.collectors.batches import batch_name
-from framesift.collectors.config import ActiveLearningConfig, StrategyConfig, active_learning_disabled_by_env
+from framesift.collectors.config import (
+    ActiveLearningConfig,
+    NearDuplicates,
+    StrategyConfig,
+    active_learning_disabled_by_env,
+)
 from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.follower import ConfigCache, ConfigFollower
 from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
+from framesift.collectors.near_duplicates import RecentSignatures
 from framesift.collectors.store import ConfigStore, StoredConfig
 from framesift.collectors.strategies import matching_strategies
 from framesift.collectors.tags import datapoint_tags
@@ -136,6 +143,7 @@ class Collector(Resource):
         self._environ = environ
         self._policy = _Policy.of(config, environ)
         self._follower: ConfigFollower | None = None
+        self._recent = RecentSignatures()  # the near-duplicate gate's memory, on the collector's thread
         self._rng = random.Random(seed)
         self._clock = clock
         self._max_items = max_queue_items
@@ -306,6 +314,11 @@ class Collector(Resource):
 
     def _register(self, pending: _Pending) -> None:
         policy = pending.policy
+        gate, signed = policy.config.near_duplicates, None
+        if gate is not None:
+            signed = self._near_duplicate(pending, gate)
+            if signed is None:
+                return
         settings = policy.config.batching_strategy
         assert settings is not None  # enabled configurations always have one
         batch = batch_name(settings.batches_name_prefix, settings.recreation_interval, self._clock())
@@ -321,7 +334,9 @@ class Collector(Resource):
                     self._stats.datapoints_rejected_by_limits += 1
             return
         assert decision.strategy is not None  # an accepted decision names its strategy
-        self.target.register(self._datapoint(pending, batch, decision.strategy))
+        self.target.register(self._datapoint(pending, batch, decision.strategy, signed))
+        if gate is not None and signed is not None:
+            self._recent.remember(pending.source, int(signed["signature"], 16), time.monotonic(), gate.memory)
         with self._cond:
             self._stats.datapoints_registered += 1
             self._stats.strategies[decision.strategy].registered += 1
@@ -330,7 +345,21 @@ class Collector(Resource):
                 self._stats.registered_by_config_version[version] = \
                     self._stats.registered_by_config_version.get(version, 0) + 1
 
-    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str) -> Datapoint:
+    def _near_duplicate(self, pending: _Pending, gate: NearDuplicates) -> dict[str, Any] | None:
+        """None (counted) when the frame is a near-duplicate of one collected lately from its source; else its
+        signature and the distance to the nearest one, for its record."""
+        signature = signatures.signature(pending.frame)
+        nearest = self._recent.nearest(pending.source, signature, time.monotonic(), gate.within_s)
+        if nearest is not None and nearest <= gate.max_distance:
+            with self._cond:
+                self._stats.datapoints_rejected_near_duplicate += 1
+                for strategy in pending.matched:
+                    self._stats.strategies[strategy.name].rejected_near_duplicate += 1
+            return None
+        return {"signature": f"{signature:016x}", "nearest_distance": nearest}
+
+    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str,
+                   signed: dict[str, Any] | None = None) -> Datapoint:
         strategy = next(s for s in pending.matched if s.name == strategy_name)
         prediction = pending.prediction
         config = pending.policy.config
@@ -342,6 +371,8 @@ class Collector(Resource):
                     if getattr(config, k) is not None}, **(pending.extra or {})}
         if pending.policy.version is not None:
             extra.update(config_version=pending.policy.version, config_sha=pending.policy.sha)
+        if signed is not None:
+            extra["near_duplicates"] = signed
         return Datapoint(
             id=uuid.uuid4().hex,
             batch=batch,

@@ -112,8 +112,19 @@ class BatchingStrategy(_Strict):
     max_batch_images: Annotated[int, Field(gt=0)] | None = None
 
 
+class NearDuplicates(_Strict):
+    """framesift's own: a sampled frame whose signature (a 64-bit difference hash of its brightness) lies within
+    `max_distance` bits of one collected from the same source in the last `within_s` seconds (among the last
+    `memory` collected) is not collected — before any budget is spent."""
+
+    max_distance: Annotated[int, Field(ge=0, le=64)] = 6
+    memory: Annotated[int, Field(ge=1, le=10_000)] = 32
+    within_s: Annotated[float, Field(gt=0)] = 600.0
+
+
 class ActiveLearningConfig(_Strict):
-    """SPEC §1. Only `enabled` is required when collection is off."""
+    """SPEC §1, and framesift's own optional additions (`near_duplicates`). Only `enabled` is required when
+    collection is off."""
 
     enabled: bool
     persist_predictions: bool = False
@@ -125,6 +136,7 @@ class ActiveLearningConfig(_Strict):
     target_workspace: str | None = None
     target_project: str | None = None
     target_dataset_api_key: SecretStr | None = None
+    near_duplicates: NearDuplicates | None = None  # framesift's own
 
     @field_validator("sampling_strategies")
     @classmethod
