@@ -57,6 +57,10 @@ class DetectionPrediction:
     mask: np.ndarray | None = field(default=None, repr=False)
     detection_id: list[str] | None = None
     source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # the JSON it was read from
+    # What the model computed before its confidence threshold and NMS (never persisted): the best class score and
+    # class of every candidate at or above the runner's floor. None when not known (a prediction read from JSON).
+    candidate_score: np.ndarray | None = field(default=None, repr=False, compare=False)
+    candidate_class: list[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_lists(

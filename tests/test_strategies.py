@@ -135,13 +135,13 @@ def test_draw_thresholds_p_one_always_p_zero_never():
     always = RandomStrategy(name="a", type="random", traffic_percentage=1.0)
     never = RandomStrategy(name="n", type="random", traffic_percentage=0.0)
     results = [matching_strategies([always, never], AB, rng) for _ in range(1000)]
-    assert all([s.name for s in r] == ["a"] for r in results)
+    assert all([s.name for s, _ in r] == ["a"] for r in results)
 
 
 def test_each_strategy_draws_independently_and_only_after_its_content_rule():
     half = RandomStrategy(name="h", type="random", traffic_percentage=0.5)
     no_content = close(0.0, 0.0001, probability=0.5)  # never passes its content rule, so never draws
-    seeded = [[s.name for s in matching_strategies([no_content, half], AB, random.Random(7))] for _ in range(3)]
+    seeded = [[s.name for s, _ in matching_strategies([no_content, half], AB, random.Random(7))] for _ in range(3)]
     reference = random.Random(7)
     expected = ["h"] if reference.random() < 0.5 else []
     assert seeded == [expected] * 3
@@ -151,7 +151,7 @@ def test_each_strategy_draws_independently_and_only_after_its_content_rule():
 
 def test_seed_makes_every_draw_reproducible():
     strategies = [RandomStrategy(name=f"r{i}", type="random", traffic_percentage=0.3) for i in range(3)]
-    runs = [[tuple(s.name for s in matching_strategies(strategies, AB, rng)) for _ in range(200)]
+    runs = [[tuple(s.name for s, _ in matching_strategies(strategies, AB, rng)) for _ in range(200)]
             for rng in (random.Random(42), random.Random(42))]
     assert runs[0] == runs[1] and len(set(runs[0])) > 3
 

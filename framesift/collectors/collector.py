@@ -113,6 +113,7 @@ class _Pending:
     frame_id: int
     captured_at: datetime
     policy: _Policy
+    evidence: dict[str, dict[str, Any]]  # strategy name -> what made it match (framesift's own strategies)
     extra: Mapping[str, Any] | None = None
 
 
@@ -181,12 +182,14 @@ class Collector(Resource):
             return False
         if isinstance(prediction, Mapping):
             prediction = prediction_from_json(prediction)
-        matched = matching_strategies(policy.strategies, prediction, self._rng)
-        if not matched:
+        found = matching_strategies(policy.strategies, prediction, self._rng)
+        if not found:
             return False
+        matched = tuple(strategy for strategy, _ in found)
         nbytes = frame.nbytes if isinstance(frame, np.ndarray) else frame.width * frame.height * 3
-        pending = _Pending(frame, nbytes, prediction, tuple(matched), source, frame_id, captured_at or self._clock(),
-                           policy, extra)
+        pending = _Pending(frame, nbytes, prediction, matched, source, frame_id, captured_at or self._clock(),
+                           policy, {name: why for (strategy, why) in found if why for name in [strategy.name]},
+                           extra)
         with self._cond:
             self._stats.datapoints_sampled += 1
             for strategy in matched:
@@ -373,6 +376,8 @@ class Collector(Resource):
             extra.update(config_version=pending.policy.version, config_sha=pending.policy.sha)
         if signed is not None:
             extra["near_duplicates"] = signed
+        if strategy.name in pending.evidence:
+            extra["selected_because"] = pending.evidence[strategy.name]
         return Datapoint(
             id=uuid.uuid4().hex,
             batch=batch,

@@ -99,11 +99,35 @@ class DetectionsNumberBasedStrategy(_StrategyBase):
         return self
 
 
+class UncertaintyStrategy(_StrategyBase):
+    """framesift's own: matches on what the model computed before its confidence threshold and NMS — for
+    detection, `minimum_candidates` candidates of eligible classes whose best class score lies in `score_band`
+    (below the threshold too: the objects the model almost missed); for classification, a top-two margin below
+    `max_margin` or a normalised entropy of at least `min_entropy`. Never matches a stub."""
+
+    type: Literal["uncertainty"]
+    probability: Probability
+    score_band: Annotated[list[Probability], Field(min_length=2, max_length=2)] | None = None
+    minimum_candidates: Annotated[int, Field(ge=1)] = 1
+    selected_class_names: list[str] | None = None
+    max_margin: Probability | None = None
+    min_entropy: Probability | None = None
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> UncertaintyStrategy:
+        if self.score_band is None and self.max_margin is None and self.min_entropy is None:
+            raise ValueError("give score_band (detection), max_margin or min_entropy (classification)")
+        if self.score_band is not None and self.score_band[0] >= self.score_band[1]:
+            raise ValueError("score_band is [low, high] with low < high")
+        return self
+
+
 StrategyConfig = Annotated[
-    RandomStrategy | CloseToThresholdStrategy | ClassesBasedStrategy | DetectionsNumberBasedStrategy,
+    RandomStrategy | CloseToThresholdStrategy | ClassesBasedStrategy | DetectionsNumberBasedStrategy
+    | UncertaintyStrategy,
     Field(discriminator="type"),
 ]
-STRATEGY_TYPES = ("random", "close_to_threshold", "classes_based", "detections_number_based")
+STRATEGY_TYPES = ("random", "close_to_threshold", "classes_based", "detections_number_based", "uncertainty")
 
 
 class BatchingStrategy(_Strict):

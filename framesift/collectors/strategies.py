@@ -1,20 +1,24 @@
-"""The four sampling strategies of SPEC §3, evaluated over one prediction.
+"""The sampling strategies, evaluated over one prediction: the four of SPEC §3, and framesift's own
+`uncertainty` (on what the model computed before its threshold and NMS).
 
-`matching_strategies(strategies, prediction, rng)` returns the strategies that match, in definition order.
-Each strategy checks its content rule first and only then makes its own uniform draw `u` from `rng`,
-matching when `u < p`. A seeded `random.Random` makes every draw reproducible.
+`matching_strategies(strategies, prediction, rng)` returns the strategies that match, in definition order, each
+with what made it match (`{}` for the SPEC's, the figures for framesift's own: they go into the record). Each
+strategy checks its content rule first and only then makes its own uniform draw `u` from `rng`, matching when
+`u < p`. A seeded `random.Random` makes every draw reproducible.
 
 Example:
     >>> import random
     >>> cfg = RandomStrategy(name="all", type="random", traffic_percentage=1.0)
-    >>> [s.name for s in matching_strategies([cfg], StubPrediction("m/1"), random.Random(0))]
-    ['all']
+    >>> [(s.name, why) for s, why in matching_strategies([cfg], StubPrediction("m/1"), random.Random(0))]
+    [('all', {})]
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,30 +28,72 @@ from framesift.collectors.config import (
     DetectionsNumberBasedStrategy,
     RandomStrategy,
     StrategyConfig,
+    UncertaintyStrategy,
 )
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction, StubPrediction
 
+Match = tuple[StrategyConfig, dict[str, Any]]
 
-def matching_strategies(
-    strategies: Sequence[StrategyConfig], prediction: Prediction, rng: random.Random
-) -> list[StrategyConfig]:
-    """Every strategy is evaluated (each with its own draw); those that match, in definition order."""
-    return [s for s in strategies if content_matches(s, prediction) and rng.random() < _probability(s)]
+
+def matching_strategies(strategies: Sequence[StrategyConfig], prediction: Prediction,
+                        rng: random.Random) -> list[Match]:
+    """Every strategy is evaluated (each with its own draw); those that match, in definition order, each with
+    what made it match."""
+    matched = []
+    for strategy in strategies:
+        why = evidence(strategy, prediction)
+        if why is not None and rng.random() < _probability(strategy):
+            matched.append((strategy, why))
+    return matched
 
 
 def content_matches(strategy: StrategyConfig, prediction: Prediction) -> bool:
     """The strategy's content rule, before its random draw."""
+    return evidence(strategy, prediction) is not None
+
+
+def evidence(strategy: StrategyConfig, prediction: Prediction) -> dict[str, Any] | None:
+    """None when the content rule fails; else what made it match (`{}` for the SPEC's strategies)."""
     if isinstance(strategy, RandomStrategy):
-        return True
+        return {}
     if isinstance(prediction, StubPrediction):
-        return False
+        return None
+    if isinstance(strategy, UncertaintyStrategy):
+        return _uncertain(strategy, prediction)
     if isinstance(strategy, CloseToThresholdStrategy):
-        return _close_to_threshold(strategy, prediction)
-    if isinstance(strategy, ClassesBasedStrategy):
-        return isinstance(prediction, ClassificationPrediction) and _classes_based(strategy, prediction)
-    if isinstance(strategy, DetectionsNumberBasedStrategy):
-        return isinstance(prediction, DetectionPrediction) and _detections_number(strategy, prediction)
-    raise TypeError(f"unknown strategy {strategy!r}")
+        holds = _close_to_threshold(strategy, prediction)
+    elif isinstance(strategy, ClassesBasedStrategy):
+        holds = isinstance(prediction, ClassificationPrediction) and _classes_based(strategy, prediction)
+    elif isinstance(strategy, DetectionsNumberBasedStrategy):
+        holds = isinstance(prediction, DetectionPrediction) and _detections_number(strategy, prediction)
+    else:
+        raise TypeError(f"unknown strategy {strategy!r}")
+    return {} if holds else None
+
+
+def _uncertain(strategy: UncertaintyStrategy, prediction: Prediction) -> dict[str, Any] | None:
+    if isinstance(prediction, DetectionPrediction):
+        if strategy.score_band is None:
+            return None
+        scores, names = prediction.candidate_score, prediction.candidate_class
+        if scores is None or names is None:  # read from JSON: only what passed the threshold is known
+            scores, names = prediction.confidence, prediction.class_name
+        low, high = strategy.score_band
+        hits = _eligible(strategy.selected_class_names, names) & (scores >= low) & (scores < high)
+        found = int(hits.sum())
+        if found < strategy.minimum_candidates:
+            return None
+        return {"candidates_in_band": found, "scores": sorted((round(float(v), 4) for v in scores[hits]),
+                                                              reverse=True)[:5]}
+    assert isinstance(prediction, ClassificationPrediction)
+    confidences = np.sort(prediction.confidences)[::-1]
+    margin = float(confidences[0] - confidences[1]) if confidences.size > 1 else 1.0
+    p = confidences[confidences > 0] / max(float(confidences.sum()), 1e-12)
+    entropy = float(-(p * np.log(p)).sum() / math.log(confidences.size)) if confidences.size > 1 else 0.0
+    if (strategy.max_margin is not None and margin < strategy.max_margin) or \
+            (strategy.min_entropy is not None and entropy >= strategy.min_entropy):
+        return {"margin": round(margin, 4), "entropy": round(entropy, 4)}
+    return None
 
 
 def _probability(strategy: StrategyConfig) -> float:

@@ -95,7 +95,8 @@ class OnnxModel:
             probabilities = class_probabilities(outputs[0])
             return ClassificationPrediction(self.model_id, size, self.class_names, probabilities)
         raw, nc = outputs[0], self.layout.num_classes
-        kept, xyxy, score, class_id = select_boxes(raw, nc, self.confidence, self.iou, self.max_detections)
+        kept, xyxy, score, class_id, candidate_score, candidate_class = select_boxes(
+            raw, nc, self.confidence, self.iou, self.max_detections)
         extra = raw[4 + nc:, kept].T
         polygons = mask_polygons(extra, outputs[1], xyxy, box) if self.layout.num_prototypes else None
         keypoints = keypoints_to_frame(extra, self.layout.kpt_shape, box) if self.layout.kpt_shape else None
@@ -103,4 +104,5 @@ class OnnxModel:
             task_type=self.task_type, model_id=self.model_id, image_size=size, xyxy=box.to_frame(xyxy),
             confidence=score.astype(np.float32), class_id=class_id.astype(np.int64),
             class_name=[self.class_names[c] for c in class_id], polygons=polygons, keypoints=keypoints,
-            keypoint_names=self.keypoint_names)
+            keypoint_names=self.keypoint_names, candidate_score=candidate_score.astype(np.float32),
+            candidate_class=[self.class_names[c] for c in candidate_class])

@@ -6,37 +6,51 @@ and was 4-8x faster on 500-3000 candidates here. Mask polygons are traced by sup
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from framesift.models.letterbox import Letterbox
 
 MAX_CANDIDATES = 3000  # the most confident anchors that enter NMS (Ultralytics caps them too)
+CANDIDATE_FLOOR = 0.01  # anchors whose best class score reaches this are handed on as candidates (uncertainty)
 
 
-def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float, max_detections: int = 300
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """From one image's `(4+nc+extra, N)` output: the kept anchors' indices, xyxy (input pixels), scores, classes.
+class Selection(NamedTuple):
+    kept: np.ndarray  # the kept anchors' indices, best first
+    xyxy: np.ndarray  # their boxes, input pixels
+    score: np.ndarray
+    class_id: np.ndarray
+    candidate_score: np.ndarray  # the best class score of every anchor at or above the floor, before NMS
+    candidate_class: np.ndarray  # and that class
 
-    Class-aware NMS, best first, at most `max_detections`.
-    """
+
+def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float,
+                 max_detections: int = 300) -> Selection:
+    """From one image's `(4+nc+extra, N)` output: class-aware NMS of the anchors at or above `confidence`, best
+    first, at most `max_detections`; and what was computed on the way, the candidates at or above
+    `CANDIDATE_FLOOR` (at most `MAX_CANDIDATES`, the most confident) with their best class, for the sampler."""
     import cv2
 
     scores = raw[4:4 + num_classes]
     best = scores.max(axis=0)
-    candidates = np.flatnonzero(best >= confidence)
-    if candidates.size > MAX_CANDIDATES:
-        candidates = candidates[np.argpartition(-best[candidates], MAX_CANDIDATES)[:MAX_CANDIDATES]]
+    scored = np.flatnonzero(best >= min(confidence, CANDIDATE_FLOOR))
+    if scored.size > MAX_CANDIDATES:
+        scored = scored[np.argpartition(-best[scored], MAX_CANDIDATES)[:MAX_CANDIDATES]]
+    scored_class = scores[:, scored].argmax(axis=0) if scored.size else np.zeros(0, dtype=np.int64)
+    passing = best[scored] >= confidence
+    candidates, class_id = scored[passing], scored_class[passing]
     if candidates.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty
-    class_id = scores[:, candidates].argmax(axis=0)
+        return Selection(empty, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty, best[scored],
+                         scored_class)
     score = best[candidates]
     cx, cy, w, h = raw[:4, candidates]
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     kept = cv2.dnn.NMSBoxesBatched(xywh, score, class_id, confidence, iou, top_k=max_detections)  # type: ignore[arg-type]  # arrays work
     keep = np.asarray(kept, dtype=np.int64).reshape(-1)  # best first
     xyxy = np.column_stack([xywh[keep, :2], xywh[keep, :2] + xywh[keep, 2:]])
-    return candidates[keep], xyxy, score[keep], class_id[keep]
+    return Selection(candidates[keep], xyxy, score[keep], class_id[keep], best[scored], scored_class)
 
 
 def mask_polygons(coefficients: np.ndarray, prototypes: np.ndarray, boxes: np.ndarray, box: Letterbox
