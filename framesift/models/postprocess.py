@@ -25,16 +25,16 @@ class Selection(NamedTuple):
     candidate_class: np.ndarray  # and that class
 
 
-def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float,
-                 max_detections: int = 300) -> Selection:
+def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float, max_detections: int = 300,
+                 floor: float = CANDIDATE_FLOOR) -> Selection:
     """From one image's `(4+nc+extra, N)` output: class-aware NMS of the anchors at or above `confidence`, best
-    first, at most `max_detections`; and what was computed on the way, the candidates at or above
-    `CANDIDATE_FLOOR` (at most `MAX_CANDIDATES`, the most confident) with their best class, for the sampler."""
+    first, at most `max_detections`; and what was computed on the way, the candidates at or above `floor` (at most
+    `MAX_CANDIDATES`, the most confident) with their best class, for the sampler."""
     import cv2
 
     scores = raw[4:4 + num_classes]
     best = scores.max(axis=0)
-    scored = np.flatnonzero(best >= min(confidence, CANDIDATE_FLOOR))
+    scored = np.flatnonzero(best >= min(confidence, floor))
     if scored.size > MAX_CANDIDATES:
         scored = scored[np.argpartition(-best[scored], MAX_CANDIDATES)[:MAX_CANDIDATES]]
     scored_class = scores[:, scored].argmax(axis=0) if scored.size else np.zeros(0, dtype=np.int64)
