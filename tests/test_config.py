@@ -125,7 +125,7 @@ def test_detections_number_based_bounds():
 def test_unknown_strategy_type_is_an_error_not_a_skip():
     assert problems(strategy(type="entropy")) == [
         "sampling_strategies[0]: unknown strategy type 'entropy' (expected one of random, "
-        "close_to_threshold, classes_based, detections_number_based, uncertainty)"
+        "close_to_threshold, classes_based, detections_number_based, uncertainty, new_objects)"
     ]
 
 

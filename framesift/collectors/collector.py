@@ -44,6 +44,7 @@ from framesift.collectors.batches import batch_name
 from framesift.collectors.config import (
     ActiveLearningConfig,
     NearDuplicates,
+    NewObjectsStrategy,
     StrategyConfig,
     active_learning_disabled_by_env,
 )
@@ -53,9 +54,10 @@ from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
 from framesift.collectors.near_duplicates import RecentSignatures
 from framesift.collectors.store import ConfigStore, StoredConfig
-from framesift.collectors.strategies import matching_strategies
+from framesift.collectors.strategies import Trackers, matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
+from framesift.collectors.tracking import IouTracker
 from framesift.errors import OutboxFull, WorkerFailed
 from framesift.predictions import Prediction, StubPrediction, prediction_from_json
 from framesift.redaction import redact
@@ -145,6 +147,7 @@ class Collector(Resource):
         self._policy = _Policy.of(config, environ)
         self._follower: ConfigFollower | None = None
         self._recent = RecentSignatures()  # the near-duplicate gate's memory, on the collector's thread
+        self._trackers: dict[str, dict[str, IouTracker]] = {}  # new_objects: source -> strategy -> tracker
         self._rng = random.Random(seed)
         self._clock = clock
         self._max_items = max_queue_items
@@ -182,7 +185,7 @@ class Collector(Resource):
             return False
         if isinstance(prediction, Mapping):
             prediction = prediction_from_json(prediction)
-        found = matching_strategies(policy.strategies, prediction, self._rng)
+        found = matching_strategies(policy.strategies, prediction, self._rng, self._trackers_of(source))
         if not found:
             return False
         matched = tuple(strategy for strategy, _ in found)
@@ -204,6 +207,18 @@ class Collector(Resource):
             self._queued_bytes += nbytes
             self._cond.notify()
         return True
+
+    def _trackers_of(self, source: str) -> Trackers:
+        """The `new_objects` trackers of a source (one per strategy name; they outlive a reconfiguration)."""
+        by_strategy = self._trackers.setdefault(source, {})
+
+        def tracker(strategy: NewObjectsStrategy) -> IouTracker:
+            if strategy.name not in by_strategy:
+                by_strategy[strategy.name] = IouTracker(strategy.min_iou, strategy.max_missed_frames,
+                                                        strategy.min_frames)
+            return by_strategy[strategy.name]
+
+        return tracker
 
     @property
     def config(self) -> ActiveLearningConfig:
@@ -317,16 +332,16 @@ class Collector(Resource):
 
     def _register(self, pending: _Pending) -> None:
         policy = pending.policy
-        gate, signed = policy.config.near_duplicates, None
+        gate, signed, matched = policy.config.near_duplicates, None, pending.matched
         if gate is not None:
-            signed = self._near_duplicate(pending, gate)
-            if signed is None:
+            signed, matched = self._near_duplicate(pending, gate)
+            if not matched:
                 return
         settings = policy.config.batching_strategy
         assert settings is not None  # enabled configurations always have one
         batch = batch_name(settings.batches_name_prefix, settings.recreation_interval, self._clock())
         cap = BatchCap(batch, settings.max_batch_images, self.target.batch_count(batch))
-        decision = self.limiter.decide(self.target.name, [policy.candidates[s.name] for s in pending.matched], cap)
+        decision = self.limiter.decide(self.target.name, [policy.candidates[s.name] for s in matched], cap)
         if not decision.accepted:
             with self._cond:
                 if decision.outcome is Outcome.BATCH_FULL:
@@ -339,7 +354,8 @@ class Collector(Resource):
         assert decision.strategy is not None  # an accepted decision names its strategy
         self.target.register(self._datapoint(pending, batch, decision.strategy, signed))
         if gate is not None and signed is not None:
-            self._recent.remember(pending.source, int(signed["signature"], 16), time.monotonic(), gate.memory)
+            self._recent.remember(pending.source, int(signed["signature"], 16), pending.captured_at.timestamp(),
+                                  gate.memory)
         with self._cond:
             self._stats.datapoints_registered += 1
             self._stats.strategies[decision.strategy].registered += 1
@@ -348,18 +364,25 @@ class Collector(Resource):
                 self._stats.registered_by_config_version[version] = \
                     self._stats.registered_by_config_version.get(version, 0) + 1
 
-    def _near_duplicate(self, pending: _Pending, gate: NearDuplicates) -> dict[str, Any] | None:
-        """None (counted) when the frame is a near-duplicate of one collected lately from its source; else its
-        signature and the distance to the nearest one, for its record."""
+    def _near_duplicate(self, pending: _Pending,
+                        gate: NearDuplicates) -> tuple[dict[str, Any], tuple[StrategyConfig, ...]]:
+        """The frame's signature and the distance to the nearest one collected lately from its source (for its
+        record), and the matched strategies that may still collect it: all when it is no near-duplicate, else only
+        the `new_objects` ones (a new track is itself the proof that it is no copy: a car entering a wide view
+        changes few bits). The others are counted as rejected; the datapoint too when none is left."""
         signature = signatures.signature(pending.frame)
-        nearest = self._recent.nearest(pending.source, signature, time.monotonic(), gate.within_s)
-        if nearest is not None and nearest <= gate.max_distance:
-            with self._cond:
-                self._stats.datapoints_rejected_near_duplicate += 1
-                for strategy in pending.matched:
+        nearest = self._recent.nearest(pending.source, signature, pending.captured_at.timestamp(),
+                                       gate.within_s)
+        signed = {"signature": f"{signature:016x}", "nearest_distance": nearest}
+        if nearest is None or nearest > gate.max_distance:
+            return signed, pending.matched
+        kept = tuple(s for s in pending.matched if isinstance(s, NewObjectsStrategy))
+        with self._cond:
+            self._stats.datapoints_rejected_near_duplicate += not kept
+            for strategy in pending.matched:
+                if strategy not in kept:
                     self._stats.strategies[strategy.name].rejected_near_duplicate += 1
-            return None
-        return {"signature": f"{signature:016x}", "nearest_distance": nearest}
+        return signed, kept
 
     def _datapoint(self, pending: _Pending, batch: str, strategy_name: str,
                    signed: dict[str, Any] | None = None) -> Datapoint:

@@ -122,12 +122,26 @@ class UncertaintyStrategy(_StrategyBase):
         return self
 
 
+class NewObjectsStrategy(_StrategyBase):
+    """framesift's own: matches a frame on which an object of an eligible class appears that was not in the
+    previous frames of that source — a new track (`framesift.collectors.tracking`), reported once, after it was
+    seen `min_frames` frames in a row — so each object that passes is sampled about once."""
+
+    type: Literal["new_objects"]
+    probability: Probability
+    selected_class_names: list[str] | None = None
+    min_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
+    max_missed_frames: Annotated[int, Field(ge=0)] = 30
+    min_frames: Annotated[int, Field(ge=1)] = 2
+
+
 StrategyConfig = Annotated[
     RandomStrategy | CloseToThresholdStrategy | ClassesBasedStrategy | DetectionsNumberBasedStrategy
-    | UncertaintyStrategy,
+    | UncertaintyStrategy | NewObjectsStrategy,
     Field(discriminator="type"),
 ]
-STRATEGY_TYPES = ("random", "close_to_threshold", "classes_based", "detections_number_based", "uncertainty")
+STRATEGY_TYPES = ("random", "close_to_threshold", "classes_based", "detections_number_based", "uncertainty",
+                  "new_objects")
 
 
 class BatchingStrategy(_Strict):

@@ -1,5 +1,6 @@
 """The sampling strategies, evaluated over one prediction: the four of SPEC §3, and framesift's own
-`uncertainty` (on what the model computed before its threshold and NMS).
+`uncertainty` (on what the model computed before its threshold and NMS) and `new_objects` (a new track: it needs
+the source's trackers, `trackers(strategy)`, for the frames that came before).
 
 `matching_strategies(strategies, prediction, rng)` returns the strategies that match, in definition order, each
 with what made it match (`{}` for the SPEC's, the figures for framesift's own: they go into the record). Each
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,22 +27,25 @@ from framesift.collectors.config import (
     ClassesBasedStrategy,
     CloseToThresholdStrategy,
     DetectionsNumberBasedStrategy,
+    NewObjectsStrategy,
     RandomStrategy,
     StrategyConfig,
     UncertaintyStrategy,
 )
+from framesift.collectors.tracking import IouTracker
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction, StubPrediction
 
 Match = tuple[StrategyConfig, dict[str, Any]]
+Trackers = Callable[[NewObjectsStrategy], IouTracker]  # the tracker of a strategy, for the prediction's source
 
 
-def matching_strategies(strategies: Sequence[StrategyConfig], prediction: Prediction,
-                        rng: random.Random) -> list[Match]:
+def matching_strategies(strategies: Sequence[StrategyConfig], prediction: Prediction, rng: random.Random,
+                        trackers: Trackers | None = None) -> list[Match]:
     """Every strategy is evaluated (each with its own draw); those that match, in definition order, each with
     what made it match."""
     matched = []
     for strategy in strategies:
-        why = evidence(strategy, prediction)
+        why = evidence(strategy, prediction, trackers)
         if why is not None and rng.random() < _probability(strategy):
             matched.append((strategy, why))
     return matched
@@ -52,7 +56,8 @@ def content_matches(strategy: StrategyConfig, prediction: Prediction) -> bool:
     return evidence(strategy, prediction) is not None
 
 
-def evidence(strategy: StrategyConfig, prediction: Prediction) -> dict[str, Any] | None:
+def evidence(strategy: StrategyConfig, prediction: Prediction,
+             trackers: Trackers | None = None) -> dict[str, Any] | None:
     """None when the content rule fails; else what made it match (`{}` for the SPEC's strategies)."""
     if isinstance(strategy, RandomStrategy):
         return {}
@@ -60,6 +65,10 @@ def evidence(strategy: StrategyConfig, prediction: Prediction) -> dict[str, Any]
         return None
     if isinstance(strategy, UncertaintyStrategy):
         return _uncertain(strategy, prediction)
+    if isinstance(strategy, NewObjectsStrategy):
+        if trackers is None or not isinstance(prediction, DetectionPrediction):
+            return None
+        return _new_objects(strategy, prediction, trackers(strategy))
     if isinstance(strategy, CloseToThresholdStrategy):
         holds = _close_to_threshold(strategy, prediction)
     elif isinstance(strategy, ClassesBasedStrategy):
@@ -94,6 +103,16 @@ def _uncertain(strategy: UncertaintyStrategy, prediction: Prediction) -> dict[st
             (strategy.min_entropy is not None and entropy >= strategy.min_entropy):
         return {"margin": round(margin, 4), "entropy": round(entropy, 4)}
     return None
+
+
+def _new_objects(strategy: NewObjectsStrategy, prediction: DetectionPrediction,
+                 tracker: IouTracker) -> dict[str, Any] | None:
+    eligible = _eligible(strategy.selected_class_names, prediction.class_name)
+    names = [name for name, keep in zip(prediction.class_name, eligible, strict=True) if keep]
+    new = tracker.update(prediction.xyxy[eligible], names)  # every frame: the tracks must see them all
+    if not new:
+        return None
+    return {"track_ids": new, "classes": [tracker.class_of(track) for track in new]}
 
 
 def _probability(strategy: StrategyConfig) -> float:
