@@ -12,8 +12,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-SECTIONS = ["benchmarks.micro", "benchmarks.delivery", "benchmarks.live", "benchmarks.reload", "benchmarks.models",
-            "benchmarks.suite"]
+SECTIONS = ["benchmarks.micro", "benchmarks.video_aware", "benchmarks.delivery", "benchmarks.live",
+            "benchmarks.reload", "benchmarks.models", "benchmarks.suite"]
 
 
 def machine() -> str:
