@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="read sources, run the model, collect the frames worth labeling")
     run.add_argument("sources", nargs="+", metavar="SOURCE",
-                     help="video file, rtsp:// rtmp:// http(s):// URL, or webcam (/dev/videoN or an index)")
+                     help="video file, folder or glob of recordings ('rec/**/*.mp4'), rtsp:// rtmp:// http(s):// URL, "
+                          "or webcam (/dev/videoN or an index)")
     run.add_argument("--model", help="PATH.onnx, 'demo' (the bundled model), stub or stub:<task type>")
     run.add_argument("--workflow", metavar="FILE",
                      help="a workflow definition (JSON or YAML): models, crops, filters and collector steps, instead "
@@ -59,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--iou", type=float, default=0.45)
     run.add_argument("--max-fps", type=float, help="at most N frames per second from EACH source")
     run.add_argument("--realtime", action="store_true", help="pace files at their frame rate (they behave as live)")
-    run.add_argument("--loop", action="store_true", help="restart files at their end")
+    run.add_argument("--wall-clock", action="store_true",
+                     help="files replayed fast keep the wall clock: budgets, batches and captured_at follow the "
+                          "replay, not the recording's own time")
+    run.add_argument("--start-time", metavar="ISO",
+                     help="when the recording began (2026-11-20T08:00:00Z), instead of its creation_time tag or "
+                          "its modification time less its duration")
+    run.add_argument("--loop", action="store_true", help="restart files at their end (on the wall clock)")
     run.add_argument("--max-frames", type=int, help="stop each source after N decoded frames")
     run.add_argument("--duration", type=float, help="stop after S seconds")
     run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")

@@ -12,6 +12,7 @@ import logging
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class RunOptions:
     iou: float = 0.45
     max_fps: float | None = None
     realtime: bool = False
+    wall_clock: bool = False  # files replayed fast keep the wall clock instead of their recording's
+    start_time: str | None = None  # ISO 8601: when the (one) recording began, instead of what its file says
     loop: bool = False
     max_frames: int | None = None
     duration: float | None = None
@@ -87,12 +90,43 @@ def build_pipeline(options: RunOptions) -> Pipeline:
         if options.save_video:
             sinks.append(opened.enter_context(AnnotatedVideo(options.save_video, several_sources=len(names) > 1)))
         source_options = SourceOptions(realtime=options.realtime, loop=options.loop, max_fps=options.max_fps,
-                                       max_frames=options.max_frames, rtsp_transport=options.rtsp_transport)
+                                       max_frames=options.max_frames, rtsp_transport=options.rtsp_transport,
+                                       video_time=not options.wall_clock, start_time=_start_time(options),
+                                       replay_log=_replay_log(options))
         specs = [SourceSpec(url, name, parameters=per_source.get(name, {}))
                  for url, name in zip(options.sources, names, strict=True)]
         pipeline = Pipeline(specs, runs, options=source_options, sinks=sinks, duration=options.duration)
         opened.pop_all()  # the pipeline owns them all now
     return pipeline
+
+
+def _replay_log(options: RunOptions) -> str | None:
+    """Where archives of recordings write what they replayed: in the target (a local folder), else beside the
+    remote target's outbox."""
+    from framesift.stream.archives import is_archive
+
+    if not any(is_archive(source) for source in options.sources):
+        return None
+    if ":" in options.target and not Path(options.target).exists():  # roboflow:<dataset>, labelstudio:<project>
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in options.target)
+        return str(Path(options.outbox) / f"replayed-{name}.jsonl")
+    return str(Path(options.target) / "replayed.jsonl")
+
+
+def _start_time(options: RunOptions) -> datetime | None:
+    """`--start-time`, checked: a date and time, for one recording."""
+    from framesift.stream.archives import is_archive
+    from framesift.stream.recordings import parse_start_time
+
+    if options.start_time is None:
+        return None
+    if len(options.sources) != 1 or is_archive(options.sources[0]):
+        raise InputError("--start-time gives the start of one recording; with several, each file's own is used")
+    try:
+        return parse_start_time(options.start_time)
+    except ValueError:
+        raise InputError(f"--start-time {options.start_time!r} is not an ISO 8601 date and time "
+                         "(for example 2026-11-20T08:00:00Z)") from None
 
 
 def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
@@ -199,7 +233,7 @@ def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, runni
         from framesift.stream.progress import Progress
 
         live = pipeline.live
-        status = running.enter_context(Progress(pipeline.snapshot, None if live else _total_frames(pipeline.specs,
+        status = running.enter_context(Progress(pipeline.snapshot, None if live else _total_frames(pipeline,
                                                 options), live, report_every=options.status_interval))
     while not pipeline.join(0.2):
         if stop.is_set():
@@ -208,17 +242,17 @@ def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, runni
             status.worker.check()
 
 
-def _total_frames(specs: list[SourceSpec], options: RunOptions) -> int | None:
-    """The frames the files will yield, when their containers say (for the progress bar)."""
+def _total_frames(pipeline: Pipeline, options: RunOptions) -> int | None:
+    """The frames the files (and archives) will yield, when their containers say (for the progress bar)."""
     import av
 
     if options.loop:
         return None
     total = 0
-    for spec in specs:
-        with av.open(spec.url) as container:
+    for path, done in pipeline.frames_left():
+        with av.open(path) as container:
             frames = container.streams.video[0].frames
         if not frames:
             return None
-        total += min(frames, options.max_frames or frames)
-    return total
+        total += frames - done
+    return min(total, options.max_frames * len(pipeline.specs)) if options.max_frames else total

@@ -117,6 +117,7 @@ class _Pending:
     policy: _Policy
     evidence: dict[str, dict[str, Any]]  # strategy name -> what made it match (framesift's own strategies)
     extra: Mapping[str, Any] | None = None
+    recorded: bool = False  # captured_at is on a recording's clock: budgets and the batch follow it
 
 
 def utc_now() -> datetime:
@@ -171,12 +172,16 @@ class Collector(Resource):
         frame_id: int = 0,
         captured_at: datetime | None = None,
         extra: Mapping[str, Any] | None = None,
+        recorded: bool = False,
     ) -> bool:
-        """Offer one datapoint. Returns True when it was sampled and queued, False otherwise (never blocks).
+        """Offer one datapoint. Returns True when it was sampled and queued, False otherwise. It never waits, but
+        for a `recorded` frame when the queue is full: a replay waits for the collector as it waits for the model.
 
         `frame` is a BGR array, kept as it is (not copied: do not modify it afterwards), or a `LazyFrame`, whose
         `bgr()` is called on the collector's thread only when a strategy matches. A prediction given as JSON is kept
-        as it is too. `extra` goes into the record as it is (a crop says where it was cut from). Raises
+        as it is too. `extra` goes into the record as it is (a crop says where it was cut from). `recorded` says
+        that `captured_at` is when a replayed recording was made: the budgets and the batch go by it instead of the
+        wall clock, so a recording replayed fast is sampled as it would have been live. Raises
         `WorkerFailed` when the collector's thread has died.
         """
         self._thread.check()
@@ -192,21 +197,27 @@ class Collector(Resource):
         nbytes = frame.nbytes if isinstance(frame, np.ndarray) else frame.width * frame.height * 3
         pending = _Pending(frame, nbytes, prediction, matched, source, frame_id, captured_at or self._clock(),
                            policy, {name: why for (strategy, why) in found if why for name in [strategy.name]},
-                           extra)
+                           extra, recorded and captured_at is not None)
         with self._cond:
             self._stats.datapoints_sampled += 1
             for strategy in matched:
                 self._stats.strategies[strategy.name].sampled += 1
+            while pending.recorded and self._queue and self._full(nbytes) and not self._closing \
+                    and self._thread.is_alive():
+                self._cond.wait(0.5)  # a replay waits for the collector, as it waits for the model
             if self._closing:
                 self._drop("closed")
                 return False
-            if len(self._queue) >= self._max_items or self._queued_bytes + nbytes > self._max_bytes:
+            if self._full(nbytes):
                 self._drop("queue_full")
                 return False
             self._queue.append(pending)
             self._queued_bytes += nbytes
-            self._cond.notify()
+            self._cond.notify_all()
         return True
+
+    def _full(self, nbytes: int) -> bool:
+        return len(self._queue) >= self._max_items or self._queued_bytes + nbytes > self._max_bytes
 
     def _trackers_of(self, source: str) -> Trackers:
         """The `new_objects` trackers of a source (one per strategy name; they outlive a reconfiguration)."""
@@ -278,7 +289,7 @@ class Collector(Resource):
         deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
         if self._thread.is_alive() or self._thread.error is not None:
             reason = "drain_timeout" if self._thread.is_alive() else "collector_failed"
@@ -312,6 +323,7 @@ class Collector(Resource):
                     return
                 pending = self._queue.popleft()
                 self._queued_bytes -= pending.nbytes
+                self._cond.notify_all()  # a replay waiting for room
             try:
                 self._register(pending)
             except OutboxFull:  # a remote target's outbox is at its bound: refused, counted, the stream goes on
@@ -339,9 +351,11 @@ class Collector(Resource):
                 return
         settings = policy.config.batching_strategy
         assert settings is not None  # enabled configurations always have one
-        batch = batch_name(settings.batches_name_prefix, settings.recreation_interval, self._clock())
+        at = pending.captured_at if pending.recorded else self._clock()
+        batch = batch_name(settings.batches_name_prefix, settings.recreation_interval, at)
         cap = BatchCap(batch, settings.max_batch_images, self.target.batch_count(batch))
-        decision = self.limiter.decide(self.target.name, [policy.candidates[s.name] for s in matched], cap)
+        decision = self.limiter.decide(self.target.name, [policy.candidates[s.name] for s in matched], cap,
+                                       at.timestamp() if pending.recorded else None)
         if not decision.accepted:
             with self._cond:
                 if decision.outcome is Outcome.BATCH_FULL:

@@ -14,15 +14,20 @@ in (t - W, t], so no half-open span [s, s + W) ever holds more than N.
 
 Keys are namespaced by the target dataset and the strategy name, so the same strategy name used by two
 configurations of one dataset shares its budget.
+
+A decision happens now, by the limiter's clock, unless the caller says when (`at`, seconds since the epoch): a
+recording replayed faster than real time spends its budgets on its own clock (SPEC §9, "Video time"). A window
+holds every admission later than its start, so admissions from a clock ahead of `at` (another recording replayed
+beside it) count against it.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -82,8 +87,10 @@ class StoreHealth:
 
 
 class Limiter(Protocol):
-    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
-        """Select the first candidate with credit and consume it, atomically with the batch cap."""
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap,
+               at: float | None = None) -> Decision:
+        """Select the first candidate with credit and consume it, atomically with the batch cap; `at` is the
+        datapoint's time (default: now)."""
         ...
 
     def health(self) -> StoreHealth: ...
@@ -97,12 +104,13 @@ class MemoryLimiter(Resource):
     def __init__(self, clock: Clock = time.time):
         self._clock = clock
         self._lock = threading.Lock()
-        self._admitted: dict[tuple[str, str, int], deque[float]] = {}
+        self._admitted: dict[tuple[str, str, int], list[float]] = {}  # sorted admission times
         self._batches: dict[tuple[str, str], int] = {}
 
-    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap,
+               at: float | None = None) -> Decision:
         with self._lock:
-            now = self._clock()
+            now = self._clock() if at is None else at
             in_batch = max(self._batches.get((dataset, batch.name), 0), batch.already_there)
             if batch.max_images is not None and in_batch >= batch.max_images:
                 return Decision(Outcome.BATCH_FULL)
@@ -110,15 +118,14 @@ class MemoryLimiter(Resource):
                 windows = [(self._window(dataset, candidate.name, w, now), n) for w, n in candidate.limits]
                 if all(len(admitted) < n for admitted, n in windows):
                     for admitted, _ in windows:
-                        admitted.append(now)
+                        bisect.insort(admitted, now)
                     self._batches[(dataset, batch.name)] = in_batch + 1
                     return Decision(Outcome.ACCEPTED, candidate.name)
             return Decision(Outcome.NO_CREDIT)
 
-    def _window(self, dataset: str, strategy: str, seconds: int, now: float) -> deque[float]:
-        admitted = self._admitted.setdefault((dataset, strategy, seconds), deque())
-        while admitted and admitted[0] <= now - seconds:
-            admitted.popleft()
+    def _window(self, dataset: str, strategy: str, seconds: int, now: float) -> list[float]:
+        admitted = self._admitted.setdefault((dataset, strategy, seconds), [])
+        del admitted[:bisect.bisect_right(admitted, now - seconds)]
         return admitted
 
     def health(self) -> StoreHealth:
@@ -187,11 +194,14 @@ class RedisLimiter(Resource):
         self._clock = clock
         self._prefix = prefix
 
-    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap,
+               at: float | None = None) -> Decision:
         space = f"{self._prefix}:{{{quote(dataset, safe='')}}}"
         keys = [f"{space}:batch:{quote(batch.name, safe='')}"]
+        if at is None and self._clock is not None:
+            at = self._clock()
         args: list[str | int | float] = [
-            "" if self._clock is None else repr(self._clock()),
+            "" if at is None else repr(at),
             uuid.uuid4().hex,
             -1 if batch.max_images is None else batch.max_images,
             batch.already_there,
@@ -245,12 +255,13 @@ class FallbackLimiter(Resource):
         self._unavailable_decisions = 0
         self._last_error: str | None = None
 
-    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap) -> Decision:
+    def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap,
+               at: float | None = None) -> Decision:
         import redis
 
         if self._available or self._clock() >= self._retry_at:
             try:
-                decision = self._primary.decide(dataset, candidates, batch)
+                decision = self._primary.decide(dataset, candidates, batch, at)
             except redis.RedisError as error:
                 self.unavailable(error)
             else:
@@ -260,7 +271,7 @@ class FallbackLimiter(Resource):
                 return decision
         self._unavailable_decisions += 1
         if self._policy == "memory":
-            return self._local.decide(dataset, candidates, batch)
+            return self._local.decide(dataset, candidates, batch, at)
         return Decision(Outcome.STORE_UNAVAILABLE)
 
     def unavailable(self, error: Exception) -> None:

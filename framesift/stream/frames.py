@@ -14,20 +14,24 @@ import numpy as np
 class Frame:
     """One decoded frame of one source.
 
-    `image` is the decoder's frame (a PyAV `VideoFrame`); `model_input` was prepared from it in the source thread.
-    `bgr()` makes the full-resolution BGR array only when someone asks (a collected frame, a drawing sink) and
-    keeps it for the next asker. The conversion is done once, under a lock: PyAV deadlocks when two threads
-    convert the same `VideoFrame` at once (seen with PyAV 18).
+    `captured_at` is when the frame was received, or, for a recording replayed in video time (`recorded`), when
+    it was recorded: the recording's start plus the frame's timestamp. `image` is the decoder's frame (a PyAV
+    `VideoFrame`); `model_input` was prepared from it in the source thread. `bgr()` makes the full-resolution BGR
+    array only when someone asks (a collected frame, a drawing sink) and keeps it for the next asker. The
+    conversion is done once, under a lock: PyAV deadlocks when two threads convert the same `VideoFrame` at once
+    (seen with PyAV 18).
     """
 
     source: str
     frame_id: int
-    captured_at: datetime  # when the frame was received (UTC)
+    captured_at: datetime  # when the frame was received, or recorded (UTC)
     received: float  # time.monotonic() at receipt, for the frame's age
     video_time: float | None  # seconds into the stream, from the container's timestamps
     image: Any
     model_input: Any = None  # made by the workflow's `prepare` in the source thread
     outputs: dict[str, Any] | None = None  # a workflow's declared outputs, once inferred
+    recorded: bool = False  # captured_at is on the recording's clock (a file replayed in video time)
+    recording: str | None = None  # the file of an archive it came from; frame_id is then its index there
     _bgr: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -37,7 +37,7 @@ from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
 from framesift.stream.sinks import BackgroundSink, Sink
 from framesift.stream.slots import FrameSlots
-from framesift.stream.sources import SourceOptions, SourceReader, SourceSpec, StatusCallback, check_file
+from framesift.stream.sources import SourceOptions, SourceReader, SourceSpec, StatusCallback
 from framesift.workers import Worker
 from framesift.workflows.engine import StepFailed, Workflow
 
@@ -86,14 +86,15 @@ class Pipeline(Resource):
             self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
         self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)
+        self._last_inferred: dict[str, tuple[str, int]] = {}  # an archive's: (recording, index) of its last frame
         self._started_at: float | None = None
         self._failure: WorkerFailed | None = None
         self._failure_raised = False
         self._closed = False
 
     def start(self) -> None:
-        for spec in self.specs:
-            check_file(spec)
+        for reader in self._readers:
+            reader.check()
         self._started_at = time.monotonic()
         for reader in self._readers:
             reader.start()
@@ -128,6 +129,8 @@ class Pipeline(Resource):
         self.stop()
         if self._started_at is not None:
             self._inference.join()
+            for reader in self._readers:
+                reader.confirm(self._last_inferred.get(reader.spec.name))
         try:
             for sink in self._sinks:
                 try:
@@ -157,6 +160,10 @@ class Pipeline(Resource):
     @property
     def elapsed(self) -> float:
         return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
+    def frames_left(self) -> list[tuple[str, int]]:
+        """(file, frames already replayed) of every file the sources will read, once started."""
+        return [left for reader in self._readers if reader.finite for left in reader.frames_left()]
 
     def snapshot(self) -> StreamStats:
         """The statistics of the stream, its sources and sinks, and (when collecting) of the collector."""
@@ -206,6 +213,8 @@ class Pipeline(Resource):
         now = time.monotonic()
         for frame, result in zip(frames, results, strict=True):
             self.metrics.inferred(frame.source, now - frame.received, now)
+            if frame.recording is not None:
+                self._last_inferred[frame.source] = (frame.recording, frame.frame_id)
             frame.outputs = result.outputs or None
             for callback in self._callbacks:
                 self._guarded("callback", callback, frame, result.prediction)

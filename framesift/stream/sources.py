@@ -9,6 +9,14 @@ their timestamps first. A live source that fails or ends is reopened with expone
 30 s, with jitter), sleeping on an event meanwhile; open and read timeouts keep a dead camera from hanging it, and
 a stop does not wait for a read blocked on the network (PyAV cannot interrupt one from outside: the thread ends by
 itself at its read timeout). `frame_id` keeps counting across reconnects and loops.
+
+An archive (a folder or a glob of recordings, `framesift.stream.archives`) is replayed like one file made of its
+recordings, oldest first; its frames carry the recording they came from and their index in it, and what was
+replayed is written to the options' `replay_log`, so that the same run started again goes on where it stopped.
+
+A file replayed faster than real time runs on its recording's clock (`video_time`, the default): each frame's
+`captured_at` is when it was recorded (`framesift.stream.recordings`), so budgets and batches follow the recording.
+With `realtime`, `loop` or `video_time=False`, frames carry the time they were decoded.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from typing import Any
 
 from framesift.errors import SourceError
 from framesift.redaction import redact
+from framesift.stream.archives import Recording, ReplayLog, is_archive, list_recordings
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
+from framesift.stream.recordings import RecordingClock, recording_start
 from framesift.stream.slots import FrameSlots
 from framesift.workers import Worker
 
@@ -54,7 +64,7 @@ class SourceSpec:
             return "stream"
         if self.url.isdigit() or re.fullmatch(r"/dev/video\d+", self.url):
             return "webcam"
-        return "file"
+        return "archive" if is_archive(self.url) else "file"
 
     @property
     def display(self) -> str:
@@ -72,6 +82,9 @@ class SourceOptions:
     read_timeout: float = 10.0
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    video_time: bool = True  # a file replayed fast runs on its recording's clock
+    start_time: datetime | None = None  # the recording's start, instead of what the file says
+    replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
 
 
 def check_file(spec: SourceSpec) -> None:
@@ -99,13 +112,39 @@ class SourceReader(Worker):
                  on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None):
         super().__init__(f"source {spec.name}", on_failure=on_failure)
         self.spec, self.options = spec, options
-        self.live = spec.kind != "file" or options.realtime
-        self.finite = spec.kind == "file"  # it ends by itself: a file, or a stream found to be a recording (VOD)
+        self.finite = spec.kind in ("file", "archive")  # it ends by itself (so does a stream found to be a VOD)
+        self.live = not self.finite or options.realtime
         self._slots, self._metrics, self._prepare = slots, metrics, prepare
         self._stop_event = stop
         self._on_status = on_status
         self._decoded = 0  # frames decoded so far, and so the id of the next one: it keeps counting across reconnects
         self.waiting_since: float | None = None  # monotonic time since which the thread waits for the network
+        self.recordings: list[Recording] = []  # an archive's, left to replay (`check`)
+        self._replay_log: ReplayLog | None = None
+        self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
+        self._read_through: set[str] = set()  # ... and those read to their end
+        self._unconfirmed: list[Recording] = []  # read to their end, their last frame not yet taken for inference
+
+    def check(self) -> None:
+        """Raise `SourceError` with one clear sentence when a file or an archive cannot be read; list what an
+        archive has left to replay."""
+        if self.spec.kind != "archive":
+            check_file(self.spec)
+            return
+        if self.options.replay_log is not None:
+            self._replay_log = ReplayLog(self.options.replay_log)
+        log_ = self._replay_log
+        every = list_recordings(self.spec.url)
+        self.recordings = [r for r in every if log_ is None or log_.frames_done(r) is not None]
+        if len(self.recordings) < len(every):
+            log.info("source %s: %d of %d recordings were replayed already (%s); they are skipped", self.spec.name,
+                     len(every) - len(self.recordings), len(every), self.options.replay_log)
+
+    def frames_left(self) -> list[tuple[str, int]]:
+        """(file, frames already replayed) of each file this source will read."""
+        if self.spec.kind != "archive":
+            return [(self.spec.url, 0)]
+        return [(r.path, (self._replay_log.frames_done(r) or 0) if self._replay_log else 0) for r in self.recordings]
 
     # -- the thread ----------------------------------------------------------------------------------------
     def work(self) -> None:
@@ -113,6 +152,9 @@ class SourceReader(Worker):
 
         delay = self.options.backoff_initial
         try:
+            if self.spec.kind == "archive":
+                self._replay_archive()
+                return
             while not self._stop_event.is_set() and not self._enough():
                 try:
                     container = self._open()
@@ -147,6 +189,47 @@ class SourceReader(Worker):
                 delay = self._backoff(delay)
         finally:
             self._status("end", f"{self._decoded} frames decoded")
+
+    def _replay_archive(self) -> None:
+        import av
+
+        for recording in self.recordings:
+            if self._stop_event.is_set() or self._enough():
+                return
+            try:
+                container = av.open(recording.path)
+            except av.error.FFmpegError as error:
+                self._metrics.decode_error(self.spec.name)
+                self._status("error", f"cannot open {recording.path}: {_reason(error)}; going on with the next")
+                continue
+            self._metrics.connected(self.spec.name, True)
+            self._status("connected", recording.path)
+            skip = (self._replay_log.frames_done(recording) or 0) if self._replay_log else 0
+            try:
+                if self._read(container, recording, skip):
+                    self._read_through.add(recording.path)
+                    self._unconfirmed.append(recording)
+            except (av.error.FFmpegError, OSError) as error:  # a damaged file: count it, go on with the next
+                self._metrics.decode_error(self.spec.name)
+                self._status("error", f"{recording.path}: {_reason(error)}; going on with the next")
+            finally:
+                container.close()
+                self._metrics.connected(self.spec.name, False)
+
+    def confirm(self, last_inferred: tuple[str, int] | None) -> None:
+        """Write what was replayed of the archive, given the last frame of this source that was inferred (its
+        recording, its index there): the recordings before it to their end, its own up to it."""
+        if self._replay_log is None or last_inferred is None:
+            return
+        for recording in self.recordings:
+            if recording.path == last_inferred[0]:
+                done = last_inferred[1] + 1
+                self._replay_log.record(recording, done, recording.path in self._read_through
+                                        and done >= self._frames_read[recording.path])
+                return
+            if recording.path in self._frames_read:
+                self._replay_log.record(recording, self._frames_read[recording.path],
+                                        recording.path in self._read_through)
 
     def _backoff(self, delay: float) -> float:
         if self._stop_event.is_set():
@@ -187,7 +270,9 @@ class SourceReader(Worker):
             self._slots.configure(self.spec.name, self.live)
         return container
 
-    def _read(self, container: Any) -> None:
+    def _read(self, container: Any, recording: Recording | None = None, skip: int = 0) -> bool:
+        """Deliver the container's frames (a recording of an archive's: after its first `skip`, which were
+        replayed before); True when it was read to its end."""
         import av
 
         stream = container.streams.video[0]
@@ -196,35 +281,68 @@ class SourceReader(Worker):
         segmented = container.format.name in SEGMENTED_FORMATS
         pacing = _Pacing(self.options, "replay" if self.live and self.finite else
                          "segments" if self.live and segmented else "none")
+        clock = self._recording_clock(container, stream, recording)
+        index = 0  # of the frame in this container
         for packet in container.demux(stream):
             self.waiting_since = None
             if self._stop_event.is_set():
-                return
+                return False
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:  # a corrupt packet: count it, go on with the next
                 self._metrics.decode_error(self.spec.name)
                 continue
             for image in decoded:
-                self._deliver(image, pacing)
+                if recording is None:
+                    self._deliver(image, pacing, clock)
+                else:
+                    self._frames_read[recording.path] = index + 1
+                    if index >= skip:
+                        self._deliver(image, pacing, clock, recording, index)
+                    elif clock is not None:
+                        clock.at(float(image.time) if image.time is not None else None)
+                index += 1
                 if self._stop_event.is_set() or self._enough():
-                    return
+                    return False
             self.waiting_since = time.monotonic()
+        return True
 
-    def _deliver(self, image: Any, pacing: _Pacing) -> None:
-        frame_id = self._decoded
+    def _recording_clock(self, container: Any, stream: Any, recording: Recording | None) -> RecordingClock | None:
+        """The clock of a file replayed in video time; None when frames carry the time they were decoded."""
+        if not self.finite or self.live or self.options.loop or not self.options.video_time:
+            return None
+        if recording is not None:
+            start = recording.start
+        elif self.spec.kind == "file":
+            start = self.options.start_time or recording_start(container, self.spec.url)
+        else:
+            return None  # a stream that turned out to be a recording: it has no file to date it
+        rate = float(stream.average_rate) if stream.average_rate else None
+        return RecordingClock(start, rate)
+
+    def _deliver(self, image: Any, pacing: _Pacing, clock: RecordingClock | None,
+                 recording: Recording | None = None, index: int = 0) -> None:
+        """Hand a decoded frame on; an archive's frames are numbered within their recording."""
+        frame_id = self._decoded if recording is None else index
         self._decoded += 1
         self._metrics.decoded(self.spec.name, corrupt=image.is_corrupt)  # corrupt: damage FFmpeg concealed
         video_time = float(image.time) if image.time is not None else None
+        recorded_at = None if clock is None else clock.at(video_time)
         if not pacing.admit(video_time, time.monotonic()):
             self._metrics.skipped(self.spec.name)
             return
         pacing.wait(video_time, self._stop_event)
-        frame = Frame(self.spec.name, frame_id, datetime.now(timezone.utc), time.monotonic(), video_time, image)
+        captured_at = datetime.now(timezone.utc) if recorded_at is None else recorded_at
+        frame = Frame(self.spec.name, frame_id, captured_at, time.monotonic(), video_time, image,
+                      recorded=recorded_at is not None, recording=None if recording is None else recording.path)
         if self._prepare is not None:
             frame.model_input = self._prepare(image)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped
+        elif self._unconfirmed and recording is not None and self._replay_log is not None:
+            for done in self._unconfirmed:  # a later frame went in: their last ones were taken for inference
+                self._replay_log.record(done, self._frames_read[done.path], finished=True)
+            self._unconfirmed.clear()
 
     def _replaced(self, frame: Frame) -> None:
         """A waiting live frame was replaced by a newer one before the model took it."""

@@ -296,14 +296,15 @@ class Workflow(Resource):
             source = sources.get(frame.source)
             if not self._collecting(step, source):
                 continue
-            url = frame.source if source is None else source.url
+            url = frame.recording or (frame.source if source is None else source.url)
             for region, prediction in zip(frame_values[step.image], frame_values[predictions], strict=True):
                 if region.box is None:
                     collector.submit(frame, prediction, source=url, frame_id=frame.frame_id,
-                                     captured_at=frame.captured_at)
+                                     captured_at=frame.captured_at, recorded=frame.recorded)
                 else:
                     collector.submit(region.bgr(), prediction, source=url, frame_id=frame.frame_id,
-                                     captured_at=frame.captured_at, extra={"crop": region.record()})
+                                     captured_at=frame.captured_at, extra={"crop": region.record()},
+                                     recorded=frame.recorded)
 
     def _collecting(self, step: CollectorStep, source: SourceSpec | None) -> bool:
         """Whether a collector step collects from a source: not switched off for it, nor by its parameter."""

@@ -1,0 +1,112 @@
+"""Archives of recordings as one source: a folder or a glob of video files, replayed in time order, resumable.
+
+`framesift run 'recordings/**/*.mp4'` (or a folder) replays every recording it matches one after another, oldest
+first (by each recording's start, `framesift.stream.recordings`), as one source. What was replayed is written to a
+`ReplayLog` in the target: a recording replayed to its end is skipped when the same command runs again, and one
+interrupted halfway goes on after the last frame that was inferred, so no frame is sampled twice.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from framesift.errors import SourceError
+from framesift.stream.recordings import recording_start
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv",
+                            ".mpg", ".mpeg", ".h264", ".h265", ".hevc", ".3gp"})
+
+
+def is_archive(url: str) -> bool:
+    """A folder, or a glob pattern that is not itself the name of a file."""
+    return Path(url).is_dir() or (any(c in url for c in "*?[") and not Path(url).is_file())
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One file of an archive: where it is, when it began, and what identifies this version of it."""
+
+    path: str
+    start: datetime
+    size: int
+    mtime_ns: int
+
+    @property
+    def key(self) -> str:
+        return f"{os.path.abspath(self.path)}\0{self.size}\0{self.mtime_ns}"
+
+
+def list_recordings(pattern: str) -> list[Recording]:
+    """The video files of a folder (recursively) or a glob (`**` spans folders), oldest recording first. Raises
+    `SourceError` when nothing matches."""
+    import av
+
+    if Path(pattern).is_dir():
+        paths = [str(p) for p in Path(pattern).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()]
+    else:
+        paths = [p for p in glob.glob(pattern, recursive=True) if Path(p).is_file()]
+    recordings = []
+    for path in paths:
+        try:
+            with av.open(path) as container:
+                if not container.streams.video:
+                    log.warning("%s holds no video stream; it is left out", path)
+                    continue
+                start = recording_start(container, path)
+        except av.error.FFmpegError as error:
+            log.warning("%s cannot be read (%s); it is left out", path, error.strerror or error)
+            continue
+        stat = os.stat(path)
+        recordings.append(Recording(path, start, stat.st_size, stat.st_mtime_ns))
+    if not recordings:
+        raise SourceError(f"no video files found in {pattern}")
+    return sorted(recordings, key=lambda r: (r.start, r.path))
+
+
+class ReplayLog:
+    """What was replayed of each recording, as JSON lines appended to one file (`replayed.jsonl` in the target):
+    `{"file", "key", "frames", "finished"}`, the last line of a recording telling. A line that cannot be read (a
+    hand-edited file) is left out with a warning: its recording is replayed again."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._done: dict[str, tuple[int, bool]] = {}
+        if self.path.exists():
+            self._read()
+
+    def _read(self) -> None:
+        for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
+            try:
+                entry = json.loads(line)
+                self._done[str(entry["key"])] = (int(entry["frames"]), bool(entry["finished"]))
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s line %d is not a replay entry; it is left out", self.path, number)
+
+    def frames_done(self, recording: Recording) -> int | None:
+        """Frames of `recording` already replayed, or None when it was replayed to its end."""
+        frames, finished = self._done.get(recording.key, (0, False))
+        return None if finished else frames
+
+    def record(self, recording: Recording, frames: int, finished: bool) -> None:
+        """Say (durably) that the first `frames` frames of `recording` were replayed, or all of them."""
+        entry = {"file": os.path.abspath(recording.path), "key": recording.key, "frames": frames,
+                 "finished": finished}
+        with self._lock:
+            if self._done.get(recording.key) == (frames, finished):
+                return
+            self._done[recording.key] = (frames, finished)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as file:
+                file.write(json.dumps(entry) + "\n")
+                file.flush()
+                os.fsync(file.fileno())

@@ -1,0 +1,100 @@
+"""Issue 15, part 3: a folder or a glob of recordings as one source, in time order, resumable."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import av
+import yaml
+
+from framesift.collectors.targets.local import read_records
+from framesift.runner import RunOptions, run
+from tests.helpers import wait_until
+from tests.test_cli import run_cli
+from tests.test_video_time import utc, write_recording
+
+
+def every_frame(tmp_path: Path) -> Path:
+    config = {"enabled": True, "persist_predictions": True,
+              "sampling_strategies": [{"name": "every", "type": "random", "traffic_percentage": 1.0}],
+              "batching_strategy": {"batches_name_prefix": "rec", "recreation_interval": "daily"}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def frames_of(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_a_folder_is_replayed_oldest_first_each_frame_named_by_its_recording(tmp_path):
+    folder = tmp_path / "recordings"
+    (folder / "day2").mkdir(parents=True)
+    late = write_recording(folder / "a-late.mp4", 2, creation_time="2026-11-21T09:00:00Z")
+    early = write_recording(folder / "day2" / "z-early.mp4", 2, creation_time="2026-11-20T09:00:00Z")
+    (folder / "notes.txt").write_text("not a video")
+    (folder / "broken.mp4").write_bytes(b"\x00" * 4096)  # left out, with a warning
+    run(RunOptions(sources=[str(folder)], model="stub", al_config=str(every_frame(tmp_path)),
+                   target=str(tmp_path / "ds"), seed=1))
+    records = list(read_records(tmp_path / "ds"))
+    assert [(Path(r["source"]).name, r["frame_id"]) for r in records] == \
+        [("z-early.mp4", i) for i in range(frames_of(early))] + [("a-late.mp4", i) for i in range(frames_of(late))]
+    assert [r["batch"] for r in records[:2]] == ["rec_2026_11_20"] * 2
+    times = [utc(r["captured_at"]) for r in records]
+    assert times == sorted(times)
+
+
+def test_a_glob_spans_folders_and_a_pattern_matching_nothing_is_one_sentence(tmp_path):
+    for day in ("2026-11-20", "2026-11-21"):
+        (tmp_path / day).mkdir()
+        write_recording(tmp_path / day / "cam1.mp4", 1, creation_time=f"{day}T08:00:00Z")
+        write_recording(tmp_path / day / "cam2.mkv", 1, creation_time=f"{day}T08:00:00Z")
+    done = run_cli("run", str(tmp_path / "**" / "cam1.mp4"), "--model", "stub", "--al-config",
+                   str(every_frame(tmp_path)), "--target", str(tmp_path / "ds"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    sources = Counter(Path(r["source"]).parent.name for r in read_records(tmp_path / "ds"))
+    assert sources == {"2026-11-20": 5, "2026-11-21": 5}
+
+    nothing = run_cli("run", str(tmp_path / "**" / "*.avi"), "--model", "stub", "--no-progress")
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip().splitlines() == [f"framesift: no video files found in {tmp_path}/**/*.avi"]
+
+
+def test_an_interrupted_bootstrap_goes_on_where_it_stopped_and_samples_every_frame_once(tmp_path):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    clips = [write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
+             for i in range(3)]
+    command = [sys.executable, "-m", "framesift.cli", "run", str(folder), "--model", "stub", "--realtime",
+               "--al-config", str(every_frame(tmp_path)), "--target", str(tmp_path / "ds"), "--no-progress"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    replayed = tmp_path / "ds" / "replayed.jsonl"
+    try:  # stop it once the first recording is done (it is replayed at its frame rate: 3 s each)
+        assert wait_until(lambda: replayed.exists() and "part0" in replayed.read_text(), timeout=30)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0, first.communicate()[1]
+    finally:
+        first.kill()
+    before = [(Path(r["source"]).name, r["frame_id"]) for r in read_records(tmp_path / "ds")]
+    assert {name for name, _ in before} <= {"part0.mp4", "part1.mp4"}
+    assert sum(name == "part0.mp4" for name, _ in before) == 30
+
+    started = time.monotonic()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert time.monotonic() - started < 8  # part0 was skipped: at most part1's rest and part2 were replayed
+    after = Counter((Path(r["source"]).name, r["frame_id"]) for r in read_records(tmp_path / "ds"))
+    assert after == Counter({(clip.name, i): 1 for clip in clips for i in range(frames_of(clip))})
+    entries = [json.loads(line) for line in replayed.read_text().splitlines()]
+    assert {Path(e["file"]).name for e in entries if e["finished"]} == {"part0.mp4", "part1.mp4", "part2.mp4"}
+
+    third = subprocess.run(command, capture_output=True, text=True, timeout=60)  # nothing left: nothing sampled
+    assert third.returncode == 0, third.stderr
+    assert len(list(read_records(tmp_path / "ds"))) == sum(after.values())
