@@ -48,10 +48,13 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_a_minutely_limit_admits_what_it_would_have_live_and_batches_follow_the_recordings_days(tmp_path):
+@pytest.mark.parametrize("budgets", ["memory", "redis"])
+def test_a_minutely_limit_admits_what_it_would_have_live_and_batches_follow_the_recordings_days(
+        tmp_path, budgets, request):
     clip = write_recording(tmp_path / "night.mp4", 200, creation_time="2026-11-20T23:58:00.000000Z")
+    redis = request.getfixturevalue("redis_server").url if budgets == "redis" else None
     run(RunOptions(sources=[str(clip)], model="stub", al_config=str(two_a_minute(tmp_path)),
-                   target=str(tmp_path / "ds"), seed=1))
+                   target=str(tmp_path / "ds"), seed=1, redis=redis))
     records = list(read_records(tmp_path / "ds"))
     start = datetime(2026, 11, 20, 23, 58, tzinfo=timezone.utc)
     # Live, a sliding 60 s window of 2 admits the first two frames of each minute of the 200 s recording.
