@@ -1,7 +1,7 @@
 """Exports keep the predictions' confidences: COCO `score`, YOLO's sixth column with `--with-confidence`.
 
-The scores are read back by real importers, not by our own code: pycocotools (the COCO reference API) loads the
-COCO annotations as detection results (`COCO.loadRes`) and evaluates them (`COCOeval`, which needs `score`). FiftyOne
+COCO scores are read back by a real importer, not by our own code: pycocotools (the COCO reference API) loads the
+annotations as detection results (`COCO.loadRes`) and evaluates them (`COCOeval`, which needs `score`). FiftyOne
 is not used: its database package `fiftyone-db` downloads MongoDB from fastdl.mongodb.org when it is installed (only
 PyPI and apt are reachable here), and its last wheel that bundles `mongod` (0.4.5) needs OpenSSL 1.1, which Debian 12
 no longer ships, so FiftyOne cannot open a dataset on this machine; with its dependencies it is also about 1.2 GB
@@ -45,7 +45,7 @@ YOLO_LINES = {
 }
 
 
-def framesift(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "framesift.cli", *args], capture_output=True, text=True, timeout=300)
 
 
@@ -124,7 +124,7 @@ def test_yolo_with_confidence_round_trips_the_scores(dataset, tmp_path, how):
     if how == "api":
         assert export_dataset(root, "yolo", out, with_confidence=True).exported == 3
     else:
-        result = framesift("export", str(root), "--format", "yolo", "--out", str(out), "--with-confidence")
+        result = run_cli("export", str(root), "--format", "yolo", "--out", str(out), "--with-confidence")
         assert result.returncode == 0, result.stderr
         assert "exported 3 images" in result.stdout
     labels = read_yolo(out)
@@ -197,6 +197,6 @@ def test_voc_refuses_a_confidence_in_one_sentence(dataset, tmp_path):
     root, _ = dataset
     with pytest.raises(InputError, match="voc has no field for a confidence"):
         export_dataset(root, "voc", tmp_path / "voc", with_confidence=True)
-    result = framesift("export", str(root), "--format", "voc", "--out", str(tmp_path / "voc"), "--with-confidence")
+    result = run_cli("export", str(root), "--format", "voc", "--out", str(tmp_path / "voc"), "--with-confidence")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("framesift: voc has no field for a confidence") and not (tmp_path / "voc").exists()
