@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset", help="the dataset folder (the --target of a run)")
     export.add_argument("--format", required=True, choices=("coco", "yolo", "voc"))
     export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--with-confidence", action="store_true",
+                        help="yolo: end each label line with the confidence (class cx cy w h conf, as Ultralytics' "
+                             "save_conf); coco annotations always carry score")
     return parser
 
 
@@ -222,7 +225,7 @@ def _outbox(args: argparse.Namespace, signals: StopSignals) -> int:
 def _export(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.collectors.export import export_dataset
 
-    result = export_dataset(args.dataset, args.format, args.out)
+    result = export_dataset(args.dataset, args.format, args.out, with_confidence=args.with_confidence)
     print(f"exported {result.exported} images to {args.out} ({args.format})")
     if result.skipped:
         print(f"framesift: skipped {len(result.skipped)} records that cannot be exported:", file=sys.stderr)

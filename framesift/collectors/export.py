@@ -6,6 +6,12 @@ even when datapoints came from several models. Datapoints without a persisted pr
 key missing, its image or prediction file deleted or damaged by hand) is skipped and named in the result; the
 rest is exported.
 
+Confidences stay with the boxes, so tools such as FiftyOne import an export as predictions: each COCO annotation
+carries the detection's confidence as `score`, and `with_confidence=True` ends each YOLO label line with it
+(Ultralytics' `save_conf` layout: `class cx cy w h conf`, or a polygon's points then `conf`). Without it the YOLO
+labels are exactly supervision's. Pascal VOC has no field for a confidence. A datapoint whose persisted prediction
+lacks a confidence for any detection exports without them.
+
 Example:
     >>> result = export_dataset("framesift-data", "coco", "out")  # doctest: +SKIP
     >>> result.exported, result.skipped                            # doctest: +SKIP
@@ -27,6 +33,7 @@ from framesift.errors import InputError
 from framesift.predictions import DetectionPrediction, prediction_from_json
 
 FORMATS = ("coco", "yolo", "voc")
+_YOLO_APPROXIMATION = 0.0  # polygon simplification: as_yolo's default, passed to both writers so their lines agree
 
 
 @dataclass
@@ -35,12 +42,19 @@ class ExportResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (record id or line, why) of each record left out
 
 
-def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str]) -> ExportResult:
-    """Write the dataset at `dataset` to `out` in `fmt` (coco, yolo or voc)."""
+def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str], *,
+                   with_confidence: bool = False) -> ExportResult:
+    """Write the dataset at `dataset` to `out` in `fmt` (coco, yolo or voc).
+
+    COCO annotations always carry `score`; `with_confidence` adds the confidence to YOLO labels as a last column.
+    """
     import supervision as sv
 
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    if with_confidence and fmt == "voc":
+        raise InputError("voc has no field for a confidence (--with-confidence); export coco, whose annotations "
+                         "carry score, or yolo instead")
     root, out = Path(dataset), Path(out)
     if not (root / RECORDS).is_file():
         raise InputError(f"{root} is not a framesift dataset (no {RECORDS})")
@@ -62,9 +76,12 @@ def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.Path
     images_dir = str(out / "images")
     if fmt == "coco":
         exported.as_coco(images_directory_path=images_dir, annotations_path=str(out / "annotations.json"))
+        _add_coco_scores(out / "annotations.json", annotations)
     elif fmt == "yolo":
         exported.as_yolo(images_directory_path=images_dir, annotations_directory_path=str(out / "labels"),
-                         data_yaml_path=str(out / "data.yaml"))
+                         data_yaml_path=str(out / "data.yaml"), approximation_percentage=_YOLO_APPROXIMATION)
+        if with_confidence:
+            _add_yolo_confidences(out / "labels", annotations)
     else:
         exported.as_pascal_voc(images_directory_path=images_dir, annotations_directory_path=str(out / "annotations"))
     result.exported = len(annotations)
@@ -107,7 +124,41 @@ def _datapoint(root: Path, line: bytes) -> tuple[str, DetectionPrediction | None
     return str(image), parsed
 
 
+def _add_coco_scores(path: Path, annotations: dict[str, Any]) -> None:
+    """Give each annotation supervision wrote (one per detection, in order) its detection's confidence as `score`."""
+    coco = json.loads(path.read_text())
+    by_name = {Path(image).name: detections for image, detections in annotations.items()}
+    by_id: dict[int, list[dict[str, Any]]] = {}
+    for annotation in coco["annotations"]:
+        by_id.setdefault(annotation["image_id"], []).append(annotation)
+    for image in coco["images"]:
+        confidence = by_name[image["file_name"]].confidence
+        if confidence is not None:
+            for annotation, score in zip(by_id.get(image["id"], []), confidence, strict=True):
+                annotation["score"] = float(score)
+    path.write_text(json.dumps(coco, indent=3))  # supervision's indent
+
+
+def _add_yolo_confidences(labels: Path, annotations: dict[str, Any]) -> None:
+    """Write the labels of each image with scored detections again, each line ending in its detection's confidence."""
+    import cv2
+    from supervision.dataset.formats.yolo import detections_to_yolo_annotations
+
+    for image, detections in annotations.items():
+        if detections.confidence is None or len(detections) == 0:
+            continue  # supervision's lines (or empty file) stay
+        pixels = cv2.imread(image)  # as supervision reads it for its own lines
+        if pixels is None:
+            raise InputError(f"{image} cannot be read as an image")
+        lines = [f"{line} {confidence:.5f}\n"
+                 for i, confidence in enumerate(detections.confidence)
+                 for line in detections_to_yolo_annotations(detections[i:i + 1], pixels.shape,
+                                                            approximation_percentage=_YOLO_APPROXIMATION)]
+        (labels / f"{Path(image).stem}.txt").write_text("".join(lines))
+
+
 def _detections(prediction: DetectionPrediction | None, classes: list[str]) -> Any:  # sv.Detections
+    """The detections of one datapoint; `confidence` is None when its prediction lacks a confidence anywhere."""
     import supervision as sv
 
     if prediction is None or len(prediction) == 0:
@@ -117,9 +168,11 @@ def _detections(prediction: DetectionPrediction | None, classes: list[str]) -> A
         width, height = prediction.image_size
         mask = np.stack([sv.polygon_to_mask(p.astype(np.int32), (width, height)).astype(bool)
                          for p in prediction.polygons])
+    items = prediction.source["predictions"] if prediction.source is not None else []
+    scored = all("confidence" in item for item in items)
     return sv.Detections(
         xyxy=prediction.xyxy.astype(np.float32),
-        confidence=prediction.confidence.astype(np.float32),
+        confidence=prediction.confidence.astype(np.float32) if scored else None,
         class_id=np.asarray([classes.index(n) for n in prediction.class_name], dtype=int),
         mask=mask,
     )
