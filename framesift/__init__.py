@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
         StubPrediction,
         prediction_from_json,
     )
+    from framesift.report import Report, write_report
     from framesift.runner import RunOptions, build_pipeline, run
     from framesift.signals import StopSignals
     from framesift.stats import CollectorStats, OutboxStats, SinkStats, SourceStats, StrategyStats, StreamStats
@@ -83,6 +84,7 @@ _EXPORTS = {
     "framesift.models.model": ["Model"],
     "framesift.predictions": ["ClassificationPrediction", "DetectionPrediction", "Prediction", "StubPrediction",
                               "prediction_from_json"],
+    "framesift.report": ["Report", "write_report"],
     "framesift.runner": ["RunOptions", "build_pipeline", "run"],
     "framesift.signals": ["StopSignals"],
     "framesift.stats": ["CollectorStats", "OutboxStats", "SinkStats", "SourceStats", "StrategyStats", "StreamStats"],

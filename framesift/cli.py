@@ -114,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--with-confidence", action="store_true",
                         help="yolo: end each label line with the confidence (class cx cy w h conf, as Ultralytics' "
                              "save_conf); coco annotations always carry score")
+
+    report = commands.add_parser("report", help="write one HTML page of a dataset: its images with their "
+                                                "pre-annotations, and charts")
+    report.add_argument("dataset", help="the dataset folder (the --target of a run)")
+    report.add_argument("--out", help="the HTML file (default: report.html inside the dataset folder)")
+    report.add_argument("--summary", metavar="FILE", help="a run's --summary file: adds what it did not collect")
+    report.add_argument("--al-config", metavar="FILE",
+                        help="the configuration the run used: adds budget use against each strategy's limits")
     return parser
 
 
@@ -182,7 +190,10 @@ def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
 
 
 def _demo(args: argparse.Namespace, signals: StopSignals) -> int:
+    from pathlib import Path
+
     from framesift.demo import run_demo
+    from framesift.report.page import REPORT
 
     summary = run_demo(args.out, stop=signals.event)
     print(f"framesift demo: the bundled shape detector ran on {summary['frames_inferred']} frames of "
@@ -193,6 +204,7 @@ def _demo(args: argparse.Namespace, signals: StopSignals) -> int:
     print(f"  images:      {args.out}/dataset/<batch>/images/, predictions beside them")
     print(f"  every frame: {args.out}/predictions.jsonl; counters: {args.out}/summary.json")
     print(f"next: framesift export {args.out}/dataset --format coco --out coco/")
+    print(f"the report of the dataset: open {Path(args.out, 'dataset', REPORT).resolve().as_uri()}")
     return EXIT_OK
 
 
@@ -234,6 +246,20 @@ def _export(args: argparse.Namespace, signals: StopSignals) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace, signals: StopSignals) -> int:
+    from framesift.report import write_report
+
+    report = write_report(args.dataset, args.out, args.summary, args.al_config)
+    print(f"wrote the report of {report.datapoints} datapoints: open {report.path.resolve().as_uri()}")
+    if report.skipped:
+        print(f"framesift: skipped {len(report.skipped)} records that cannot be shown:", file=sys.stderr)
+        for name, why in report.skipped[:10]:
+            print(f"  {name}: {why}", file=sys.stderr)
+        if len(report.skipped) > 10:
+            print(f"  ... and {len(report.skipped) - 10} more (the report names the first 50)", file=sys.stderr)
+    return EXIT_OK
+
+
 def _config(args: argparse.Namespace, signals: StopSignals) -> int:
     import json
     from contextlib import closing
@@ -260,7 +286,7 @@ def _config(args: argparse.Namespace, signals: StopSignals) -> int:
 
 
 COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "config": _config, "outbox": _outbox,
-            "export": _export}
+            "export": _export, "report": _report}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -57,12 +57,17 @@ def write_demo_video(path: str | os.PathLike[str], frames: int = 150, width: int
 def run_demo(out_dir: str | os.PathLike[str] = "framesift-demo", seed: int = 0,
              stop: threading.Event | None = None) -> dict[str, Any]:
     """Generate the sample video and run the bundled demo model over it through the whole pipeline, collecting
-    with `configs/demo.yaml` into `out_dir/dataset`. Returns the run's summary."""
+    with `configs/demo.yaml` into `out_dir/dataset`, then write the dataset's report (`out_dir/dataset/report.html`).
+    Returns the run's summary."""
     from framesift.configs import path as config_path
+    from framesift.report import write_report
     from framesift.runner import RunOptions, run
 
     out = Path(out_dir)
     video = write_demo_video(out / "sample.mp4")
-    return run(RunOptions(sources=[str(video)], model="demo", confidence=0.5, al_config=str(config_path("demo.yaml")),
-                          target=str(out / "dataset"), seed=seed, predictions=str(out / "predictions.jsonl"),
-                          summary=str(out / "summary.json")), stop=stop)
+    config = str(config_path("demo.yaml"))
+    summary = run(RunOptions(sources=[str(video)], model="demo", confidence=0.5, al_config=config,
+                             target=str(out / "dataset"), seed=seed, predictions=str(out / "predictions.jsonl"),
+                             summary=str(out / "summary.json")), stop=stop)
+    write_report(out / "dataset", summary=out / "summary.json", al_config=config)
+    return summary

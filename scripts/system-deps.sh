@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests talk to when they are missing: a real Redis server, and GStreamer's RTSP
-# server with the system Python's bindings (the RTSP test server runs on /usr/bin/python3).
+# Installs the system packages the tests talk to when they are missing: a real Redis server, GStreamer's RTSP
+# server with the system Python's bindings (the RTSP test server runs on /usr/bin/python3), and Chromium, the
+# headless browser that opens the report in the tests (tests/browser.py), with a font to draw its text.
 # As root it uses apt-get; otherwise it says exactly what to install and fails.
 set -euo pipefail
 
 packages=()
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
 if ! /usr/bin/python3 - >/dev/null 2>&1 <<'PY'
 import gi
 gi.require_version("Gst", "1.0")

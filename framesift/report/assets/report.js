@@ -1,0 +1,254 @@
+/* framesift report: filters, pages and draws the gallery, and draws the charts, from the data embedded in the page.
+   An item is [image, strategy, source, batch, time, tags, width, height, task, annotation]; names are indexes into
+   the data's tables (see framesift/report/gallery.py). The filters and the page live in the address's #fragment,
+   so a view can be bookmarked or opened directly: report.html#strategy=uncertain&class=car&page=2 */
+(function () {
+  'use strict';
+  const data = JSON.parse(document.getElementById('framesift-data').textContent);
+  const [IMAGE, STRATEGY, SOURCE, BATCH, TIME, TAGS, WIDTH, HEIGHT, TASK, ANNOTATION] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const SVG = 'http://www.w3.org/2000/svg';  // the SVG namespace's name, not an address that is fetched
+  const KEYPOINT_MIN = 50;  // keypoints drawn from this confidence (%), as Ultralytics draws them
+  const FILTERS = [
+    {key: 'strategy', names: data.strategies, field: STRATEGY},
+    {key: 'source', names: data.sources, field: SOURCE},
+    {key: 'batch', names: data.batches, field: BATCH},
+    {key: 'class', names: data.classes, field: null},
+  ];
+  let shown = null;  // the #fragment last drawn
+
+  function el(tag, attributes, text) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function svg(tag, attributes) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    return node;
+  }
+
+  const colour = (index) => data.palette[index % data.palette.length];
+  const classesOf = (item) => item[ANNOTATION] ? (item[ANNOTATION].d || item[ANNOTATION].c).map((e) => e[0]) : [];
+  const url = (path) => data.base + path.split('/').map(encodeURIComponent).join('/');
+  const when = (t) => t === null ? 'time unknown' : new Date(t * 1000).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+  const count = (n, one, many) => n + ' ' + (n === 1 ? one : many || one + 's');
+  const label = (entry) => data.classes[entry[0]] + ' ' + entry[1] + '%';
+
+  /* The filters chosen and the page, from the #fragment (a name not in the data chooses nothing). */
+  function chosen() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const state = {page: Math.max(1, parseInt(params.get('page') || '1', 10) || 1)};
+    for (const filter of FILTERS) {
+      state[filter.key] = params.has(filter.key) ? filter.names.indexOf(params.get(filter.key)) : -1;
+    }
+    return state;
+  }
+
+  function go(state) {
+    const params = new URLSearchParams();
+    for (const filter of FILTERS) if (state[filter.key] >= 0) params.set(filter.key, filter.names[state[filter.key]]);
+    if (state.page > 1) params.set('page', state.page);
+    location.hash = params.toString();
+    render();
+  }
+
+  function matching(state) {
+    return data.items.filter((item) => FILTERS.every((filter) => state[filter.key] < 0 || (filter.field === null
+      ? classesOf(item).includes(state[filter.key]) : item[filter.field] === state[filter.key])));
+  }
+
+  function buildFilters() {
+    const form = document.getElementById('filters');
+    for (const filter of FILTERS) {
+      const counts = new Array(filter.names.length).fill(0);
+      for (const item of data.items) {
+        if (filter.field === null) for (const c of new Set(classesOf(item))) counts[c]++;
+        else counts[item[filter.field]]++;
+      }
+      const select = el('select', {name: filter.key});
+      select.append(el('option', {value: '-1'}, 'all (' + data.items.length + ')'));
+      filter.names.forEach((name, i) => select.append(el('option', {value: String(i)}, name + ' (' + counts[i] + ')')));
+      select.addEventListener('change', () => {
+        const state = chosen();
+        state[filter.key] = Number(select.value);
+        state.page = 1;
+        go(state);
+      });
+      const wrap = el('label', {}, filter.key);
+      wrap.append(select);
+      form.append(wrap);
+    }
+    document.querySelectorAll('.pager button').forEach((button) => button.addEventListener('click', () => {
+      const state = chosen();
+      state.page += Number(button.dataset.step);
+      go(state);
+    }));
+  }
+
+  /* The boxes, mask outlines and keypoints of an item over its image, in the saved image's pixels. */
+  function overlay(item, withLabels) {
+    const [width, height] = [item[WIDTH], item[HEIGHT]];
+    const layer = svg('svg', {viewBox: '0 0 ' + width + ' ' + height, preserveAspectRatio: 'none'});
+    const annotation = item[ANNOTATION];
+    const radius = Math.max(width, height) / 90;
+    for (const [cls, confidence, x1, y1, x2, y2, polygon, keypoints] of (annotation && annotation.d) || []) {
+      const stroke = {stroke: colour(cls), 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke'};
+      if (polygon) {
+        const points = [];
+        for (let k = 0; k + 1 < polygon.length; k += 2) points.push(polygon[k] + ',' + polygon[k + 1]);
+        layer.append(svg('polygon', {points: points.join(' '), fill: colour(cls), 'fill-opacity': 0.35, ...stroke}));
+      }
+      layer.append(svg('rect', {x: x1, y: y1, width: x2 - x1, height: y2 - y1, fill: 'none', ...stroke}));
+      for (let k = 0; keypoints && k + 2 < keypoints.length; k += 3) {
+        if (keypoints[k + 2] >= KEYPOINT_MIN) {
+          layer.append(svg('circle', {cx: keypoints[k], cy: keypoints[k + 1], r: radius, fill: colour(cls),
+                                      stroke: '#fff', 'stroke-width': 1, 'vector-effect': 'non-scaling-stroke'}));
+        }
+      }
+      if (withLabels) {
+        const text = svg('text', {x: x1 + 2, y: Math.max(y1 - 4, 12), fill: '#fff', stroke: colour(cls),
+                                  'stroke-width': 3, 'paint-order': 'stroke', 'font-size': Math.max(12, height / 40)});
+        text.textContent = label([cls, confidence]);
+        layer.append(text);
+      }
+    }
+    return layer;
+  }
+
+  function thumb(item, withLabels) {
+    const box = el('div', {class: 'thumb'});
+    box.style.aspectRatio = item[WIDTH] + ' / ' + item[HEIGHT];
+    box.append(el('img', {src: url(item[IMAGE]), alt: item[IMAGE], loading: 'lazy', decoding: 'async'}),
+               overlay(item, withLabels));
+    const annotation = item[ANNOTATION];
+    if (annotation && annotation.c && annotation.c.length) {
+      const badge = el('span', {class: 'badge'}, annotation.c.map(label).join(', '));
+      badge.style.background = colour(annotation.c[0][0]);
+      box.append(badge);
+    }
+    return box;
+  }
+
+  /* What the pre-annotation says, in a few words: "2 car, 1 person", "cat 93%", "no pre-annotation". */
+  function summary(item) {
+    const annotation = item[ANNOTATION];
+    if (!annotation) return 'no pre-annotation';
+    if (annotation.c) return annotation.c.length ? annotation.c.map(label).join(', ') : 'no class';
+    if (!annotation.d.length) return 'no object';
+    const counts = new Map();
+    for (const detection of annotation.d) counts.set(detection[0], (counts.get(detection[0]) || 0) + 1);
+    return [...counts].map(([cls, n]) => n + ' ' + data.classes[cls]).join(', ');
+  }
+
+  function captionLines(item) {
+    const tags = item[TAGS].map((t) => data.tags[t]).join(', ');
+    return [['classes', summary(item)],
+            ['meta', data.strategies[item[STRATEGY]] + ' · ' + data.sources[item[SOURCE]]],
+            ['meta', when(item[TIME])],
+            ['meta', 'batch ' + data.batches[item[BATCH]] + (tags ? ' · ' + tags : '')]];
+  }
+
+  function figure(item) {
+    const node = el('figure', {class: 'item'});
+    const caption = el('figcaption');
+    for (const [cls, text] of captionLines(item)) caption.append(el('div', {class: cls, title: text}, text));
+    node.append(thumb(item, false), caption);
+    node.addEventListener('click', () => enlarge(item));
+    return node;
+  }
+
+  function enlarge(item) {
+    const box = document.getElementById('lightbox');
+    box.replaceChildren();
+    const node = el('figure');
+    node.style.width = Math.min(innerWidth * 0.92, innerHeight * 0.78 * item[WIDTH] / item[HEIGHT]) + 'px';
+    const caption = el('figcaption');
+    const detections = (item[ANNOTATION] && item[ANNOTATION].d) || [];
+    const lines = [...captionLines(item), ['meta', data.tasks[item[TASK]] + ' · ' + item[IMAGE]]];
+    if (detections.length) lines.push(['meta', detections.map(label).join(', ')]);
+    for (const [cls, text] of lines) caption.append(el('div', {class: cls}, text));
+    node.append(thumb(item, true), caption);
+    box.append(node);
+    box.hidden = false;
+  }
+
+  function render() {
+    if (shown === location.hash) return;
+    shown = location.hash;
+    const state = chosen();
+    for (const filter of FILTERS) document.querySelector('#filters select[name=' + filter.key + ']').value = String(state[filter.key]);
+    const found = matching(state);
+    const pages = Math.max(1, Math.ceil(found.length / data.pageSize));
+    const page = Math.min(state.page, pages);
+    const gallery = document.getElementById('gallery');
+    gallery.replaceChildren(...found.slice((page - 1) * data.pageSize, page * data.pageSize).map(figure));
+    if (!found.length) gallery.append(el('p', {}, 'No datapoint matches these filters.'));
+    document.getElementById('count').textContent = count(found.length, 'datapoint') +
+      (found.length === data.items.length ? '' : ' of ' + data.items.length);
+    document.querySelectorAll('.pager .page').forEach((span) => { span.textContent = 'page ' + page + ' of ' + pages; });
+    document.querySelectorAll('.pager button').forEach((button) => {
+      const to = page + Number(button.dataset.step);
+      button.disabled = to < 1 || to > pages;
+    });
+  }
+
+  function drawCharts() {
+    const host = document.getElementById('charts');
+    if (window.Chart) Object.assign(Chart.defaults, {animation: false, maintainAspectRatio: false});
+    for (const chart of data.charts) {
+      const section = el('section', {class: 'chart', 'data-chart': chart.key});
+      section.append(el('h3', {}, chart.title));
+      host.append(section);
+      if (chart.config && window.Chart) {
+        const box = el('div', {class: 'canvas'});
+        const canvas = el('canvas', {role: 'img', 'aria-label': chart.title});
+        box.append(canvas);
+        section.append(box);
+        new Chart(canvas, chart.config);
+        canvas.dataset.drawn = 'true';
+      }
+      if (chart.note) section.append(el('p', {}, chart.note));
+      if (chart.rows.length) {
+        const table = el('table');
+        chart.rows.forEach((row, i) => {
+          const tr = el('tr');
+          for (const cell of row) tr.append(el(i ? 'td' : 'th', {}, cell));
+          table.append(tr);
+        });
+        section.append(table);
+      }
+    }
+  }
+
+  function describeDataset() {
+    document.getElementById('title').textContent = data.title;
+    document.title = 'framesift report: ' + data.title;
+    let [first, last] = [Infinity, -Infinity];  // not Math.min(...times): 100 000 arguments overflow the stack
+    for (const item of data.items) {
+      if (item[TIME] !== null) [first, last] = [Math.min(first, item[TIME]), Math.max(last, item[TIME])];
+    }
+    const span = first <= last ? ', captured ' + when(first) + ' to ' + when(last) : '';
+    document.getElementById('about').textContent = count(data.items.length, 'datapoint') + ' in ' +
+      count(data.batches.length, 'batch', 'batches') + ' from ' + count(data.sources.length, 'source') +
+      ', selected by ' + count(data.strategies.length, 'strategy', 'strategies') + span + ' · report written ' +
+      data.generated.replace('T', ' ').replace('Z', ' UTC');
+    if (data.skipped) {
+      const details = document.getElementById('skipped');
+      details.querySelector('summary').textContent = data.skipped + ' records could not be shown' +
+        (data.skipped > data.skippedExamples.length ? ' (the first ' + data.skippedExamples.length + ' below)' : '');
+      for (const [name, why] of data.skippedExamples) details.querySelector('ul').append(el('li', {}, name + ': ' + why));
+      details.hidden = false;
+    }
+  }
+
+  describeDataset();
+  drawCharts();
+  buildFilters();
+  render();
+  addEventListener('hashchange', render);
+  const lightbox = document.getElementById('lightbox');
+  lightbox.addEventListener('click', () => { lightbox.hidden = true; });
+  addEventListener('keydown', (event) => { if (event.key === 'Escape') lightbox.hidden = true; });
+})();

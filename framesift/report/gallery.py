@@ -1,0 +1,180 @@
+"""A dataset folder read for the report: each record a compact gallery item, with its pre-annotation.
+
+The page filters, pages and draws 100 000 items in the browser, so an item is a short JSON array rather than the
+record itself: names (strategies, sources, batches, classes, tags, task types) become indexes into tables,
+coordinates whole pixels of the saved image, confidences whole percents. Images are not read here, only checked to
+exist: the page loads them by their path, page by page.
+
+An item is `[image, strategy, source, batch, time, tags, width, height, task, annotation]`: `time` is the
+capture time in seconds since the epoch (None when the record has none that parses), `tags` a list of tag
+indexes, `annotation` None (a stub model's datapoint, or predictions not persisted), `{"d": [detection, ...]}`
+with a detection `[class, confidence, x1, y1, x2, y2, polygon, keypoints]` (the polygon a flat `[x, y, ...]`
+list and the keypoints a flat `[x, y, confidence, ...]` list, each None when absent), or `{"c": [[class,
+confidence], ...]}` for a classification (its top class, or a multi-label prediction's predicted classes).
+
+Example:
+    >>> gallery = read_gallery("framesift-data")  # doctest: +SKIP
+    >>> len(gallery.items), gallery.strategies.names, gallery.skipped[:1]  # doctest: +SKIP
+    (120, ['uncertain', 'random_sample'], [('line 7', "no 'image' key")])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from framesift.collectors.targets.local import RECORDS
+from framesift.errors import InputError
+
+MAX_POLYGON_POINTS = 100  # a longer mask outline is thinned evenly to this many points: a thumbnail shows no more
+
+
+class Names:
+    """Distinct names in order of first appearance; calling it with a name gives that name's index."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+
+    def __call__(self, name: str) -> int:
+        index = self._index.get(name)
+        if index is None:
+            index = self._index[name] = len(self._index)
+        return index
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._index)
+
+
+@dataclass
+class Gallery:
+    """The datapoints of a dataset folder as gallery items (see the module's docstring), and the records left
+    out, each as (its id or line, why)."""
+
+    items: list[list[Any]] = field(default_factory=list)
+    strategies: Names = field(default_factory=Names)
+    sources: Names = field(default_factory=Names)
+    batches: Names = field(default_factory=Names)
+    classes: Names = field(default_factory=Names)
+    tags: Names = field(default_factory=Names)
+    tasks: Names = field(default_factory=Names)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def tables(self) -> dict[str, list[str]]:
+        """The names each index of an item refers to, by table."""
+        return {"strategies": self.strategies.names, "sources": self.sources.names, "batches": self.batches.names,
+                "classes": self.classes.names, "tags": self.tags.names, "tasks": self.tasks.names}
+
+
+class _Skip(Exception):
+    """A record left out, and why; `name` is its id when it has one."""
+
+    def __init__(self, name: str | None, reason: str):
+        super().__init__(reason)
+        self.name = name
+
+
+def read_gallery(dataset: str | os.PathLike[str]) -> Gallery:
+    """The datapoints of the dataset folder `dataset` as gallery items, in the order they were registered.
+
+    A record that cannot be shown (a line that is not a JSON object, a key missing, its image or prediction file
+    deleted or damaged) is left out and named in `skipped`. Raises `InputError` when `dataset` is no dataset.
+    """
+    root = str(dataset)
+    if not os.path.isfile(os.path.join(root, RECORDS)):
+        raise InputError(f"{dataset} is not a framesift dataset (no {RECORDS})")
+    gallery = Gallery()
+    with open(os.path.join(root, RECORDS), "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                gallery.items.append(_item(root, line, gallery))
+            except _Skip as skip:
+                gallery.skipped.append((skip.name or f"line {number}", str(skip)))
+    return gallery
+
+
+def _item(root: str, line: bytes, gallery: Gallery) -> list[Any]:
+    try:
+        record: Any = json.loads(line)
+    except ValueError:
+        raise _Skip(None, "not a complete JSON record") from None
+    if not isinstance(record, dict):
+        raise _Skip(None, "not a JSON object")
+    name = str(record["id"]) if "id" in record else None
+    image = record.get("image")
+    if not isinstance(image, str):
+        raise _Skip(name, "no 'image' key")
+    if not os.path.isfile(os.path.join(root, image)):
+        raise _Skip(name, f"its image {image} is missing")
+    width, height = record.get("width"), record.get("height")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        raise _Skip(name, "no image size ('width', 'height')")
+    annotation = None
+    if record.get("prediction"):
+        annotation = _annotation(root, str(record["prediction"]), name, gallery.classes)
+    tags = record.get("tags")
+    return [image, gallery.strategies(str(record.get("strategy", "?"))),
+            gallery.sources(str(record.get("source", "?"))), gallery.batches(str(record.get("batch", "?"))),
+            _seconds(record.get("captured_at")),
+            [gallery.tags(str(t)) for t in tags] if isinstance(tags, list) else [], width, height,
+            gallery.tasks(str(record.get("task_type", "?"))), annotation]
+
+
+def _seconds(captured_at: Any) -> float | None:
+    """An ISO 8601 UTC time as seconds since the epoch, to the millisecond; None when it does not parse."""
+    if not isinstance(captured_at, str):
+        return None
+    try:
+        return round(datetime.fromisoformat(captured_at.replace("Z", "+00:00")).timestamp(), 3)
+    except ValueError:
+        return None
+
+
+def _annotation(root: str, path: str, name: str | None, classes: Names) -> dict[str, Any] | None:
+    """The compact pre-annotation of a prediction file (SPEC §2 JSON)."""
+    try:
+        with open(os.path.join(root, path), "rb") as f:
+            data = json.loads(f.read())
+        return _compact(data, classes)
+    except FileNotFoundError:
+        raise _Skip(name, f"its prediction {path} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise _Skip(name, f"its prediction {path} cannot be read ({type(error).__name__})") from None
+
+
+def _compact(data: Any, classes: Names) -> dict[str, Any] | None:
+    if data.get("is_stub"):
+        return None
+    predictions = data.get("predictions") or []
+    if isinstance(predictions, dict):  # multi-label classification
+        return {"c": [[classes(str(c)), _percent(predictions[c]["confidence"])]
+                      for c in data.get("predicted_classes", []) if c in predictions]}
+    if "top" in data:
+        return {"c": [[classes(str(data["top"])), _percent(data.get("confidence", 1.0))]]}
+    detections = []
+    for p in predictions:
+        x, y, w, h = p["x"], p["y"], p["width"], p["height"]
+        points, keypoints = p.get("points"), p.get("keypoints")
+        detections.append([classes(str(p["class"])), _percent(p.get("confidence", 1.0)), round(x - w / 2),
+                           round(y - h / 2), round(x + w / 2), round(y + h / 2),
+                           _polygon(points) if points else None,
+                           [v for k in keypoints for v in (round(k["x"]), round(k["y"]),
+                                                            _percent(k.get("confidence", 1.0)))]
+                           if keypoints else None])
+    return {"d": detections}
+
+
+def _polygon(points: list[dict[str, float]]) -> list[int]:
+    step = math.ceil(len(points) / MAX_POLYGON_POINTS)
+    return [v for point in points[::step] for v in (round(point["x"]), round(point["y"]))]
+
+
+def _percent(confidence: float) -> int:
+    return round(float(confidence) * 100)
+
