@@ -2,8 +2,9 @@
 
 A limit of N per minute (hour, day) admits at most N datapoints of its strategy in any sliding window of that
 length (SPEC §4). The report counts, for each strategy and limit, the most datapoints found in any such window
-(by the frames' capture time, which the limiter's decision follows within moments) and how often the window
-was full: a strategy at its limit had frames refused, which only the run's summary counts.
+(by the frames' capture time: the limiter's own clock for recordings replayed fast, and within moments of its
+decision for a live source) and how often the window was full: a strategy at its limit had frames refused, which
+only the run's summary counts.
 
 The records do not hold the limits: they come from the configuration the run used.
 
@@ -61,7 +62,7 @@ def budget_chart(gallery: Gallery, config: ActiveLearningConfig | None) -> Chart
         return Chart("budgets", TITLE, None, "No strategy of the configuration has limits: nothing held back by a "
                                              "budget.")
     chart = bar(labels, [("peak use, % of the limit", shares, colours)], horizontal=True,
-                value_title="most datapoints in any window of the limit's length, % of the limit")
+                value_title="the most in any window, % of the limit")
     chart["options"]["scales"]["x"]["suggestedMax"] = 100
     note = ("The most datapoints of each strategy in any sliding window of its limit's length (by capture time). "
             "Red: the budget was used up, so frames the strategy matched then were refused — with --summary the "
