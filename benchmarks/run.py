@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-SECTIONS = ["benchmarks.micro", "benchmarks.video_aware", "benchmarks.delivery", "benchmarks.live",
+SECTIONS = ["benchmarks.micro", "benchmarks.video_aware", "benchmarks.delivery", "benchmarks.report", "benchmarks.live",
             "benchmarks.reload", "benchmarks.models", "benchmarks.suite"]
 
 
