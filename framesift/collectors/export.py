@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from framesift.collectors.targets.local import RECORDS
+from framesift.collectors.targets.local import RECORDS, UnusableRecord, record_with_image
 from framesift.errors import InputError
 from framesift.predictions import DetectionPrediction, prediction_from_json
 
@@ -66,7 +66,7 @@ def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.Path
                 continue
             try:
                 image, prediction = _datapoint(root, line)
-            except _Skip as skip:
+            except UnusableRecord as skip:
                 result.skipped.append((skip.name or f"line {number}", str(skip)))
                 continue
             predictions[image] = prediction
@@ -88,36 +88,21 @@ def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.Path
     return result
 
 
-class _Skip(Exception):
-    """A record left out, and why; `name` is its id when it has one."""
-
-    def __init__(self, name: str | None, reason: str):
-        super().__init__(reason)
-        self.name = name
-
-
 def _datapoint(root: Path, line: bytes) -> tuple[str, DetectionPrediction | None]:
-    """The image path and detections of one records line; raises `_Skip` saying why it cannot be exported."""
-    try:
-        record: Any = json.loads(line)
-    except ValueError:
-        raise _Skip(None, "not a complete JSON record") from None
-    if not isinstance(record, dict):
-        raise _Skip(None, "not a JSON object")
+    """The image path and detections of one records line; raises `UnusableRecord` saying why it cannot be
+    exported."""
+    record = record_with_image(root, line)
     name = str(record["id"]) if "id" in record else None
-    if not isinstance(record.get("image"), str):
-        raise _Skip(name, "no 'image' key")
     image = root / record["image"]
-    if not image.is_file():
-        raise _Skip(name, f"its image {record['image']} is missing")
     if not record.get("prediction"):
         return str(image), None
     try:
         parsed = prediction_from_json(json.loads((root / record["prediction"]).read_text()))
     except FileNotFoundError:
-        raise _Skip(name, f"its prediction {record['prediction']} is missing") from None
+        raise UnusableRecord(name, f"its prediction {record['prediction']} is missing") from None
     except (ValueError, KeyError, TypeError) as error:
-        raise _Skip(name, f"its prediction {record['prediction']} cannot be read ({type(error).__name__})") from None
+        raise UnusableRecord(name, f"its prediction {record['prediction']} cannot be read "
+                                   f"({type(error).__name__})") from None
     if not isinstance(parsed, DetectionPrediction):
         raise InputError(f"{name} holds a {parsed.task_type} prediction; only detection-like datasets export to "
                          "coco, yolo or voc")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from framesift.collectors.targets.local import RECORDS
+from framesift.collectors.targets.local import RECORDS, UnusableRecord, record_with_image
 from framesift.errors import InputError
 
 MAX_POLYGON_POINTS = 100  # a longer mask outline is thinned evenly to this many points: a thumbnail shows no more
@@ -70,14 +70,6 @@ class Gallery:
                 "classes": self.classes.names, "tags": self.tags.names, "tasks": self.tasks.names}
 
 
-class _Skip(Exception):
-    """A record left out, and why; `name` is its id when it has one."""
-
-    def __init__(self, name: str | None, reason: str):
-        super().__init__(reason)
-        self.name = name
-
-
 def read_gallery(dataset: str | os.PathLike[str]) -> Gallery:
     """The datapoints of the dataset folder `dataset` as gallery items, in the order they were registered.
 
@@ -94,27 +86,18 @@ def read_gallery(dataset: str | os.PathLike[str]) -> Gallery:
                 continue
             try:
                 gallery.items.append(_item(root, line, gallery))
-            except _Skip as skip:
+            except UnusableRecord as skip:
                 gallery.skipped.append((skip.name or f"line {number}", str(skip)))
     return gallery
 
 
 def _item(root: str, line: bytes, gallery: Gallery) -> list[Any]:
-    try:
-        record: Any = json.loads(line)
-    except ValueError:
-        raise _Skip(None, "not a complete JSON record") from None
-    if not isinstance(record, dict):
-        raise _Skip(None, "not a JSON object")
+    record = record_with_image(root, line)
     name = str(record["id"]) if "id" in record else None
-    image = record.get("image")
-    if not isinstance(image, str):
-        raise _Skip(name, "no 'image' key")
-    if not os.path.isfile(os.path.join(root, image)):
-        raise _Skip(name, f"its image {image} is missing")
+    image = record["image"]
     width, height = record.get("width"), record.get("height")
     if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-        raise _Skip(name, "no image size ('width', 'height')")
+        raise UnusableRecord(name, "no image size ('width', 'height')")
     annotation = None
     if record.get("prediction"):
         annotation = _annotation(root, str(record["prediction"]), name, gallery.classes)
@@ -143,9 +126,9 @@ def _annotation(root: str, path: str, name: str | None, classes: Names) -> dict[
             data = json.loads(f.read())
         return _compact(data, classes)
     except FileNotFoundError:
-        raise _Skip(name, f"its prediction {path} is missing") from None
+        raise UnusableRecord(name, f"its prediction {path} is missing") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise _Skip(name, f"its prediction {path} cannot be read ({type(error).__name__})") from None
+        raise UnusableRecord(name, f"its prediction {path} cannot be read ({type(error).__name__})") from None
 
 
 def _compact(data: Any, classes: Names) -> dict[str, Any] | None:

@@ -133,9 +133,9 @@ class SourceReader(Worker):
             return
         if self.options.replay_log is not None:
             self._replay_log = ReplayLog(self.options.replay_log)
-        log_ = self._replay_log
+        replayed = self._replay_log
         every = list_recordings(self.spec.url)
-        self.recordings = [r for r in every if log_ is None or log_.frames_done(r) is not None]
+        self.recordings = [r for r in every if replayed is None or replayed.frames_done(r) is not None]
         if len(self.recordings) < len(every):
             log.info("source %s: %d of %d recordings were replayed already (%s); they are skipped", self.spec.name,
                      len(every) - len(self.recordings), len(every), self.options.replay_log)

@@ -152,6 +152,30 @@ def read_records(root: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 yield record
 
 
+class UnusableRecord(Exception):
+    """A records line left out, and why; `name` is its record's id when it has one."""
+
+    def __init__(self, name: str | None, reason: str):
+        super().__init__(reason)
+        self.name = name
+
+
+def record_with_image(root: str | os.PathLike[str], line: bytes) -> dict[str, Any]:
+    """One records line as a record whose image is in the dataset; raises `UnusableRecord` saying why not."""
+    try:
+        record: Any = json.loads(line)
+    except ValueError:
+        raise UnusableRecord(None, "not a complete JSON record") from None
+    if not isinstance(record, dict):
+        raise UnusableRecord(None, "not a JSON object")
+    name = str(record["id"]) if "id" in record else None
+    if not isinstance(record.get("image"), str):
+        raise UnusableRecord(name, "no 'image' key")
+    if not (Path(root) / record["image"]).is_file():
+        raise UnusableRecord(name, f"its image {record['image']} is missing")
+    return record
+
+
 def _record(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
