@@ -67,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="when the recording began (2026-11-20T08:00:00Z), instead of its creation_time tag or "
                           "its modification time less its duration")
     run.add_argument("--loop", action="store_true", help="restart files at their end (on the wall clock)")
-    run.add_argument("--max-frames", type=int, help="stop each source after N decoded frames")
+    run.add_argument("--decode-all", action="store_true",
+                     help="decode every frame of a replayed file even when the sampling does not look at images "
+                          "(by default only the GOPs of sampled frames are decoded)")
+    run.add_argument("--max-frames", type=int, help="stop each source after N frames")
     run.add_argument("--duration", type=float, help="stop after S seconds")
     run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
     run.add_argument("--seed", type=int, help="make every sampling draw reproducible")
@@ -161,7 +164,9 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     if outbox:
         collected += f" ({outbox['delivered']} delivered, {outbox['pending']} pending, {outbox['dead']} dead"
         collected += f": framesift outbox {outbox['outbox']})" if outbox["pending"] or outbox["dead"] else ")"
-    print(f"inferred {summary['frames_inferred']} frames, dropped {summary['frames_dropped']}; {collected}",
+    unsampled = summary.get("frames_unsampled")
+    passed = f", passed over {unsampled} unsampled ones" if unsampled else ""
+    print(f"inferred {summary['frames_inferred']} frames{passed}, dropped {summary['frames_dropped']}; {collected}",
           file=sys.stderr)
     if summary["limit_store_unavailable_decisions"]:
         print(f"framesift: {summary['limit_store_unavailable_decisions']} limit decisions were made without Redis "

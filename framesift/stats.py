@@ -93,6 +93,8 @@ class SourceStats(Stats):
     dropped_by_reason: dict[str, int] = counter("frames decoded but not inferred, by reason", metric="frames_dropped",
                                                 label="reason")
     frames_skipped: int = counter("frames skipped by --max-fps")
+    frames_unsampled: int = counter("frames of a replayed file that no draw sampled: not handed on, decoded only "
+                                           "when a sampled frame refers to them")
     decode_errors: int = counter("packets that did not decode, and reads that failed")
     corrupt_frames: int = counter("frames decoded with damage concealed by FFmpeg")
     reconnects: int = counter("times the source was reopened")
@@ -178,6 +180,7 @@ class StreamStats(Stats):
     frames_inferred: int = total()
     frames_dropped: int = total()
     frames_skipped: int = total()
+    frames_unsampled: int = total()
     decode_errors: int = total()
     corrupt_frames: int = total()
     reconnects: int = total()

@@ -54,7 +54,7 @@ from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
 from framesift.collectors.near_duplicates import RecentSignatures
 from framesift.collectors.store import ConfigStore, StoredConfig
-from framesift.collectors.strategies import Trackers, matching_strategies
+from framesift.collectors.strategies import Match, Trackers, decided_without_image, matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
 from framesift.collectors.tracking import IouTracker
@@ -106,6 +106,21 @@ class _Policy:
 
 
 @dataclass(frozen=True)
+class Draw:
+    """A frame's draws, made before it was decoded (`Collector.draw_ahead`), under the configuration then in
+    force; `submit` uses them instead of drawing again. False when nothing was sampled."""
+
+    policy: _Policy
+    found: list[Match]
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+
+STUB_PREDICTION = StubPrediction("draw-ahead")  # what a draw made before decoding evaluates the strategies on
+
+
+@dataclass(frozen=True)
 class _Pending:
     frame: FrameSource
     nbytes: int
@@ -150,6 +165,7 @@ class Collector(Resource):
         self._recent = RecentSignatures()  # the near-duplicate gate's memory, on the collector's thread
         self._trackers: dict[str, dict[str, IouTracker]] = {}  # new_objects: source -> strategy -> tracker
         self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()  # sources drawing ahead share the generator with `submit`
         self._clock = clock
         self._max_items = max_queue_items
         self._max_bytes = max_queue_bytes
@@ -173,6 +189,7 @@ class Collector(Resource):
         captured_at: datetime | None = None,
         extra: Mapping[str, Any] | None = None,
         recorded: bool = False,
+        drawn: Draw | None = None,
     ) -> bool:
         """Offer one datapoint. Returns True when it was sampled and queued, False otherwise. It never waits, but
         for a `recorded` frame when the queue is full: a replay waits for the collector as it waits for the model.
@@ -181,16 +198,21 @@ class Collector(Resource):
         `bgr()` is called on the collector's thread only when a strategy matches. A prediction given as JSON is kept
         as it is too. `extra` goes into the record as it is (a crop says where it was cut from). `recorded` says
         that `captured_at` is when a replayed recording was made: the budgets and the batch go by it instead of the
-        wall clock, so a recording replayed fast is sampled as it would have been live. Raises
+        wall clock, so a recording replayed fast is sampled as it would have been live. `drawn` are the frame's
+        draws made before it was decoded (`draw_ahead`): they are used instead of drawing again. Raises
         `WorkerFailed` when the collector's thread has died.
         """
         self._thread.check()
         policy = self._policy  # read once: a new configuration swaps in between two datapoints
-        if not policy.enabled:
+        if drawn is not None:
+            policy, found = drawn.policy, drawn.found
+        elif not policy.enabled:
             return False
         if isinstance(prediction, Mapping):
             prediction = prediction_from_json(prediction)
-        found = matching_strategies(policy.strategies, prediction, self._rng, self._trackers_of(source))
+        if drawn is None:
+            with self._rng_lock:
+                found = matching_strategies(policy.strategies, prediction, self._rng, self._trackers_of(source))
         if not found:
             return False
         matched = tuple(strategy for strategy, _ in found)
@@ -215,6 +237,18 @@ class Collector(Resource):
             self._queued_bytes += nbytes
             self._cond.notify_all()
         return True
+
+    def draw_ahead(self, stub_model: bool) -> Draw | None:
+        """The next frame's draws, before it is decoded, as `submit` would make them on its prediction; None
+        when the configuration in force decides from the image (then frames must be decoded and submitted).
+        `stub_model` says the predictions will be the stub's."""
+        policy = self._policy
+        if not policy.enabled:
+            return Draw(policy, [])
+        if not decided_without_image(policy.strategies, stub_model):
+            return None
+        with self._rng_lock:
+            return Draw(policy, matching_strategies(policy.strategies, STUB_PREDICTION, self._rng))
 
     def _full(self, nbytes: int) -> bool:
         return len(self._queue) >= self._max_items or self._queued_bytes + nbytes > self._max_bytes

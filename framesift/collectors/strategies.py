@@ -51,6 +51,13 @@ def matching_strategies(strategies: Sequence[StrategyConfig], prediction: Predic
     return matched
 
 
+def decided_without_image(strategies: Sequence[StrategyConfig], stub_model: bool) -> bool:
+    """Whether every strategy's decision is made without looking at the frame: each is `random`, or the model is
+    the stub (whose predictions only a `random` strategy matches). Then a frame can be drawn before it is decoded
+    (`Collector.draw_ahead`), with the same draws as `matching_strategies` on its prediction."""
+    return stub_model or all(isinstance(strategy, RandomStrategy) for strategy in strategies)
+
+
 def content_matches(strategy: StrategyConfig, prediction: Prediction) -> bool:
     """The strategy's content rule, before its random draw."""
     return evidence(strategy, prediction) is not None

@@ -32,6 +32,7 @@ class Frame:
     outputs: dict[str, Any] | None = None  # a workflow's declared outputs, once inferred
     recorded: bool = False  # captured_at is on the recording's clock (a file replayed in video time)
     recording: str | None = None  # the file of an archive it came from; frame_id is then its index there
+    drawn: Any = None  # the collector's draws, made before the frame was decoded (`Collector.draw_ahead`)
     _bgr: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

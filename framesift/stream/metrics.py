@@ -1,9 +1,10 @@
 """The stream's counters, written by every thread of a pipeline and read as `SourceStats` (`framesift.stats`).
 
-Per source: frames decoded, inferred, dropped (by reason), skipped by `--max-fps`, decode errors (packets that did
-not decode), corrupt frames (decoded with damage concealed by FFmpeg), reconnects, whether it is connected, fps
-over the last seconds and the frame age at prediction (p50, p95, p99 of the last 4096 frames). Pipeline-wide:
-exceptions in sinks and callbacks, by where they happened.
+Per source: frames decoded, inferred, dropped (by reason), skipped by `--max-fps`, passed over unsampled (when
+frames are drawn before decoding), decode errors (packets that did not decode), corrupt frames (decoded with damage
+concealed by FFmpeg), reconnects, whether it is connected, fps over the last seconds and the frame age at
+prediction (p50, p95, p99 of the last 4096 frames). Pipeline-wide: exceptions in sinks and callbacks, by where
+they happened.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Metrics:
     def skipped(self, source: str) -> None:
         with self._lock:
             self._sources[source].stats.frames_skipped += 1
+
+    def unsampled(self, source: str, n: int) -> None:
+        if n:
+            with self._lock:
+                self._sources[source].stats.frames_unsampled += n
 
     def decode_error(self, source: str) -> None:
         with self._lock:

@@ -82,7 +82,7 @@ class Pipeline(Resource):
         self._readers = []
         for spec in self.specs:
             reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status,
-                                  on_failure=self._fail)
+                                  on_failure=self._fail, draw=self._draws_ahead(spec))
             self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
         self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)
@@ -91,6 +91,14 @@ class Pipeline(Resource):
         self._failure: WorkerFailed | None = None
         self._failure_raised = False
         self._closed = False
+
+    def _draws_ahead(self, spec: SourceSpec) -> Callable[[], Any] | None:
+        """What draws a replayed file's frames before they are decoded, so that only sampled ones are: when its
+        sampling does not look at images, nothing else needs every frame (no sink, no callback) and
+        `decode_all` is off."""
+        if self.options.decode_all or self._sinks or self._callbacks:
+            return None
+        return self.workflow.draws_ahead(spec)
 
     def start(self) -> None:
         for reader in self._readers:

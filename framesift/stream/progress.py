@@ -73,7 +73,7 @@ class Progress(Resource):
     def _draw(self) -> None:
         snap = self._snapshot()
         if self._bar is not None:
-            self._bar.n = snap.frames_inferred
+            self._bar.n = snap.frames_inferred + snap.frames_unsampled
             self._bar.set_postfix(collected=_collected(snap), refresh=False)
             self._bar.refresh()
         else:
@@ -83,7 +83,8 @@ class Progress(Resource):
         snap = self._snapshot()
         if self._live:
             return f"status: {describe(snap)}"
-        done = f"{snap.frames_inferred} of {self._total} frames" if self._total else f"{snap.frames_inferred} frames"
+        read = snap.frames_inferred + snap.frames_unsampled
+        done = f"{read} of {self._total} frames" if self._total else f"{read} frames"
         return f"progress: {done} | {describe(snap)}"
 
 

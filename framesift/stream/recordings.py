@@ -50,7 +50,7 @@ class RecordingClock:
     def __init__(self, start: datetime, rate: float | None = None):
         self.start = start
         self._rate = rate or 25.0  # frames per second, for frames without a timestamp
-        self._first: float | None = None
+        self.first: float | None = None  # the first frame's timestamp: set before when known (frames skipped)
         self._frames = 0  # frames timed so far
 
     def at(self, video_time: float | None) -> datetime:
@@ -58,6 +58,6 @@ class RecordingClock:
         self._frames += 1
         if video_time is None:
             return self.start + timedelta(seconds=(self._frames - 1) / self._rate)
-        if self._first is None:
-            self._first = video_time
-        return self.start + timedelta(seconds=max(0.0, video_time - self._first))
+        if self.first is None:
+            self.first = video_time
+        return self.start + timedelta(seconds=max(0.0, video_time - self.first))

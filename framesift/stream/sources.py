@@ -38,6 +38,7 @@ from framesift.stream.archives import Recording, ReplayLog, is_archive, list_rec
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
 from framesift.stream.recordings import RecordingClock, recording_start
+from framesift.stream.sampled_decoding import Draw, SampledDecoding, scan
 from framesift.stream.slots import FrameSlots
 from framesift.workers import Worker
 
@@ -85,6 +86,7 @@ class SourceOptions:
     video_time: bool = True  # a file replayed fast runs on its recording's clock
     start_time: datetime | None = None  # the recording's start, instead of what the file says
     replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
+    decode_all: bool = False  # decode every frame even when the draws could be made first (`sampled_decoding`)
 
 
 def check_file(spec: SourceSpec) -> None:
@@ -109,7 +111,8 @@ class SourceReader(Worker):
 
     def __init__(self, spec: SourceSpec, options: SourceOptions, slots: FrameSlots, metrics: Metrics,
                  prepare: Callable[[Any], Any] | None, stop: threading.Event,
-                 on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None):
+                 on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None,
+                 draw: Draw | None = None):
         super().__init__(f"source {spec.name}", on_failure=on_failure)
         self.spec, self.options = spec, options
         self.finite = spec.kind in ("file", "archive")  # it ends by itself (so does a stream found to be a VOD)
@@ -124,6 +127,7 @@ class SourceReader(Worker):
         self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
         self._read_through: set[str] = set()  # ... and those read to their end
         self._unconfirmed: list[Recording] = []  # read to their end, their last frame not yet taken for inference
+        self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
 
     def check(self) -> None:
         """Raise `SourceError` with one clear sentence when a file or an archive cannot be read; list what an
@@ -188,7 +192,7 @@ class SourceReader(Worker):
                 self._status("disconnected", "stream ended")
                 delay = self._backoff(delay)
         finally:
-            self._status("end", f"{self._decoded} frames decoded")
+            self._status("end", f"{self._decoded} frames read")
 
     def _replay_archive(self) -> None:
         import av
@@ -282,6 +286,9 @@ class SourceReader(Worker):
         pacing = _Pacing(self.options, "replay" if self.live and self.finite else
                          "segments" if self.live and segmented else "none")
         clock = self._recording_clock(container, stream, recording)
+        sampled = self._sampled_decoding(recording, skip)
+        if sampled is not None:
+            return self._read_sampled(container, sampled, pacing, clock, recording)
         index = 0  # of the frame in this container
         for packet in container.demux(stream):
             self.waiting_since = None
@@ -307,6 +314,41 @@ class SourceReader(Worker):
             self.waiting_since = time.monotonic()
         return True
 
+    def _sampled_decoding(self, recording: Recording | None, skip: int) -> SampledDecoding | None:
+        """How to decode only the sampled frames of this file, when its frames are drawn before decoding and its
+        packets allow it (else every frame is decoded, and the collector draws)."""
+        if self._draw is None or not self.finite or self.live or self.options.loop or self.options.max_fps:
+            return None
+        path = self.spec.url if recording is None else recording.path
+        packets = scan(path)
+        if isinstance(packets, str):
+            log.info("source %s: every frame of %s is decoded: %s", self.spec.name, path, packets)
+            return None
+        limit = None if self.options.max_frames is None else self.options.max_frames - self._decoded + skip
+        return SampledDecoding(packets, self._draw, skip, limit)
+
+    def _read_sampled(self, container: Any, sampled: SampledDecoding, pacing: _Pacing,
+                      clock: RecordingClock | None, recording: Recording | None) -> bool:
+        """Deliver the sampled frames of a file, decoding nothing else; True (it was read to its end)."""
+        first = self._decoded
+        if clock is not None:
+            clock.first = sampled.scan.first_time
+        counted = 0
+        for index, image, drawn in sampled.frames(container):
+            self._metrics.unsampled(self.spec.name, sampled.passed_over - counted)
+            counted = sampled.passed_over
+            self._decoded = first + index - sampled.skip
+            if recording is not None:
+                self._frames_read[recording.path] = index + 1
+            self._deliver(image, pacing, clock, recording, index, drawn)
+            if self._stop_event.is_set():
+                return False
+        self._metrics.unsampled(self.spec.name, sampled.passed_over - counted)
+        self._decoded = first + sampled.scan.frames - sampled.skip
+        if recording is not None:
+            self._frames_read[recording.path] = sampled.scan.frames
+        return True
+
     def _recording_clock(self, container: Any, stream: Any, recording: Recording | None) -> RecordingClock | None:
         """The clock of a file replayed in video time; None when frames carry the time they were decoded."""
         if not self.finite or self.live or self.options.loop or not self.options.video_time:
@@ -321,8 +363,9 @@ class SourceReader(Worker):
         return RecordingClock(start, rate)
 
     def _deliver(self, image: Any, pacing: _Pacing, clock: RecordingClock | None,
-                 recording: Recording | None = None, index: int = 0) -> None:
-        """Hand a decoded frame on; an archive's frames are numbered within their recording."""
+                 recording: Recording | None = None, index: int = 0, drawn: Any = None) -> None:
+        """Hand a decoded frame on (with its draws, when they were made before decoding); an archive's frames are
+        numbered within their recording."""
         frame_id = self._decoded if recording is None else index
         self._decoded += 1
         self._metrics.decoded(self.spec.name, corrupt=image.is_corrupt)  # corrupt: damage FFmpeg concealed
@@ -334,7 +377,8 @@ class SourceReader(Worker):
         pacing.wait(video_time, self._stop_event)
         captured_at = datetime.now(timezone.utc) if recorded_at is None else recorded_at
         frame = Frame(self.spec.name, frame_id, captured_at, time.monotonic(), video_time, image,
-                      recorded=recorded_at is not None, recording=None if recording is None else recording.path)
+                      recorded=recorded_at is not None, recording=None if recording is None else recording.path,
+                      drawn=drawn)
         if self._prepare is not None:
             frame.model_input = self._prepare(image)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from framesift.models.model import Model
+from framesift.models.stub import StubModel
 from framesift.predictions import DetectionPrediction, Prediction, StubPrediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats
@@ -49,7 +50,7 @@ from framesift.workflows.definition import (
 from framesift.workflows.filters import detection_filter
 
 if TYPE_CHECKING:
-    from framesift.collectors.collector import Collector
+    from framesift.collectors.collector import Collector, Draw
     from framesift.stream.frames import Frame
     from framesift.stream.sources import SourceSpec
 
@@ -162,6 +163,19 @@ class Workflow(Resource):
     def prepare(self, image: Any) -> dict[str, Any]:
         """The inputs of the model steps that run on the whole frame, made from a decoded frame."""
         return {name: self.models[name].prepare(image) for name in self._prepared}
+
+    def draws_ahead(self, source: SourceSpec) -> Callable[[], Draw | None] | None:
+        """What draws the next frame of `source` before it is decoded, when that can be done: the workflow is one
+        model on the frame and one collector on its predictions, collecting from this source
+        (`Collector.draw_ahead` then says, frame by frame, whether its configuration allows it). Else None."""
+        frame = f"$inputs.{self.definition.image}"
+        match self.definition.order:
+            case (ModelStep(image=image) as model, CollectorStep() as collect) if image == collect.image == frame:
+                collector = self.collectors.get(collect.name)
+                if collector is None or not self._collecting(collect, source):
+                    return None
+                return functools.partial(collector.draw_ahead, isinstance(self.models[model.name], StubModel))
+        return None
 
     # -- in the inference thread -----------------------------------------------------------------------------------
     def run(self, frames: Sequence[Frame], sources: Mapping[str, SourceSpec]) -> list[FrameResult]:
@@ -300,7 +314,7 @@ class Workflow(Resource):
             for region, prediction in zip(frame_values[step.image], frame_values[predictions], strict=True):
                 if region.box is None:
                     collector.submit(frame, prediction, source=url, frame_id=frame.frame_id,
-                                     captured_at=frame.captured_at, recorded=frame.recorded)
+                                     captured_at=frame.captured_at, recorded=frame.recorded, drawn=frame.drawn)
                 else:
                     collector.submit(region.bgr(), prediction, source=url, frame_id=frame.frame_id,
                                      captured_at=frame.captured_at, extra={"crop": region.record()},
