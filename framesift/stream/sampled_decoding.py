@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-
 Draw = Callable[[], Any]  # the next frame's draws: falsy for "not sampled", None for "cannot draw ahead any more"
 
 
