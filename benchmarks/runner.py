@@ -41,16 +41,22 @@ def run_pipeline(args: argparse.Namespace) -> dict:
             first.append(time.time())
         ages.append(now - frame.received)
 
-    options = SourceOptions(realtime=args.realtime)
-    pipeline = Pipeline([args.source], model, collector, options=options, on_prediction=[on_prediction],
-                        duration=args.duration)
+    options = SourceOptions(realtime=args.realtime, decode_all=args.decode_all)
+    # --as-run: no prediction callback, as `framesift run` has none: a replay whose sampling does not look at
+    # images then decodes only its sampled frames. The first prediction is then seen by polling the counters.
+    pipeline = Pipeline([args.source], model, collector, options=options,
+                        on_prediction=[] if args.as_run else [on_prediction], duration=args.duration)
     started = time.monotonic()
     pipeline.start()
+    while args.as_run and not first and not pipeline.join(0.002):
+        if pipeline.snapshot().frames_inferred:
+            first.append(time.time())
     pipeline.join()
     elapsed = time.monotonic() - started
     pipeline.close(drain_timeout=30)
     snap = pipeline.snapshot()
-    out = {"frames": snap.frames_inferred, "fps": snap.frames_inferred / elapsed,
+    read = snap.frames_inferred + snap.frames_unsampled  # frames of the file gone through, decoded or not
+    out = {"frames": read, "fps": read / elapsed, "frames_decoded": snap.frames_decoded,
            "dropped": snap.frames_dropped, "first_prediction_s": first[0] - args.t0 if first else None,
            "age_p50": _percentile(ages, 50), "age_p99": _percentile(ages, 99)}
     if snap.collectors:
@@ -135,6 +141,8 @@ if __name__ == "__main__":
     parser.add_argument("--confidence", type=float, default=0.25)
     parser.add_argument("--realtime", action="store_true")
     parser.add_argument("--duration", type=float)
+    parser.add_argument("--decode-all", action="store_true", help="decode every frame (pipeline mode)")
+    parser.add_argument("--as-run", action="store_true", help="no prediction callback, as `framesift run` (pipeline)")
     parser.add_argument("--t0", type=float, default=time.time(), help="when the command started (time.time())")
     arguments = parser.parse_args()
     result = MODES[arguments.mode](arguments)

@@ -193,3 +193,16 @@ def test_a_callback_or_a_sink_sees_every_frame(tmp_path):
     pipeline.run()
     pipeline.close()
     assert seen == list(range(FRAMES)) and pipeline.snapshot().frames_unsampled == 0
+
+
+def test_a_partly_corrupt_file_is_sampled_to_its_end_and_its_damage_counted(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", "libx264", {"g": "15", "bf": "2"})
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(1)
+    for k in range(int(len(data) * 0.4), int(len(data) * 0.6), 397):
+        data[k:k + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    snap, records, _ = collect(path, tmp_path / "ds", random_config(0.3), decode_all=False)
+    assert snap.frames_unsampled > 0 and records
+    assert snap.decode_errors + snap.corrupt_frames > 0
+    assert snap.frames_decoded + snap.frames_unsampled + snap.decode_errors >= FRAMES

@@ -80,12 +80,15 @@ def scan(path: str) -> Scan | str:
 class SampledDecoding:
     """The sampled frames of one file, decoded: iterate `frames(container)`. `draw()` is called once per frame
     in index order, from index `skip` on (earlier frames were replayed before) and below `limit`;
-    `passed_over` counts the frames drawn and not sampled, which are never decoded."""
+    `passed_over` counts the frames drawn and not sampled, which are not handed on; `decode_errors` the packets
+    that did not decode (a damaged file goes on with the next), and `lost()` the sampled frames the decoder never
+    returned."""
 
     def __init__(self, scan: Scan, draw: Draw, skip: int = 0, limit: int | None = None):
         self.scan, self._draw = scan, draw
-        self.skip, self._limit = skip, scan.frames if limit is None else min(limit, scan.frames)
+        self.skip, self.limit = skip, scan.frames if limit is None else min(limit, scan.frames)
         self.passed_over = 0
+        self.decode_errors = 0
         self._wanted: dict[int, tuple[int, Any]] = {}  # pts -> (index, its draws) of frames to deliver
         self._feed_end: dict[int, int] = {}  # GOP -> packets of it to feed
         self._leading: dict[int, bool] = {}  # GOP -> whether a frame shown before its keyframe is wanted
@@ -93,10 +96,12 @@ class SampledDecoding:
 
     def frames(self, container: Any) -> Iterator[tuple[int, Any, Any]]:
         """(index, decoded frame, its draws) of each sampled frame, in order."""
+        import av
+
         stream = container.streams.video[0]
         decoder = stream.codec_context
         gops = self.scan.gops
-        stop = next(end for start, end in gops if start <= self._limit - 1 < end) if self._limit else 0
+        stop = next(end for start, end in gops if start <= self.limit - 1 < end) if self.limit else 0
         gop, position, last_fed = -1, 0, -1
         for packet in container.demux(stream):
             if not packet.size or position >= stop:
@@ -109,10 +114,19 @@ class SampledDecoding:
                     yield from self._matched(decoder.decode(None), stream.time_base)
                     decoder.flush_buffers()
                 last_fed = position
-                yield from self._matched(packet.decode(), stream.time_base)
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError:  # a corrupt packet: counted, the next ones go on
+                    self.decode_errors += 1
+                    decoded = []
+                yield from self._matched(decoded, stream.time_base)
             position += 1
         if last_fed >= 0:
             yield from self._matched(decoder.decode(None), stream.time_base)  # what the decoder still holds
+
+    def lost(self) -> int:
+        """Sampled frames the decoder did not return (after `frames` ended)."""
+        return len(self._wanted)
 
     def _matched(self, decoded: Any, time_base: Any) -> Iterator[tuple[int, Any, Any]]:
         for image in decoded:
@@ -138,7 +152,7 @@ class SampledDecoding:
         leading, feed = False, 0
         for position in sorted(range(start, end), key=ranks.__getitem__):
             index = ranks[position]
-            if index < self.skip or index >= self._limit:
+            if index < self.skip or index >= self.limit:
                 continue
             drawn = self._draw() if self._drawing else None
             if drawn is None:

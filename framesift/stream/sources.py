@@ -329,7 +329,7 @@ class SourceReader(Worker):
 
     def _read_sampled(self, container: Any, sampled: SampledDecoding, pacing: _Pacing,
                       clock: RecordingClock | None, recording: Recording | None) -> bool:
-        """Deliver the sampled frames of a file, decoding nothing else; True (it was read to its end)."""
+        """Deliver the sampled frames of a file, decoding nothing else; True when it was read to its end."""
         first = self._decoded
         if clock is not None:
             clock.first = sampled.scan.first_time
@@ -344,10 +344,15 @@ class SourceReader(Worker):
             if self._stop_event.is_set():
                 return False
         self._metrics.unsampled(self.spec.name, sampled.passed_over - counted)
-        self._decoded = first + sampled.scan.frames - sampled.skip
+        for _ in range(sampled.decode_errors + sampled.lost()):
+            self._metrics.decode_error(self.spec.name)
+        if sampled.lost():
+            log.warning("source %s: %d sampled frames of %s did not decode", self.spec.name, sampled.lost(),
+                        self.spec.url if recording is None else recording.path)
+        self._decoded = first + sampled.limit - sampled.skip
         if recording is not None:
-            self._frames_read[recording.path] = sampled.scan.frames
-        return True
+            self._frames_read[recording.path] = sampled.limit
+        return sampled.limit == sampled.scan.frames
 
     def _recording_clock(self, container: Any, stream: Any, recording: Recording | None) -> RecordingClock | None:
         """The clock of a file replayed in video time; None when frames carry the time they were decoded."""

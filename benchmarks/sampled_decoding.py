@@ -1,0 +1,97 @@
+"""Bootstrapping from recordings: decoding only the GOPs of sampled frames (issue 15, part 2).
+
+Two 1080p, 30 fps, one-minute recordings (1800 frames, cached in benchmarks/.work): a camera-like one (a keyframe
+every second, no B-frames) and one with long GOPs (a keyframe every 250 frames) and three B-frames. Each is replayed
+with the stub model and one random strategy at 1 %, 10 % and 50 %, by framesift as `framesift run` does (frames
+drawn before decoding), by framesift decoding every frame (`--decode-all`), and by the peer (Roboflow Inference's
+InferencePipeline, `benchmarks/peer_runner.py`, the same sampling rate). Every run is its own process; the three
+are interleaved; figures are frames of the file per second (decoded or not), median (min–max) of `--repeats`.
+
+Run: `python benchmarks/sampled_decoding.py [--repeats 3]` (part of `make bench`). Prints a Markdown section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.suite import WORK, f, framesift, measure_together, peer  # noqa: E402
+
+RECORDINGS = {  # name -> (what the table calls it, encoder options)
+    "camera": ("camera-like: keyframe every 1 s, no B-frames", {"g": "30", "bf": "0"}),
+    "long-gop": ("long GOPs: keyframe every 250 frames, 3 B-frames", {"g": "250", "bf": "3"}),
+}
+RATES = (0.01, 0.10, 0.50)
+
+
+def recording(name: str, options: dict[str, str], frames: int = 1800) -> str:
+    """A 1080p recording of a moving scene over a textured background with sensor noise, cached."""
+    import av
+    import cv2
+    import numpy as np
+
+    path = WORK / f"recording-{name}-1080p.mp4"
+    if path.exists():
+        return str(path)
+    WORK.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    width, height = 1920, 1080
+    background = cv2.resize(rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8), (width, height))
+    partial = path.with_suffix(".partial.mp4")
+    with av.open(str(partial), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {**options, "preset": "veryfast", "crf": "23"}
+        for i in range(frames):
+            image = background.copy()
+            x = (i * 8) % (width - 200)
+            cv2.rectangle(image, (x, 400), (x + 200, 600), (0, 0, 255), -1)
+            cv2.circle(image, (width - x, 800), 60, (255, 200, 0), -1)
+            image = cv2.add(image, rng.integers(0, 6, (height, width, 3), dtype=np.uint8))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode(None))
+    partial.rename(path)
+    return str(path)
+
+
+def config(rate: float, folder: Path) -> str:
+    path = folder / f"random-{rate:g}.yaml"
+    path.write_text(f"enabled: true\npersist_predictions: false\nsampling_strategies:\n"
+                    f"  - {{name: bootstrap, type: random, traffic_percentage: {rate}}}\n"
+                    f"batching_strategy: {{batches_name_prefix: bench, recreation_interval: never}}\n")
+    return str(path)
+
+
+def main(repeats: int = 3) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="framesift-bench-configs-"))
+    out = ["## Bootstrapping from recordings: decoding only what is sampled (stub model, random sampling, 1080p)", "",
+           f"Frames of the recording per second (decoded or not), median (min–max) of {repeats} runs, interleaved; "
+           "1800 frames (one minute at 30 fps) per run. \"decoded\": frames framesift handed to the model.", "",
+           "| recording | sampled | framesift | decoded | every frame decoded (`--decode-all`) | peer | "
+           "÷ every frame | ÷ peer |",
+           "|---|---|---|---|---|---|---|---|"]
+    for name, (label, options) in RECORDINGS.items():
+        source = recording(name, options)
+        for rate in RATES:
+            cfg = config(rate, folder)
+            runs = measure_together({
+                "sampled": framesift("pipeline", source, model="stub", config=cfg, as_run=True),
+                "all": framesift("pipeline", source, model="stub", config=cfg, as_run=True, decode_all=True),
+                "peer": peer(source, model="stub", sample=rate)}, repeats)
+            ours, every, theirs = runs["sampled"], runs["all"], runs.get("peer")
+            to_peer = f"{ours['fps'][0] / theirs['fps'][0]:.2f}" if theirs else "–"
+            out.append(f"| {label} | {rate:.0%} | {f(ours['fps'])} | {f(ours['frames_decoded'], 0)} | "
+                       f"{f(every['fps'])} | {f(theirs['fps']) if theirs else '–'} | "
+                       f"{ours['fps'][0] / every['fps'][0]:.2f} | {to_peer} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    print(main(parser.parse_args().repeats))
