@@ -14,12 +14,16 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+import yaml
 
 from framesift.collectors import Collector, LocalDataset, parse_config
+from framesift.collectors.targets.local import read_records
 from framesift.models import load_model
+from framesift.runner import RunOptions, run
 from framesift.stream import Pipeline, SourceOptions
 from framesift.stream.sampled_decoding import SampledDecoding, scan
 from tests.helpers import collect_all_config
+from tests.test_video_time import FPS, write_recording
 
 FRAMES = 150
 
@@ -206,3 +210,32 @@ def test_a_partly_corrupt_file_is_sampled_to_its_end_and_its_damage_counted(tmp_
     assert snap.frames_unsampled > 0 and records
     assert snap.decode_errors + snap.corrupt_frames > 0
     assert snap.frames_decoded + snap.frames_unsampled + snap.decode_errors >= FRAMES
+
+
+def test_an_archive_replayed_in_video_time_collects_the_same_with_and_without_decoding_everything(tmp_path):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for i in range(2):
+        write_recording(folder / f"part{i}.mp4", 6, creation_time=f"2026-11-2{i}T23:59:57Z")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "enabled": True, "persist_predictions": True,
+        "sampling_strategies": [{"name": "some", "type": "random", "traffic_percentage": 0.3,
+                                 "limits": [{"type": "minutely", "value": 3}]}],
+        "batching_strategy": {"batches_name_prefix": "rec", "recreation_interval": "daily"}}))
+    results = {}
+    for decode_all in (True, False):
+        target = tmp_path / f"ds-{decode_all}"
+        summary = tmp_path / f"summary-{decode_all}.json"
+        run(RunOptions(sources=[str(folder)], model="stub", al_config=str(config), target=str(target), seed=5,
+                       decode_all=decode_all, summary=str(summary)))
+        records = [{k: v for k, v in r.items() if k not in ("id", "image")} for r in read_records(target)]
+        replayed = [{k: v for k, v in json.loads(line).items() if k in ("file", "frames", "finished")}
+                    for line in (target / "replayed.jsonl").read_text().splitlines()]
+        results[decode_all] = records, replayed, json.loads(summary.read_text())
+    (full, full_replayed, full_summary), (sampled, replayed, summary) = results[True], results[False]
+    assert sampled == full and len(full) == 6  # 3 in any 60 s of each 6 s recording, a day apart
+    assert {r["batch"] for r in full} == {"rec_2026_11_20", "rec_2026_11_21"}
+    assert replayed == full_replayed and all(entry["finished"] for entry in replayed)
+    assert summary["frames_decoded"] < full_summary["frames_decoded"] == 2 * 6 * FPS
+    assert summary["frames_decoded"] + summary["frames_unsampled"] == 2 * 6 * FPS
