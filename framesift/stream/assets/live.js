@@ -75,6 +75,9 @@
       card.frame.style.aspectRatio = frame.width + ' / ' + frame.height;
       card.frame.replaceChildren(image, framesiftOverlay(frame.annotation, frame.width, frame.height, state.classes,
                                                          state.palette, true));
+      if (frame.annotation && frame.annotation.c && frame.annotation.c.length) {  // a classification: its classes
+        card.frame.append(el('span', {class: 'badge'}, summary(frame.annotation, state.classes)));
+      }
       card.frame.dataset.frameId = frame.id;
       card.shown = frame.id;
       card.meta.textContent = 'frame ' + frame.id + ' · ' + summary(frame.annotation, state.classes) + ' · ' +
