@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
     from framesift.stats import CollectorStats, OutboxStats, SinkStats, SourceStats, StrategyStats, StreamStats
     from framesift.stream.exposition import MetricsServer
     from framesift.stream.frames import Frame
+    from framesift.stream.live import LivePage
     from framesift.stream.pipeline import Pipeline
     from framesift.stream.sinks import AnnotatedVideo, PredictionsFile
     from framesift.stream.sources import SourceOptions, SourceSpec
@@ -90,6 +91,7 @@ _EXPORTS = {
     "framesift.stats": ["CollectorStats", "OutboxStats", "SinkStats", "SourceStats", "StrategyStats", "StreamStats"],
     "framesift.stream.exposition": ["MetricsServer"],
     "framesift.stream.frames": ["Frame"],
+    "framesift.stream.live": ["LivePage"],
     "framesift.stream.pipeline": ["Pipeline"],
     "framesift.stream.sinks": ["AnnotatedVideo", "PredictionsFile"],
     "framesift.stream.sources": ["SourceOptions", "SourceSpec"],

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--summary", help="write the counters as JSON to this file at exit")
     run.add_argument("--drain-timeout", type=float, default=10.0,
                      help="seconds to write queued datapoints at the end (default 10)")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    run.add_argument("--metrics-port", type=int,
+                     help="serve Prometheus metrics (/metrics) and the live page (/live) on this port")
     run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
     run.add_argument("--status-interval", type=float, default=60.0, metavar="S",

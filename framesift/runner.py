@@ -209,9 +209,11 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
                 running.callback(pipeline.close, options.drain_timeout)
                 if options.metrics_port is not None:
                     from framesift.stream.exposition import MetricsServer
+                    from framesift.stream.live import LivePage
 
-                    running.enter_context(MetricsServer(pipeline.snapshot, options.metrics_port,
-                                                        options.metrics_host))
+                    served = running.enter_context(MetricsServer(pipeline.snapshot, options.metrics_port,
+                                                                 options.metrics_host, page=LivePage(pipeline)))
+                    log.info("the live page: %s/live (Prometheus: %s/metrics)", served.url, served.url)
                 if not stop.is_set():  # a signal during start-up: nothing to start
                     pipeline.start()
                 _watch(pipeline, options, stop, running)

@@ -67,6 +67,8 @@ from framesift.workers import Worker
 
 log = logging.getLogger(__name__)
 
+LATEST_KEPT = 8  # registered datapoints a collector keeps a reference to, for the live page
+
 
 class LazyFrame(Protocol):
     """A frame that makes its BGR array on demand (the stream's `Frame`): converted on the collector's thread,
@@ -175,6 +177,7 @@ class Collector(Resource):
         self._closed = False
         self._cond = threading.Condition()
         self._stats = CollectorStats(strategies={s.name: StrategyStats() for s in self._policy.strategies})
+        self._latest: deque[Datapoint] = deque(maxlen=LATEST_KEPT)  # for the live page: references, no copy
         self._thread = Worker("collector", self._run)
         self._thread.start()
 
@@ -310,6 +313,11 @@ class Collector(Resource):
             stats.config_reloads, stats.config_reloads_refused, stats.config_store_error = self._follower.counts()
         return stats
 
+    def latest(self) -> list[Datapoint]:
+        """The datapoints registered last, oldest first (at most `LATEST_KEPT`): what the live page shows."""
+        with self._cond:
+            return list(self._latest)
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop accepting, write what is queued within `timeout` seconds, drop (and count) the rest; a remote target
         gets what is left of the time to deliver its outbox (what it cannot stays there for the next run). Closing
@@ -400,11 +408,13 @@ class Collector(Resource):
                     self._stats.datapoints_rejected_by_limits += 1
             return
         assert decision.strategy is not None  # an accepted decision names its strategy
-        self.target.register(self._datapoint(pending, batch, decision.strategy, signed))
+        datapoint = self._datapoint(pending, batch, decision.strategy, signed)
+        self.target.register(datapoint)
         if gate is not None and signed is not None:
             self._recent.remember(pending.source, int(signed["signature"], 16), pending.captured_at.timestamp(),
                                   gate.memory)
         with self._cond:
+            self._latest.append(datapoint)
             self._stats.datapoints_registered += 1
             self._stats.strategies[decision.strategy].registered += 1
             if policy.version is not None:

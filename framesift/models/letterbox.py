@@ -64,15 +64,16 @@ class Letterbox:
 def tensor_from_av(frame: Any, box: Letterbox) -> np.ndarray:
     """The model input `(3, H, W)` float32 from a PyAV `VideoFrame`, scaled before it is converted."""
     if frame.format.name == "yuv420p" and box.resized_w % 2 == 0 and box.resized_h % 2 == 0:
-        rgb = _rgb_from_i420(frame, box.resized_w, box.resized_h)
+        rgb = scaled_i420(frame, box.resized_w, box.resized_h)
     else:
         rgb = frame.reformat(width=box.resized_w, height=box.resized_h, format="rgb24",
                              interpolation="BILINEAR").to_ndarray()
     return _padded_tensor(rgb, box)
 
 
-def _rgb_from_i420(frame: Any, width: int, height: int) -> np.ndarray:
-    """Resize the Y, U and V planes of a yuv420p frame with OpenCV, then convert the small image to RGB."""
+def scaled_i420(frame: Any, width: int, height: int, *, bgr: bool = False) -> np.ndarray:
+    """A yuv420p PyAV frame in RGB (or BGR) at `width` x `height` (both even): its Y, U and V planes resized with
+    OpenCV, then the small image converted. It only reads the frame's planes."""
     import cv2
 
     packed = np.empty(width * height * 3 // 2, np.uint8)  # I420: Y, then U, then V
@@ -84,7 +85,8 @@ def _rgb_from_i420(frame: Any, width: int, height: int) -> np.ndarray:
         target = packed[offset:offset + dst_w * dst_h].reshape(dst_h, dst_w)
         cv2.resize(source, (dst_w, dst_h), dst=target, interpolation=cv2.INTER_LINEAR)
         offset += dst_w * dst_h
-    return cv2.cvtColor(packed.reshape(height * 3 // 2, width), cv2.COLOR_YUV2RGB_I420)
+    code = cv2.COLOR_YUV2BGR_I420 if bgr else cv2.COLOR_YUV2RGB_I420
+    return cv2.cvtColor(packed.reshape(height * 3 // 2, width), code)
 
 
 def tensor_from_bgr(image: np.ndarray, box: Letterbox) -> np.ndarray:

@@ -21,11 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from framesift.annotations import PALETTE
 from framesift.report.gallery import Gallery
 
-# Tableau 10: distinct hues that stay readable on white, the first colours of a class, strategy or source.
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-           "#bab0ac")
 MAX_SERIES = 10  # series of a chart over time; the rest is added up as "other"
 MAX_BINS = 72  # bars over time at most
 MAX_CLASSES = 30  # classes shown, the most frequent

@@ -7,10 +7,8 @@ exist: the page loads them by their path, page by page.
 
 An item is `[image, strategy, source, batch, time, tags, width, height, task, annotation]`: `time` is the
 capture time in seconds since the epoch (None when the record has none that parses), `tags` a list of tag
-indexes, `annotation` None (a stub model's datapoint, or predictions not persisted), `{"d": [detection, ...]}`
-with a detection `[class, confidence, x1, y1, x2, y2, polygon, keypoints]` (the polygon a flat `[x, y, ...]`
-list and the keypoints a flat `[x, y, confidence, ...]` list, each None when absent), or `{"c": [[class,
-confidence], ...]}` for a classification (its top class, or a multi-label prediction's predicted classes).
+indexes, `annotation` None (a stub model's datapoint, or predictions not persisted) or the compact
+pre-annotation of `framesift.annotations`, in the saved image's pixels.
 
 Example:
     >>> gallery = read_gallery("framesift-data")  # doctest: +SKIP
@@ -21,33 +19,14 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from framesift.annotations import Names, compact
 from framesift.collectors.targets.local import RECORDS, UnusableRecord, record_with_image
 from framesift.errors import InputError
-
-MAX_POLYGON_POINTS = 100  # a longer mask outline is thinned evenly to this many points: a thumbnail shows no more
-
-
-class Names:
-    """Distinct names in order of first appearance; calling it with a name gives that name's index."""
-
-    def __init__(self) -> None:
-        self._index: dict[str, int] = {}
-
-    def __call__(self, name: str) -> int:
-        index = self._index.get(name)
-        if index is None:
-            index = self._index[name] = len(self._index)
-        return index
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._index)
 
 
 @dataclass
@@ -124,40 +103,8 @@ def _annotation(root: str, path: str, name: str | None, classes: Names) -> dict[
     try:
         with open(os.path.join(root, path), "rb") as f:
             data = json.loads(f.read())
-        return _compact(data, classes)
+        return compact(data, classes)
     except FileNotFoundError:
         raise UnusableRecord(name, f"its prediction {path} is missing") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise UnusableRecord(name, f"its prediction {path} cannot be read ({type(error).__name__})") from None
-
-
-def _compact(data: Any, classes: Names) -> dict[str, Any] | None:
-    if data.get("is_stub"):
-        return None
-    predictions = data.get("predictions") or []
-    if isinstance(predictions, dict):  # multi-label classification
-        return {"c": [[classes(str(c)), _percent(predictions[c]["confidence"])]
-                      for c in data.get("predicted_classes", []) if c in predictions]}
-    if "top" in data:
-        return {"c": [[classes(str(data["top"])), _percent(data.get("confidence", 1.0))]]}
-    detections = []
-    for p in predictions:
-        x, y, w, h = p["x"], p["y"], p["width"], p["height"]
-        points, keypoints = p.get("points"), p.get("keypoints")
-        detections.append([classes(str(p["class"])), _percent(p.get("confidence", 1.0)), round(x - w / 2),
-                           round(y - h / 2), round(x + w / 2), round(y + h / 2),
-                           _polygon(points) if points else None,
-                           [v for k in keypoints for v in (round(k["x"]), round(k["y"]),
-                                                            _percent(k.get("confidence", 1.0)))]
-                           if keypoints else None])
-    return {"d": detections}
-
-
-def _polygon(points: list[dict[str, float]]) -> list[int]:
-    step = math.ceil(len(points) / MAX_POLYGON_POINTS)
-    return [v for point in points[::step] for v in (round(point["x"]), round(point["y"]))]
-
-
-def _percent(confidence: float) -> int:
-    return round(float(confidence) * 100)
-

@@ -1,6 +1,7 @@
 """`write_report`: one self-contained HTML page of a dataset folder — its gallery and its charts.
 
-The page holds everything it needs: its script and style, Chart.js (vendored in `assets/`, MIT), and the dataset's
+The page holds everything it needs: its script and style, Chart.js (vendored in `assets/`, MIT), the drawing of
+pre-annotations it shares with the live page (`framesift/assets/overlay.js`), and the dataset's
 records as compact JSON (`framesift.report.gallery`). It references the images by their path relative to the page
 and loads them lazily, a page of the gallery at a time, so writing it reads no image and a 100 000-datapoint
 dataset is reported in seconds. Written inside the dataset folder (the default), it goes wherever the folder goes
@@ -21,11 +22,12 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+from framesift.annotations import PALETTE, overlay_script
 from framesift.collectors.config import ActiveLearningConfig, load_config
 from framesift.collectors.targets.local import write_atomically
 from framesift.errors import InputError
 from framesift.report.budgets import budget_chart
-from framesift.report.charts import PALETTE, dataset_charts
+from framesift.report.charts import dataset_charts
 from framesift.report.gallery import read_gallery
 from framesift.report.uncollected import read_summary, uncollected_charts
 
@@ -97,7 +99,7 @@ def _page(data: dict[str, object]) -> str:
     assets = resources.files("framesift.report") / "assets"
     # "<" never appears raw in the JSON, so the data cannot end its <script> element early.
     embedded = json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
-    html = (assets / "report.html").read_text(encoding="utf-8")
+    html = (assets / "report.html").read_text(encoding="utf-8").replace("/*overlay.js*/", overlay_script())
     for marker, asset in (("/*report.css*/", "report.css"), ("/*chart.js*/", "chart.umd.min.js"),
                           ("/*report.js*/", "report.js")):
         html = html.replace(marker, (assets / asset).read_text(encoding="utf-8"))

@@ -1,20 +1,30 @@
 """Prometheus exposition of a pipeline's statistics (`--metrics-port`), derived from their declarations
 (`framesift.stats`): every counter and gauge a snapshot holds becomes a metric family, labelled by source,
-strategy, sink or reason where it is one of several.
+strategy, sink or reason where it is one of several. The same server (the standard library's, in background
+threads) serves the live page (`framesift.stream.live`) when given one.
 
 Example:
-    >>> with MetricsServer(pipeline.snapshot, port=9108):   # doctest: +SKIP
-    ...     pipeline.run()
+    >>> with MetricsServer(pipeline.snapshot, port=9108, page=LivePage(pipeline)):   # doctest: +SKIP
+    ...     pipeline.run()           # http://127.0.0.1:9108/metrics and http://127.0.0.1:9108/live
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framesift.errors import InputError
 from framesift.resources import Resource
 from framesift.stats import Stats, samples
+
+if TYPE_CHECKING:
+    from framesift.stream.live import LivePage
 
 
 class SnapshotCollector:
@@ -38,21 +48,83 @@ class SnapshotCollector:
 
 
 class MetricsServer(Resource):
-    """`/metrics` served on host:port from a background thread until `close()` (idempotent)."""
+    """`/metrics` served on host:port from background threads until `close()` (idempotent); given a `LivePage`,
+    the live page too, at `/live` (and `/` leads there).
 
-    def __init__(self, snapshot: Callable[[], Stats], port: int, host: str = "127.0.0.1"):
-        from prometheus_client import CollectorRegistry, start_http_server
+    Bound to 127.0.0.1 unless `host` says otherwise; while it is bound to a loopback address, the live page answers
+    only requests addressed to a loopback name (`Host: 127.0.0.1`, `localhost`, `[::1]`), so that no web page the
+    machine's browser opens can read the cameras through a name of its own that resolves to 127.0.0.1 (DNS
+    rebinding). `port=0` picks a free port (`server.port` says which). Raises `InputError` when it cannot listen.
+    """
+
+    def __init__(self, snapshot: Callable[[], Stats], port: int, host: str = "127.0.0.1",
+                 page: LivePage | None = None):
+        from prometheus_client import CollectorRegistry, make_wsgi_app
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(snapshot))
+        self._metrics = make_wsgi_app(registry)
+        self._page = page
         try:
-            self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+            self._server = _listen(host, port, self._app)
         except OSError as error:
             raise InputError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
+        self._loopback = _is_loopback(host)
+        self.host, self.port = host, self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="framesift-metrics", daemon=True)
+        self._thread.start()
         self._closed = False
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` (a page's address when the host is one a browser can open)."""
+        return f"http://{f'[{self.host}]' if ':' in self.host else self.host}:{self.port}"
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if self._page is not None and (path == "/" or path == "/live" or path.startswith("/live/")):
+            if self._loopback and not _is_loopback(urlsplit("//" + environ.get("HTTP_HOST", "")).hostname or ""):
+                start_response("403 Forbidden", [("Content-Type", "text/plain")])
+                return [b"the live page answers only to 127.0.0.1 or localhost (see --metrics-host)\n"]
+            if path == "/":
+                start_response("302 Found", [("Location", "/live"), ("Content-Length", "0")])
+                return [b""]
+            return self._page.wsgi(environ, start_response)
+        return self._metrics(environ, start_response)  # prometheus_client's own: gzip, OpenMetrics, name[] filters
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._server.shutdown()
             self._server.server_close()
+            self._thread.join()
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """A thread per request; the threads are daemons (a page left open never holds the process)."""
+
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log no request."""
+
+
+def _listen(host: str, port: int, app: Any) -> WSGIServer:
+    """A WSGI server of `app` listening on host:port, IPv6 when the address is one."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+
+    class Server(_Server):
+        address_family = family
+
+    return make_server(str(address[0]), port, app, Server, handler_class=_Quiet)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -19,7 +19,8 @@ class Frame:
     `VideoFrame`); `model_input` was prepared from it in the source thread. `bgr()` makes the full-resolution BGR
     array only when someone asks (a collected frame, a drawing sink) and keeps it for the next asker. The
     conversion is done once, under a lock: PyAV deadlocks when two threads convert the same `VideoFrame` at once
-    (seen with PyAV 18).
+    (seen with PyAV 18). `preview(width, height)` makes a small BGR copy (the live page's) without the
+    full-resolution one.
     """
 
     source: str
@@ -49,3 +50,21 @@ class Frame:
             if self._bgr is None:
                 self._bgr = self.image.to_ndarray(format="bgr24")
             return self._bgr
+
+    def preview(self, width: int, height: int) -> np.ndarray:
+        """A small BGR copy, `width` x `height`: resized from the full-resolution array when someone made it
+        already, else scaled from the decoded frame before it is converted (a yuv420p frame's planes are only
+        read; another format goes through swscale under the frame's lock)."""
+        import cv2
+
+        from framesift.models.letterbox import scaled_i420
+
+        made = self._bgr
+        if made is not None:
+            return cv2.resize(made, (width, height), interpolation=cv2.INTER_AREA)
+        if getattr(self.image, "format", None) is not None and self.image.format.name == "yuv420p" \
+                and width % 2 == 0 and height % 2 == 0:
+            return scaled_i420(self.image, width, height, bgr=True)
+        with self._lock:
+            return self.image.reformat(width=width, height=height, format="bgr24",
+                                       interpolation="BILINEAR").to_ndarray()

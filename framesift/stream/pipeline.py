@@ -108,6 +108,11 @@ class Pipeline(Resource):
             reader.start()
         self._inference.start()
 
+    def add_callback(self, callback: PredictionCallback) -> None:
+        """Call `callback(frame, prediction)` on the inference thread after each frame inferred from now on, like
+        those given as `on_prediction` (a watcher added later: the live page). It must return at once."""
+        self._callbacks = [*self._callbacks, callback]  # a new list: the inference thread may be iterating the old
+
     def stop(self) -> None:
         """Stop decoding; the frames being inferred finish, waiting ones are counted as dropped."""
         self._stop.set()

@@ -6,8 +6,6 @@
   'use strict';
   const data = JSON.parse(document.getElementById('framesift-data').textContent);
   const [IMAGE, STRATEGY, SOURCE, BATCH, TIME, TAGS, WIDTH, HEIGHT, TASK, ANNOTATION] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const SVG = 'http://www.w3.org/2000/svg';  // the SVG namespace's name, not an address that is fetched
-  const KEYPOINT_MIN = 50;  // keypoints drawn from this confidence (%), as Ultralytics draws them
   const FILTERS = [
     {key: 'strategy', names: data.strategies, field: STRATEGY},
     {key: 'source', names: data.sources, field: SOURCE},
@@ -20,12 +18,6 @@
     const node = document.createElement(tag);
     for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
     if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function svg(tag, attributes) {
-    const node = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
     return node;
   }
 
@@ -87,35 +79,9 @@
     }));
   }
 
-  /* The boxes, mask outlines and keypoints of an item over its image, in the saved image's pixels. */
-  function overlay(item, withLabels) {
-    const [width, height] = [item[WIDTH], item[HEIGHT]];
-    const layer = svg('svg', {viewBox: '0 0 ' + width + ' ' + height, preserveAspectRatio: 'none'});
-    const annotation = item[ANNOTATION];
-    const radius = Math.max(width, height) / 90;
-    for (const [cls, confidence, x1, y1, x2, y2, polygon, keypoints] of (annotation && annotation.d) || []) {
-      const stroke = {stroke: colour(cls), 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke'};
-      if (polygon) {
-        const points = [];
-        for (let k = 0; k + 1 < polygon.length; k += 2) points.push(polygon[k] + ',' + polygon[k + 1]);
-        layer.append(svg('polygon', {points: points.join(' '), fill: colour(cls), 'fill-opacity': 0.35, ...stroke}));
-      }
-      layer.append(svg('rect', {x: x1, y: y1, width: x2 - x1, height: y2 - y1, fill: 'none', ...stroke}));
-      for (let k = 0; keypoints && k + 2 < keypoints.length; k += 3) {
-        if (keypoints[k + 2] >= KEYPOINT_MIN) {
-          layer.append(svg('circle', {cx: keypoints[k], cy: keypoints[k + 1], r: radius, fill: colour(cls),
-                                      stroke: '#fff', 'stroke-width': 1, 'vector-effect': 'non-scaling-stroke'}));
-        }
-      }
-      if (withLabels) {
-        const text = svg('text', {x: x1 + 2, y: Math.max(y1 - 4, 12), fill: '#fff', stroke: colour(cls),
-                                  'stroke-width': 3, 'paint-order': 'stroke', 'font-size': Math.max(12, height / 40)});
-        text.textContent = label([cls, confidence]);
-        layer.append(text);
-      }
-    }
-    return layer;
-  }
+  /* The boxes, mask outlines and keypoints of an item over its image (framesift/assets/overlay.js). */
+  const overlay = (item, withLabels) => framesiftOverlay(item[ANNOTATION], item[WIDTH], item[HEIGHT], data.classes,
+                                                         data.palette, withLabels);
 
   function thumb(item, withLabels) {
     const box = el('div', {class: 'thumb'});
