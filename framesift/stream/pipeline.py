@@ -110,7 +110,9 @@ class Pipeline(Resource):
 
     def add_callback(self, callback: PredictionCallback) -> None:
         """Call `callback(frame, prediction)` on the inference thread after each frame inferred from now on, like
-        those given as `on_prediction` (a watcher added later: the live page). It must return at once."""
+        those given as `on_prediction` (a watcher added later: the live page). It must return at once. Unlike an
+        `on_prediction` callback it does not make a replay decode every frame: where only sampled frames are
+        decoded (`framesift.stream.sampled_decoding`), it sees those."""
         self._callbacks = [*self._callbacks, callback]  # a new list: the inference thread may be iterating the old
 
     def stop(self) -> None:
