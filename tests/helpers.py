@@ -47,3 +47,17 @@ class SlowModel:
     def infer(self, inputs):
         time.sleep(self.delay)
         return self._model.infer(inputs)
+
+
+def load_script(name: str) -> Any:
+    """A script of `scripts/` (`report_screenshot`, ...) imported as a module, so a test runs what the README's
+    pictures were made with."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,7 +5,6 @@ page's cost bounded however many pages ask; the README's screenshot."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from framesift.stream import Pipeline, SourceOptions, SourceSpec
 from framesift.stream.exposition import MetricsServer
 from framesift.stream.live import LivePage
 from tests.browser import dump_dom
-from tests.helpers import collect_all_config, wait_until
+from tests.helpers import collect_all_config, load_script, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -193,11 +192,7 @@ def test_a_taken_port_ends_the_run_with_one_sentence_and_exit_code_2(clip):
 
 
 def test_the_readme_screenshot_script_runs_framesift_and_takes_it(tmp_path):
-    script = Path(__file__).parents[1] / "scripts" / "live_screenshot.py"
-    spec = importlib.util.spec_from_file_location("live_screenshot", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("live_screenshot")
     shot = module.take(tmp_path / "live.png", tmp_path / "work")
     image = cv2.imread(str(shot))
     assert image.shape[:2] == (module.SIZE[1], module.SIZE[0]) and image.std() > 20

@@ -5,7 +5,6 @@ Chromium: the gallery's items per filter, what is drawn on them, the charts, a s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from framesift.predictions import ClassificationPrediction, DetectionPrediction,
 from framesift.report import write_report
 from framesift.stats import StreamStats
 from tests.browser import dump_dom, screenshot
+from tests.helpers import load_script
 
 SIZE = (320, 240)
 CONFIG = {
@@ -249,11 +249,7 @@ def test_a_screenshot_of_the_report(report, tmp_path):
 
 
 def test_the_readme_screenshot_script_runs_the_demo_and_takes_it(tmp_path):
-    script = Path(__file__).parents[1] / "scripts" / "report_screenshot.py"
-    spec = importlib.util.spec_from_file_location("report_screenshot", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("report_screenshot")
     shot = module.take(tmp_path / "report.png", tmp_path / "work")
     assert cv2.imread(str(shot)).shape[:2] == (1800, 1400)
     assert (tmp_path / "work" / "framesift-demo" / "dataset" / "report.html").is_file()
