@@ -3,9 +3,10 @@
 ```
 source threads (one per source)   inference thread                  collector threads (one per collector)
 decode, pace, prepare model input ─▶ newest frame of each ready source ─▶ limits, JPEG, write
-bounded slot per source              the workflow's steps (models,        (each collector's own)
-                                      crops, filters, strategies: µs),
-                                      callbacks, sinks, metrics
+(of a replayed file's frames)        (a live one's model input made     (each collector's own)
+bounded slot per source              now), the workflow's steps (models,
+                                     crops, filters, strategies: µs),
+                                     callbacks, sinks, metrics
 ```
 
 What runs on each frame is a `Workflow`: given a model (and a collector), the pipeline runs the one-model,

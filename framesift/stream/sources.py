@@ -322,7 +322,9 @@ class SourceReader(Worker):
 
     def _deliver(self, image: Any, pacing: _Pacing, clock: RecordingClock | None,
                  recording: Recording | None = None, index: int = 0) -> None:
-        """Hand a decoded frame on; an archive's frames are numbered within their recording."""
+        """Hand a decoded frame on; an archive's frames are numbered within their recording. A replayed frame's model
+        input is prepared here, while the model works on the frame before; a live frame's only once the inference
+        thread takes it (`Workflow`): most live frames are replaced by a newer one first, and are never prepared."""
         frame_id = self._decoded if recording is None else index
         self._decoded += 1
         self._metrics.decoded(self.spec.name, corrupt=image.is_corrupt)  # corrupt: damage FFmpeg concealed
@@ -335,7 +337,7 @@ class SourceReader(Worker):
         captured_at = datetime.now(timezone.utc) if recorded_at is None else recorded_at
         frame = Frame(self.spec.name, frame_id, captured_at, time.monotonic(), video_time, image,
                       recorded=recorded_at is not None, recording=None if recording is None else recording.path)
-        if self._prepare is not None:
+        if self._prepare is not None and not self.live:
             frame.model_input = self._prepare(image)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped

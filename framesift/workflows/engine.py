@@ -156,7 +156,7 @@ class Workflow(Resource):
     # -- in the source threads -------------------------------------------------------------------------------------
     @property
     def needs_input(self) -> bool:
-        """Whether a source thread prepares anything (a model input) for the frames it decodes."""
+        """Whether a replayed source's thread prepares anything (a model input) for the frames it decodes."""
         return bool(self._prepared)
 
     def prepare(self, image: Any) -> dict[str, Any]:
@@ -239,8 +239,8 @@ class Workflow(Resource):
         if region.box is None and name in self._prepared:
             prepared = region.frame.model_input
             if isinstance(prepared, dict) and name in prepared:
-                return prepared[name]  # made in the source's thread
-            return model.prepare(region.frame.image)
+                return prepared[name]  # made in a replayed source's thread
+            return model.prepare(region.frame.image)  # a live frame: prepared only now that it is inferred
         return model.prepare(region.bgr()) if model.input_size is not None else None
 
     def _cut(self, step: CropStep, values: list[dict[str, list[Any]]]) -> None:
