@@ -72,12 +72,15 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has the GStreamer bindings
 
 @dataclass
 class RtspServer:
-    """GStreamer's RTSP server with a live test pattern; `stop()` kills it, `start()` brings it back on the port."""
+    """GStreamer's RTSP server with a live test pattern, or a live loop of an H.264 MP4 (`video`, served to each
+    client from its start at `size`'s fps, encoded once: many clients cost it almost no CPU); `stop()` kills it,
+    `start()` brings it back on the port."""
 
     port: int
     size: tuple[int, int, int] = (320, 240, 30)  # width, height, fps
     gop: int | None = None  # frames between keyframes (default: one second's worth)
     pattern: str = "ball"  # what videotestsrc draws (`red`: every pixel pure red)
+    video: Path | None = None  # an H.264 MP4 to loop instead of the pattern
     process: subprocess.Popen | None = None
 
     @property
@@ -88,7 +91,7 @@ class RtspServer:
         script = str(Path(__file__).with_name("rtsp_server.py"))
         gop = str(self.gop or self.size[2])
         self.process = subprocess.Popen([SYSTEM_PYTHON, script, str(self.port), *map(str, self.size), gop,
-                                         self.pattern],
+                                         str(self.video or self.pattern)],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.process.stdout.readline()
         if line.strip() != b"ready":

@@ -179,6 +179,66 @@ def test_live_frame_age_stays_bounded_with_a_slow_model(rtsp_server):
     assert source.frames_decoded == source.frames_inferred + source.frames_dropped
 
 
+class Recording:
+    """A real model as the pipeline sees it, slowed by `delay` per call, recording the thread of each `prepare`
+    and the size of each batch it infers. It runs where the model runs (its `device`: none for the stub)."""
+
+    def __init__(self, model, delay: float):
+        self._model, self.delay = model, delay
+        self.task_type, self.model_id, self.class_names = model.task_type, model.model_id, model.class_names
+        self.max_batch, self.input_size = model.max_batch, model.input_size
+        if hasattr(model, "device"):
+            self.device = model.device
+        self.prepared_on: list[str] = []
+        self.batches: list[int] = []
+
+    def prepare(self, frame):
+        self.prepared_on.append(threading.current_thread().name)
+        return self._model.prepare(frame)
+
+    def infer(self, inputs):
+        self.batches.append(len(inputs))
+        time.sleep(self.delay)
+        return self._model.infer(inputs)
+
+
+def test_a_live_source_prepares_only_the_frames_that_are_inferred(rtsp_server):
+    model = Recording(load_model("demo", device="cpu"), 0.1)
+    with Pipeline([rtsp_server.url], model) as pipeline:
+        pipeline.start()
+        time.sleep(4)
+    source = pipeline.snapshot().sources["source0"]
+    assert source.frames_inferred > 10 and source.dropped_by_reason["newer_frame"] > source.frames_inferred
+    assert len(model.prepared_on) == source.frames_inferred  # none of the dropped ones
+    assert set(model.prepared_on) == {"framesift-inference"}
+
+
+def test_a_replayed_file_prepares_every_frame_in_its_own_thread(clip):
+    model = Recording(load_model("demo", device="cpu"), 0.0)
+    with Pipeline([SourceSpec(str(clip), "file")], model) as pipeline:
+        pipeline.run()
+    assert pipeline.snapshot().frames_inferred == 120
+    assert model.prepared_on == ["framesift-source-file"] * 120  # while the model works on the frame before
+
+
+@pytest.mark.parametrize("device", ["cpu", None])
+def test_several_live_sources_are_batched_only_where_it_pays(rtsp_server, tmp_path, device):
+    """On the CPU a batch of N frames takes N times as long as one: each call takes one frame, in turn. A model that
+    runs elsewhere (the stub costs nothing) takes a frame of every ready source in one call."""
+    from tests.model_builders import build_model
+
+    inner = load_model(str(build_model(tmp_path / "dynamic.onnx", dynamic_batch=True)), device="cpu") \
+        if device == "cpu" else load_model("stub")
+    model = Recording(inner, 0.1)
+    sources = [SourceSpec(rtsp_server.url, f"cam{i}") for i in range(3)]
+    with Pipeline(sources, model) as pipeline:
+        pipeline.start()
+        time.sleep(4)
+    stats = pipeline.snapshot().sources
+    assert all(stats[f"cam{i}"].frames_inferred >= 5 for i in range(3))
+    assert max(model.batches) == (1 if device == "cpu" else 3)
+
+
 class SilentServer:
     """A TCP server that accepts connections and never answers: a camera that hangs."""
 

@@ -12,10 +12,10 @@ from framesift.predictions import Prediction
 class Model(Protocol):
     """A model the pipeline can run.
 
-    `prepare(frame)` makes the model input from a decoded frame (a PyAV `VideoFrame` or a BGR array) on the
-    source's thread; `infer(inputs)` returns one prediction per input, in order, on the inference thread, for up
-    to `max_batch` inputs at once. `input_size` (width, height) is None for a model that needs no input (the
-    stub): then nothing is prepared.
+    `prepare(frame)` makes the model input from a decoded frame (a PyAV `VideoFrame` or a BGR array): on the
+    source's thread for a replayed file, on the inference thread for a live frame once it is taken; `infer(inputs)`
+    returns one prediction per input, in order, on the inference thread, for up to `max_batch` inputs at once.
+    `input_size` (width, height) is None for a model that needs no input (the stub): then nothing is prepared.
     """
 
     @property

@@ -16,11 +16,12 @@ class Frame:
 
     `captured_at` is when the frame was received, or, for a recording replayed in video time (`recorded`), when
     it was recorded: the recording's start plus the frame's timestamp. `image` is the decoder's frame (a PyAV
-    `VideoFrame`); `model_input` was prepared from it in the source thread. `bgr()` makes the full-resolution BGR
-    array only when someone asks (a collected frame, a drawing sink) and keeps it for the next asker. The
-    conversion is done once, under a lock: PyAV deadlocks when two threads convert the same `VideoFrame` at once
-    (seen with PyAV 18). `preview(width, height)` makes a small BGR copy (the live page's) without the
-    full-resolution one.
+    `VideoFrame`); `model_input` was prepared from it in the source thread when the source is replayed (a live
+    frame's is made on the inference thread once the frame is taken: most are replaced by a newer one before).
+    `bgr()` makes the full-resolution BGR array only when someone asks (a collected frame, a drawing sink) and keeps
+    it for the next asker. The conversion is done once, under a lock: PyAV deadlocks when two threads convert the
+    same `VideoFrame` at once (seen with PyAV 18). `preview(width, height)` makes a small BGR copy (the live page's)
+    without the full-resolution one.
     """
 
     source: str
@@ -29,7 +30,7 @@ class Frame:
     received: float  # time.monotonic() at receipt, for the frame's age
     video_time: float | None  # seconds into the stream, from the container's timestamps
     image: Any
-    model_input: Any = None  # made by the workflow's `prepare` in the source thread
+    model_input: Any = None  # made by the workflow's `prepare` in a replayed source's thread
     outputs: dict[str, Any] | None = None  # a workflow's declared outputs, once inferred
     recorded: bool = False  # captured_at is on the recording's clock (a file replayed in video time)
     recording: str | None = None  # the file of an archive it came from; frame_id is then its index there

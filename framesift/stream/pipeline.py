@@ -2,10 +2,13 @@
 
 ```
 source threads (one per source)   inference thread                  collector threads (one per collector)
-decode, pace, prepare model input ─▶ newest frame of each ready source ─▶ limits, JPEG, write
-bounded slot per source              the workflow's steps (models,        (each collector's own)
-                                      crops, filters, strategies: µs),
-                                      callbacks, sinks, metrics
+decode, pace, prepare model input ─▶ newest frame of a ready source,   ─▶ limits, JPEG, write
+(of a replayed file's frames)        sources in turn (on a GPU: of each   (each collector's own)
+bounded slot per source              ready source, batched); a live
+                                     frame's model input made now; the
+                                     workflow's steps (models, crops,
+                                     filters, strategies: µs),
+                                     callbacks, sinks, metrics
 ```
 
 What runs on each frame is a `Workflow`: given a model (and a collector), the pipeline runs the one-model,
@@ -192,7 +195,7 @@ class Pipeline(Resource):
             while True:
                 if self._duration is not None and self.elapsed >= self._duration:
                     self.stop()
-                frames = self._slots.take(self.workflow.max_batch, timeout=0.05)
+                frames = self._slots.take(self.workflow.frame_batch, timeout=0.05)
                 if frames:
                     self._process(frames)
                 elif self._stop.is_set() or not any(r.is_alive() for r in self._readers):

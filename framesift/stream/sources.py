@@ -370,7 +370,9 @@ class SourceReader(Worker):
     def _deliver(self, image: Any, pacing: _Pacing, clock: RecordingClock | None,
                  recording: Recording | None = None, index: int = 0, drawn: Any = None) -> None:
         """Hand a decoded frame on (with its draws, when they were made before decoding); an archive's frames are
-        numbered within their recording."""
+        numbered within their recording. A replayed frame's model input is prepared here, while the model works on
+        the frame before; a live frame's only once the inference thread takes it (`Workflow`): most live frames are
+        replaced by a newer one first, and are never prepared."""
         frame_id = self._decoded if recording is None else index
         self._decoded += 1
         self._metrics.decoded(self.spec.name, corrupt=image.is_corrupt)  # corrupt: damage FFmpeg concealed
@@ -384,7 +386,7 @@ class SourceReader(Worker):
         frame = Frame(self.spec.name, frame_id, captured_at, time.monotonic(), video_time, image,
                       recorded=recorded_at is not None, recording=None if recording is None else recording.path,
                       drawn=drawn)
-        if self._prepare is not None:
+        if self._prepare is not None and not self.live:
             frame.model_input = self._prepare(image)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped

@@ -139,6 +139,11 @@ class Workflow(Resource):
         self._frame_models = [step.name for step in definition.order
                               if isinstance(step, ModelStep) and step.image == f"$inputs.{definition.image}"]
         self.max_batch = min((self.models[name].max_batch for name in self._frame_models), default=DEFAULT_BATCH)
+        # Frames the stream hands over per call, one per ready source: one on the CPU, where a batch of N takes N
+        # times as long as one frame, so batching only ages every frame (and took more memory and fewer frames per
+        # second: benchmarks/RESULTS.md, "Many live cameras"); a batch elsewhere (a GPU, the stub).
+        on_cpu = any(getattr(self.models[name], "device", None) == "cpu" for name in self._frame_models)
+        self.frame_batch = 1 if on_cpu else self.max_batch
         self._prepared = [name for name in self._frame_models if self.models[name].input_size is not None]
         self._aligned = _alignments(definition)
         self._cut_from = _cut_from(definition)
@@ -157,7 +162,7 @@ class Workflow(Resource):
     # -- in the source threads -------------------------------------------------------------------------------------
     @property
     def needs_input(self) -> bool:
-        """Whether a source thread prepares anything (a model input) for the frames it decodes."""
+        """Whether a replayed source's thread prepares anything (a model input) for the frames it decodes."""
         return bool(self._prepared)
 
     def prepare(self, image: Any) -> dict[str, Any]:
@@ -253,8 +258,8 @@ class Workflow(Resource):
         if region.box is None and name in self._prepared:
             prepared = region.frame.model_input
             if isinstance(prepared, dict) and name in prepared:
-                return prepared[name]  # made in the source's thread
-            return model.prepare(region.frame.image)
+                return prepared[name]  # made in a replayed source's thread
+            return model.prepare(region.frame.image)  # a live frame: prepared only now that it is inferred
         return model.prepare(region.bgr()) if model.input_size is not None else None
 
     def _cut(self, step: CropStep, values: list[dict[str, list[Any]]]) -> None:
