@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 SECTIONS = ["benchmarks.micro", "benchmarks.video_aware", "benchmarks.delivery", "benchmarks.report", "benchmarks.live",
-            "benchmarks.reload", "benchmarks.models", "benchmarks.suite"]
+            "benchmarks.many_cameras", "benchmarks.reload", "benchmarks.models", "benchmarks.suite"]
 
 
 def machine() -> str:
