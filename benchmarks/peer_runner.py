@@ -31,7 +31,8 @@ class UserModel:
 
         self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
-        self.size = self.input.shape[2]
+        height = self.input.shape[2]
+        self.size = height if isinstance(height, int) else 640  # a dynamic export: the size it was exported at
         self.confidence = confidence
 
     def __call__(self, image: np.ndarray) -> list[dict]:

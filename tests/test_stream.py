@@ -221,22 +221,23 @@ def test_a_replayed_file_prepares_every_frame_in_its_own_thread(clip):
     assert model.prepared_on == ["framesift-source-file"] * 120  # while the model works on the frame before
 
 
-@pytest.mark.parametrize("device", ["cpu", None])
-def test_several_live_sources_are_batched_only_where_it_pays(rtsp_server, tmp_path, device):
-    """On the CPU a batch of N frames takes N times as long as one: each call takes one frame, in turn. A model that
-    runs elsewhere (the stub costs nothing) takes a frame of every ready source in one call."""
+@pytest.mark.parametrize("case", ["live on the CPU", "replayed on the CPU", "live, not on the CPU"])
+def test_frames_of_several_sources_are_batched_only_where_it_pays(rtsp_server, clip, tmp_path, case):
+    """On the CPU a batch of N frames takes N times as long as one: live sources' frames go one a call, in turn
+    (a batch would only age them). Replayed files, and a model that does not run on the CPU (the stub), take a frame
+    of every ready source in one call."""
     from tests.model_builders import build_model
 
+    on_cpu = case != "live, not on the CPU"
     inner = load_model(str(build_model(tmp_path / "dynamic.onnx", dynamic_batch=True)), device="cpu") \
-        if device == "cpu" else load_model("stub")
-    model = Recording(inner, 0.1)
-    sources = [SourceSpec(rtsp_server.url, f"cam{i}") for i in range(3)]
-    with Pipeline(sources, model) as pipeline:
+        if on_cpu else load_model("stub")
+    model = Recording(inner, 0.05)
+    url = str(clip) if case.startswith("replayed") else rtsp_server.url
+    with Pipeline([SourceSpec(url, f"s{i}") for i in range(3)], model) as pipeline:
         pipeline.start()
         time.sleep(4)
-    stats = pipeline.snapshot().sources
-    assert all(stats[f"cam{i}"].frames_inferred >= 5 for i in range(3))
-    assert max(model.batches) == (1 if device == "cpu" else 3)
+    assert all(source.frames_inferred >= 5 for source in pipeline.snapshot().sources.values())
+    assert max(model.batches) == (1 if case == "live on the CPU" else 3)
 
 
 class SilentServer:

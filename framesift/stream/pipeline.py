@@ -2,9 +2,9 @@
 
 ```
 source threads (one per source)   inference thread                  collector threads (one per collector)
-decode, pace, prepare model input ─▶ newest frame of a ready source,   ─▶ limits, JPEG, write
-(of a replayed file's frames)        sources in turn (on a GPU: of each   (each collector's own)
-bounded slot per source              ready source, batched); a live
+decode, pace, prepare model input ─▶ newest frame of each ready source ─▶ limits, JPEG, write
+(of a replayed file's frames)        batched (live sources on the CPU:    (each collector's own)
+bounded slot per source              one at a time, in turn); a live
                                      frame's model input made now; the
                                      workflow's steps (models, crops,
                                      filters, strategies: µs),
@@ -195,7 +195,7 @@ class Pipeline(Resource):
             while True:
                 if self._duration is not None and self.elapsed >= self._duration:
                     self.stop()
-                frames = self._slots.take(self.workflow.frame_batch, timeout=0.05)
+                frames = self._slots.take(self._frames_per_call(), timeout=0.05)
                 if frames:
                     self._process(frames)
                 elif self._stop.is_set() or not any(r.is_alive() for r in self._readers):
@@ -206,6 +206,13 @@ class Pipeline(Resource):
             self._join_readers()  # first: a frame they finish decoding now is refused by the slots, and counted
             for frame in self._slots.drain():
                 self.metrics.dropped(frame.source, "shutdown")
+
+    def _frames_per_call(self) -> int:
+        """One frame a call when a source is live and the model runs on the CPU: there a batch across sources took
+        N times as long as one frame and only aged every frame; else the frame of every ready source, batched (on
+        a GPU; replayed files ran about 8 % faster batched on the CPU too). benchmarks/RESULTS.md, "Many live
+        cameras"."""
+        return 1 if self.workflow.on_cpu and self.live else self.workflow.max_batch
 
     def _join_readers(self) -> None:
         """Wait a moment for the source threads; one blocked on the network (a camera that accepts connections

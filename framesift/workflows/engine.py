@@ -139,11 +139,8 @@ class Workflow(Resource):
         self._frame_models = [step.name for step in definition.order
                               if isinstance(step, ModelStep) and step.image == f"$inputs.{definition.image}"]
         self.max_batch = min((self.models[name].max_batch for name in self._frame_models), default=DEFAULT_BATCH)
-        # Frames the stream hands over per call, one per ready source: one on the CPU, where a batch of N takes N
-        # times as long as one frame, so batching only ages every frame (and took more memory and fewer frames per
-        # second: benchmarks/RESULTS.md, "Many live cameras"); a batch elsewhere (a GPU, the stub).
-        on_cpu = any(getattr(self.models[name], "device", None) == "cpu" for name in self._frame_models)
-        self.frame_batch = 1 if on_cpu else self.max_batch
+        # a model on the frames runs on the CPU, where a batch of N frames takes about N times as long as one
+        self.on_cpu = any(getattr(self.models[name], "device", None) == "cpu" for name in self._frame_models)
         self._prepared = [name for name in self._frame_models if self.models[name].input_size is not None]
         self._aligned = _alignments(definition)
         self._cut_from = _cut_from(definition)
