@@ -52,9 +52,9 @@ class Metrics:
             with self._lock:
                 self._sources[source].stats.frames_unsampled += n
 
-    def decode_error(self, source: str) -> None:
+    def decode_error(self, source: str, n: int = 1) -> None:
         with self._lock:
-            self._sources[source].stats.decode_errors += 1
+            self._sources[source].stats.decode_errors += n
 
     def reconnecting(self, source: str) -> None:
         with self._lock:

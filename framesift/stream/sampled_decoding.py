@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-Draw = Callable[[], Any]  # the next frame's draws: falsy for "not sampled", None for "cannot draw ahead any more"
+DrawNext = Callable[[], Any]  # the next frame's draws: falsy for "not sampled", None for "cannot draw ahead any more"
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class SampledDecoding:
     that did not decode (a damaged file goes on with the next), and `lost()` the sampled frames the decoder never
     returned."""
 
-    def __init__(self, scan: Scan, draw: Draw, skip: int = 0, limit: int | None = None):
+    def __init__(self, scan: Scan, draw: DrawNext, skip: int = 0, limit: int | None = None):
         self.scan, self._draw = scan, draw
         self.skip, self.limit = skip, scan.frames if limit is None else min(limit, scan.frames)
         self.passed_over = 0

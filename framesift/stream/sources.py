@@ -38,7 +38,7 @@ from framesift.stream.archives import Recording, ReplayLog, is_archive, list_rec
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
 from framesift.stream.recordings import RecordingClock, recording_start
-from framesift.stream.sampled_decoding import Draw, SampledDecoding, scan
+from framesift.stream.sampled_decoding import DrawNext, SampledDecoding, scan
 from framesift.stream.slots import FrameSlots
 from framesift.workers import Worker
 
@@ -112,7 +112,7 @@ class SourceReader(Worker):
     def __init__(self, spec: SourceSpec, options: SourceOptions, slots: FrameSlots, metrics: Metrics,
                  prepare: Callable[[Any], Any] | None, stop: threading.Event,
                  on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None,
-                 draw: Draw | None = None):
+                 draw: DrawNext | None = None):
         super().__init__(f"source {spec.name}", on_failure=on_failure)
         self.spec, self.options = spec, options
         self.finite = spec.kind in ("file", "archive")  # it ends by itself (so does a stream found to be a VOD)
@@ -344,8 +344,7 @@ class SourceReader(Worker):
             if self._stop_event.is_set():
                 return False
         self._metrics.unsampled(self.spec.name, sampled.passed_over - counted)
-        for _ in range(sampled.decode_errors + sampled.lost()):
-            self._metrics.decode_error(self.spec.name)
+        self._metrics.decode_error(self.spec.name, sampled.decode_errors + sampled.lost())
         if sampled.lost():
             log.warning("source %s: %d sampled frames of %s did not decode", self.spec.name, sampled.lost(),
                         self.spec.url if recording is None else recording.path)
