@@ -4,6 +4,10 @@ Run by the system Python (it has `gi`): `/usr/bin/python3 tests/rtsp_server.py P
 [PATTERN]]]` (GOP in frames, by default one second's worth; PATTERN one of videotestsrc's, `ball` by default).
 Prints `ready` once it listens. Killed and restarted by the tests to simulate a camera going away.
 
+Each client gets a stream of its own, from a keyframe, like a camera's: GStreamer's shared media (one pipeline for
+all clients) answered clients that connected at the same moment with errors, and now and then aborted the server
+(`gst_rtsp_media_get_rates: assertion failed`, gst-rtsp-server 1.22), which failed a test of three sources.
+
 PATTERN may instead be the path of an H.264 MP4 (`*.mp4`): then each client gets a live stream of its own that
 loops the file from its start at FPS, with timestamps that keep growing. Its frames were encoded once, by whoever
 wrote the file, so the server costs almost no CPU however many clients connect (one machine playing many cameras:
@@ -84,7 +88,6 @@ def main() -> None:
             f"( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},"
             f"framerate={fps}/1 ! videoconvert ! openh264enc gop-size={gop} ! h264parse "
             "! rtph264pay name=pay0 pt=96 config-interval=1 )")
-        factory.set_shared(True)
     server.get_mount_points().add_factory("/live", factory)
     if server.attach(None) == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{port}")

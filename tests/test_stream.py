@@ -221,6 +221,28 @@ def test_a_replayed_file_prepares_every_frame_in_its_own_thread(clip):
     assert model.prepared_on == ["framesift-source-file"] * 120  # while the model works on the frame before
 
 
+def test_the_test_camera_serves_clients_that_connect_at_the_same_moment(rtsp_server):
+    """Several sources of one pipeline open their camera at once. The tests' server must answer them all, every time
+    (with one pipeline shared by its clients it refused some and now and then aborted: a flaky test of 3 sources)."""
+    def read_frames(errors: list[str]) -> None:
+        try:
+            with av.open(rtsp_server.url, options={"rtsp_transport": "tcp"}, timeout=10) as container:
+                for count, _ in enumerate(container.decode(video=0)):
+                    if count == 10:
+                        return
+        except av.FFmpegError as error:
+            errors.append(str(error))
+
+    for _ in range(6):
+        errors: list[str] = []
+        clients = [threading.Thread(target=read_frames, args=(errors,)) for _ in range(4)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+        assert errors == [] and rtsp_server.process.poll() is None
+
+
 @pytest.mark.parametrize("case", ["live on the CPU", "replayed on the CPU", "live, not on the CPU"])
 def test_frames_of_several_sources_are_batched_only_where_it_pays(rtsp_server, clip, tmp_path, case):
     """On the CPU a batch of N frames takes N times as long as one: live sources' frames go one a call, in turn
