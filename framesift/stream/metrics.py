@@ -86,20 +86,31 @@ class Metrics:
             return dict(self._errors)
 
     def sources(self) -> dict[str, SourceStats]:
-        """A consistent copy of every source's statistics."""
-        now = time.monotonic()
+        """A consistent copy of every source's statistics. Only the raw figures are copied under the lock (the
+        inference thread takes it per frame); rates and percentiles are computed after it is released."""
         with self._lock:
-            return {name: _snapshot(source, now) for name, source in self._sources.items()}
+            raw = {name: _Raw(dataclasses.replace(source.stats), dict(source.dropped), list(source.ages),
+                              list(source.inferred_at)) for name, source in self._sources.items()}
+        now = time.monotonic()
+        return {name: source.stats_at(now) for name, source in raw.items()}
 
 
-def _snapshot(source: _Source, now: float) -> SourceStats:
-    recent = [t for t in source.inferred_at if t >= now - FPS_WINDOW_S]
-    span = (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
-    percentiles = np.percentile(np.fromiter(source.ages, dtype=np.float64), [50, 95, 99]).tolist() \
-        if source.ages else [None] * 3
-    stats = dataclasses.replace(source.stats)
-    stats.dropped_by_reason = dict(source.dropped)
-    stats.frames_dropped = sum(source.dropped.values())
-    stats.fps = (len(recent) - 1) / span if span > 0 else 0.0
-    stats.frame_age_s = dict(zip(("p50", "p95", "p99"), percentiles, strict=True))
-    return stats
+@dataclasses.dataclass
+class _Raw:
+    """One source's figures as copied under the lock."""
+
+    stats: SourceStats
+    dropped: dict[str, int]
+    ages: list[float]
+    inferred_at: list[float]
+
+    def stats_at(self, now: float) -> SourceStats:
+        recent = [t for t in self.inferred_at if t >= now - FPS_WINDOW_S]
+        span = (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+        percentiles = np.percentile(np.asarray(self.ages), [50, 95, 99]).tolist() if self.ages else [None] * 3
+        stats = self.stats
+        stats.dropped_by_reason = self.dropped
+        stats.frames_dropped = sum(self.dropped.values())
+        stats.fps = (len(recent) - 1) / span if span > 0 else 0.0
+        stats.frame_age_s = dict(zip(("p50", "p95", "p99"), percentiles, strict=True))
+        return stats
