@@ -155,8 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.runner import RunOptions, run
 
-    if args.source_name and len(args.source_name) != len(args.sources):
-        raise InputError(f"{len(args.source_name)} --source-name given for {len(args.sources)} sources")
     options = RunOptions(**{k: v for k, v in vars(args).items() if k in RunOptions.__dataclass_fields__})
     summary = run(options, stop=signals.event)
     collected = (f"collected {summary['datapoints_registered']} datapoints into {args.target}"

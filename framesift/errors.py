@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class FramesiftError(Exception):
     """The base of every error framesift raises on purpose; `exit_code` is the command line's."""
@@ -40,6 +42,13 @@ class InputError(FramesiftError, ValueError):
     """Bad input from the user: a wrong option, file, configuration, model or URL."""
 
     exit_code = 2
+
+
+def require_positive(values: Mapping[str, float | None]) -> None:
+    """Raise `InputError` naming the first option whose value (when given) is not more than 0 (NaN included)."""
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise InputError(f"{name} must be more than 0, not {value}")
 
 
 class ConfigError(InputError):

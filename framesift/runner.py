@@ -18,7 +18,7 @@ from typing import Any
 
 from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
 from framesift.collectors.store import ConfigStore, FileStore, open_store
-from framesift.errors import InputError, WorkerFailed
+from framesift.errors import InputError, WorkerFailed, require_positive
 from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
 from framesift.stream.sources import SourceOptions, SourceSpec
@@ -69,6 +69,19 @@ class RunOptions:
     status_interval: float = 60.0  # seconds between status lines when stderr is not a terminal
     config_cache: str | None = None  # where the last configuration known from a store is kept (a start without it)
     config_refresh: float = 60.0  # seconds between reads of a store that announces nothing (the Roboflow API)
+
+    def __post_init__(self) -> None:
+        """Refuse in one sentence (exit code 2) an option no run can mean, before anything is opened."""
+        require_positive({"--max-fps": self.max_fps, "--max-frames": self.max_frames, "--duration": self.duration,
+                          "--status-interval": self.status_interval, "--config-refresh": self.config_refresh,
+                          "--outbox-max-bytes": self.outbox_max_bytes})
+        if not self.drain_timeout >= 0:
+            raise InputError(f"--drain-timeout must be 0 or more, not {self.drain_timeout}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise InputError(f"--metrics-port must be a port number from 0 (any free port) to 65535, "
+                             f"not {self.metrics_port}")
+        if self.source_name and len(self.source_name) != len(self.sources):
+            raise InputError(f"{len(self.source_name)} --source-name given for {len(self.sources)} sources")
 
 
 def build_pipeline(options: RunOptions) -> Pipeline:

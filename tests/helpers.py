@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from framesift.collectors.config import ActiveLearningConfig, parse_config
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the example configurations shipped with framesift
 ROBOFLOW_KEY = "rf-secret-key-9f8e7d"  # the key the Roboflow stand-in (the `roboflow` fixture) accepts
 
 

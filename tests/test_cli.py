@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from framesift.cli import main
+from framesift.errors import InputError
+from framesift.stream import SourceOptions
+from tests.helpers import CONFIGS
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -98,7 +101,7 @@ def test_export_of_a_folder_that_is_no_dataset(tmp_path):
 def test_a_disk_that_fills_up_mid_run_fails_datapoints_not_the_stream(small_disk, clip_path, tmp_path):
     disk = small_disk("160k")
     result = run_cli("run", str(clip_path), "--model", "demo", "--al-config",
-                     str(Path(__file__).parents[1] / "configs" / "demo.yaml"), "--target", str(disk / "ds"),
+                     str(CONFIGS / "demo.yaml"), "--target", str(disk / "ds"),
                      "--summary", str(tmp_path / "s.json"), "--seed", "1", "--no-progress")
     summary = json.loads((tmp_path / "s.json").read_text())
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -126,6 +129,37 @@ def test_hostile_configurations_exit_2_in_one_sentence(tmp_path, name, text, mes
     result = run_cli("validate", name, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr and len(result.stderr) < 400
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--max-fps", "0"], "--max-fps must be more than 0, not 0.0"),
+    (["--max-fps", "nan"], "--max-fps must be more than 0, not nan"),
+    (["--max-frames", "-3"], "--max-frames must be more than 0, not -3"),
+    (["--duration", "-1"], "--duration must be more than 0, not -1.0"),
+    (["--status-interval", "0"], "--status-interval must be more than 0, not 0.0"),
+    (["--config-refresh", "0"], "--config-refresh must be more than 0, not 0.0"),
+    (["--outbox-max-bytes", "-1"], "--outbox-max-bytes must be more than 0, not -1"),
+    (["--drain-timeout", "-1"], "--drain-timeout must be 0 or more, not -1.0"),
+    (["--metrics-port", "70000"], "--metrics-port must be a port number from 0 (any free port) to 65535, not 70000"),
+    (["--source-name", "a", "--source-name", "b"], "2 --source-name given for 1 sources"),
+])
+def test_options_no_run_can_mean_exit_2_in_one_sentence_before_anything_opens(clip_path, tmp_path, capsys, option,
+                                                                             message):
+    """Such values ran before: `--max-fps 0` without a limit, `--max-frames -3` and `--duration -1` as runs of
+    nothing that exited 0, `--config-refresh 0` reading the store in a busy loop, `--metrics-port 70000` as a
+    Python `OverflowError` (exit 1)."""
+    target = tmp_path / "dataset"
+    code = main(["run", str(clip_path), "--model", "stub", "--al-config", str(CONFIGS / "stub_bootstrap.yaml"),
+                 "--target", str(target), "--no-progress", *option])
+    assert code == 2 and capsys.readouterr().err == f"framesift: {message}\n"
+    assert not target.exists()
+
+
+def test_the_stream_api_refuses_options_no_source_can_mean():
+    with pytest.raises(InputError, match="max_frames must be more than 0, not 0"):
+        SourceOptions(max_frames=0)
+    with pytest.raises(InputError, match="read_timeout must be more than 0, not -1"):
+        SourceOptions(read_timeout=-1)
 
 
 def test_export_skips_and_names_what_was_deleted_or_damaged_by_hand_and_exports_the_rest(demo_dir, tmp_path):

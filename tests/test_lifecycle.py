@@ -32,10 +32,8 @@ from framesift import (
     run,
 )
 from framesift.collectors.targets.remote import RemoteTarget
-from tests.helpers import collect_all_config, wait_until
+from tests.helpers import CONFIGS, collect_all_config, wait_until
 from tests.servers import free_port
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 class ShortModel:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import av
 import cv2
@@ -16,9 +15,9 @@ import pytest
 from framesift import Collector, LocalDataset, Pipeline, SourceSpec, load_model, parse_config, read_records
 from framesift.collectors.config import NearDuplicates
 from framesift.collectors.tracking import IouTracker
+from tests.helpers import CONFIGS
 from tests.model_builders import BGR, build_model
 
-CONFIGS = Path(__file__).parents[1] / "configs"
 SIDE = 40
 # (colour, first frame, last frame, where it is at frame f)
 OBJECTS = [("red", 10, 39, lambda f: (10 + 3 * (f - 10), 30)),

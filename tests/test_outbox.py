@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from framesift.collectors.targets.outbox import Outbox, OutboxInUse, OutboxSender, describe
-from tests.helpers import wait_until
+from tests.helpers import CONFIGS, wait_until
 from tests.test_roboflow import datapoint, target_for
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 HOLDER = """
 import sys
 from framesift.collectors.targets.outbox import Outbox

@@ -24,11 +24,9 @@ from framesift.demo import demo_frame, write_demo_video
 from framesift.models import load_model
 from framesift.runner import RunOptions, run
 from framesift.stream import Pipeline, SourceOptions, SourceSpec
-from tests.helpers import ROBOFLOW_KEY, SlowModel, collect_all_config, wait_until
+from tests.helpers import CONFIGS, ROBOFLOW_KEY, SlowModel, collect_all_config, wait_until
 from tests.servers import free_port
 from tests.test_roboflow import target_for
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -398,7 +396,7 @@ def test_sigterm_writes_queued_datapoints_and_exits_zero(clip, tmp_path):
 def test_run_outputs_summary_predictions_video_and_metrics(clip, tmp_path):
     port = free_port()
     process = cli("run", str(clip), "--model", "demo", "--confidence", "0.5", "--al-config",
-                  str(Path(__file__).parents[1] / "configs" / "demo.yaml"), "--target", str(tmp_path / "ds"),
+                  str(CONFIGS / "demo.yaml"), "--target", str(tmp_path / "ds"),
                   "--summary", str(tmp_path / "s.json"), "--predictions", str(tmp_path / "p.jsonl"),
                   "--save-video", str(tmp_path / "out.mp4"), "--metrics-port", str(port), "--realtime",
                   "--seed", "1", "--no-progress")

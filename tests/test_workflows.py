@@ -24,7 +24,7 @@ from framesift import (
     read_records,
 )
 from framesift.collectors import Collector
-from tests.helpers import collect_all_config, wait_until
+from tests.helpers import CONFIGS, collect_all_config, wait_until
 from tests.model_builders import build_model, scene, squares_video
 
 WIDTH, HEIGHT, FRAMES = 320, 240, 12
@@ -283,7 +283,7 @@ def test_every_rule_is_refused_by_its_path(models, squares, tmp_path, case, chan
 
 
 def test_the_bundled_example_workflow_is_valid_and_the_reference_shape_too():
-    example = Path(__file__).resolve().parents[1] / "configs" / "workflow_two_stage.json"
+    example = CONFIGS / "workflow_two_stage.json"
     assert framesift("validate", str(example)).stdout.startswith("valid workflow (5 steps, 2 collectors)")
     reference = {"specification": two_stage({"det": Path("det.onnx"), "cls": Path("cls.onnx")})}
     assert len(parse_workflow(reference).order) == 5  # the `specification` wrapper of the old format

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from framesift.errors import SourceError
+from framesift.errors import SourceError, require_positive
 from framesift.redaction import redact
 from framesift.stream.archives import Recording, ReplayLog, is_archive, list_recordings
 from framesift.stream.frames import Frame
@@ -87,6 +87,11 @@ class SourceOptions:
     start_time: datetime | None = None  # the recording's start, instead of what the file says
     replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
     decode_all: bool = False  # decode every frame even when the draws could be made first (`sampled_decoding`)
+
+    def __post_init__(self) -> None:
+        require_positive({"max_fps": self.max_fps, "max_frames": self.max_frames, "open_timeout": self.open_timeout,
+                          "read_timeout": self.read_timeout, "backoff_initial": self.backoff_initial,
+                          "backoff_max": self.backoff_max})
 
 
 def check_file(spec: SourceSpec) -> None:
