@@ -170,10 +170,12 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     if summary["limit_store_unavailable_decisions"]:
         print(f"framesift: {summary['limit_store_unavailable_decisions']} limit decisions were made without Redis "
               f"({summary['limit_store_error']})", file=sys.stderr)
+    if "unwritten" in summary:
+        print(f"framesift: {summary['unwritten']}", file=sys.stderr)
     if summary["datapoints_failed"]:
         raise CollectionFailed(f"{summary['datapoints_failed']} datapoints could not be written (the last: "
                                f"{summary['last_failure']})")
-    return EXIT_OK
+    return EXIT_FAILURE if "unwritten" in summary else EXIT_OK
 
 
 def _validate(args: argparse.Namespace, signals: StopSignals) -> int:

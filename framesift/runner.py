@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -92,6 +93,10 @@ def build_pipeline(options: RunOptions) -> Pipeline:
 
     if (options.model is None) == (options.workflow is None):
         raise InputError("give a model (--model) or a workflow (--workflow), one of them")
+    for option, path in (("--predictions", options.predictions), ("--save-video", options.save_video),
+                         ("--summary", options.summary)):
+        if path:
+            _check_writable(option, Path(path))
     names = options.source_name or [f"source{i}" for i in range(len(options.sources))]
     with ExitStack() as opened:
         if options.workflow is not None:
@@ -206,7 +211,7 @@ def _workflow(options: RunOptions, names: list[str],
 
 def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, Any]:
     """Run until the sources end, `duration` passes, `stop` is set or a signal arrives; returns (and writes) the
-    summary.
+    summary. When its file cannot be written (a full disk), the summary says why in `unwritten`.
 
     Without `stop`, SIGINT, SIGTERM and SIGHUP stop the run in order (when called on the main thread); a second
     signal exits at once. Queued datapoints get `drain_timeout` seconds. A thread of the pipeline that died raises
@@ -236,10 +241,32 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
         if failure is not None:
             summary["failure"] = str(failure)
         if options.summary:
-            Path(options.summary).write_text(json.dumps(summary, indent=2))
+            _write_summary(Path(options.summary), summary)
         if failure is not None:
             raise failure
         return summary
+
+
+def _check_writable(option: str, path: Path) -> None:
+    """Refuse an output file that cannot be written before the run starts, not when it ends."""
+    folder = path.parent
+    if path.is_dir():
+        reason = "it is a folder"
+    elif not folder.is_dir():
+        reason = f"there is no folder {folder}"
+    elif not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        reason = "permission denied"
+    else:
+        return
+    raise InputError(f"cannot write {option} {path}: {reason}")
+
+
+def _write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write the summary; when that fails (a full disk), the sentence saying why goes into it as `unwritten`."""
+    try:
+        path.write_text(json.dumps(summary, indent=2))
+    except OSError as error:
+        summary["unwritten"] = f"cannot write the summary {path}: {error.strerror or error}"
 
 
 def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, running: ExitStack) -> None:

@@ -155,6 +155,36 @@ def test_options_no_run_can_mean_exit_2_in_one_sentence_before_anything_opens(cl
     assert not target.exists()
 
 
+@pytest.mark.parametrize(("option", "path", "reason"), [
+    ("--predictions", "missing/p.jsonl", "there is no folder {tmp}/missing"),
+    ("--save-video", "missing/v.mp4", "there is no folder {tmp}/missing"),
+    ("--summary", "missing/s.json", "there is no folder {tmp}/missing"),
+    ("--summary", ".", "it is a folder"),
+])
+def test_output_files_that_cannot_be_written_are_refused_before_the_run(clip_path, tmp_path, capsys, option, path,
+                                                                        reason):
+    """They failed at the end (the summary: after hours of a run, exit 1 with a Python exception's name) or not at
+    all (`--save-video`: the run exited 0 without a video)."""
+    target = tmp_path / "dataset"
+    code = main(["run", str(clip_path), "--model", "stub", "--al-config", str(CONFIGS / "stub_bootstrap.yaml"),
+                 "--target", str(target), "--no-progress", option, str(tmp_path / path)])
+    reason = reason.format(tmp=tmp_path)
+    assert code == 2 and capsys.readouterr().err == f"framesift: cannot write {option} {tmp_path / path}: {reason}\n"
+    assert not target.exists()
+
+
+def test_a_summary_the_full_disk_refuses_is_one_sentence_after_the_run(small_disk, clip_path, tmp_path, capsys):
+    disk = small_disk("64k")
+    with open(disk / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):
+        while True:
+            filler.write(b"\0" * 4096)
+    code = main(["run", str(clip_path), "--model", "stub", "--target", str(tmp_path / "ds"), "--no-progress",
+                 "--summary", str(disk / "s.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "inferred 60 frames" in err
+    assert err.endswith(f"framesift: cannot write the summary {disk / 's.json'}: No space left on device\n")
+
+
 def test_the_stream_api_refuses_options_no_source_can_mean():
     with pytest.raises(InputError, match="max_frames must be more than 0, not 0"):
         SourceOptions(max_frames=0)

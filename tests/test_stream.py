@@ -24,6 +24,7 @@ from framesift.demo import demo_frame, write_demo_video
 from framesift.models import load_model
 from framesift.runner import RunOptions, run
 from framesift.stream import Pipeline, SourceOptions, SourceSpec
+from framesift.stream.sinks import BackgroundSink
 from tests.helpers import CONFIGS, ROBOFLOW_KEY, SlowModel, collect_all_config, wait_until
 from tests.servers import free_port
 from tests.test_roboflow import target_for
@@ -539,6 +540,44 @@ def test_a_failing_sink_is_counted_in_the_snapshot(clip):
     pipeline.close()
     counts = pipeline.snapshot().sinks["Broken"]
     assert counts.failed + counts.dropped == 120 and counts.failed > 0
+
+
+class SlowSink:
+    """A sink that takes `delay` seconds per frame (an encoder slower than the model) and keeps the frame ids."""
+
+    def __init__(self, delay: float):
+        self.delay, self.written = delay, []
+
+    def write(self, frame, prediction):
+        time.sleep(self.delay)
+        self.written.append(frame.frame_id)
+
+    def close(self):
+        pass
+
+
+def test_a_slow_sink_gets_every_frame_of_a_replayed_file(clip):
+    """`--save-video` of a replay held a third of its frames: the stub infers far faster than an encoder writes, and
+    the sink's full queue dropped the rest (300 frames of 720p: 170 dropped)."""
+    sink = SlowSink(0.005)
+    with Pipeline([str(clip)], load_model("stub"), sinks=[sink]) as pipeline:
+        pipeline.run()
+    pipeline.close()
+    assert sink.written == list(range(120)) and pipeline.snapshot().sinks["SlowSink"].dropped == 0
+
+
+def test_a_slow_sink_never_slows_a_live_camera(rtsp_server):
+    """Its queue full, the sink drops (counted) what it cannot take, and the camera's frames go on being inferred at
+    the camera's rate (30 fps), not the sink's (4 fps)."""
+    sink = SlowSink(0.25)
+    with Pipeline([rtsp_server.url], load_model("stub"), sinks=[BackgroundSink(sink, capacity=4)]) as pipeline:
+        pipeline.start()
+        assert wait_until(lambda: pipeline.snapshot().sinks["SlowSink"].dropped > 0, timeout=30)
+        before = pipeline.snapshot().frames_inferred
+        time.sleep(2)
+        assert pipeline.snapshot().frames_inferred - before >= 30
+    stats = pipeline.snapshot()
+    assert len(sink.written) + stats.sinks["SlowSink"].dropped == stats.frames_inferred
 
 
 def test_a_sink_given_to_the_pipeline_runs_off_the_inference_thread(clip):

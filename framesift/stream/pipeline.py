@@ -243,8 +243,8 @@ class Pipeline(Resource):
             frame.outputs = result.outputs or None
             for callback in self._callbacks:
                 self._guarded("callback", callback, frame, result.prediction)
-            for sink in self._sinks:
-                self._guarded(sink.name, sink.write, frame, result.prediction)
+            for sink in self._sinks:  # a replayed frame waits for room: a replay's video holds every frame
+                self._guarded(sink.name, sink.write, frame, result.prediction, not self._slots.live(frame.source))
 
     def _guarded(self, where: str, fn: Callable[..., Any], *args: Any) -> None:
         """Call a callback or a sink; what it raises is logged and counted (a sink whose thread died ends the run)."""

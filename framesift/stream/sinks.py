@@ -2,8 +2,9 @@
 
 A sink is anything with `write(frame, prediction)` and `close()`. Each one does its I/O on its own thread behind a
 bounded queue (`BackgroundSink`; a `Pipeline` wraps every sink it is given), so the inference thread never waits
-for a disk or an encoder; a full queue drops the frame for that sink and counts it (the pipeline's snapshot and
-`--summary` show `sinks: {name: {dropped, failed}}`).
+for a disk or an encoder on a live frame: a full queue drops it for that sink and counts it (the pipeline's
+snapshot and `--summary` show `sinks: {name: {dropped, failed}}`). A replayed file's frame waits for room instead,
+as its thread waits for the model: the video and the predictions of a replay hold every frame.
 
 - `PredictionsFile(path)`: one JSON line per inferred frame (`--predictions FILE.jsonl`);
 - `AnnotatedVideo(path)`: the frames with boxes and labels drawn by supervision, encoded to H.264 (`--save-video`);
@@ -98,7 +99,7 @@ class AnnotatedVideo(Resource):
 
 class BackgroundSink(Resource):
     """Runs a sink on its own thread behind a queue of `capacity` frames; overflow is counted in `dropped`, writes
-    that raised in `failed`. `write` raises `WorkerFailed` once the thread has died."""
+    that raised in `failed`. `write` raises `WorkerFailed` once the thread has died (also while it waits)."""
 
     def __init__(self, sink: Sink, capacity: int = 64):
         self.sink = sink
@@ -110,12 +111,21 @@ class BackgroundSink(Resource):
         self._thread.start()
         self._closed = False
 
-    def write(self, frame: Frame, prediction: Prediction) -> None:
+    def write(self, frame: Frame, prediction: Prediction, wait: bool = False) -> None:
+        """Queue a frame; when the queue is full, drop it (counted), or with `wait` wait for room."""
         self._thread.check()
-        try:
-            self._queue.put_nowait((frame, prediction))
-        except queue.Full:
-            self.dropped += 1
+        if not wait:
+            try:
+                self._queue.put_nowait((frame, prediction))
+            except queue.Full:
+                self.dropped += 1
+            return
+        while True:
+            try:
+                self._queue.put((frame, prediction), timeout=0.1)
+                return
+            except queue.Full:
+                self._thread.check()  # a dead sink thread never makes room
 
     def stats(self) -> SinkStats:
         return SinkStats(dropped=self.dropped, failed=self.failed)

@@ -37,6 +37,10 @@ class FrameSlots:
             self._capacity[source] = 1 if live else REPLAY_SLOT
             self._cond.notify_all()
 
+    def live(self, source: str) -> bool:
+        """Whether the source's frames are live (replaced by newer ones) rather than replayed (waited for)."""
+        return self._live[source]
+
     def put(self, frame: Frame, stopping: Callable[[], bool], on_drop: Callable[[Frame], None]) -> bool:
         """Hand a frame over; a live source never waits, a replayed one waits for room. False if stopping (the
         frame is not taken)."""
