@@ -248,17 +248,18 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
 
 
 def _check_writable(option: str, path: Path) -> None:
-    """Refuse an output file that cannot be written before the run starts, not when it ends."""
-    folder = path.parent
-    if path.is_dir():
-        reason = "it is a folder"
-    elif not folder.is_dir():
-        reason = f"there is no folder {folder}"
-    elif not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        reason = "permission denied"
-    else:
-        return
-    raise InputError(f"cannot write {option} {path}: {reason}")
+    """Refuse an output file that cannot be written before the run starts, not when it ends; its folder is made
+    (as `--target`'s is)."""
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(0, "it is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise PermissionError(0, "permission denied")
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(f"cannot write {option} {path}: a part of its path is a file") from None
+    except OSError as error:
+        raise InputError(f"cannot write {option} {path}: {error.strerror or error}") from None
 
 
 def _write_summary(path: Path, summary: dict[str, Any]) -> None:

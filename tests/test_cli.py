@@ -98,6 +98,12 @@ def test_export_of_a_folder_that_is_no_dataset(tmp_path):
     assert result.returncode == 2 and "is not a framesift dataset" in result.stderr
 
 
+def test_an_export_into_a_file_is_one_sentence(demo_dir, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    assert main(["export", str(demo_dir / "dataset"), "--format", "coco", "--out", str(tmp_path / "a-file")]) == 2
+    assert capsys.readouterr().err == f"framesift: cannot write the export to {tmp_path / 'a-file'}: Not a directory\n"
+
+
 def test_a_disk_that_fills_up_mid_run_fails_datapoints_not_the_stream(small_disk, clip_path, tmp_path):
     disk = small_disk("160k")
     result = run_cli("run", str(clip_path), "--model", "demo", "--al-config",
@@ -156,21 +162,30 @@ def test_options_no_run_can_mean_exit_2_in_one_sentence_before_anything_opens(cl
 
 
 @pytest.mark.parametrize(("option", "path", "reason"), [
-    ("--predictions", "missing/p.jsonl", "there is no folder {tmp}/missing"),
-    ("--save-video", "missing/v.mp4", "there is no folder {tmp}/missing"),
-    ("--summary", "missing/s.json", "there is no folder {tmp}/missing"),
-    ("--summary", ".", "it is a folder"),
+    ("--predictions", "a-file/p.jsonl", "a part of its path is a file"),
+    ("--save-video", "a-file/v.mp4", "a part of its path is a file"),
+    ("--summary", "a-file/s.json", "a part of its path is a file"),
+    ("--summary", "folder", "it is a folder"),
 ])
 def test_output_files_that_cannot_be_written_are_refused_before_the_run(clip_path, tmp_path, capsys, option, path,
                                                                         reason):
     """They failed at the end (the summary: after hours of a run, exit 1 with a Python exception's name) or not at
     all (`--save-video`: the run exited 0 without a video)."""
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "folder").mkdir()
     target = tmp_path / "dataset"
     code = main(["run", str(clip_path), "--model", "stub", "--al-config", str(CONFIGS / "stub_bootstrap.yaml"),
                  "--target", str(target), "--no-progress", option, str(tmp_path / path)])
-    reason = reason.format(tmp=tmp_path)
     assert code == 2 and capsys.readouterr().err == f"framesift: cannot write {option} {tmp_path / path}: {reason}\n"
     assert not target.exists()
+
+
+def test_output_files_go_into_folders_made_for_them(clip_path, tmp_path):
+    outputs = {option: tmp_path / "new" / option.strip("-") / name for option, name in
+               (("--predictions", "p.jsonl"), ("--save-video", "v.mp4"), ("--summary", "s.json"))}
+    assert main(["run", str(clip_path), "--model", "stub", "--target", str(tmp_path / "ds"), "--no-progress",
+                 *[str(part) for option, path in outputs.items() for part in (option, path)]]) == 0
+    assert all(path.stat().st_size > 0 for path in outputs.values())
 
 
 def test_a_summary_the_full_disk_refuses_is_one_sentence_after_the_run(small_disk, clip_path, tmp_path, capsys):

@@ -73,6 +73,16 @@ def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.Path
     classes = sorted({name for p in predictions.values() if p is not None for name in p.class_name})
     annotations = {image: _detections(p, classes) for image, p in predictions.items()}
     exported = sv.DetectionDataset(classes=classes, images=list(annotations), annotations=annotations)
+    try:
+        _write(exported, fmt, out, annotations, with_confidence)
+    except OSError as error:
+        raise InputError(f"cannot write the export to {out}: {error.strerror or error}") from None
+    result.exported = len(annotations)
+    return result
+
+
+def _write(exported: Any, fmt: str, out: Path, annotations: dict[str, Any], with_confidence: bool) -> None:
+    """Write supervision's dataset in `fmt` under `out`, with the confidences framesift adds."""
     images_dir = str(out / "images")
     if fmt == "coco":
         exported.as_coco(images_directory_path=images_dir, annotations_path=str(out / "annotations.json"))
@@ -84,8 +94,6 @@ def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.Path
             _add_yolo_confidences(out / "labels", annotations)
     else:
         exported.as_pascal_voc(images_directory_path=images_dir, annotations_directory_path=str(out / "annotations"))
-    result.exported = len(annotations)
-    return result
 
 
 def _datapoint(root: Path, line: bytes) -> tuple[str, DetectionPrediction | None]:
