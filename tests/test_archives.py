@@ -11,18 +11,21 @@ from collections import Counter
 from pathlib import Path
 
 import av
+import pytest
 import yaml
 
 from framesift.collectors.targets.local import read_records
 from framesift.runner import RunOptions, run
+from framesift.stream.archives import ReplayLog, list_recordings
 from tests.helpers import wait_until
 from tests.test_cli import run_cli
 from tests.test_video_time import utc, write_recording
 
 
-def every_frame(tmp_path: Path) -> Path:
+def every_frame(tmp_path: Path, share: float = 1.0) -> Path:
+    """A configuration sampling `share` of the frames (every one by default) at random."""
     config = {"enabled": True, "persist_predictions": True,
-              "sampling_strategies": [{"name": "every", "type": "random", "traffic_percentage": 1.0}],
+              "sampling_strategies": [{"name": "every", "type": "random", "traffic_percentage": share}],
               "batching_strategy": {"batches_name_prefix": "rec", "recreation_interval": "daily"}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -98,3 +101,42 @@ def test_an_interrupted_bootstrap_goes_on_where_it_stopped_and_samples_every_fra
     third = subprocess.run(command, capture_output=True, text=True, timeout=60)  # nothing left: nothing sampled
     assert third.returncode == 0, third.stderr
     assert len(list(read_records(tmp_path / "ds"))) == sum(after.values())
+
+
+@pytest.mark.parametrize("share", [0.1, 0.0])
+def test_a_bootstrap_replayed_to_its_end_is_not_replayed_again(tmp_path, share):
+    """Only sampled frames are handed to the model, so the last one inferred is seldom a recording's last frame: the
+    log said the last recording was replayed up to its last sampled frame (and, with nothing sampled, said nothing
+    at all), and the same command ran again drew the frames after it a second time."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for i in range(3):
+        write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
+    options = RunOptions(sources=[str(folder)], model="stub", al_config=str(every_frame(tmp_path, share)),
+                         target=str(tmp_path / "ds"), seed=3)
+    first = run(options)
+    records = list(read_records(tmp_path / "ds"))
+    assert first["frames_unsampled"] == 90 - first["frames_inferred"] and len(records) == first["frames_inferred"]
+    last = max((r["frame_id"] for r in records if r["source"].endswith("part2.mp4")), default=None)
+    assert last is None or last < 29  # the case this is about: frames after the last sampled one
+    entries = [json.loads(line) for line in (tmp_path / "ds" / "replayed.jsonl").read_text().splitlines()]
+    assert [(Path(e["file"]).name, e["frames"], e["finished"]) for e in entries] == \
+        [(f"part{i}.mp4", 30, True) for i in range(3)]
+
+    again = run(options)
+    assert again["frames_decoded"] == again["frames_unsampled"] == 0
+    assert list(read_records(tmp_path / "ds")) == records
+
+
+def test_a_hand_edited_replay_log_keeps_its_good_lines_and_names_the_others(tmp_path, caplog):
+    clip = write_recording(tmp_path / "a.mp4", 1)
+    recording = list_recordings(str(tmp_path))[0]
+    good = {"file": str(clip), "key": recording.key, "frames": 7, "finished": False}
+    bad = [{**good, "frames": -5}, {**good, "frames": "7"}, {**good, "frames": 7.5}, {**good, "finished": "yes"},
+           {"file": str(clip)}, ["a list"]]
+    log_file = tmp_path / "replayed.jsonl"
+    log_file.write_bytes(b"\n".join([json.dumps(good).encode(), *(json.dumps(b).encode() for b in bad),
+                                      b'{"key": broken', b"\x00\xffbinary"]) + b"\n")
+    assert ReplayLog(log_file).frames_done(recording) == 7
+    assert [r.getMessage() for r in caplog.records] == \
+        [f"{log_file} line {n} is not a replay entry; it is left out" for n in range(2, 10)]

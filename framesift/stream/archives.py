@@ -88,7 +88,10 @@ class ReplayLog:
         for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
             try:
                 entry = json.loads(line)
-                self._done[str(entry["key"])] = (int(entry["frames"]), bool(entry["finished"]))
+                frames, finished = entry["frames"], entry["finished"]
+                if type(frames) is not int or frames < 0 or not isinstance(finished, bool):
+                    raise ValueError(line)
+                self._done[str(entry["key"])] = (frames, finished)
             except (ValueError, KeyError, TypeError):
                 log.warning("%s line %d is not a replay entry; it is left out", self.path, number)
 

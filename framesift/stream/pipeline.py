@@ -89,7 +89,7 @@ class Pipeline(Resource):
             self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
         self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)
-        self._last_inferred: dict[str, tuple[str, int]] = {}  # an archive's: (recording, index) of its last frame
+        self._first_left: dict[str, tuple[str, int]] = {}  # an archive's first frame left uninferred at the stop
         self._started_at: float | None = None
         self._failure: WorkerFailed | None = None
         self._failure_raised = False
@@ -148,7 +148,7 @@ class Pipeline(Resource):
         if self._started_at is not None:
             self._inference.join()
             for reader in self._readers:
-                reader.confirm(self._last_inferred.get(reader.spec.name))
+                reader.confirm(self._first_left.get(reader.spec.name))
         try:
             for sink in self._sinks:
                 try:
@@ -206,6 +206,8 @@ class Pipeline(Resource):
             self._join_readers()  # first: a frame they finish decoding now is refused by the slots, and counted
             for frame in self._slots.drain():
                 self.metrics.dropped(frame.source, "shutdown")
+                if frame.recording is not None:
+                    self._first_left.setdefault(frame.source, (frame.recording, frame.frame_id))
 
     def _frames_per_call(self) -> int:
         """One frame a call when a source is live and the model runs on the CPU: there a batch across sources took
@@ -238,8 +240,6 @@ class Pipeline(Resource):
         now = time.monotonic()
         for frame, result in zip(frames, results, strict=True):
             self.metrics.inferred(frame.source, now - frame.received, now)
-            if frame.recording is not None:
-                self._last_inferred[frame.source] = (frame.recording, frame.frame_id)
             frame.outputs = result.outputs or None
             for callback in self._callbacks:
                 self._guarded("callback", callback, frame, result.prediction)

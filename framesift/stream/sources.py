@@ -132,6 +132,7 @@ class SourceReader(Worker):
         self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
         self._read_through: set[str] = set()  # ... and those read to their end
         self._unconfirmed: list[Recording] = []  # read to their end, their last frame not yet taken for inference
+        self._first_refused: tuple[str, int] | None = None  # an archive's frame the slots refused at the stop
         self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
 
     def check(self) -> None:
@@ -225,20 +226,22 @@ class SourceReader(Worker):
                 container.close()
                 self._metrics.connected(self.spec.name, False)
 
-    def confirm(self, last_inferred: tuple[str, int] | None) -> None:
-        """Write what was replayed of the archive, given the last frame of this source that was inferred (its
-        recording, its index there): the recordings before it to their end, its own up to it."""
-        if self._replay_log is None or last_inferred is None:
+    def confirm(self, first_left: tuple[str, int] | None) -> None:
+        """Write what was replayed of the archive once its thread has ended, given its first frame left waiting for
+        the model when the pipeline stopped (recording, index there), if any: every frame before that one, or
+        before the first the slots refused, was inferred or passed over unsampled; without either, everything read
+        was. A thread still running (a file system that hangs) leaves the log as it was."""
+        if self._replay_log is None or self.is_alive():
             return
+        left = first_left or self._first_refused
         for recording in self.recordings:
-            if recording.path == last_inferred[0]:
-                done = last_inferred[1] + 1
-                self._replay_log.record(recording, done, recording.path in self._read_through
-                                        and done >= self._frames_read[recording.path])
+            if recording.path not in self._frames_read:
                 return
-            if recording.path in self._frames_read:
-                self._replay_log.record(recording, self._frames_read[recording.path],
-                                        recording.path in self._read_through)
+            if left is not None and recording.path == left[0]:
+                self._replay_log.record(recording, left[1], finished=False)
+                return
+            self._replay_log.record(recording, self._frames_read[recording.path],
+                                    recording.path in self._read_through)
 
     def _backoff(self, delay: float) -> float:
         if self._stop_event.is_set():
@@ -394,6 +397,8 @@ class SourceReader(Worker):
             frame.model_input = self._prepare(image)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped
+            if recording is not None and self._first_refused is None:
+                self._first_refused = (recording.path, index)
         elif self._unconfirmed and recording is not None and self._replay_log is not None:
             for done in self._unconfirmed:  # a later frame went in: their last ones were taken for inference
                 self._replay_log.record(done, self._frames_read[done.path], finished=True)
