@@ -86,6 +86,18 @@ def test_set_validates_and_keeps_every_version_get_prints_what_set_accepts(redis
 
 
 # -- a fleet following a change ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("store", ["file:///{tmp}/c.json", "http://user:hunter2@example.com/c.json"])
+def test_a_store_url_of_no_known_kind_is_one_sentence_and_no_file_is_written(tmp_path, store):
+    """`--store file:///tmp/c.json` wrote ./file:/tmp/c.json: any URL was taken for a file's name."""
+    (tmp_path / "c.json").write_text(json.dumps(configuration(strategy("all"))))
+    url = store.format(tmp=tmp_path)
+    result = framesift("config", "set", "ds", str(tmp_path / "c.json"), "--store", url, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr == (
+        f"framesift: {url.replace('hunter2', '***')} is no configuration store: give redis://, rediss://, unix://, "
+        "roboflow:<workspace> or a file's path\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
 def test_three_instances_follow_a_change_within_2_s_and_keep_every_frame_and_budget(redis_server, clip_path,
                                                                                      tmp_path):
     store = RedisStore(redis_server.url)

@@ -104,6 +104,9 @@ def open_store(url: str, *, api_key: str | None = None, timeout: float = 2.0) ->
         return RedisStore(url, timeout=timeout)
     if url.startswith("roboflow:"):
         return RoboflowStore(url.removeprefix("roboflow:"), api_key, timeout=timeout)
+    if "://" in url:  # a URL of another kind is no file name: `file:///etc/x.yaml` wrote ./file:/etc/x.yaml
+        raise InputError(f"{redact(url)} is no configuration store: give redis://, rediss://, unix://, "
+                         "roboflow:<workspace> or a file's path")
     return FileStore(url)
 
 
