@@ -140,3 +140,28 @@ def test_a_hand_edited_replay_log_keeps_its_good_lines_and_names_the_others(tmp_
     assert ReplayLog(log_file).frames_done(recording) == 7
     assert [r.getMessage() for r in caplog.records] == \
         [f"{log_file} line {n} is not a replay entry; it is left out" for n in range(2, 10)]
+
+
+def test_a_disk_that_fills_up_under_a_bootstrap_fails_datapoints_and_the_log_not_the_run(small_disk, tmp_path):
+    """The replay log's write failed with the disk full: the file being read was taken for a damaged one, and at the
+    end the error escaped the pipeline's close: `framesift: OSError`, then the process aborted (exit 134)."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for i in range(3):
+        write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
+    disk = small_disk("64k")
+    (disk / "ds").mkdir()
+    with open(disk / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):
+        while True:
+            filler.write(b"\0" * 4096)
+    result = run_cli("run", str(folder), "--model", "stub", "--al-config", str(every_frame(tmp_path)),
+                     "--target", str(disk / "ds"), "--summary", str(tmp_path / "s.json"), "--no-progress")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "damaged" not in result.stderr
+    assert summary["frames_inferred"] == 90 and summary["decode_errors"] == 0  # every recording was read
+    assert summary["datapoints_failed"] == 90
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"framesift: {summary['datapoints_failed']} datapoints could not be written")
+    assert f"cannot write {disk / 'ds' / 'replayed.jsonl'} (No space left on device)" in result.stderr
+    for line in (disk / "ds" / "replayed.jsonl").read_text().splitlines():  # no half line
+        json.loads(line)

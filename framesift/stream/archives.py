@@ -81,6 +81,7 @@ class ReplayLog:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._done: dict[str, tuple[int, bool]] = {}
+        self._failing = False  # the last write failed (warned once until one succeeds)
         if self.path.exists():
             self._read()
 
@@ -107,9 +108,24 @@ class ReplayLog:
         with self._lock:
             if self._done.get(recording.key) == (frames, finished):
                 return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    end = os.lseek(descriptor, 0, os.SEEK_END)
+                    try:
+                        os.write(descriptor, (json.dumps(entry) + "\n").encode())
+                        os.fsync(descriptor)
+                    except OSError:
+                        os.ftruncate(descriptor, end)  # no half line for the next entry to be appended to
+                        raise
+                finally:
+                    os.close(descriptor)
+            except OSError as error:  # a full disk: the replay goes on, the log says less than was replayed
+                if not self._failing:
+                    log.warning("cannot write %s (%s): the same command would replay %s again from where the log "
+                                "last said", self.path, error.strerror or error, recording.path)
+                self._failing = True
+                return
+            self._failing = False
             self._done[recording.key] = (frames, finished)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a") as file:
-                file.write(json.dumps(entry) + "\n")
-                file.flush()
-                os.fsync(file.fileno())

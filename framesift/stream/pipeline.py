@@ -145,11 +145,11 @@ class Pipeline(Resource):
             return
         self._closed = True
         self.stop()
-        if self._started_at is not None:
-            self._inference.join()
-            for reader in self._readers:
-                reader.confirm(self._first_left.get(reader.spec.name))
         try:
+            if self._started_at is not None:
+                self._inference.join()
+                for reader in self._readers:
+                    reader.confirm(self._first_left.get(reader.spec.name))
             for sink in self._sinks:
                 try:
                     sink.close()
