@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from framesift.collectors.targets.local import append_durably
 from framesift.errors import SourceError
 from framesift.stream.recordings import recording_start
 
@@ -112,13 +113,7 @@ class ReplayLog:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    end = os.lseek(descriptor, 0, os.SEEK_END)
-                    try:
-                        os.write(descriptor, (json.dumps(entry) + "\n").encode())
-                        os.fsync(descriptor)
-                    except OSError:
-                        os.ftruncate(descriptor, end)  # no half line for the next entry to be appended to
-                        raise
+                    append_durably(descriptor, (json.dumps(entry) + "\n").encode(), self.path)
                 finally:
                     os.close(descriptor)
             except OSError as error:  # a full disk: the replay goes on, the log says less than was replayed

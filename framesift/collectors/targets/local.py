@@ -127,16 +127,7 @@ class LocalDataset(Resource):
         self._open_records()
 
     def _append(self, line: bytes) -> None:
-        """Append one record with one write, fsynced; a failed append is cut off, never left half written (the
-        next record would otherwise be glued to its remains)."""
-        end = os.lseek(self._records, 0, os.SEEK_END)
-        try:
-            if os.write(self._records, line) != len(line):
-                raise OSError(errno.ENOSPC, f"{self._records_path}: the record was written only in part")
-            os.fsync(self._records)
-        except BaseException:
-            os.ftruncate(self._records, end)
-            raise
+        append_durably(self._records, line, self._records_path)
 
 
 def read_records(root: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
@@ -216,6 +207,19 @@ def _end_of_last_line(f: Any, size: int, chunk: int = 65536) -> int:
             return start + newline + 1
         position = start
     return 0
+
+
+def append_durably(descriptor: int, line: bytes, path: Path) -> None:
+    """Append one line (of the file `path` open at `descriptor`) with one write, fsynced; a failed append is cut
+    off, never left half written (the next line would otherwise be glued to its remains)."""
+    end = os.lseek(descriptor, 0, os.SEEK_END)
+    try:
+        if os.write(descriptor, line) != len(line):
+            raise OSError(errno.ENOSPC, f"{path}: the line was written only in part")
+        os.fsync(descriptor)
+    except BaseException:
+        os.ftruncate(descriptor, end)
+        raise
 
 
 def write_atomically(path: Path, data: bytes) -> None:
