@@ -80,7 +80,7 @@ def test_an_interrupted_bootstrap_goes_on_where_it_stopped_and_samples_every_fra
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     replayed = tmp_path / "ds" / "replayed.jsonl"
     try:  # stop it once the first recording is done (it is replayed at its frame rate: 3 s each)
-        assert wait_until(lambda: replayed.exists() and "part0" in replayed.read_text(), timeout=30)
+        assert wait_until(lambda: replayed.exists() and '"finished": true' in replayed.read_text(), timeout=30)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0, first.communicate()[1]
     finally:
@@ -120,12 +120,36 @@ def test_a_bootstrap_replayed_to_its_end_is_not_replayed_again(tmp_path, share):
     last = max((r["frame_id"] for r in records if r["source"].endswith("part2.mp4")), default=None)
     assert last is None or last < 29  # the case this is about: frames after the last sampled one
     entries = [json.loads(line) for line in (tmp_path / "ds" / "replayed.jsonl").read_text().splitlines()]
-    assert [(Path(e["file"]).name, e["frames"], e["finished"]) for e in entries] == \
-        [(f"part{i}.mp4", 30, True) for i in range(3)]
+    last = {Path(e["file"]).name: (e["frames"], e["finished"]) for e in entries}  # a recording's last line tells
+    assert last == {f"part{i}.mp4": (30, True) for i in range(3)}
 
     again = run(options)
     assert again["frames_decoded"] == again["frames_unsampled"] == 0
     assert list(read_records(tmp_path / "ds")) == records
+
+
+def test_a_bootstrap_killed_mid_recording_goes_on_after_its_last_collected_frame(tmp_path):
+    """A power cut leaves no orderly stop: the log only said the recording had begun, and the same command started
+    it over, collecting again every frame collected before the crash."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    clips = [write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
+             for i in range(2)]
+    command = [sys.executable, "-m", "framesift.cli", "run", str(folder), "--model", "stub", "--realtime",
+               "--al-config", str(every_frame(tmp_path)), "--target", str(tmp_path / "ds"), "--no-progress"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # killed halfway through the first recording (replayed at its frame rate: 3 s)
+        assert wait_until(lambda: len(list(read_records(tmp_path / "ds"))) >= 12, timeout=30)
+    finally:
+        first.kill()
+        first.wait()
+    before = Counter(r["frame_id"] for r in read_records(tmp_path / "ds"))
+    assert 12 <= len(before) < 30 and set(before.values()) == {1}
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    after = Counter((Path(r["source"]).name, r["frame_id"]) for r in read_records(tmp_path / "ds"))
+    assert after == Counter({(clip.name, i): 1 for clip in clips for i in range(frames_of(clip))})
 
 
 def test_a_hand_edited_replay_log_keeps_its_good_lines_and_names_the_others(tmp_path, caplog):

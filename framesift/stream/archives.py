@@ -3,7 +3,8 @@
 `framesift run 'recordings/**/*.mp4'` (or a folder) replays every recording it matches one after another, oldest
 first (by each recording's start, `framesift.stream.recordings`), as one source. What was replayed is written to a
 `ReplayLog` in the target: a recording replayed to its end is skipped when the same command runs again, and one
-interrupted halfway goes on after the last frame that was inferred, so no frame is sampled twice.
+interrupted halfway goes on with its first frame neither inferred nor passed over unsampled (after a crash: after
+its last frame in the target's records), so no frame is sampled twice.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from framesift.collectors.targets.local import append_durably
+from framesift.collectors.targets.local import append_durably, read_records
 from framesift.errors import SourceError
 from framesift.stream.recordings import recording_start
 
@@ -75,16 +76,23 @@ def list_recordings(pattern: str) -> list[Recording]:
 
 class ReplayLog:
     """What was replayed of each recording, as JSON lines appended to one file (`replayed.jsonl` in the target):
-    `{"file", "key", "frames", "finished"}`, the last line of a recording telling. A line that cannot be read (a
-    hand-edited file) is left out with a warning: its recording is replayed again."""
+    `{"file", "key", "frames", "finished"}`, the last line of a recording telling; a recording's first line is
+    written when its replay begins. A line that cannot be read (a hand-edited file) is left out with a warning: its
+    recording is replayed again.
+
+    After a crash (no orderly stop) the log says less than was replayed: a recording begun and not finished then
+    goes on after the last of its frames in the dataset's records beside the log (a local target's), so no frame
+    collected before the crash is collected again."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._lock = threading.Lock()
         self._done: dict[str, tuple[int, bool]] = {}
         self._failing = False  # the last write failed (warned once until one succeeds)
+        self._collected: dict[str, int] = {}  # the last frame of each recording in the records beside the log
         if self.path.exists():
             self._read()
+            self._collected = _last_frames(self.path.parent)
 
     def _read(self) -> None:
         for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
@@ -99,8 +107,10 @@ class ReplayLog:
 
     def frames_done(self, recording: Recording) -> int | None:
         """Frames of `recording` already replayed, or None when it was replayed to its end."""
-        frames, finished = self._done.get(recording.key, (0, False))
-        return None if finished else frames
+        if recording.key not in self._done:
+            return 0
+        frames, finished = self._done[recording.key]
+        return None if finished else max(frames, self._collected.get(recording.path, -1) + 1)
 
     def record(self, recording: Recording, frames: int, finished: bool) -> None:
         """Say (durably) that the first `frames` frames of `recording` were replayed, or all of them."""
@@ -124,3 +134,13 @@ class ReplayLog:
                 return
             self._failing = False
             self._done[recording.key] = (frames, finished)
+
+
+def _last_frames(folder: Path) -> dict[str, int]:
+    """The last frame id collected from each source, in the records of a dataset folder (none: {})."""
+    last: dict[str, int] = {}
+    for record in read_records(folder):
+        source, frame = record.get("source"), record.get("frame_id")
+        if isinstance(source, str) and type(frame) is int:
+            last[source] = max(frame, last.get(source, frame))
+    return last

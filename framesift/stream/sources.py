@@ -214,7 +214,10 @@ class SourceReader(Worker):
                 continue
             self._metrics.connected(self.spec.name, True)
             self._status("connected", recording.path)
-            skip = (self._replay_log.frames_done(recording) or 0) if self._replay_log else 0
+            skip = 0
+            if self._replay_log is not None:
+                skip = self._replay_log.frames_done(recording) or 0
+                self._replay_log.record(recording, skip, finished=False)  # begun: after a crash, see the records
             try:
                 if self._read(container, recording, skip):
                     self._read_through.add(recording.path)
