@@ -37,6 +37,20 @@ def frames_of(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+def recordings(tmp_path: Path, count: int) -> tuple[Path, list[Path]]:
+    """A folder of `count` recordings of 3 s at 10 fps, an hour apart."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    return folder, [write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
+                    for i in range(count)]
+
+
+def paced_bootstrap(tmp_path: Path, folder: Path) -> list[str]:
+    """The command replaying `folder` at its frame rate, collecting every frame into tmp_path/ds."""
+    return [sys.executable, "-m", "framesift.cli", "run", str(folder), "--model", "stub", "--realtime",
+            "--al-config", str(every_frame(tmp_path)), "--target", str(tmp_path / "ds"), "--no-progress"]
+
+
 def test_a_folder_is_replayed_oldest_first_each_frame_named_by_its_recording(tmp_path):
     folder = tmp_path / "recordings"
     (folder / "day2").mkdir(parents=True)
@@ -71,12 +85,8 @@ def test_a_glob_spans_folders_and_a_pattern_matching_nothing_is_one_sentence(tmp
 
 
 def test_an_interrupted_bootstrap_goes_on_where_it_stopped_and_samples_every_frame_once(tmp_path):
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    clips = [write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
-             for i in range(3)]
-    command = [sys.executable, "-m", "framesift.cli", "run", str(folder), "--model", "stub", "--realtime",
-               "--al-config", str(every_frame(tmp_path)), "--target", str(tmp_path / "ds"), "--no-progress"]
+    folder, clips = recordings(tmp_path, 3)
+    command = paced_bootstrap(tmp_path, folder)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     replayed = tmp_path / "ds" / "replayed.jsonl"
     try:  # stop it once the first recording is done (it is replayed at its frame rate: 3 s each)
@@ -108,10 +118,7 @@ def test_a_bootstrap_replayed_to_its_end_is_not_replayed_again(tmp_path, share):
     """Only sampled frames are handed to the model, so the last one inferred is seldom a recording's last frame: the
     log said the last recording was replayed up to its last sampled frame (and, with nothing sampled, said nothing
     at all), and the same command ran again drew the frames after it a second time."""
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    for i in range(3):
-        write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
+    folder, _ = recordings(tmp_path, 3)
     options = RunOptions(sources=[str(folder)], model="stub", al_config=str(every_frame(tmp_path, share)),
                          target=str(tmp_path / "ds"), seed=3)
     first = run(options)
@@ -131,12 +138,8 @@ def test_a_bootstrap_replayed_to_its_end_is_not_replayed_again(tmp_path, share):
 def test_a_bootstrap_killed_mid_recording_goes_on_after_its_last_collected_frame(tmp_path):
     """A power cut leaves no orderly stop: the log only said the recording had begun, and the same command started
     it over, collecting again every frame collected before the crash."""
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    clips = [write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
-             for i in range(2)]
-    command = [sys.executable, "-m", "framesift.cli", "run", str(folder), "--model", "stub", "--realtime",
-               "--al-config", str(every_frame(tmp_path)), "--target", str(tmp_path / "ds"), "--no-progress"]
+    folder, clips = recordings(tmp_path, 2)
+    command = paced_bootstrap(tmp_path, folder)
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:  # killed halfway through the first recording (replayed at its frame rate: 3 s)
         assert wait_until(lambda: len(list(read_records(tmp_path / "ds"))) >= 12, timeout=30)
@@ -169,10 +172,7 @@ def test_a_hand_edited_replay_log_keeps_its_good_lines_and_names_the_others(tmp_
 def test_a_disk_that_fills_up_under_a_bootstrap_fails_datapoints_and_the_log_not_the_run(small_disk, tmp_path):
     """The replay log's write failed with the disk full: the file being read was taken for a damaged one, and at the
     end the error escaped the pipeline's close: `framesift: OSError`, then the process aborted (exit 134)."""
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    for i in range(3):
-        write_recording(folder / f"part{i}.mp4", 3, creation_time=f"2026-11-20T0{i}:00:00Z", fps=10)
+    folder, _ = recordings(tmp_path, 3)
     disk = small_disk("64k")
     (disk / "ds").mkdir()
     with open(disk / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):
