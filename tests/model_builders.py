@@ -76,11 +76,15 @@ def _box_columns(g: _Graph, mask: str) -> tuple[str, str, str, str, str]:
 
 
 def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic_batch: bool = False,
-                names_metadata: bool = True, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Write the model for `task` (detect, segment, pose, classify) with a square input of `size` pixels."""
+                names_metadata: bool = True, extra_metadata: dict[str, str] | None = None, static_batch: int = 1,
+                half: bool = False) -> Path:
+    """Write the model for `task` (detect, segment, pose, classify) with a square input of `size` pixels; its batch
+    axis dynamic or of `static_batch` images; float16 inputs and outputs with `half` (as Ultralytics' `half=True`
+    export has)."""
     g = _Graph()
-    batch = "batch" if dynamic_batch else 1
-    masks = _colour_masks(g, "images")
+    batch = "batch" if dynamic_batch else static_batch
+    io_type = TensorProto.FLOAT16 if half else TensorProto.FLOAT
+    masks = _colour_masks(g, g.op("Cast", "images", to=TensorProto.FLOAT) if half else "images")
     names = list(COLOURS_RGB)
     nc = len(names)
     outputs = []
@@ -123,11 +127,11 @@ def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic
 
     graph_outputs = []
     for name, value, shape in outputs:
-        g.nodes.append(helper.make_node("Identity", [value], [name]))
-        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+        g.nodes.append(helper.make_node("Cast", [value], [name], to=io_type))
+        graph_outputs.append(helper.make_tensor_value_info(name, io_type, shape))
     graph = helper.make_graph(
         g.nodes, f"squares-{task}",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("images", io_type, [batch, 3, size, size])],
         graph_outputs, g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="framesift-tests")
     model.ir_version = 8
@@ -148,6 +152,24 @@ def build_unknown_layout(path: str | Path) -> Path:
     g.nodes.append(helper.make_node("Concat", [sliced, sliced], ["out"], axis=3))
     graph = helper.make_graph(g.nodes, "odd", [x], [out], g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+def build_model_failing_at_run_time(path: str | Path) -> Path:
+    """A model whose declared shapes are a detector's (3 classes) but whose Reshape cannot run: it loads, and fails
+    on every frame."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 7, 10])
+    g = _Graph()
+    seven = g.op("Cast", g.op("Add", g.op("Mul", g.op("ReduceMax", "images", keepdims=0), g.const(0.0)),
+                              g.const(7.0)), to=TensorProto.INT64)  # computed when run: no check at load sees it
+    shape = g.op("Concat", g.const([1], np.int64), g.op("Unsqueeze", seven, g.const([0], np.int64)),
+                 g.const([-1], np.int64), axis=0)
+    g.nodes.append(helper.make_node("Reshape", ["images", shape], ["output0"]))  # 3072 values in rows of 7
+    model = helper.make_model(helper.make_graph(g.nodes, "failing", [x], [out], g.inits),
+                              opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return Path(path)

@@ -12,7 +12,14 @@ import pytest
 from framesift.models import ModelError, StubModel, load_model
 from framesift.models.letterbox import Letterbox
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, StubPrediction
-from tests.model_builders import BGR, CONFIDENCES, build_model, build_unknown_layout, scene
+from tests.model_builders import (
+    BGR,
+    CONFIDENCES,
+    build_model,
+    build_model_failing_at_run_time,
+    build_unknown_layout,
+    scene,
+)
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
@@ -118,6 +125,32 @@ def test_dynamic_batch_runs_several_frames_in_one_call(models):
         assert a.class_name == b.class_name and np.allclose(a.xyxy, b.xyxy)
     static = load_model(str(models["detect"]))
     assert static.max_batch == 1 and len(static.predict(frames)) == 3
+
+
+@pytest.mark.parametrize("task", ["detect", "segment", "pose", "classify"])
+@pytest.mark.parametrize("export", ["half", "static batch of 2"])
+def test_half_and_static_batch_exports_predict_what_the_plain_export_does(models, tmp_path, task, export):
+    """Both ran into ONNX Runtime errors on every frame: a `half=True` export's input is float16 (framesift gave
+    float32), and an export with a static batch of N takes exactly N images (framesift gave one)."""
+    options = {"half": True} if export == "half" else {"static_batch": 2}
+    variant = load_model(str(build_model(tmp_path / "variant.onnx", task, **options)), confidence=0.3)
+    plain = load_model(str(models[task]), confidence=0.3)
+    frames = [scene(*size)[0] for size in FRAME_SIZES[:3]]
+    for got, expected in zip(variant.predict(frames), plain.predict(frames), strict=True):
+        assert got.to_json().keys() == expected.to_json().keys()
+        if isinstance(expected, DetectionPrediction):
+            assert got.class_name == expected.class_name
+            assert np.allclose(got.xyxy, expected.xyxy, atol=1) and np.allclose(got.confidence, expected.confidence,
+                                                                                atol=1e-3)
+        else:
+            assert got.to_json()["top"] == expected.to_json()["top"]
+
+
+def test_a_model_that_loads_but_cannot_run_is_refused_when_loaded(tmp_path):
+    """It loaded, and then failed on every frame: each counted as a model error while the run looked healthy."""
+    path = build_model_failing_at_run_time(tmp_path / "failing.onnx")
+    with pytest.raises(ModelError, match=f"^{path} loaded but failed its first run on cpu: .*Reshape"):
+        load_model(str(path))
 
 
 def test_both_preprocessing_paths_give_the_same_tensor_geometry(models):

@@ -7,6 +7,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ from framesift.models.metadata import ModelMetadata, keypoint_names
 from framesift.models.postprocess import class_probabilities, keypoints_to_frame, mask_polygons, select_boxes
 from framesift.models.session import create_session
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction
+
+log = logging.getLogger(__name__)
 
 DEFAULT_IMGSZ = (640, 640)
 MAX_DYNAMIC_BATCH = 16
@@ -55,9 +59,27 @@ class OnnxModel:
         static = isinstance(height, int) and isinstance(width, int)
         self.input_size = (width, height) if static else (meta.imgsz or DEFAULT_IMGSZ)[::-1]
         self.max_batch = batch if isinstance(batch, int) else MAX_DYNAMIC_BATCH
+        self._padded_batch = batch if isinstance(batch, int) and batch > 1 else None  # a static batch of N
         self.model_id = model_id or Path(path).stem
         self.confidence, self.iou, self.max_detections = confidence, iou, max_detections
         self._input_name = inputs[0].name
+        self._input_type = np.float16 if inputs[0].type == "tensor(float16)" else np.float32  # a `half` export's
+        self._first_run(path)
+
+    def _first_run(self, path: str) -> None:
+        """Run the network once on a blank input before any frame. A model that fails at run time, or a device that
+        loaded without being able to run it (a GPU wheel without kernels for this GPU), is refused now in one
+        sentence instead of failing on every frame; TensorRT builds its engines here."""
+        width, height = self.input_size
+        started = time.monotonic()
+        try:
+            self.infer([ModelInput(np.zeros((3, height, width), np.float32), Letterbox.fit(width, height, width,
+                                                                                          height))])
+        except Exception as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ModelError(f"{path} loaded but failed its first run on {self.device}: {message}") from None
+        took = time.monotonic() - started
+        log.log(logging.INFO if took >= 1 else logging.DEBUG, "model %s ran its first batch in %.1f s", path, took)
 
     def letterbox(self, frame_w: int, frame_h: int) -> Letterbox:
         return Letterbox.fit(frame_w, frame_h, *self.input_size)
@@ -75,14 +97,18 @@ class OnnxModel:
         predictions: list[Prediction] = []
         for start in range(0, len(inputs), self.max_batch):
             chunk = inputs[start:start + self.max_batch]
-            batch = chunk[0].tensor[None] if len(chunk) == 1 else np.stack([i.tensor for i in chunk])
+            tensors = [i.tensor for i in chunk]
+            if self._padded_batch is not None:  # a static batch takes exactly N images: blank ones fill it
+                tensors += [np.zeros_like(tensors[0])] * (self._padded_batch - len(tensors))
+            batch = tensors[0][None] if len(tensors) == 1 else np.stack(tensors)
             outputs = self.run(batch)
             predictions += [self.decode([o[k] for o in outputs], item.letterbox) for k, item in enumerate(chunk)]
         return predictions
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The raw outputs of the network for a `(B, 3, H, W)` batch."""
-        return self._session.run(None, {self._input_name: batch})
+        """The raw outputs of the network for a `(B, 3, H, W)` batch, as float32 (whatever the export's type)."""
+        outputs = self._session.run(None, {self._input_name: batch.astype(self._input_type, copy=False)})
+        return [output.astype(np.float32, copy=False) for output in outputs]
 
     def predict(self, frames: Sequence[Any]) -> list[Prediction]:
         """Predictions for BGR arrays or PyAV frames."""
