@@ -11,6 +11,8 @@ import pytest
 
 from framesift.models import ModelError, StubModel, load_model
 from framesift.models.letterbox import Letterbox
+from framesift.models.metadata import ModelMetadata
+from framesift.models.session import tensorrt_cache, tensorrt_options
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, StubPrediction
 from tests.model_builders import (
     BGR,
@@ -231,6 +233,27 @@ def test_a_named_device_that_does_not_load_is_an_error(models, device):
     with pytest.raises(ModelError, match=f"device '{device}' is not available"):
         load_model(str(models["detect"]), device=device)
     assert load_model(str(models["detect"]), device="auto").device == "cpu"
+
+
+def test_tensorrt_keeps_its_engines_per_model_and_covers_every_batch_with_one_profile(models, tmp_path, monkeypatch):
+    """The options framesift gives TensorRT (no GPU here: what TensorRT makes of them is not tested)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    dynamic = tensorrt_options(str(models["dynamic"]), "images", ["batch", 3, 160, 160], ModelMetadata.from_map({}))
+    cache = Path(dynamic["trt_engine_cache_path"])
+    assert cache.parent == tmp_path / "cache" / "framesift" / "tensorrt" and cache.name.startswith("dynamic-")
+    assert dynamic == {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                       "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
+                       "trt_profile_min_shapes": "images:1x3x160x160",
+                       "trt_profile_opt_shapes": "images:16x3x160x160", "trt_profile_max_shapes": "images:16x3x160x160"}
+    sizes = tensorrt_options(str(models["dynamic"]), "x", ["b", 3, "h", "w"],
+                             ModelMetadata.from_map({"imgsz": "[480, 640]"}))
+    assert sizes["trt_profile_max_shapes"] == "x:16x3x480x640"  # a dynamic image size: the one framesift feeds
+    static = tensorrt_options(str(models["detect"]), "images", [1, 3, 160, 160], ModelMetadata.from_map({}))
+    assert not any(key.startswith("trt_profile") for key in static)  # one shape: no profile to give
+    copy = tmp_path / "dynamic.onnx"
+    copy.write_bytes(models["dynamic"].read_bytes())
+    assert tensorrt_cache(str(copy)) == cache  # the same model, wherever it is
+    assert tensorrt_cache(str(models["detect"])) != tensorrt_cache(str(models["segment"]))
 
 
 def test_stub_model():

@@ -20,6 +20,29 @@ from framesift.models.metadata import ModelMetadata
 
 Shape = Sequence[int | str | None]
 
+DEFAULT_IMGSZ = (640, 640)  # (height, width) of a dynamic-size input whose metadata says nothing
+MAX_DYNAMIC_BATCH = 16  # the most images one call gives a model whose batch axis is dynamic
+
+
+@dataclass(frozen=True)
+class InputGeometry:
+    """What the model is fed: up to `max_batch` images of `height` × `width`; `static_batch` when it takes
+    exactly that many."""
+
+    max_batch: int
+    height: int
+    width: int
+    static_batch: bool
+
+
+def input_geometry(shape: Shape, meta: ModelMetadata) -> InputGeometry:
+    """The geometry of an image input `[B, 3, H, W]`: dynamic sizes from the `imgsz` metadata (else 640)."""
+    batch, _, height, width = shape
+    if not (isinstance(height, int) and isinstance(width, int)):
+        height, width = meta.imgsz or DEFAULT_IMGSZ
+    static = isinstance(batch, int)
+    return InputGeometry(batch if isinstance(batch, int) else MAX_DYNAMIC_BATCH, height, width, static)
+
 
 @dataclass(frozen=True)
 class Layout:

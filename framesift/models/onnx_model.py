@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from framesift.errors import ModelError
-from framesift.models.layouts import identify_layout
+from framesift.models.layouts import identify_layout, input_geometry
 from framesift.models.letterbox import Letterbox, tensor_from_av, tensor_from_bgr
 from framesift.models.metadata import ModelMetadata, keypoint_names
 from framesift.models.postprocess import class_probabilities, keypoints_to_frame, mask_polygons, select_boxes
@@ -25,9 +25,6 @@ from framesift.models.session import create_session
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction
 
 log = logging.getLogger(__name__)
-
-DEFAULT_IMGSZ = (640, 640)
-MAX_DYNAMIC_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -55,11 +52,10 @@ class OnnxModel:
             raise ModelError(f"{len(names)} class names given for a model of {self.layout.num_classes} classes")
         self.class_names = names or [str(i) for i in range(self.layout.num_classes)]
         self.keypoint_names = keypoint_names(meta, self.layout.kpt_shape[0]) if self.layout.kpt_shape else None
-        batch, _, height, width = inputs[0].shape
-        static = isinstance(height, int) and isinstance(width, int)
-        self.input_size = (width, height) if static else (meta.imgsz or DEFAULT_IMGSZ)[::-1]
-        self.max_batch = batch if isinstance(batch, int) else MAX_DYNAMIC_BATCH
-        self._padded_batch = batch if isinstance(batch, int) and batch > 1 else None  # a static batch of N
+        geometry = input_geometry(inputs[0].shape, meta)
+        self.input_size = (geometry.width, geometry.height)
+        self.max_batch = geometry.max_batch
+        self._padded_batch = geometry.max_batch if geometry.static_batch and geometry.max_batch > 1 else None
         self.model_id = model_id or Path(path).stem
         self.confidence, self.iou, self.max_detections = confidence, iou, max_detections
         self._input_name = inputs[0].name
