@@ -200,6 +200,17 @@ def test_a_summary_the_full_disk_refuses_is_one_sentence_after_the_run(small_dis
     assert err.endswith(f"framesift: cannot write the summary {disk / 's.json'}: No space left on device\n")
 
 
+@pytest.mark.parametrize("source", ["", "  "])
+def test_an_empty_source_is_one_sentence_not_the_working_folder(clip_path, tmp_path, monkeypatch, capsys, source):
+    """`framesift run "$CAMERA"` with the variable unset replayed every video under the working folder, exit 0."""
+    shutil.copy(clip_path, tmp_path / "old-recording.mp4")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", source, "--model", "stub", "--target", "ds", "--no-progress"]) == 2
+    assert capsys.readouterr().err == ("framesift: source source0 is empty (an unset variable?): give a URL, a file "
+                                       "or a folder\n")
+    assert not (tmp_path / "ds").exists()
+
+
 def test_the_stream_api_refuses_options_no_source_can_mean():
     with pytest.raises(InputError, match="max_frames must be more than 0, not 0"):
         SourceOptions(max_frames=0)

@@ -59,6 +59,10 @@ class SourceSpec:
     disable_active_learning: bool = False
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.url.strip():  # `framesift run "$CAMERA"` with the variable unset replayed the working folder
+            raise SourceError(f"source {self.name} is empty (an unset variable?): give a URL, a file or a folder")
+
     @property
     def kind(self) -> str:
         if self.url.lower().startswith(STREAM_SCHEMES):
