@@ -211,6 +211,19 @@ def test_an_empty_source_is_one_sentence_not_the_working_folder(clip_path, tmp_p
     assert not (tmp_path / "ds").exists()
 
 
+@pytest.mark.parametrize(("url", "reason"), [
+    ("rtsp://", "names no camera: its URL has no host"),
+    ("rtsp://admin:hunter2@:554/live", "names no camera: its URL has no host"),
+    ("http:///stream.m3u8", "names no camera: its URL has no host"),
+    ("rtsp://cam:99999/live", "is no valid URL: Port out of range 0-65535"),
+])
+def test_a_camera_url_no_retry_can_open_is_one_sentence(capsys, url, reason):
+    """They were retried for ever, a live camera's way, and a run with --duration exited 0 having read nothing."""
+    assert main(["run", url, "--model", "stub", "--no-progress", "--duration", "30"]) == 2
+    shown = url.replace("hunter2", "***")
+    assert capsys.readouterr().err == f"framesift: source source0 ({shown}) {reason}\n"
+
+
 def test_the_stream_api_refuses_options_no_source_can_mean():
     with pytest.raises(InputError, match="max_frames must be more than 0, not 0"):
         SourceOptions(max_frames=0)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from framesift.errors import SourceError, require_positive
 from framesift.redaction import redact
@@ -60,8 +61,18 @@ class SourceSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Refuse, in one sentence, a source no retry can ever open (a live source is retried for ever)."""
         if not self.url.strip():  # `framesift run "$CAMERA"` with the variable unset replayed the working folder
             raise SourceError(f"source {self.name} is empty (an unset variable?): give a URL, a file or a folder")
+        if self.kind != "stream":
+            return
+        try:
+            parts = urlsplit(self.url)
+            host, _ = parts.hostname, parts.port
+        except ValueError as error:
+            raise SourceError(f"source {self.name} ({self.display}) is no valid URL: {error}") from None
+        if host is None and not self.url.lower().startswith(("udp://", "srt://")):  # those may listen on any address
+            raise SourceError(f"source {self.name} ({self.display}) names no camera: its URL has no host")
 
     @property
     def kind(self) -> str:
