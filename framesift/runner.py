@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
 from framesift.collectors.store import ConfigStore, FileStore, open_store
+from framesift.collectors.targets.local import exclusive_lock
 from framesift.errors import InputError, WorkerFailed, require_positive
 from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
@@ -220,6 +221,11 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
     with ExitStack() as scope:
         if stop is None:
             stop = scope.enter_context(StopSignals()).event
+        replay_log = _replay_log(options)
+        if replay_log is not None:  # one bootstrap per target at a time: two would sample the recordings twice
+            scope.enter_context(closing(exclusive_lock(Path(replay_log).with_suffix(".lock"), lambda holder: InputError(
+                f"another framesift process (pid {holder}) replays recordings into {options.target}: both would "
+                "sample them; let it finish, or give this run its own --target"))))
         pipeline = build_pipeline(options)
         failure: WorkerFailed | None = None
         try:

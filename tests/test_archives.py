@@ -155,6 +155,25 @@ def test_a_bootstrap_killed_mid_recording_goes_on_after_its_last_collected_frame
     assert after == Counter({(clip.name, i): 1 for clip in clips for i in range(frames_of(clip))})
 
 
+def test_a_second_bootstrap_into_the_same_target_is_refused_while_the_first_runs(tmp_path):
+    """Both replayed every recording, each drawing its own sample: the budgets were spent twice over."""
+    folder, _ = recordings(tmp_path, 1)
+    command = paced_bootstrap(tmp_path, folder)
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: len(list(read_records(tmp_path / "ds"))) > 0, timeout=30)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and second.stderr.strip().splitlines()[-1] == (
+            f"framesift: another framesift process (pid {first.pid}) replays recordings into {tmp_path / 'ds'}: "
+            "both would sample them; let it finish, or give this run its own --target")
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0, first.communicate()[1]
+    finally:
+        first.kill()
+    third = subprocess.run(command, capture_output=True, text=True, timeout=60)  # the lock went with the first
+    assert third.returncode == 0, third.stderr
+
+
 def test_a_hand_edited_replay_log_keeps_its_good_lines_and_names_the_others(tmp_path, caplog):
     clip = write_recording(tmp_path / "a.mp4", 1)
     recording = list_recordings(str(tmp_path))[0]

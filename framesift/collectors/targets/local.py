@@ -21,13 +21,14 @@ and collection goes on there, so every image written has its record beside it.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from framesift.collectors.datapoint import Datapoint
 from framesift.errors import TargetError
@@ -207,6 +208,27 @@ def _end_of_last_line(f: Any, size: int, chunk: int = 65536) -> int:
             return start + newline + 1
         position = start
     return 0
+
+
+def exclusive_lock(path: Path, refused: Callable[[str], Exception]) -> BinaryIO:
+    """Take the exclusive lock of the file `path` and note our pid in it; raise `refused(the holder's pid)` when
+    another process holds it. The lock lives as long as the returned file: it is released by closing it, by the
+    garbage collector, or when the process ends, however it ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path, "a+b", buffering=0)  # held open: the lock lasts as long as this file
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = (lock.read(20) or b"").decode(errors="replace").strip() or "unknown"
+        lock.close()
+        raise refused(holder) from None
+    try:
+        lock.truncate(0)
+        lock.write(str(os.getpid()).encode())
+    except OSError:
+        pass  # a full disk: the lock holds all the same, only the next one's message lacks our pid
+    return lock
 
 
 def append_durably(descriptor: int, line: bytes, path: Path) -> None:

@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from framesift.collectors.datapoint import Datapoint
-from framesift.collectors.targets.local import fsync_directory, write_atomically
+from framesift.collectors.targets.local import exclusive_lock, fsync_directory, write_atomically
 from framesift.errors import OutboxFull, OutboxInUse, PermanentError, RetryableError
 from framesift.resources import Resource
 from framesift.stats import OutboxStats
@@ -330,21 +329,9 @@ def _read_letter(json_path: Path) -> dict[str, Any]:
 
 
 def _lock(root: Path) -> BinaryIO:
-    """Take the outbox's exclusive lock and note our pid in it. The lock lives as long as the returned file: it is
-    released by `close()`, by the garbage collector, or when the process ends, however it ends."""
-    lock = open(root / ".lock", "a+b")  # held open: the lock lasts as long as this file
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read(20).decode(errors="replace").strip() or "unknown"
-        lock.close()
-        raise OutboxInUse(f"the outbox {root} is in use by another framesift process (pid {holder}); give each "
-                          f"run its own --outbox") from None
-    lock.truncate(0)
-    lock.write(str(os.getpid()).encode())
-    lock.flush()
-    return lock
+    """Take the outbox's exclusive lock (`exclusive_lock`)."""
+    return exclusive_lock(root / ".lock", lambda holder: OutboxInUse(
+        f"the outbox {root} is in use by another framesift process (pid {holder}); give each run its own --outbox"))
 
 
 def _recover(pending_dir: Path, dead_dir: Path) -> None:
