@@ -29,8 +29,8 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".t
 
 
 def is_archive(url: str) -> bool:
-    """A folder, or a glob pattern that is not itself the name of a file."""
-    return Path(url).is_dir() or (any(c in url for c in "*?[") and not Path(url).is_file())
+    """A folder, or a glob pattern that is not itself the name of a file (an empty name is neither)."""
+    return bool(url.strip()) and (Path(url).is_dir() or (any(c in url for c in "*?[") and not Path(url).is_file()))
 
 
 @dataclass(frozen=True)
