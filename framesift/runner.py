@@ -221,11 +221,7 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
     with ExitStack() as scope:
         if stop is None:
             stop = scope.enter_context(StopSignals()).event
-        replay_log = _replay_log(options)
-        if replay_log is not None:  # one bootstrap per target at a time: two would sample the recordings twice
-            scope.enter_context(closing(exclusive_lock(Path(replay_log).with_suffix(".lock"), lambda holder: InputError(
-                f"another framesift process (pid {holder}) replays recordings into {options.target}: both would "
-                "sample them; let it finish, or give this run its own --target"))))
+        _hold_replay_lock(options, scope)
         pipeline = build_pipeline(options)
         failure: WorkerFailed | None = None
         try:
@@ -256,16 +252,30 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
 def _check_writable(option: str, path: Path) -> None:
     """Refuse an output file that cannot be written before the run starts, not when it ends; its folder is made
     (as `--target`'s is)."""
+    def refused(reason: str) -> InputError:
+        return InputError(f"cannot write {option} {path}: {reason}")
+
     try:
-        if path.is_dir():
-            raise IsADirectoryError(0, "it is a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise PermissionError(0, "permission denied")
     except (FileExistsError, NotADirectoryError):
-        raise InputError(f"cannot write {option} {path}: a part of its path is a file") from None
+        raise refused("a part of its path is a file") from None
     except OSError as error:
-        raise InputError(f"cannot write {option} {path}: {error.strerror or error}") from None
+        raise refused(error.strerror or str(error)) from None
+    if path.is_dir():
+        raise refused("it is a folder")
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise refused("permission denied")
+
+
+def _hold_replay_lock(options: RunOptions, scope: ExitStack) -> None:
+    """One replay of recordings per target at a time (for as long as `scope`): two would sample them twice."""
+    replay_log = _replay_log(options)
+    if replay_log is None:
+        return
+    lock = exclusive_lock(Path(replay_log).with_suffix(".lock"), lambda holder: InputError(
+        f"another framesift process (pid {holder}) replays recordings into {options.target}: both would sample "
+        "them; let it finish, or give this run its own --target"))
+    scope.enter_context(closing(lock))
 
 
 def _write_summary(path: Path, summary: dict[str, Any]) -> None:

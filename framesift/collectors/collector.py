@@ -207,13 +207,13 @@ class Collector(Resource):
         """
         self._thread.check()
         policy = self._policy  # read once: a new configuration swaps in between two datapoints
-        if drawn is not None:
-            policy, found = drawn.policy, drawn.found
-        elif not policy.enabled:
+        if drawn is None and not policy.enabled:
             return False
         if isinstance(prediction, Mapping):
             prediction = prediction_from_json(prediction)
-        if drawn is None:
+        if drawn is not None:
+            policy, found = drawn.policy, drawn.found
+        else:
             with self._rng_lock:
                 found = matching_strategies(policy.strategies, prediction, self._rng, self._trackers_of(source))
         if not found:

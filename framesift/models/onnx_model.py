@@ -69,8 +69,7 @@ class OnnxModel:
         width, height = self.input_size
         started = time.monotonic()
         try:
-            self.infer([ModelInput(np.zeros((3, height, width), np.float32), Letterbox.fit(width, height, width,
-                                                                                          height))])
+            self.predict([np.zeros((height, width, 3), np.uint8)])
         except Exception as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelError(f"{path} loaded but failed its first run on {self.device}: {message}") from None

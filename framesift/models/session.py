@@ -49,15 +49,16 @@ def create_session(path: str, device: str = "auto") -> tuple[Any, str]:
                     "(install onnxruntime-gpu instead of onnxruntime for CUDA and TensorRT)")
             continue
         providers: list[Any] = list(PROVIDERS[candidate])
-        if candidate == "tensorrt":
-            providers[0] = (providers[0], tensorrt_options(path, *_image_input(ort, path)))
+        trt = tensorrt_options(path, *_image_input(ort, path)) if candidate == "tensorrt" else None
+        if trt is not None:
+            providers[0] = (providers[0], trt)
         session = _open(ort, path, providers)
         in_use = session.get_providers()
         if in_use and in_use[0] == provider:
             log.info("model %s runs on %s (%s)", path, candidate, provider)
-            if candidate == "tensorrt":
+            if trt is not None:
                 log.info("TensorRT keeps its engines for %s in %s: the first run on this machine builds them, which "
-                         "can take minutes", path, tensorrt_cache(path))
+                         "can take minutes", path, trt["trt_engine_cache_path"])
             return session, candidate
         if device == candidate:
             raise ModelError(f"device {device!r} did not load (ONNX Runtime fell back to {in_use[0]}); "

@@ -68,7 +68,7 @@ class SourceSpec:
             return
         try:
             parts = urlsplit(self.url)
-            host, _ = parts.hostname, parts.port
+            host, _ = parts.hostname, parts.port  # reading the port checks it
         except ValueError as error:
             raise SourceError(f"source {self.name} ({self.display}) is no valid URL: {error}") from None
         if host is None and not self.url.lower().startswith(("udp://", "srt://")):  # those may listen on any address
