@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
         TargetError,
         WorkerFailed,
     )
-    from framesift.models import load_model
+    from framesift.models import default_models_folder, load_model
     from framesift.models.model import Model
     from framesift.predictions import (
         ClassificationPrediction,
@@ -81,7 +81,7 @@ _EXPORTS = {
     "framesift.errors": ["CollectionFailed", "ConfigError", "DeliveryError", "FramesiftError", "InputError",
                          "LimitStoreError", "ModelError", "OutboxFull", "OutboxInUse", "PermanentError",
                          "RetryableError", "SourceError", "TargetError", "WorkerFailed"],
-    "framesift.models": ["load_model"],
+    "framesift.models": ["default_models_folder", "load_model"],
     "framesift.models.model": ["Model"],
     "framesift.predictions": ["ClassificationPrediction", "DetectionPrediction", "Prediction", "StubPrediction",
                               "prediction_from_json"],
