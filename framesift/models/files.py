@@ -45,7 +45,7 @@ def is_model_id(value: str) -> bool:
 
 def is_null_model(value: str) -> bool:
     """`<dataset>/0`: the documented way to ask for a dataset's null model."""
-    return is_model_id(value) and value.endswith("/0")
+    return re.fullmatch(r"[^/]+/0", value) is not None
 
 
 def locate_model(spec: str, models: str | os.PathLike[str] | None = None) -> tuple[Path, str | None]:
