@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
         DetectionPrediction,
         Prediction,
         StubPrediction,
+        as_prediction,
         prediction_from_json,
     )
     from framesift.report import Report, write_report
@@ -84,7 +85,7 @@ _EXPORTS = {
     "framesift.models": ["default_models_folder", "load_model"],
     "framesift.models.model": ["Model"],
     "framesift.predictions": ["ClassificationPrediction", "DetectionPrediction", "Prediction", "StubPrediction",
-                              "prediction_from_json"],
+                              "as_prediction", "prediction_from_json"],
     "framesift.report": ["Report", "write_report"],
     "framesift.runner": ["RunOptions", "build_pipeline", "run"],
     "framesift.signals": ["StopSignals"],
