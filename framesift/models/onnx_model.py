@@ -1,4 +1,5 @@
-"""An Ultralytics ONNX export run by ONNX Runtime: letterbox in, predictions in frame pixels out.
+"""An Ultralytics ONNX export run by ONNX Runtime (plain or end-to-end): letterbox in, predictions in frame pixels
+out.
 
 Example:
     >>> model = OnnxModel("yolov8n.onnx", confidence=0.3)        # doctest: +SKIP
@@ -20,7 +21,13 @@ from framesift.errors import ModelError
 from framesift.models.layouts import identify_layout, input_geometry
 from framesift.models.letterbox import Letterbox, tensor_from_av, tensor_from_bgr
 from framesift.models.metadata import ModelMetadata, keypoint_names
-from framesift.models.postprocess import class_probabilities, keypoints_to_frame, mask_polygons, select_boxes
+from framesift.models.postprocess import (
+    class_probabilities,
+    keypoints_to_frame,
+    mask_polygons,
+    select_boxes,
+    select_rows,
+)
 from framesift.models.session import create_session
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction
 
@@ -48,9 +55,15 @@ class OnnxModel:
         self.layout = identify_layout([i.shape for i in inputs], [o.shape for o in outputs], meta)
         self.task_type = self.layout.task_type
         names = list(class_names) if class_names is not None else meta.names
-        if names is not None and len(names) != self.layout.num_classes:
-            raise ModelError(f"{len(names)} class names given for a model of {self.layout.num_classes} classes")
-        self.class_names = names or [str(i) for i in range(self.layout.num_classes)]
+        count = self.layout.num_classes
+        if count is None:  # an end-to-end export: its shapes do not say how many classes it has
+            if names is None:
+                raise ModelError(f"{path} is an end-to-end export without names metadata: give its class names "
+                                 "(--classes FILE, one per line)")
+            count = len(names)
+        if names is not None and len(names) != count:
+            raise ModelError(f"{len(names)} class names given for a model of {count} classes")
+        self.class_names = names or [str(i) for i in range(count)]
         self.keypoint_names = keypoint_names(meta, self.layout.kpt_shape[0]) if self.layout.kpt_shape else None
         geometry = input_geometry(inputs[0].shape, meta)
         self.input_size = (geometry.width, geometry.height)
@@ -115,10 +128,20 @@ class OnnxModel:
         if self.task_type == "classification":
             probabilities = class_probabilities(outputs[0])
             return ClassificationPrediction(self.model_id, size, self.class_names, probabilities)
-        raw, nc = outputs[0], self.layout.num_classes
-        kept, xyxy, score, class_id, candidate_score, candidate_class = select_boxes(
-            raw, nc, self.confidence, self.iou, self.max_detections)
-        extra = raw[4 + nc:, kept].T
+        raw = outputs[0]
+        if self.layout.end_to_end:
+            kept, xyxy, score, class_id, candidate_score, candidate_class = select_rows(
+                raw, self.confidence, self.max_detections)
+            extra = raw[kept, 6:]
+            if candidate_class.size and not 0 <= candidate_class.min() <= candidate_class.max() < len(
+                    self.class_names):
+                raise ModelError(f"the model predicted class {int(candidate_class.max())}, but it has "
+                                 f"{len(self.class_names)} class names")
+        else:
+            nc = len(self.class_names)
+            kept, xyxy, score, class_id, candidate_score, candidate_class = select_boxes(
+                raw, nc, self.confidence, self.iou, self.max_detections)
+            extra = raw[4 + nc:, kept].T
         polygons = mask_polygons(extra, outputs[1], xyxy, box) if self.layout.num_prototypes else None
         keypoints = keypoints_to_frame(extra, self.layout.kpt_shape, box) if self.layout.kpt_shape else None
         return DetectionPrediction(

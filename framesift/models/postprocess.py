@@ -1,7 +1,8 @@
 """From raw Ultralytics outputs to predictions in frame pixels.
 
 NMS is OpenCV's class-aware `NMSBoxesBatched`: it keeps exactly what `supervision.box_non_max_suppression` keeps
-and was 4-8x faster on 500-3000 candidates here. Mask polygons are traced by supervision.
+and was 4-8x faster on 500-3000 candidates here. An end-to-end export has selected its detections already: its
+rows only pass the confidence threshold (`select_rows`). Mask polygons are traced by supervision.
 """
 
 from __future__ import annotations
@@ -51,6 +52,19 @@ def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: floa
     keep = np.asarray(kept, dtype=np.int64).reshape(-1)  # best first
     xyxy = np.column_stack([xywh[keep, :2], xywh[keep, :2] + xywh[keep, 2:]])
     return Selection(candidates[keep], xyxy, score[keep], class_id[keep], best[scored], scored_class)
+
+
+def select_rows(rows: np.ndarray, confidence: float, max_detections: int = 300,
+                floor: float = CANDIDATE_FLOOR) -> Selection:
+    """From one image's end-to-end output `(M, 6+extra)` (x1, y1, x2, y2, score, class, ...; input pixels): the
+    rows at or above `confidence`, best first, at most `max_detections`, with no second NMS; and the candidates at
+    or above `floor`. The rows an `nms=True` export pads with (all zero) are never candidates."""
+    score = rows[:, 4]
+    order = np.argsort(-score, kind="stable")
+    scored = order[(score[order] >= min(confidence, floor)) & (score[order] > 0)]
+    class_id = rows[:, 5].round().astype(np.int64)
+    kept = scored[score[scored] >= confidence][:max_detections]
+    return Selection(kept, rows[kept, :4], score[kept], class_id[kept], score[scored], class_id[scored])
 
 
 def mask_polygons(coefficients: np.ndarray, prototypes: np.ndarray, boxes: np.ndarray, box: Letterbox

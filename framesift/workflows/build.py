@@ -1,8 +1,10 @@
 """From a validated workflow definition and a run's settings to a `Workflow` ready to run: its models loaded, its
 collectors' targets and their shared limit store open.
 
-- A model step's `model_id` is an ONNX file, `demo`, `stub`, or `<dataset>/0` (a dataset's null model: the stub,
-  for that step's task, recorded with that id); thresholds default to `framesift run`'s (0.25, 0.45).
+- A model step's `model_id` is an ONNX file, a model id found in the models folder (`models`: `<project>/<version>`
+  is `<models>/<project>/<version>.onnx`, see `framesift.models.files`), `demo`, `stub`, or `<dataset>/0` (a
+  dataset's null model: the stub, for that step's task, recorded with that id); thresholds default to
+  `framesift run`'s (0.25, 0.45).
 - Each collector's `target_dataset` resolves against the run's `--target`: a folder holds one dataset folder per
   `target_dataset`; `roboflow:` sends to the Roboflow dataset of that name, `labelstudio:` to the Label Studio
   project of that title. Its key: `target_dataset_api_key`, else the configuration's, else the run's.
@@ -29,6 +31,7 @@ from typing import Any
 from framesift.collectors.follower import ConfigCache
 from framesift.collectors.store import ConfigStore
 from framesift.errors import InputError, ModelError, TargetError
+from framesift.models.files import is_null_model, locate_model
 from framesift.models.model import Model
 from framesift.workflows.definition import (
     CollectorStep,
@@ -50,7 +53,8 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                    api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
                    outbox_max_bytes: int = 1 << 30, redis: str | None = None, redis_fallback: str = "pause",
                    device: str = "auto", seed: int | None = None, store: ConfigStore | None = None,
-                   cache: ConfigCache | None = None, refresh: float = 60.0) -> Workflow:
+                   cache: ConfigCache | None = None, refresh: float = 60.0,
+                   models: str | os.PathLike[str] | None = None) -> Workflow:
     """Load the models and open the collectors; whatever was opened is closed again when a later step fails."""
     from framesift.collectors import Collector, open_limiter, open_target
     from framesift.collectors.follower import first_configuration, poll_interval
@@ -70,7 +74,8 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     def value(field: Any) -> Any:
         return values[field.removeprefix("$inputs.")] if isinstance(field, str) and field.startswith("$") else field
 
-    models = {step.name: _load(step, value, device) for step in definition.order if isinstance(step, ModelStep)}
+    loaded = {step.name: _load(step, value, device, models) for step in definition.order
+              if isinstance(step, ModelStep)}
     with ExitStack() as opened:
         collectors = {}
         limiter = None
@@ -90,7 +95,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                                                   else None)
             dataset = open_target(spec, api_key=key.get_secret_value() if key else api_key, outbox=outbox,
                                   outbox_max_bytes=outbox_max_bytes,
-                                  labels=Labels.of(models[_model_of(definition, step)]))
+                                  labels=Labels.of(loaded[_model_of(definition, step)]))
             opened.callback(dataset.close)  # the collector's close closes it too: closing is idempotent
             collectors[step.name] = Collector(config, dataset, limiter, seed=None if seed is None else seed + index,
                                               owns_limiter=False)
@@ -98,7 +103,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if first is not None and store is not None:
                 collectors[step.name].follow(store, first, poll=poll_interval(store, refresh), cache=cache)
         owned = [resource for resource in (limiter, store) if resource is not None]
-        workflow = Workflow(definition, models, collectors, parameters=parameters, owned=owned)
+        workflow = Workflow(definition, loaded, collectors, parameters=parameters, owned=owned)
         opened.pop_all()  # the workflow owns them all now
     return workflow
 
@@ -152,21 +157,40 @@ def _check_parameters(definition: WorkflowDefinition, parameters: Mapping[str, A
                                  f"{step.name!r}, which is set up once per run: give it for every source")
 
 
-def _load(step: ModelStep, value: Any, device: str) -> Model:
+def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """The ONNX file of each model step (a parameter's default for a `$inputs` model_id; none for `stub`, `demo`, a
+    null model or a parameter without a default), found as `build_workflow` finds it: `ModelError` naming the step
+    and where it looked when one is not there."""
+    found = {}
+    for step in definition.order:
+        if not isinstance(step, ModelStep):
+            continue
+        model_id = step.model_id
+        if isinstance(model_id, str) and model_id.startswith("$inputs."):
+            model_id = definition.parameters.get(model_id.removeprefix("$inputs."))
+        if model_id is None or str(model_id) in ("stub", "demo") or is_null_model(str(model_id)):
+            continue
+        try:
+            found[step.name] = locate_model(str(model_id), models)[0]
+        except ModelError as error:
+            raise ModelError(f"step {step.name!r}: {error}") from None
+    return found
+
+
+def _load(step: ModelStep, value: Any, device: str, models: str | os.PathLike[str] | None) -> Model:
     from framesift.models import load_model
 
     model_id = str(value(step.model_id))
     confidence, iou = value(step.confidence), value(step.iou_threshold)
-    if model_id == "stub" or model_id.endswith("/0"):  # `<dataset>/0`: the dataset's null model
-        spec, recorded = f"stub:{step.task_type}", None if model_id == "stub" else model_id
-    elif model_id == "demo" or Path(model_id).is_file():
-        spec, recorded = model_id, None
-    else:
-        raise ModelError(f"step {step.name!r}: model_id {model_id!r} is not a file; framesift runs ONNX files, "
-                         "demo, stub, or <dataset>/0 (the dataset's null model)")
-    model = load_model(spec, device=device, confidence=0.25 if confidence is None else float(confidence),
-                       iou=0.45 if iou is None else float(iou), model_id=recorded,
-                       max_detections=int(value(step.max_detections) or 300))
+    null = model_id == "stub" or is_null_model(model_id)  # `<dataset>/0`: the dataset's null model
+    try:
+        model = load_model(f"stub:{step.task_type}" if null else model_id, device=device,
+                           confidence=0.25 if confidence is None else float(confidence),
+                           iou=0.45 if iou is None else float(iou),
+                           model_id=model_id if null and model_id != "stub" else None,
+                           max_detections=int(value(step.max_detections) or 300), models=models)
+    except ModelError as error:
+        raise ModelError(f"step {step.name!r}: {error}") from None
     if model.task_type != step.task_type:
         raise ModelError(f"step {step.name!r} is a {step.type}, but {model_id} is a {model.task_type} model")
     return model

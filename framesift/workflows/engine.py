@@ -30,7 +30,7 @@ import numpy as np
 
 from framesift.models.model import Model
 from framesift.models.stub import StubModel
-from framesift.predictions import DetectionPrediction, Prediction, StubPrediction
+from framesift.predictions import DetectionPrediction, Prediction, StubPrediction, as_prediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats
 from framesift.workflows.definition import (
@@ -229,7 +229,8 @@ class Workflow(Resource):
     def _infer(self, step: ModelStep, frames: Sequence[Frame], values: list[dict[str, list[Any]]]) -> None:
         model = self.models[step.name]
         regions = [values[i][step.image] for i in range(len(frames))]
-        inputs = [self._input(step.name, model, region) for per_frame in regions for region in per_frame]
+        flat = [region for per_frame in regions for region in per_frame]
+        inputs = [self._input(step.name, model, region) for region in flat]
         predictions: list[Prediction] = []
         for start in range(0, len(inputs), model.max_batch):
             chunk = inputs[start:start + model.max_batch]
@@ -240,7 +241,8 @@ class Workflow(Resource):
             if len(out) != len(chunk):
                 raise RuntimeError(f"the model {model.model_id!r} returned {len(out)} predictions for {len(chunk)} "
                                    "images")
-            predictions += out
+            predictions += [as_prediction(p, region.size, class_names=model.class_names, model_id=model.model_id)
+                            for p, region in zip(out, flat[start:start + len(chunk)], strict=True)]
         classes = self.parameter(step.class_filter)
         if classes is not None:
             predictions = [_only(p, set(classes)) for p in predictions]
