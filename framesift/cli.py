@@ -182,12 +182,15 @@ def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
     from framesift.collectors.config import parse_config, read_config_file
-    from framesift.workflows.definition import is_workflow, parse_workflow
+    from framesift.workflows.definition import CollectorStep, is_workflow, parse_workflow
 
     data = read_config_file(Path(args.file))
     if is_workflow(data):
         workflow = parse_workflow(data, args.file)
-        print(f"valid workflow ({len(workflow.order)} steps, {len(workflow.configurations)} collectors)")
+        collectors = [step.name for step in workflow.order if isinstance(step, CollectorStep)]
+        followed = [name for name in collectors if name not in workflow.configurations]
+        store = f"; configured by the store named by --al-config: {', '.join(followed)}" if followed else ""
+        print(f"valid workflow ({len(workflow.order)} steps, {len(collectors)} collectors{store})")
         return EXIT_OK
     config = parse_config(data, args.file)
     detail = f"{len(config.sampling_strategies)} strategies" if config.enabled else "collection disabled"

@@ -21,11 +21,14 @@ DEMO_MODEL = Path(__file__).parent / "assets" / "demo-shapes.onnx"
 
 def load_model(spec: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
                classes: str | os.PathLike[str] | None = None, model_id: str | None = None,
-               max_detections: int = 300) -> Model:
+               max_detections: int = 300, class_agnostic: bool = False, max_candidates: int = 3000,
+               multi_label: bool = False) -> Model:
     """A model from `spec`: a path to an `.onnx` file, `stub`, `stub:<task type>` or `demo` (the bundled one).
 
     Returns a `Model`: `task_type`, `class_names`, `input_size` (None for the stub), `max_batch`, `prepare(frame)`,
-    `infer(prepared)`; and `predict(frames)`, which does both.
+    `infer(prepared)`; and `predict(frames)`, which does both. `class_agnostic` (NMS across classes),
+    `max_candidates` (the most boxes entering NMS) and `multi_label` (a classifier's scores read per class) are
+    `OnnxModel`'s.
     """
     names = read_classes_file(classes) if classes is not None else None
     if spec == "stub" or spec.startswith("stub:"):
@@ -37,7 +40,8 @@ def load_model(spec: str, *, device: str = "auto", confidence: float = 0.25, iou
     if not path.is_file():
         raise ModelError(f"model file not found: {spec}")
     return OnnxModel(str(path), device=device, confidence=confidence, iou=iou, class_names=names,
-                     model_id=model_id or ("demo-shapes" if spec == "demo" else None), max_detections=max_detections)
+                     model_id=model_id or ("demo-shapes" if spec == "demo" else None), max_detections=max_detections,
+                     class_agnostic=class_agnostic, max_candidates=max_candidates, multi_label=multi_label)
 
 
 __all__ = ["DEMO_MODEL", "Model", "ModelError", "StubModel", "load_model"]

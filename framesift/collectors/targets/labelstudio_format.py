@@ -163,7 +163,7 @@ def _detection_results(prediction: DetectionPrediction, place: _Placement) -> li
         results.append(shape)
         if prediction.keypoints is not None:
             for k, (kx, ky, kc) in enumerate(prediction.keypoints[i]):
-                if kc >= KEYPOINT_MIN_CONFIDENCE:
+                if kc >= max(KEYPOINT_MIN_CONFIDENCE, prediction.keypoint_confidence):
                     name = keypoint_names[k] if k < len(keypoint_names) else str(k)
                     point = {"x": place.x(kx), "y": place.y(ky), "width": KEYPOINT_SIZE, "keypointlabels": [name]}
                     results.append(place.result("keypointlabels", f"o{i}k{k}", point, kc))
