@@ -335,3 +335,25 @@ def test_validate_counts_every_collector_and_names_those_the_store_configures(tm
     assert result.returncode == 0
     assert result.stdout.strip() == "valid workflow (9 steps, 2 collectors; configured by the store named by " \
                                     "--al-config: al_labels)"
+
+
+@pytest.mark.parametrize(("param", "problem"), [
+    ("votes=0", "parameter 'votes' sets required_votes of step 'votes': must be a whole number above 0, not 0 (for "
+                "the run)"),
+    # (a collector's literal target_dataset "votes", the parameter's name, was once taken for the parameter)
+    ("cam:votes=\"two\"", "parameter 'votes' sets required_votes of step 'votes': must be a whole number above 0, "
+                          "not 'two' (for cam)"),
+    ("version=\"xl\"", "parameter 'version' sets version of step 'world': must be one of s, m, l, x, v2-s, v2-m, "
+                       "v2-l, v2-x, not 'xl' (for the run)"),
+])
+def test_a_parameter_value_a_field_would_refuse_is_refused_before_the_run(squares, tmp_path, param, problem):
+    models_at_their_ids(tmp_path)
+    definition = roboflow_definition()
+    definition["specification"]["inputs"] += [{"type": "InferenceParameter", "name": "votes", "default_value": 2},
+                                              {"type": "InferenceParameter", "name": "version"}]
+    definition["specification"]["steps"][2]["required_votes"] = "$inputs.votes"
+    definition["specification"]["steps"][1]["version"] = "$inputs.version"  # unset (null): the default, s
+    (tmp_path / "wf.json").write_text(json.dumps(definition))
+    result = framesift("run", str(squares[0]), "--source-name", "cam", "--workflow", "wf.json", "--param", param,
+                       "--no-progress", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and problem in result.stderr, result.stderr

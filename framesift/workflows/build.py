@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from framesift.collectors.follower import ConfigCache
 from framesift.collectors.store import ConfigStore
@@ -156,9 +156,36 @@ def _check_parameters(definition: WorkflowDefinition, parameters: Mapping[str, A
             selector = getattr(step, field)
             if isinstance(selector, SecretStr):
                 selector = selector.get_secret_value()
-            if isinstance(selector, str) and selector.removeprefix("$inputs.") in per_source:
+            if isinstance(selector, str) and selector.startswith("$inputs.") and \
+                    selector.removeprefix("$inputs.") in per_source:
                 raise InputError(f"parameter {selector.removeprefix('$inputs.')!r} sets {field} of step "
                                  f"{step.name!r}, which is set up once per run: give it for every source")
+    run = {**definition.parameters, **parameters}
+    for where, values in (("the run", run), *((name, {**run, **own}) for name, own in source_parameters.items())):
+        for step in definition.order:
+            _check_values(step, values, where)
+
+
+def _check_values(step: Any, values: Mapping[str, Any], where: str) -> None:
+    """The step's fields with the parameters' values in place must be valid as if written there (a parameter left
+    at `null` leaves its field unset)."""
+    data = step.model_dump(exclude_unset=True)
+    named = {field: value.removeprefix("$inputs.") for field, value in data.items()
+             if isinstance(value, str) and value.removeprefix("$inputs.") in values and value.startswith("$inputs.")}
+    for field, name in named.items():
+        if values[name] is None:
+            del data[field]
+        else:
+            data[field] = values[name]
+    try:
+        type(step).model_validate(data)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        if field in named:
+            message = str(problem["msg"]).removeprefix("Value error, ").removesuffix(" or a parameter ($inputs.<name>)")
+            raise InputError(f"parameter {named[field]!r} sets {field} of step {step.name!r}: {message}, not "
+                             f"{values[named[field]]!r} (for {where})") from None
 
 
 def _secret(key: SecretStr | None, value: Any) -> SecretStr | None:
