@@ -285,6 +285,14 @@ def test_a_collector_reads_a_multi_label_classifier_and_a_step_named_top(tmp_pat
         assert [r["strategy"] for r in records] == ["s"] * expected
 
 
+def test_a_label_studio_project_of_a_multi_label_classifier_takes_several_classes(tmp_path):
+    from framesift.collectors.targets.labelstudio_format import Labels, labeling_config
+
+    path = build_multilabel_model(tmp_path / "labels.onnx")
+    assert 'choice="multiple"' in labeling_config(Labels.of(load_model(str(path), multi_label=True)))
+    assert 'choice="single"' in labeling_config(Labels.of(load_model(str(path))))
+
+
 # -- target_dataset_api_key as a parameter ---------------------------------------------------------------------------
 def keyed(definition: dict, key: object) -> dict:
     definition["specification"]["inputs"].append({"type": "InferenceParameter", "name": "key"})
