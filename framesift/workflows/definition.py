@@ -16,7 +16,8 @@ existed, validated as strictly as an active-learning configuration.
 
 A bare `{"specification": {...}}` wrapper is accepted, and so are the later names `WorkflowImage`,
 `WorkflowParameter` and `Roboflow...Model`. Besides model, crop, filter and collector steps, the block's other
-prediction sources: `DetectionsConsensus`, `YoloWorld` and `MultiLabelClassificationModel`. Every problem is listed by its path (`steps[3].predictions: ...`):
+prediction sources: `DetectionsConsensus`, `YoloWorld` and `MultiLabelClassificationModel`. Every problem is
+listed by its path (`steps[3].predictions: ...`):
 unknown step types and fields, duplicate names, selectors that name nothing or the wrong kind of thing, a collector
 whose predictions were made on another image than the one it collects, cycles.
 
