@@ -189,7 +189,7 @@ def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
     from framesift.collectors.config import parse_config, read_config_file
-    from framesift.workflows.definition import is_workflow, parse_workflow
+    from framesift.workflows.definition import CollectorStep, is_workflow, parse_workflow
 
     data = read_config_file(Path(args.file))
     if is_workflow(data):
@@ -199,7 +199,10 @@ def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
             from framesift.workflows.build import locate_models
 
             found = locate_models(workflow, args.models)
-        print(f"valid workflow ({len(workflow.order)} steps, {len(workflow.configurations)} collectors)")
+        collectors = [step.name for step in workflow.order if isinstance(step, CollectorStep)]
+        followed = [name for name in collectors if name not in workflow.configurations]
+        store = f"; configured by the store named by --al-config: {', '.join(followed)}" if followed else ""
+        print(f"valid workflow ({len(workflow.order)} steps, {len(collectors)} collectors{store})")
         if found is not None:
             print("models: " + (", ".join(f"{step} {path}" for step, path in found.items()) or "none to find"))
         return EXIT_OK

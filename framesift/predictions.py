@@ -48,7 +48,8 @@ class DetectionPrediction:
 
     `xyxy` is `(N, 4)`, `confidence` `(N,)`, `class_id` `(N,)`, `class_name` a list of N names. `polygons` holds one
     `(M, 2)` array per detection (instance segmentation); `keypoints` is `(N, K, 3)` with x, y, confidence
-    (keypoint detection), named by `keypoint_names`. `mask` (N, H, W) bool is kept for drawing, never persisted.
+    (keypoint detection), named by `keypoint_names`; those below `keypoint_confidence` are left out of the JSON (as
+    Roboflow's `keypoint_confidence` leaves them out). `mask` (N, H, W) bool is kept for drawing, never persisted.
     `tracker_id` `(N,)`, when a tracker gave them, is persisted as each detection's `tracker_id`.
     """
 
@@ -62,6 +63,7 @@ class DetectionPrediction:
     polygons: list[np.ndarray] | None = None
     keypoints: np.ndarray | None = None
     keypoint_names: list[str] | None = None
+    keypoint_confidence: float = 0.0
     mask: np.ndarray | None = field(default=None, repr=False)
     detection_id: list[str] | None = None
     tracker_id: np.ndarray | None = None
@@ -198,7 +200,7 @@ class DetectionPrediction:
                 item["keypoints"] = [
                     {"x": float(kx) * scale_x, "y": float(ky) * scale_y, "confidence": float(kc),
                      "class_id": k, "class": names[k]}
-                    for k, (kx, ky, kc) in enumerate(self.keypoints[i])
+                    for k, (kx, ky, kc) in enumerate(self.keypoints[i]) if kc >= self.keypoint_confidence
                 ]
             items.append(item)
         return {

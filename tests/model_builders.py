@@ -8,7 +8,8 @@ aspect ratio and checks that the decoded predictions land on them.
 - segmentation: adds mask prototypes `[B, nc+1, S/4, S/4]` (the colour masks and a constant), coefficients that
   make each anchor's mask exactly its colour's pixels;
 - pose: two keypoints per object, its top-left corner and its centre (`kpt_shape [2, 3]`, confidence 0.9);
-- classification: `[B, nc]`, softmax over the share of each colour.
+- classification: `[B, nc]`, softmax over the share of each colour;
+- multi-label classification (`build_multilabel_model`): `[B, nc]` logits, high for each colour present.
 """
 
 from __future__ import annotations
@@ -197,6 +198,31 @@ def _end_to_end_rows(g: _Graph, colour_rows: list[str], rows: int, width: int, f
         keep = g.op("Cast", g.op("Greater", ranked_score, g.const(NMS_EXPORT_CONF)), to=TensorProto.FLOAT)
         ranked = g.op("Mul", ranked, g.op("Unsqueeze", keep, g.const([2], np.int64)))
     return ranked
+
+
+def build_multilabel_model(path: str | Path, size: int = 64) -> Path:
+    """A multi-label classifier `[B, nc]` of logits (as many multi-label exports give, no sigmoid in the graph): a
+    colour present anywhere in the image scores `CONFIDENCES[colour]` after the sigmoid, an absent one 0.02."""
+    g = _Graph()
+    names = list(COLOURS_RGB)
+    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+    columns = []
+    for name, mask in zip(names, _colour_masks(g, "images"), strict=True):
+        present = g.op("ReduceMax", mask, g.const([1, 2], np.int64), keepdims=0)  # [B]
+        score = g.op("Add", g.op("Mul", present, g.const(logit(CONFIDENCES[name]) - logit(0.02))),
+                     g.const(logit(0.02)))
+        columns.append(g.op("Unsqueeze", score, g.const([1], np.int64)))
+    g.nodes.append(helper.make_node("Concat", columns, ["output0"], axis=1))
+    graph = helper.make_graph(
+        g.nodes, "squares-multilabel", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, len(names)])], g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="framesift-tests")
+    model.ir_version = 8
+    for key, value in {"task": "classify", "imgsz": f"[{size}, {size}]", "names": repr(dict(enumerate(names)))}.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)
 
 
 def build_unknown_layout(path: str | Path) -> Path:
