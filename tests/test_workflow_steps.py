@@ -85,24 +85,30 @@ def roboflow_definition() -> dict:
                     {"type": "JsonField", "name": "seg", "selector": "$steps.seg.predictions"}]}}
 
 
+MODELS = ("--models", "models")  # the models folder models_at_their_ids fills, relative to the run's folder
+
+
 def models_at_their_ids(folder: Path) -> None:
-    """The models, each at the relative path its Roboflow-style id names (the run's working folder)."""
+    """The models in the models folder `folder/models` (`--models models`), each at the file its Roboflow-style id
+    names there (`<project>/<version>.onnx`)."""
+    models = folder / "models"
     for model_id, task in (("squares/2", "detect"), ("yolo_world/s", "detect"), ("corners/1", "pose"),
                            ("masks/1", "segment")):
-        (folder / model_id).parent.mkdir(exist_ok=True)
-        build_model(folder / model_id, task, size=160)
-    (folder / "square-labels").mkdir()
-    build_multilabel_model(folder / "square-labels" / "1", size=64)
+        (models / model_id).parent.mkdir(parents=True, exist_ok=True)
+        build_model(models / f"{model_id}.onnx", task, size=160)
+    (models / "square-labels").mkdir()
+    build_multilabel_model(models / "square-labels" / "1.onnx", size=64)
 
 
 def test_a_roboflow_definition_with_the_new_steps_validates_and_runs_unchanged(squares, tmp_path):
     clip, boxes = squares
     models_at_their_ids(tmp_path)
     (tmp_path / "wf.json").write_text(json.dumps(roboflow_definition()))
-    valid = framesift("validate", "wf.json", cwd=tmp_path)
+    valid = framesift("validate", "wf.json", *MODELS, cwd=tmp_path)
     assert valid.returncode == 0 and valid.stdout.startswith("valid workflow (9 steps, 2 collectors)"), valid.stderr
-    result = framesift("run", str(clip), "--workflow", "wf.json", "--target", "datasets", "--predictions", "p.jsonl",
-                       "--seed", "1", "--no-progress", cwd=tmp_path)
+    assert "det models/squares/2.onnx" in valid.stdout, valid.stdout
+    result = framesift("run", str(clip), "--workflow", "wf.json", *MODELS, "--target", "datasets",
+                       "--predictions", "p.jsonl", "--seed", "1", "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     votes = list(read_records(tmp_path / "datasets" / "votes"))
     assert len(votes) == FRAMES
@@ -131,7 +137,8 @@ def test_yolo_world_class_names_are_checked_against_the_model(squares, tmp_path)
     definition = roboflow_definition()
     definition["specification"]["steps"][1]["class_names"] = ["red", "green", "person"]
     (tmp_path / "wf.json").write_text(json.dumps(definition))
-    result = framesift("run", str(squares[0]), "--workflow", "wf.json", "--no-progress", cwd=tmp_path)
+    result = framesift("run", str(squares[0]), "--workflow", "wf.json", *MODELS, "--no-progress",
+                       cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "step 'world' detects ['green', 'person', 'red'], but yolo_world/s was exported for ['blue', 'green', " \
            "'red']" in result.stderr
@@ -306,7 +313,7 @@ def test_the_api_key_parameter_is_resolved_and_never_shown(squares, tmp_path, ro
     models_at_their_ids(tmp_path)
     (tmp_path / "wf.json").write_text(json.dumps(keyed(roboflow_definition(), "$inputs.key")))
     env = {**os.environ, "ROBOFLOW_API_URL": roboflow.url, "ROBOFLOW_API_KEY": "not-the-key"}
-    result = framesift("-v", "run", str(squares[0]), "--workflow", "wf.json", "--param", f"key={ROBOFLOW_KEY}",
+    result = framesift("-v", "run", str(squares[0]), "--workflow", "wf.json", *MODELS, "--param", f"key={ROBOFLOW_KEY}",
                        "--target", "roboflow:", "--outbox", "outbox", "--predictions", "p.jsonl", "--summary",
                        "s.json", "--no-progress", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -315,8 +322,8 @@ def test_the_api_key_parameter_is_resolved_and_never_shown(squares, tmp_path, ro
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.name != "wf.json":
             assert ROBOFLOW_KEY.encode() not in path.read_bytes(), path
-    wrong = framesift("run", str(squares[0]), "--workflow", "wf.json", "--param", "key=[1]", "--target", "roboflow:",
-                      "--no-progress", cwd=tmp_path, env=env)
+    wrong = framesift("run", str(squares[0]), "--workflow", "wf.json", *MODELS, "--param", "key=[1]",
+                      "--target", "roboflow:", "--no-progress", cwd=tmp_path, env=env)
     assert wrong.returncode == 2 and "parameter 'key' is a collector's target_dataset_api_key: give it an API key " \
                                      "(a text), not a list" in wrong.stderr
 
@@ -362,6 +369,6 @@ def test_a_parameter_value_a_field_would_refuse_is_refused_before_the_run(square
     definition["specification"]["steps"][2]["required_votes"] = "$inputs.votes"
     definition["specification"]["steps"][1]["version"] = "$inputs.version"  # unset (null): the default, s
     (tmp_path / "wf.json").write_text(json.dumps(definition))
-    result = framesift("run", str(squares[0]), "--source-name", "cam", "--workflow", "wf.json", "--param", param,
-                       "--no-progress", cwd=tmp_path)
+    result = framesift("run", str(squares[0]), "--source-name", "cam", "--workflow", "wf.json", *MODELS,
+                       "--param", param, "--no-progress", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and problem in result.stderr, result.stderr
