@@ -51,9 +51,9 @@ from framesift.collectors.config import (
     ActiveLearningConfig,
     Tagged,
     parse_config,
-    read_config_file,
     validation_problems,
 )
+from framesift.collectors.documents import read_document
 from framesift.errors import ConfigError
 
 NAME_PATTERN = r"^[A-Za-z0-9_\-]+$"
@@ -275,7 +275,7 @@ def named_step(selector: str) -> str:
 
 def load_workflow_definition(path: str | os.PathLike[str]) -> WorkflowDefinition:
     """Read and validate a workflow definition file (JSON or YAML); raises `ConfigError` listing every problem."""
-    return parse_workflow(read_config_file(Path(path)), str(path))
+    return parse_workflow(read_document(Path(path)), str(path))
 
 
 def is_workflow(data: Any) -> bool:
