@@ -147,7 +147,7 @@ def test_limits_types_and_values():
     ]
 
 
-@pytest.mark.parametrize("prefix", ["../escape", ".hidden", "a/b", "", "x" * 65, "white space"])
+@pytest.mark.parametrize("prefix", ["../escape", ".hidden", "a/b", "", "x" * 65, "white space", "ok\n"])
 def test_batch_prefix_cannot_escape_the_target_folder(prefix):
     data = valid(batching_strategy={"batches_name_prefix": prefix, "recreation_interval": "never"})
     assert problems(data) == ["batching_strategy.batches_name_prefix: must be 1-64 characters from "
@@ -170,7 +170,7 @@ def test_max_image_size_is_two_positive_integers_height_first():
 
 
 @pytest.mark.parametrize("tag,ok", [("a-Z_0:/.[]<>{}@", True), ("x" * 64, True), ("x" * 65, False),
-                                    ("", False), ("has space", False), ("ümlaut", False)])
+                                    ("", False), ("has space", False), ("ümlaut", False), ("ok\n", False)])
 def test_tag_rule(tag, ok):
     for data, path in ((valid(tags=[tag]), "tags[0]"),
                        (strategy(type="random", traffic_percentage=1, tags=[tag]), "sampling_strategies[0].tags[0]")):

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from framesift.collectors.follower import ConfigCache
 from framesift.collectors.store import ConfigStore
 from framesift.errors import InputError, ModelError, TargetError
 from framesift.models.model import Model
+from framesift.paths import check_dataset_name
 from framesift.workflows.definition import (
     CollectorStep,
     DetectionFilterStep,
@@ -57,6 +58,12 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     from framesift.collectors.targets import Labels
 
     _check_parameters(definition, parameters, source_parameters)
+    values = {**definition.parameters, **parameters}
+
+    def value(field: Any) -> Any:
+        return values[field.removeprefix("$inputs.")] if isinstance(field, str) and field.startswith("$") else field
+
+    datasets = {step.name: _dataset(step, value) for step in definition.order if isinstance(step, CollectorStep)}
     followed = [s.name for s in definition.order if isinstance(s, CollectorStep) and s.name not in
                 definition.configurations]
     if followed and store is None:
@@ -65,11 +72,6 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     if store is not None and not followed:
         raise InputError("--al-config names a configuration store, but every collector step carries its own "
                          "configuration")
-    values = {**definition.parameters, **parameters}
-
-    def value(field: Any) -> Any:
-        return values[field.removeprefix("$inputs.")] if isinstance(field, str) and field.startswith("$") else field
-
     models = {step.name: _load(step, value, device) for step in definition.order if isinstance(step, ModelStep)}
     with ExitStack() as opened:
         collectors = {}
@@ -78,13 +80,13 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if limiter is None:
                 limiter = open_limiter(redis, redis_fallback)
                 opened.callback(limiter.close)
-            spec = _target(target, str(value(step.target_dataset)))
+            spec = _target(target, datasets[step.name])
             first = None
             if step.name in definition.configurations:
                 config = definition.configurations[step.name]
             else:
                 assert store is not None
-                first = first_configuration(store, str(value(step.target_dataset)), cache)
+                first = first_configuration(store, datasets[step.name], cache)
                 config = first.config
             key = step.target_dataset_api_key or (config.target_dataset_api_key if spec.startswith("roboflow:")
                                                   else None)
@@ -170,6 +172,12 @@ def _load(step: ModelStep, value: Any, device: str) -> Model:
     if model.task_type != step.task_type:
         raise ModelError(f"step {step.name!r} is a {step.type}, but {model_id} is a {model.task_type} model")
     return model
+
+
+def _dataset(step: CollectorStep, value: Callable[[Any], Any]) -> str:
+    """The dataset a collector step names, its parameter resolved; `TargetError` unless it is a dataset name."""
+    given = f" ({step.target_dataset})" if step.target_dataset.startswith("$") else ""
+    return check_dataset_name(value(step.target_dataset), f"step {step.name!r}: target_dataset{given}")
 
 
 def _target(target: str, dataset: str) -> str:
