@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from framesift.collectors.documents import quoted
@@ -45,3 +47,13 @@ def dataset_name_refusal(name: Any) -> str | None:
     else:
         return None
     return f"{quoted(name)} is no dataset name: it {problem} (a dataset name is one folder's name)"
+
+
+def inside(root: str | os.PathLike[str], relative: str) -> bool:
+    """Whether `root/relative` names something inside the folder `root` (not `root` itself) once every link is
+    followed: not absolute, no `..` out of it, no link pointing elsewhere, no NUL."""
+    if "\0" in relative or os.path.isabs(relative):
+        return False
+    folder = Path(os.path.realpath(root))
+    path = Path(os.path.realpath(folder / relative))
+    return path != folder and path.is_relative_to(folder)
