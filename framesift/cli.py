@@ -188,10 +188,11 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
 def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
-    from framesift.collectors.config import parse_config, read_config_file
+    from framesift.collectors.config import parse_config
+    from framesift.collectors.documents import read_document
     from framesift.workflows.definition import CollectorStep, is_workflow, parse_workflow
 
-    data = read_config_file(Path(args.file))
+    data = read_document(Path(args.file))
     if is_workflow(data):
         workflow = parse_workflow(data, args.file)
         found = None
@@ -289,12 +290,12 @@ def _config(args: argparse.Namespace, signals: StopSignals) -> int:
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from framesift.collectors.config import read_config_file
+    from framesift.collectors.documents import read_document
     from framesift.collectors.store import open_store
 
     with closing(open_store(args.store, api_key=args.api_key)) as store:
         if args.action == "set":
-            stored = store.set(args.dataset, read_config_file(Path(args.file)))
+            stored = store.set(args.dataset, read_document(Path(args.file)))
             print(f"version {stored.version} ({stored.sha}) of {args.dataset!r} is in force in {store.name}")
         elif args.action == "get":
             stored = store.get(args.dataset, args.version)

@@ -1,7 +1,8 @@
-"""Small builders shared by the tests (configurations, frames)."""
+"""Small builders shared by the tests (configurations, frames, datasets edited by hand)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,30 @@ def collect_all_config(**overrides: Any) -> ActiveLearningConfig:
     }
     data.update(overrides)
     return parse_config(data)
+
+
+def point_records_outside(root: Path, outside: Path) -> list[tuple[str, str]]:
+    """Append records edited by hand to the dataset `root`, each a copy of its first record whose image or
+    prediction lies outside it: the system's files, files in the folder `outside` beside it (two JPEGs with one
+    base name), a link inside the dataset pointing out. Returns each one's (id, why it is left out)."""
+    from framesift.collectors.targets.local import read_records
+
+    first = next(read_records(root))
+    outside.mkdir()
+    for name in ("other.jpg", "twin/other.jpg"):
+        (outside / name).parent.mkdir(exist_ok=True)
+        (outside / name).write_bytes((root / first["image"]).read_bytes())
+    link = Path(first["image"]).with_name("link.jpg").as_posix()
+    (root / link).symlink_to(outside / "other.jpg")
+    beside = f"../{outside.name}"
+    images = {"absolute": "/etc/hostname", "climbs": "../../../../etc/passwd", "beside": f"{beside}/other.jpg",
+              "beside_twin": f"{beside}/twin/other.jpg", "absolute_jpeg": str(outside / "other.jpg"), "link": link}
+    with open(root / "datapoints.jsonl", "a") as f:
+        for name, image in images.items():
+            f.write(json.dumps({**first, "id": name, "image": image}) + "\n")
+        f.write(json.dumps({**first, "id": "prediction_out", "prediction": f"{beside}/p.json"}) + "\n")
+    return [*((name, f"its image {image} is outside the dataset folder") for name, image in images.items()),
+            ("prediction_out", f"its prediction {beside}/p.json is outside the dataset folder")]
 
 
 def wait_until(condition, timeout: float = 30.0) -> bool:

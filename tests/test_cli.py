@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
 from framesift.cli import main
 from framesift.errors import InputError
@@ -258,3 +259,57 @@ def test_a_pytorch_model_is_one_sentence_saying_how_to_export_it(clip_path, tmp_
     assert capsys.readouterr().err == (f"framesift: {weights} is a PyTorch model, and framesift runs ONNX files: "
                                        f"export one with `yolo export model={weights} format=onnx` (framesift builds "
                                        "TensorRT engines itself with --device tensorrt)\n")
+
+
+def alias_bomb(levels: int) -> str:
+    """`levels` lists of nine aliases of the list before: 9**levels strings once expanded, a few hundred bytes
+    written."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\ntags: *a{levels - 1}\n"
+
+
+HOSTILE_YAML = [
+    ("an alias bomb", alias_bomb(10), "(top level): its aliases repeat 8,"),  # 9-level: run took 55 s and 780 MB
+    ("a circular alias", "tags: &a [*a]\n", ": an alias leads into the value that holds it (a circular alias)"),
+    ("a key that is a number", "1: x\n", ": a key must be text, not the int 1 (quote it)"),
+    ("a binary value", "tags: !!binary aGVsbG8=\n", ": a !!binary value is not JSON data"),
+    ("a set", "tags: !!set {a, b}\n", ": a !!set value is not JSON data"),
+    ("a date", "tags: !!timestamp 2024-01-01\n", ": a !!timestamp value is not JSON data"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), HOSTILE_YAML, ids=[case for case, _, _ in HOSTILE_YAML])
+def test_yaml_that_validate_refuses_every_reader_refuses_alike(clip_path, tmp_path, case, text, message):
+    """`run` hashed the parsed document before validating it: the bomb took it 55 s and 780 MB (one level more,
+    nine times both), the circular alias and a number as a key were a ValueError and a TypeError, exit 1. Every
+    reader now gets the one answer of `validate`, as quickly (the subprocesses' bounds are generous)."""
+    workflow = {"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"}],
+                "steps": [{"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image",
+                           "model_id": "stub"}]}
+    (tmp_path / "al.yaml").write_text("enabled: false\n" + text)
+    (tmp_path / "wf.yaml").write_text(yaml.safe_dump(workflow) + text)
+    run = ["run", str(clip_path), "--model", "stub", "--no-progress"]
+    answers = {}
+    for name, command in (("al.yaml", ["validate", "al.yaml"]), ("al.yaml", [*run, "--al-config", "al.yaml"]),
+                          ("al.yaml", ["config", "set", "ds", "al.yaml", "--store", "store.json"]),
+                          ("wf.yaml", ["validate", "wf.yaml"]),
+                          ("wf.yaml", ["run", str(clip_path), "--workflow", "wf.yaml", "--no-progress"])):
+        result = subprocess.run([sys.executable, "-m", "framesift.cli", *command], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=60)
+        assert result.returncode == 2 and message in result.stderr, (command, result.stderr)
+        answers.setdefault(name, set()).add(result.stderr)
+    assert all(len(said) == 1 for said in answers.values()), answers  # word for word what validate said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["al.yaml", "wf.yaml"]  # nothing written
+
+
+def test_an_unquoted_date_is_text_as_in_json_and_yaml_1_2(clip_path, tmp_path):
+    """A date was a `datetime.date` that validate accepted as a tag and run could not hash (TypeError, exit 1)."""
+    (tmp_path / "al.yaml").write_text((CONFIGS / "stub_bootstrap.yaml").read_text().replace("0.01", "1.0")
+                                      + "tags: [2024-01-01]\n")
+    assert run_cli("validate", "al.yaml", cwd=tmp_path).stdout == "valid (1 strategies)\n"
+    result = run_cli("run", str(clip_path), "--model", "stub", "--al-config", "al.yaml", "--max-frames", "2",
+                     "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["tags"] for line in (tmp_path / "framesift-data" / "datapoints.jsonl").open()] == \
+        [["2024-01-01"], ["2024-01-01"]]

@@ -147,7 +147,7 @@ def test_limits_types_and_values():
     ]
 
 
-@pytest.mark.parametrize("prefix", ["../escape", ".hidden", "a/b", "", "x" * 65, "white space"])
+@pytest.mark.parametrize("prefix", ["../escape", ".hidden", "a/b", "", "x" * 65, "white space", "ok\n"])
 def test_batch_prefix_cannot_escape_the_target_folder(prefix):
     data = valid(batching_strategy={"batches_name_prefix": prefix, "recreation_interval": "never"})
     assert problems(data) == ["batching_strategy.batches_name_prefix: must be 1-64 characters from "
@@ -170,7 +170,7 @@ def test_max_image_size_is_two_positive_integers_height_first():
 
 
 @pytest.mark.parametrize("tag,ok", [("a-Z_0:/.[]<>{}@", True), ("x" * 64, True), ("x" * 65, False),
-                                    ("", False), ("has space", False), ("ümlaut", False)])
+                                    ("", False), ("has space", False), ("ümlaut", False), ("ok\n", False)])
 def test_tag_rule(tag, ok):
     for data, path in ((valid(tags=[tag]), "tags[0]"),
                        (strategy(type="random", traffic_percentage=1, tags=[tag]), "sampling_strategies[0].tags[0]")):
@@ -235,3 +235,22 @@ def test_a_megabyte_strategy_type_is_refused_quickly_and_quoted_short():
     [problem] = problems(strategy(type="x" * 1_000_000))
     assert problem.startswith("sampling_strategies[0]: unknown strategy type 'xxxx")
     assert "(1000000 characters)" in problem and len(problem) < 240
+
+
+def test_yaml_anchors_aliases_and_merge_keys_work_within_their_budget(tmp_path):
+    """The reader that refuses alias bombs keeps the YAML people write: a block shared by aliases and merged."""
+    (tmp_path / "al.yaml").write_text("""
+enabled: true
+persist_predictions: false
+sampling_strategies:
+  - &base {name: first, type: random, traffic_percentage: 0.5, limits: &limits [{type: minutely, value: 5}]}
+  - <<: *base
+    name: second
+    tags: [2024-01-01]
+batching_strategy: {batches_name_prefix: b, recreation_interval: never}
+tags: &tags [a, b]
+""")
+    config = load_config(tmp_path / "al.yaml")
+    first, second = config.sampling_strategies
+    assert (second.name, second.traffic_percentage, second.tags) == ("second", 0.5, ["2024-01-01"])
+    assert first.limits == second.limits and first.limits[0].value == 5

@@ -298,3 +298,26 @@ def test_remote_uploads_say_which_configuration_selected_them(redis_server, robo
             "extra": {"config_version": 1, "config_sha": first.sha}}
     task = task_json(meta, "/data/x.jpg", LabelingInterface.parse(labeling_config(Labels())))
     assert task["data"]["config_version"] == 1 and task["data"]["config_sha"] == first.sha
+
+
+def test_a_stored_version_written_by_hand_is_read_by_the_rules_of_a_file(redis_server, tmp_path, caplog):
+    """A version nested too deeply raised RecursionError through `config get` (exit 1) and out of the follower's
+    thread; a key given twice was taken silently (the last one). Both are kept out like an invalid
+    configuration."""
+    store = RedisStore(redis_server.url)
+    first = store.set("ds", configuration(strategy("all")))
+    collector = Collector(first.config, LocalDataset(tmp_path / "ds"))
+    collector.follow(store, first, poll=0.2)
+    client = redis.Redis.from_url(redis_server.url)
+    versions = {2: '{"config": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                3: '{"config": {"enabled": true, "enabled": false}, "sha": "by-hand"}'}
+    for version, document in versions.items():
+        client.hset("framesift:{ds}:config:versions", str(version), document)  # behind framesift's back
+        client.set("framesift:{ds}:config:current", str(version))
+        assert wait_until(lambda v=version: collector.snapshot().config_reloads_refused == v - 1, timeout=10)
+        result = framesift("config", "get", "ds", "--store", redis_server.url)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert ("nested too deeply" if version == 2 else "config: duplicate key 'enabled'") in result.stderr
+    stats = collector.snapshot()  # the second refusal counted: the follower lived through the first
+    collector.close()
+    assert stats.config_version == 1 and stats.config_reloads == 0

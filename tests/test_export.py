@@ -28,7 +28,7 @@ from framesift.collectors import Collector, LocalDataset
 from framesift.collectors.targets.local import read_records
 from framesift.errors import InputError
 from framesift.predictions import DetectionPrediction, Prediction, StubPrediction
-from tests.helpers import collect_all_config
+from tests.helpers import collect_all_config, point_records_outside
 
 WIDTH, HEIGHT = 320, 240
 # frame_id -> (class, xyxy, confidence) of each detection the model "saw"; frame 2 is a stub (no prediction)
@@ -200,3 +200,25 @@ def test_voc_refuses_a_confidence_in_one_sentence(dataset, tmp_path):
     result = run_cli("export", str(root), "--format", "voc", "--out", str(tmp_path / "voc"), "--with-confidence")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("framesift: voc has no field for a confidence") and not (tmp_path / "voc").exists()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_records_pointing_outside_the_dataset_are_skipped_and_named_the_rest_exported(dataset, tmp_path, fmt):
+    """Before, `/etc/hostname` and `../../../../etc/passwd` were copied into the export's images/ and the export
+    failed with supervision's ValueError; an outside JPEG was exported silently; two with one base name failed."""
+    root, frames = dataset
+    skipped = point_records_outside(root, tmp_path / "elsewhere")
+    first = next(read_records(root))
+    copy = root / "b2" / "images" / Path(first["image"]).name  # an image copied into a second batch by hand
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((root / first["image"]).read_bytes())
+    with open(root / "datapoints.jsonl", "a") as f:
+        f.write(json.dumps({**first, "id": "same_name", "image": f"b2/images/{copy.name}"}) + "\n")
+    skipped.append(("same_name", f"its image's file name {copy.name} is that of the image of {first['id']}, "
+                                 "exported already"))
+    result = run_cli("export", str(root), "--format", fmt, "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert f"exported {len(frames)} images" in result.stdout
+    assert result.stderr.splitlines() == [f"framesift: skipped {len(skipped)} records that cannot be exported:",
+                                          *(f"  {name}: {why}" for name, why in skipped)]
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == sorted(frames)

@@ -26,7 +26,7 @@ from framesift.predictions import ClassificationPrediction, DetectionPrediction,
 from framesift.report import write_report
 from framesift.stats import StreamStats
 from tests.browser import dump_dom, screenshot
-from tests.helpers import load_script
+from tests.helpers import load_script, point_records_outside
 
 SIZE = (320, 240)
 CONFIG = {
@@ -328,3 +328,17 @@ def test_a_100_000_record_dataset_reports_in_seconds(dataset, tmp_path):
     assert sum(sum(d["data"]) for d in sources["datasets"]) == 100_000
     crowded = sum(1 for i in range(100_000) if records[i % len(records)]["strategy"] == "crowded")
     assert open_page(written.path, {"strategy": "crowded"}).texts["count"] == f"{crowded} datapoints of 100000"
+
+
+def test_records_pointing_outside_the_dataset_are_skipped_and_named(dataset, tmp_path):
+    """The page pointed at `/etc/hostname`, `../other.jpg` and the like when a record was edited so."""
+    copy = tmp_path / "dataset"
+    shutil.copytree(dataset, copy)
+    skipped = point_records_outside(copy, tmp_path / "elsewhere")
+    result = run_cli("report", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "wrote the report of 9 datapoints" in result.stdout
+    assert result.stderr.splitlines() == [f"framesift: skipped {len(skipped)} records that cannot be shown:",
+                                          *(f"  {name}: {why}" for name, why in skipped)]
+    page = open_page(copy / "report.html")
+    assert page.items == 9 and all((copy / unquote(src)).resolve().is_relative_to(copy) for src in page.images)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -265,5 +266,6 @@ def test_open_target_reads_the_key_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("ROBOFLOW_API_KEY", raising=False)
     with pytest.raises(ValueError, match="needs an API key"):
         open_target("roboflow:people", outbox=tmp_path)
-    with pytest.raises(ValueError, match="expected roboflow:<dataset>"):
-        open_target("roboflow:", outbox=tmp_path)
+    for dataset, why in (("", "it is empty"), ("..", "it names no folder of its own")):  # `..` went into the URL
+        with pytest.raises(ValueError, match=f"roboflow:<dataset>: '{re.escape(dataset)}' is no dataset name: {why}"):
+            open_target(f"roboflow:{dataset}", outbox=tmp_path)

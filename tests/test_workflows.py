@@ -74,9 +74,9 @@ def two_stage(models: dict[str, Path], crops_strategy: dict | None = None) -> di
                         {"type": "JsonField", "name": "classes", "selector": "$steps.cls.top"}]}
 
 
-def framesift(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def framesift(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "framesift.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=timeout)
 
 
 def assert_box(actual: list[float], expected: tuple[int, int, int, int]) -> None:
@@ -267,6 +267,27 @@ BROKEN = [
      "inputs: framesift feeds each frame to one image input; this workflow declares 2"),
     ("an output of nothing", _set("outputs/0/selector", "$steps.det.mask"),
      "outputs[0].selector: $steps.det.mask is not an output of a step"),
+    # a dataset name becomes a folder inside --target: these wrote outside it (`..`: into its parent)
+    ("a dataset that climbs out", _set("steps/3/target_dataset", "../../escaped"),
+     "steps[3].target_dataset: '../../escaped' is no dataset name: it holds a path separator (/ or \\)"),
+    ("the parent as a dataset", _set("steps/3/target_dataset", ".."),
+     "steps[3].target_dataset: '..' is no dataset name: it names no folder of its own"),
+    ("the target itself as a dataset", _set("steps/3/target_dataset", "."),
+     "steps[3].target_dataset: '.' is no dataset name: it names no folder of its own"),
+    ("a NUL in a dataset", _set("steps/3/target_dataset", "a\u0000b"),
+     "steps[3].target_dataset: 'a\\x00b' is no dataset name: it holds a control character"),
+    ("a parameter whose default is no dataset", lambda d: (
+        d["inputs"].append({"type": "InferenceParameter", "name": "ds", "default_value": "../up"}),
+        _set("steps/3/target_dataset", "$inputs.ds")(d)),
+     "steps[3].target_dataset: the default of $inputs.ds: '../up' is no dataset name"),
+    # `$` matched before a final newline: these validated, then the run died of a KeyError
+    ("a selector ending in a newline", _set("steps/3/predictions", "$steps.det.predictions\n"),
+     "steps[3].predictions: '$steps.det.predictions\\n' is not a selector"),
+    ("a parameter ending in a newline", _set("steps/3/disable_active_learning", "$inputs.al_off\n"),
+     "steps[3].disable_active_learning: '$inputs.al_off\\n' is not a selector"),
+    # names are matched whole too (pydantic's patterns run in Rust's regex, whose $ is the end of the text)
+    ("a name ending in a newline", _set("steps/0/name", "det\n"),
+     "steps[0].name: must be 1 or more characters from A-Z a-z 0-9 _ -"),
 ]
 
 
@@ -295,3 +316,75 @@ def test_a_collection_switch_that_is_not_true_or_false_is_refused_before_the_run
         result = framesift("run", str(squares[0]), "--source-name", "cam", "--workflow", "wf.json", "--param", param,
                            "--no-progress", cwd=tmp_path)
         assert result.returncode == 2 and "switches collection off: it is true or false" in result.stderr
+
+
+def with_dataset_parameter(models: dict[str, Path]) -> dict:
+    """The two-stage workflow whose frames go to the dataset its parameter `ds` names."""
+    definition = two_stage(models)
+    definition["inputs"].append({"type": "InferenceParameter", "name": "ds", "default_value": "frames"})
+    definition["steps"][3]["target_dataset"] = "$inputs.ds"
+    return definition
+
+
+RULE = "framesift: step 'al_frames': target_dataset ($inputs.ds): {} (a dataset name is one folder's name)\n"
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("..", RULE.format("'..' is no dataset name: it names no folder of its own")),
+    ("../../escaped", RULE.format("'../../escaped' is no dataset name: it holds a path separator (/ or \\)")),
+    ('"a\\u0000b"', RULE.format("'a\\x00b' is no dataset name: it holds a control character")),
+    ("7", "framesift: parameter 'ds' sets target_dataset of step 'al_frames': must be a text, not 7 (for the run)\n"),
+])
+def test_a_dataset_given_as_a_parameter_is_held_to_the_same_rule_at_run(models, squares, tmp_path, value, problem):
+    (tmp_path / "target").mkdir()
+    (tmp_path / "wf.json").write_text(json.dumps(with_dataset_parameter(models)))
+    result = framesift("run", str(squares[0]), "--workflow", "wf.json", "--param", f"ds={value}", "--target",
+                       "target", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == problem
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["target", "wf.json"]  # nothing written, anywhere
+
+
+def test_an_absolute_dataset_is_refused_and_nothing_is_written_there(models, squares, tmp_path):
+    definition = two_stage(models)
+    definition["steps"][3]["target_dataset"] = str(tmp_path / "elsewhere")
+    (tmp_path / "wf.json").write_text(json.dumps(definition))
+    for command in (["validate", "wf.json"], ["run", str(squares[0]), "--workflow", "wf.json", "--no-progress"]):
+        result = framesift(*command, cwd=tmp_path)
+        assert result.returncode == 2 and "is no dataset name: it holds a path separator" in result.stderr
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "framesift-data").exists()
+
+
+def filters(models: dict[str, Path], count: int, chained: bool) -> dict:
+    """The detector, `count` DetectionFilter steps keeping every detection — each reading the detector, or each the
+    one before it (a chain) — and a collector of the last one's predictions."""
+    keep_all = {"type": "DetectionFilterDefinition", "field_name": "confidence", "operator": "greater_or_equal_than",
+                "reference_value": 0}
+    steps = [{"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image", "model_id": str(models["det"]),
+              "confidence": 0.3}]
+    steps += [{"type": "DetectionFilter", "name": f"f{i}", "filter_definition": keep_all,
+               "predictions": f"$steps.{f'f{i - 1}' if chained and i else 'det'}.predictions"} for i in range(count)]
+    steps.append({"type": "ActiveLearningDataCollector", "name": "al", "image": "$inputs.image",
+                  "predictions": f"$steps.f{count - 1}.predictions", "target_dataset": "kept",
+                  "active_learning_configuration": config({"type": "random", "traffic_percentage": 1.0})})
+    return {"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"}], "steps": steps, "outputs": []}
+
+
+def test_twenty_thousand_filters_of_one_detector_validate(models, tmp_path):
+    """Ordering compared pydantic models, O(n²): 10 000 such steps took 40 s and more; linear now (no speed is
+    asserted: the subprocess's bound is generous)."""
+    (tmp_path / "wide.json").write_text(json.dumps(filters(models, 20_000, chained=False)))
+    result = framesift("validate", "wide.json", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and result.stdout == "valid workflow (20002 steps, 1 collectors)\n"
+
+
+def test_a_chain_of_a_thousand_filters_validates_and_runs(models, squares, tmp_path):
+    """It raised RecursionError (exit 1) at validate, and at run."""
+    (tmp_path / "chain.json").write_text(json.dumps(filters(models, 1000, chained=True)))
+    assert framesift("validate", "chain.json", cwd=tmp_path).stdout == "valid workflow (1002 steps, 1 collectors)\n"
+    result = framesift("run", str(squares[0]), "--workflow", "chain.json", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = list(read_records(tmp_path / "framesift-data" / "kept"))
+    assert len(records) == FRAMES
+    prediction = json.loads((tmp_path / "framesift-data" / "kept" / records[0]["prediction"]).read_text())
+    assert sorted(p["class"] for p in prediction["predictions"]) == ["blue", "green", "red"]  # all kept, all through

@@ -2,8 +2,8 @@
 
 `load_config(path)` reads a JSON or YAML file; `parse_config(data)` validates a mapping. Both raise
 `ConfigError`, whose `problems` list every problem by field path, for example
-`sampling_strategies[1].epsilon: must be <= 1.0`. A file is refused as well when an object holds the same key twice
-(JSON and YAML parsers would silently keep the last one) or when it is nested too deeply to be a configuration.
+`sampling_strategies[1].epsilon: must be <= 1.0`. A file is read as `framesift.collectors.documents` reads every
+document (JSON's data only; a key given twice, an alias bomb, a document nested too deeply refused).
 
 Example:
     >>> parse_config({"enabled": False}).enabled
@@ -12,10 +12,9 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,13 +30,13 @@ from pydantic import (
     model_validator,
 )
 
+from framesift.collectors.documents import TOO_DEEP, quoted, read_document
 from framesift.errors import ConfigError
 
 TAG_PATTERN = r"^[a-zA-Z0-9\-_:/.\[\]<>{}@]{1,64}$"
 BATCH_PREFIX_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$"
 LIMIT_WINDOWS = {"minutely": 60, "hourly": 3600, "daily": 86400}
 REQUIRED_WHEN_ENABLED = ("persist_predictions", "sampling_strategies", "batching_strategy")
-TOO_DEEP = "(top level): nested too deeply to be a configuration"
 
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -204,105 +203,14 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
         if data.get("sampling_strategies") == []:
             problems.append("sampling_strategies: must not be empty when enabled")
     if problems:
-        raise ConfigError(sorted(set(problems), key=problems.index), source)
+        raise ConfigError(list(dict.fromkeys(problems)), source)
     assert config is not None
     return config
 
 
 def load_config(path: str | os.PathLike[str]) -> ActiveLearningConfig:
-    """Read a JSON or YAML configuration file and validate it."""
-    return parse_config(read_config_file(Path(path)), str(path))
-
-
-def read_config_file(path: Path) -> Any:
-    """The data of a JSON or YAML file; `ConfigError` when it cannot be read, is not JSON or YAML, holds a key
-    twice in one object, or is nested too deeply."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"file not found: {path}"], str(path)) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([f"cannot read {path}: {error}"], str(path)) from None
-    return _parse_text(text, path)
-
-
-def _parse_text(text: str, path: Path) -> Any:
-    """The file's data; JSON for `.json`, YAML (a superset of JSON) for any other suffix."""
-    try:
-        if path.suffix.lower() == ".json":
-            data, duplicates = _parse_json(text)
-        else:
-            data, duplicates = _parse_yaml(text)
-    except RecursionError:
-        raise ConfigError([TOO_DEEP], str(path)) from None
-    except ValueError as error:  # not JSON, not YAML
-        raise ConfigError([str(error)], str(path)) from None
-    if duplicates:
-        raise ConfigError(duplicates, str(path))
-    return data
-
-
-def _parse_json(text: str) -> tuple[Any, list[str]]:
-    """The JSON document, and a `path: duplicate key 'k'` line for every key an object holds twice."""
-    duplicates: list[tuple[int, str]] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj: dict[str, Any] = {}
-        for key, value in items:
-            if key in obj:
-                duplicates.append((id(obj), key))
-            obj[key] = value
-        return obj
-
-    try:
-        data = json.loads(text, object_pairs_hook=pairs)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON: {error}") from None
-    if not duplicates:
-        return data, []
-    paths = dict(_object_paths(data, ""))
-    return data, [f"{paths.get(obj, '?') or '(top level)'}: duplicate key {quoted(key)}" for obj, key in duplicates]
-
-
-def _object_paths(value: Any, path: str) -> Iterator[tuple[int, str]]:
-    """(id, field path) of every object in a parsed JSON document."""
-    if isinstance(value, dict):
-        yield id(value), path
-        for key, item in value.items():
-            yield from _object_paths(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _object_paths(item, f"{path}[{i}]")
-
-
-def _parse_yaml(text: str) -> tuple[Any, list[str]]:
-    """The YAML document, and a `line N: duplicate key 'k'` line for every key a mapping holds twice."""
-    import yaml
-
-    duplicates: list[str] = []
-
-    class Loader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-                if key is not None and key != "<<":
-                    if key in seen:
-                        duplicates.append(f"line {key_node.start_mark.line + 1}: duplicate key {quoted(key)}")
-                    seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    try:
-        return yaml.load(text, Loader=Loader), duplicates  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as error:
-        raise ValueError(f"not valid YAML: {error}".replace("\n", " ")) from None
-
-
-def quoted(value: Any, limit: int = 40) -> str:
-    """`repr(value)`, cut to `limit` characters with the full length noted: an error echoes what it refuses, never
-    megabytes of it."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
+    """Read a JSON or YAML configuration file (as `framesift.collectors.documents` reads them) and validate it."""
+    return parse_config(read_document(Path(path)), str(path))
 
 
 def active_learning_disabled_by_env(environ: Mapping[str, str] = os.environ) -> bool:

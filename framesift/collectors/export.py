@@ -60,15 +60,20 @@ def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.Path
         raise InputError(f"{root} is not a framesift dataset (no {RECORDS})")
     result = ExportResult()
     predictions: dict[str, DetectionPrediction | None] = {}
+    named: dict[str, str] = {}  # an image's file name -> the record whose image has it
     with open(root / RECORDS, "rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                image, prediction = _datapoint(root, line)
+                name, image, prediction = _datapoint(root, line, number)
+                if Path(image).name in named:  # the formats name an image by its file name: one of each
+                    raise UnusableRecord(name, f"its image's file name {Path(image).name} is that of the image "
+                                               f"of {named[Path(image).name]}, exported already")
             except UnusableRecord as skip:
                 result.skipped.append((skip.name or f"line {number}", str(skip)))
                 continue
+            named[Path(image).name] = name
             predictions[image] = prediction
     classes = sorted({name for p in predictions.values() if p is not None for name in p.class_name})
     annotations = {image: _detections(p, classes) for image, p in predictions.items()}
@@ -96,14 +101,14 @@ def _write(exported: Any, fmt: str, out: Path, annotations: dict[str, Any], with
         exported.as_pascal_voc(images_directory_path=images_dir, annotations_directory_path=str(out / "annotations"))
 
 
-def _datapoint(root: Path, line: bytes) -> tuple[str, DetectionPrediction | None]:
-    """The image path and detections of one records line; raises `UnusableRecord` saying why it cannot be
-    exported."""
+def _datapoint(root: Path, line: bytes, number: int) -> tuple[str, str, DetectionPrediction | None]:
+    """The record's id (or `line N`), image path and detections of one records line; raises `UnusableRecord`
+    saying why it cannot be exported."""
     record = record_with_image(root, line)
-    name = str(record["id"]) if "id" in record else None
+    name = str(record["id"]) if "id" in record else f"line {number}"
     image = root / record["image"]
     if not record.get("prediction"):
-        return str(image), None
+        return name, str(image), None
     try:
         parsed = prediction_from_json(json.loads((root / record["prediction"]).read_text()))
     except FileNotFoundError:
@@ -114,7 +119,7 @@ def _datapoint(root: Path, line: bytes) -> tuple[str, DetectionPrediction | None
     if not isinstance(parsed, DetectionPrediction):
         raise InputError(f"{name} holds a {parsed.task_type} prediction; only detection-like datasets export to "
                          "coco, yolo or voc")
-    return str(image), parsed
+    return name, str(image), parsed
 
 
 def _add_coco_scores(path: Path, annotations: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from framesift.collectors.documents import parse_document
 from framesift.collectors.store import ConfigStore, FileStore, NotStored, RoboflowStore, StoredConfig, StoreUnavailable
 from framesift.errors import ConfigError, InputError
 from framesift.resources import Resource
@@ -51,7 +52,8 @@ class ConfigCache:
 
     def load(self, store: str, dataset: str) -> StoredConfig | None:
         try:
-            body = json.loads(self._path(store, dataset).read_text())
+            path = self._path(store, dataset)
+            body = parse_document(path.read_text(), str(path), json_only=True)
             return StoredConfig.of(dataset, int(body["version"]), body["config"], body.get("set_at"))
         except (OSError, ValueError, KeyError, TypeError, ConfigError):
             return None

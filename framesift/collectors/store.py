@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from framesift.collectors.config import ActiveLearningConfig, parse_config, read_config_file
+from framesift.collectors.config import ActiveLearningConfig, parse_config
+from framesift.collectors.documents import parse_document, read_document
 from framesift.errors import ConfigError, FramesiftError, InputError
 from framesift.redaction import redact
 from framesift.resources import Resource
@@ -65,8 +66,9 @@ class StoredConfig:
     @classmethod
     def of(cls, dataset: str, version: int, data: Mapping[str, Any], set_at: float | None = None,
            source: str = "configuration") -> StoredConfig:
-        """Validate `data` (`ConfigError` with every problem by path) and wrap it."""
-        return cls(dataset, version, content_sha(data), dict(data), parse_config(data, source), set_at)
+        """Validate `data` (`ConfigError` with every problem by path), then hash it, and wrap it."""
+        config = parse_config(data, source)
+        return cls(dataset, version, content_sha(data), dict(data), config, set_at)
 
 
 def content_sha(data: Mapping[str, Any]) -> str:
@@ -197,14 +199,13 @@ class RedisStore(Resource):
             return False
 
     def _stored(self, dataset: str, version: int, document: bytes | str) -> StoredConfig:
-        try:
-            body = json.loads(document)
-            data = body["config"]
-        except (ValueError, KeyError, TypeError):
+        source = f"configuration {version} of {dataset!r} in {self.name}"
+        text = document.decode(errors="replace") if isinstance(document, bytes) else document
+        body = parse_document(text, source, json_only=True)
+        if not isinstance(body, dict) or not isinstance(body.get("config"), Mapping):
             raise ConfigError([f"(top level): version {version} in {self.name} is not a stored configuration"],
-                              f"configuration of {dataset!r}") from None
-        return StoredConfig.of(dataset, version, data, body.get("set_at"),
-                               f"configuration {version} of {dataset!r} in {self.name}")
+                              f"configuration of {dataset!r}")
+        return StoredConfig.of(dataset, version, body["config"], body.get("set_at"), source)
 
     def close(self) -> None:
         for pubsub in self._subscriptions.values():
@@ -311,12 +312,9 @@ class FileStore(Resource):
         if version is not None:
             raise InputError("a configuration file keeps no versions: get the one in force")
         self._stamp = _stamp(self.path)  # before reading: a change while reading is seen at the next wait
-        data = read_config_file(self.path)
-        if not isinstance(data, Mapping):
-            parse_config(data, self.name)  # raises the sentence for a file that is no mapping
-        sha = content_sha(data)
-        if not self._seen or self._seen[-1].sha != sha:
-            self._seen.append(StoredConfig.of(dataset, len(self._seen) + 1, data, time.time(), self.name))
+        stored = StoredConfig.of(dataset, len(self._seen) + 1, read_document(self.path), time.time(), self.name)
+        if not self._seen or self._seen[-1].sha != stored.sha:
+            self._seen.append(stored)
         return self._seen[-1]
 
     def set(self, dataset: str, data: Mapping[str, Any]) -> StoredConfig:

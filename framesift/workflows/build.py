@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from framesift.collectors.store import ConfigStore
 from framesift.errors import InputError, ModelError, TargetError
 from framesift.models.files import is_null_model, locate_model
 from framesift.models.model import Model
+from framesift.paths import check_dataset_name
 from framesift.workflows.definition import (
     CollectorStep,
     ConsensusStep,
@@ -69,6 +70,12 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     from framesift.collectors.targets import Labels
 
     _check_parameters(definition, parameters, source_parameters)
+    values = {**definition.parameters, **parameters}
+
+    def value(field: Any) -> Any:
+        return values[field.removeprefix("$inputs.")] if isinstance(field, str) and field.startswith("$") else field
+
+    datasets = {step.name: _dataset(step, value) for step in definition.order if isinstance(step, CollectorStep)}
     followed = [s.name for s in definition.order if isinstance(s, CollectorStep) and s.name not in
                 definition.configurations]
     if followed and store is None:
@@ -77,11 +84,6 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     if store is not None and not followed:
         raise InputError("--al-config names a configuration store, but every collector step carries its own "
                          "configuration")
-    values = {**definition.parameters, **parameters}
-
-    def value(field: Any) -> Any:
-        return values[field.removeprefix("$inputs.")] if isinstance(field, str) and field.startswith("$") else field
-
     loaded = {step.name: _load(step, value, device, models) for step in definition.order
               if isinstance(step, MODEL_STEPS)}
     with ExitStack() as opened:
@@ -91,13 +93,13 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if limiter is None:
                 limiter = open_limiter(redis, redis_fallback)
                 opened.callback(limiter.close)
-            spec = _target(target, str(value(step.target_dataset)))
+            spec = _target(target, datasets[step.name])
             first = None
             if step.name in definition.configurations:
                 config = definition.configurations[step.name]
             else:
                 assert store is not None
-                first = first_configuration(store, str(value(step.target_dataset)), cache)
+                first = first_configuration(store, datasets[step.name], cache)
                 config = first.config
             key = _secret(step.target_dataset_api_key, value) or (
                 config.target_dataset_api_key if spec.startswith("roboflow:") else None)
@@ -264,6 +266,12 @@ def _load(step: ModelStep | YoloWorldStep, value: Any, device: str, models: str 
     return model
 
 
+def _dataset(step: CollectorStep, value: Callable[[Any], Any]) -> str:
+    """The dataset a collector step names, its parameter resolved; `TargetError` unless it is a dataset name."""
+    given = f" ({step.target_dataset})" if step.target_dataset.startswith("$") else ""
+    return check_dataset_name(value(step.target_dataset), f"step {step.name!r}: target_dataset{given}")
+
+
 def _target(target: str, dataset: str) -> str:
     """Where a collector of `dataset` registers, given the run's `--target`."""
     scheme, colon, name = target.partition(":")
@@ -288,11 +296,16 @@ def _labels(definition: WorkflowDefinition, step: CollectorStep, models: Mapping
 
 
 def _models_of(definition: WorkflowDefinition, name: str) -> list[str]:
-    """The model steps whose predictions a step's are made of."""
-    source = definition.step(name)
-    if isinstance(source, DetectionFilterStep):
-        return _models_of(definition, named_step(source.predictions))
-    if isinstance(source, ConsensusStep):
-        return [model for selector in source.predictions_batches for model in _models_of(definition,
-                                                                                          named_step(selector))]
-    return [str(source.name)]
+    """The model steps whose predictions a step's are made of, in order, through any chain of filters (a loop: a
+    chain of 1,000 filters is no recursion)."""
+    found: list[str] = []
+    pending = [name]
+    while pending:
+        source = definition.step(pending.pop())
+        if isinstance(source, DetectionFilterStep):
+            pending.append(named_step(source.predictions))
+        elif isinstance(source, ConsensusStep):
+            pending += [named_step(selector) for selector in reversed(source.predictions_batches)]
+        else:
+            found.append(str(source.name))
+    return found

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -54,13 +55,15 @@ from framesift.collectors.config import (
     ActiveLearningConfig,
     Tagged,
     parse_config,
-    read_config_file,
     validation_problems,
 )
+from framesift.collectors.documents import read_document
 from framesift.errors import ConfigError
+from framesift.paths import dataset_name_refusal
 
 NAME_PATTERN = r"^[A-Za-z0-9_\-]+$"
-SELECTOR = re.compile(r"^\$(inputs|steps)\.([A-Za-z0-9_\-]+)(?:\.([A-Za-z0-9_\-]+|\*))?$")
+# \Z, not $: `$` also matches before a final newline, and `$steps.det.predictions\n` names no output
+SELECTOR = re.compile(r"^\$(inputs|steps)\.([A-Za-z0-9_\-]+)(?:\.([A-Za-z0-9_\-]+|\*))?\Z")
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 
@@ -358,7 +361,11 @@ class WorkflowDefinition:
     configurations: dict[str, ActiveLearningConfig]  # collector step -> its inline configuration (the others: a store)
 
     def step(self, name: str) -> Any:
-        return next(step for step in self.order if step.name == name)
+        return self._steps[name]
+
+    @functools.cached_property
+    def _steps(self) -> dict[str, Any]:
+        return {step.name: step for step in self.order}
 
 
 def named_step(selector: str) -> str:
@@ -370,7 +377,7 @@ def named_step(selector: str) -> str:
 
 def load_workflow_definition(path: str | os.PathLike[str]) -> WorkflowDefinition:
     """Read and validate a workflow definition file (JSON or YAML); raises `ConfigError` listing every problem."""
-    return parse_workflow(read_config_file(Path(path)), str(path))
+    return parse_workflow(read_document(Path(path)), str(path))
 
 
 def is_workflow(data: Any) -> bool:
@@ -387,8 +394,7 @@ def parse_workflow(data: Any, source: str = "workflow") -> WorkflowDefinition:
     try:
         document = _Document.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(sorted(set(problems := validation_problems(error, LISTS, PATTERNS)),
-                                 key=problems.index), source) from None
+        raise ConfigError(list(dict.fromkeys(validation_problems(error, LISTS, PATTERNS))), source) from None
     except RecursionError:
         raise ConfigError(["(top level): nested too deeply to be a workflow"], source) from None
     checker = _Checker(document)
@@ -404,7 +410,7 @@ def parse_workflow(data: Any, source: str = "workflow") -> WorkflowDefinition:
     if isinstance(order, str):
         problems.append(order)
     if problems:
-        raise ConfigError(sorted(set(problems), key=problems.index), source)
+        raise ConfigError(list(dict.fromkeys(problems)), source)
     assert not isinstance(order, str)
     [image] = [i.name for i in document.inputs if isinstance(i, ImageInput)]
     parameters = {i.name: i.default_value for i in document.inputs if isinstance(i, ParameterInput)}
@@ -435,30 +441,44 @@ def _configuration(step: CollectorStep, index: int) -> ActiveLearningConfig:
 
 
 def _order(steps: list[Any]) -> tuple[Any, ...] | str:
-    """The steps in an order that runs each after the steps it reads, or a sentence naming a cycle."""
+    """The steps in an order that runs each after the steps it reads — level by level (first the steps that read no
+    step, then those that read only them, ...), each level in the order of definition — or a sentence naming a
+    cycle. Kahn's topological sort over the step names: linear in the steps and what they read."""
     names = {step.name for step in steps}
     reads = {step.name: {m.group(2) for m in map(SELECTOR.match, _selectors(step))
                          if m and m.group(1) == "steps" and m.group(2) in names} for step in steps}
-    done: list[Any] = []
-    waiting = list(steps)
-    while waiting:
-        finished = {step.name for step in done}
-        ready = [step for step in waiting if reads[step.name] <= finished]
-        if not ready:
-            cycle = _cycle(reads, [step.name for step in waiting])
-            return f"steps: {' -> '.join(cycle)} form a cycle"
-        done += ready
-        waiting = [step for step in waiting if step not in ready]
-    return tuple(done)
+    readers: dict[str, list[str]] = {name: [] for name in reads}
+    for name, read in reads.items():
+        for other in read:
+            readers[other].append(name)
+    unread = {name: len(read) for name, read in reads.items()}  # how many of its reads have not run yet
+    level = dict.fromkeys(reads, 0)
+    ready = [name for name, count in unread.items() if count == 0]
+    while ready:
+        name = ready.pop()
+        for reader in readers[name]:
+            level[reader] = max(level[reader], level[name] + 1)
+            unread[reader] -= 1
+            if unread[reader] == 0:
+                ready.append(reader)
+    stuck = [step.name for step in steps if unread[step.name]]
+    if stuck:
+        return f"steps: {' -> '.join(_cycle(reads, stuck))} form a cycle"
+    position = {step.name: i for i, step in enumerate(steps)}
+    return tuple(sorted(steps, key=lambda step: (level[step.name], position[step.name])))
 
 
-def _cycle(reads: Mapping[str, set[str]], names: list[str]) -> list[str]:
-    """One cycle among `names` (each of which waits on another of them), as a path that ends where it starts."""
-    path = [names[0]]
+def _cycle(reads: Mapping[str, set[str]], stuck: list[str]) -> list[str]:
+    """One cycle among the `stuck` steps (each of which reads another of them), as a path that ends where it
+    starts."""
+    among = set(stuck)
+    path = [stuck[0]]
+    at = {stuck[0]: 0}
     while True:
-        following = sorted(reads[path[-1]] & set(names))[0]
-        if following in path:
-            return [*path[path.index(following):], following]
+        following = min(reads[path[-1]] & among)
+        if following in at:
+            return [*path[at[following]:], following]
+        at[following] = len(path)
         path.append(following)
 
 
@@ -488,10 +508,11 @@ class _Checker:
         self.document = document
         self.steps = {step.name: step for step in document.steps}
         self.images = [i.name for i in document.inputs if isinstance(i, ImageInput)]
-        self.parameters = {i.name for i in document.inputs if isinstance(i, ParameterInput)}
+        self.parameters = {i.name: i.default_value for i in document.inputs if isinstance(i, ParameterInput)}
         self.names_unique = len(self.steps) == len(document.steps)
         self.secrets = {step.target_dataset_api_key.get_secret_value().removeprefix("$inputs.")
                         for step in document.steps if isinstance(step, CollectorStep) and step.target_dataset_api_key}
+        self._made_on: dict[str, str | None] = {}  # filter -> the image its predictions are made on
 
     def problems(self) -> Iterator[str]:
         yield from self._names()
@@ -543,6 +564,7 @@ class _Checker:
                   f"these were made on different ones ({made_on})"
 
     def _collector(self, where: str, step: CollectorStep) -> Iterator[str]:
+        yield from self._dataset(f"{where}.target_dataset", step.target_dataset)
         wanted = ("the predictions of a detection-like step, the top of a ClassificationModel or the predictions "
                   "of a MultiLabelClassificationModel")
         key = step.target_dataset_api_key.get_secret_value() if step.target_dataset_api_key else ""
@@ -558,6 +580,19 @@ class _Checker:
                   f"come from)"
         yield from self._same_image(where, step, "collects")
 
+    def _dataset(self, where: str, value: Any) -> Iterator[str]:
+        """A dataset name becomes a folder: the rule every run applies to it (a parameter's: to its default)."""
+        if isinstance(value, str) and value.startswith("$"):
+            name = value.removeprefix("$inputs.")
+            if name not in self.parameters or self.parameters[name] is None:
+                return  # no parameter (said by `_parameter`), or no default: checked when the run gives its value
+            refused = dataset_name_refusal(self.parameters[name])
+            where = f"{where}: the default of {value}"
+        else:
+            refused = dataset_name_refusal(value)
+        if refused is not None:
+            yield f"{where}: {refused}"
+
     def _same_image(self, where: str, step: Any, verb: str) -> Iterator[str]:
         """A step that takes an image and predictions must take the predictions made on that image."""
         match = SELECTOR.match(step.predictions)
@@ -567,15 +602,22 @@ class _Checker:
             yield (f"{where}.image: {step.type} {step.name!r} {verb} {step.image}, but its predictions come from "
                    f"{source.name!r}, which ran on {made_on}")
 
-    def _image_of(self, step: Any, seen: frozenset[str] = frozenset()) -> str | None:
-        """The image a step's predictions are made on (a filter's: its source's); None where that is unclear."""
-        if step.name in seen:
-            return None
-        if isinstance(step, (DetectionFilterStep, ConsensusStep)):  # a consensus: its sources share one image
+    def _image_of(self, step: Any) -> str | None:
+        """The image a step's predictions are made on (a filter's: its source's, through any chain of filters; a
+        consensus: its first source's, all sharing one image); None where that is unclear. Each filter is walked
+        once, however many steps read it."""
+        chain: dict[str, None] = {}  # the filters walked this time, in order
+        while isinstance(step, (DetectionFilterStep, ConsensusStep)) and step.name not in self._made_on \
+                and step.name not in chain:
+            chain[step.name] = None
             match = SELECTOR.match(step.predictions_batches[0] if isinstance(step, ConsensusStep) else step.predictions)
-            source = self.steps.get(match.group(2)) if match else None
-            return None if source is None else self._image_of(source, seen | {step.name})
-        return getattr(step, "image", None)
+            step = self.steps.get(match.group(2)) if match and match.group(1) == "steps" else None
+        if step is None or step.name in chain:  # a filter of nothing, or a cycle
+            image = None
+        else:  # a step that takes an image, or a filter walked before
+            image = self._made_on.get(step.name, getattr(step, "image", None))
+        self._made_on.update(dict.fromkeys(chain, image))
+        return image
 
     def _image(self, where: str, selector: str) -> Iterator[str]:
         match = SELECTOR.match(selector)

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 
 from framesift.collectors.datapoint import Datapoint
 from framesift.errors import TargetError
+from framesift.paths import inside
 from framesift.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,10 @@ class UnusableRecord(Exception):
 
 
 def record_with_image(root: str | os.PathLike[str], line: bytes) -> dict[str, Any]:
-    """One records line as a record whose image is in the dataset; raises `UnusableRecord` saying why not."""
+    """One records line as a record whose image is in the dataset, and whose prediction (when it names one) is
+    inside the dataset folder too; raises `UnusableRecord` saying why not. A path that leaves the folder (absolute,
+    `..`, a link pointing out) is never followed: a record edited by hand cannot make an export or a report read
+    files from elsewhere."""
     try:
         record: Any = json.loads(line)
     except ValueError:
@@ -163,6 +167,9 @@ def record_with_image(root: str | os.PathLike[str], line: bytes) -> dict[str, An
     name = str(record["id"]) if "id" in record else None
     if not isinstance(record.get("image"), str):
         raise UnusableRecord(name, "no 'image' key")
+    for key in ("image", "prediction"):
+        if isinstance(record.get(key), str) and record[key] and not inside(root, record[key]):
+            raise UnusableRecord(name, f"its {key} {record[key]} is outside the dataset folder")
     if not (Path(root) / record["image"]).is_file():
         raise UnusableRecord(name, f"its image {record['image']} is missing")
     return record

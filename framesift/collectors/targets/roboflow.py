@@ -23,6 +23,7 @@ from framesift.collectors.targets.http import check, send
 from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
 from framesift.errors import PermanentError, TargetError
+from framesift.paths import check_dataset_name
 from framesift.predictions import has_annotation
 from framesift.redaction import redact_logger
 
@@ -35,8 +36,7 @@ class RoboflowTarget(RemoteTarget):
     def __init__(self, dataset: str, api_key: str, outbox: Outbox | str | os.PathLike[str], *,
                  base_url: str | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0,
                  start: bool = True):
-        if not dataset or "/" in dataset:
-            raise TargetError(f"bad Roboflow dataset {dataset!r}: expected roboflow:<dataset>")
+        check_dataset_name(dataset, "roboflow:<dataset>")
         if not api_key:
             raise TargetError("the roboflow target needs an API key (--api-key, ROBOFLOW_API_KEY or "
                              "target_dataset_api_key)")
