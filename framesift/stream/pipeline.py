@@ -4,7 +4,8 @@
 source threads (one per source)   inference thread                  collector threads (one per collector)
 decode, pace, prepare model input ─▶ newest frame of each ready source ─▶ limits, JPEG, write
 (of a replayed file's frames)        batched (live sources on the CPU:    (each collector's own)
-bounded slot per source              one at a time, in turn); a live
+bounded slot per source              one at a time, in turn; on a GPU
+                                     every call of one size); a live
                                      frame's model input made now; the
                                      workflow's steps (models, crops,
                                      filters, strategies: µs),
@@ -74,6 +75,7 @@ class Pipeline(Resource):
         if isinstance(model, Workflow) and collector is not None:
             raise InputError("a workflow holds its own collectors: give the collector to its step, not here")
         self.workflow = model if isinstance(model, Workflow) else Workflow.single(model, collector)
+        self.workflow.fix_batches(len(self.specs))  # on a GPU: one batch size, whoever drops out or comes back
         self.options = options = options or SourceOptions()
         self.metrics = Metrics(names)
         self._callbacks, self._duration = list(on_prediction), duration
@@ -212,8 +214,8 @@ class Pipeline(Resource):
     def _frames_per_call(self) -> int:
         """One frame a call when a source is live and the model runs on the CPU: there a batch across sources took
         N times as long as one frame and only aged every frame; else the frame of every ready source, batched (on
-        a GPU; replayed files ran about 8 % faster batched on the CPU too). benchmarks/RESULTS.md, "Many live
-        cameras"."""
+        a GPU, where the model pads every call to the one size `Workflow.fix_batches` warmed; replayed files ran
+        about 8 % faster batched on the CPU too). benchmarks/RESULTS.md, "Many live cameras"."""
         return 1 if self.workflow.on_cpu and self.live else self.workflow.max_batch
 
     def _join_readers(self) -> None:
