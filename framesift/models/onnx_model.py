@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,9 +80,11 @@ class OnnxModel:
         self.input_size = (geometry.width, geometry.height)
         self.max_batch = geometry.max_batch
         self._static_batch = geometry.static_batch
-        # every run gets exactly this many images, blank ones filling it: a static export's N, and on a GPU the one
+        # every run gets exactly this many images, filled up (`_filled`): a static export's N, and on a GPU the one
         # size `fix_batch` chose; else (None) any number up to `max_batch`
         self.call_batch: int | None = geometry.max_batch if geometry.static_batch else None
+        self._batch: np.ndarray | None = None  # the array runs of several images are given (`_filled`)
+        self._filling = threading.Lock()
         # whether the GPU's batching applies (`fix_batch`, `Workflow.fix_batches`): set from the device; tests set it
         # on a CPU session to run that path
         self.on_gpu = self.device != "cpu"
@@ -133,13 +136,24 @@ class OnnxModel:
         size = self.call_batch or self.max_batch
         for start in range(0, len(inputs), size):
             chunk = inputs[start:start + size]
-            tensors = [i.tensor for i in chunk]
-            if self.call_batch is not None:
-                tensors += [np.zeros_like(tensors[0])] * (self.call_batch - len(tensors))
-            batch = tensors[0][None] if len(tensors) == 1 else np.stack(tensors)
-            outputs = self.run(batch)
+            with self._filling:  # one run at a time fills the batch array
+                outputs = self.run(self._filled([i.tensor for i in chunk]))
             predictions += [self.decode([o[k] for o in outputs], item.letterbox) for k, item in enumerate(chunk)]
         return predictions
+
+    def _filled(self, tensors: list[np.ndarray]) -> np.ndarray:
+        """The batch of one run: `tensors`, then up to `call_batch` the images that fill it, in the model's input
+        type. One array is kept from run to run: the filling images (blank at first, then what earlier runs left)
+        cost nothing, and their outputs are never read. A new batch of 16 each run cost 6-8 ms of the inference
+        thread for one frame, the kept one 0.1 ms ("the batch of a fixed-size run", benchmarks/RESULTS.md)."""
+        if self.call_batch is None and len(tensors) == 1:
+            return tensors[0][None]  # no copy
+        size = self.call_batch or len(tensors)
+        if self._batch is None or len(self._batch) < size:
+            self._batch = np.zeros((size, *tensors[0].shape), self._input_type)
+        for k, tensor in enumerate(tensors):
+            self._batch[k] = tensor
+        return self._batch[:size]
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """The raw outputs of the network for a `(B, 3, H, W)` batch, as float32 (whatever the export's type)."""
