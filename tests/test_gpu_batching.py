@@ -6,6 +6,7 @@ the session."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,22 @@ def test_live_cameras_that_drop_out_come_back_or_join_late_never_make_a_new_shap
     assert len(records) == collected.datapoints_registered
     url = {name: server.url for name, server in zip(names, (steady, flaky, late), strict=True)}
     assert {(r["source"], r["frame_id"]) for r in records} <= {(url[name], i) for name, i in seen}
+
+
+def test_on_a_gpu_a_live_frame_is_prepared_by_its_source_s_thread(models, rtsp_server):
+    """A GPU infers nearly every live frame: each source's thread makes its frames' model input, in parallel with
+    the others, and the inference thread only batches them (on the CPU it prepares the few frames it takes)."""
+    model = load_model(str(models["dynamic"]))
+    as_on_a_gpu(model)
+    threads: list[str] = []
+    prepare = model.prepare
+
+    def noted(frame):
+        threads.append(threading.current_thread().name)
+        return prepare(frame)
+
+    with Pipeline([SourceSpec(rtsp_server.url, "cam")], model) as pipeline:
+        model.prepare = noted  # from here on: the warm-up ran on this thread
+        pipeline.start()
+        assert wait_until(lambda: pipeline.snapshot().frames_inferred >= 10, timeout=60)
+    assert set(threads) == {"framesift-source-cam"} and len(threads) >= pipeline.snapshot().frames_inferred

@@ -3,13 +3,14 @@
 ```
 source threads (one per source)   inference thread                  collector threads (one per collector)
 decode, pace, prepare model input ─▶ newest frame of each ready source ─▶ limits, JPEG, write
-(of a replayed file's frames)        batched (live sources on the CPU:    (each collector's own)
-bounded slot per source              one at a time, in turn; on a GPU
-                                     every call of one size); a live
-                                     frame's model input made now; the
-                                     workflow's steps (models, crops,
-                                     filters, strategies: µs),
-                                     callbacks, sinks, metrics
+(of a replayed file's frames, and    batched (live sources on the CPU:    (each collector's own)
+on a GPU of every frame)             one at a time, in turn; on a GPU
+bounded slot per source              every call of one size); a live
+                                     frame's model input made now (on
+                                     the CPU); the workflow's steps
+                                     (models, crops, filters,
+                                     strategies: µs), callbacks,
+                                     sinks, metrics
 ```
 
 What runs on each frame is a `Workflow`: given a model (and a collector), the pipeline runs the one-model,
@@ -87,7 +88,8 @@ class Pipeline(Resource):
         self._readers = []
         for spec in self.specs:
             reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status,
-                                  on_failure=self._fail, draw=self._draws_ahead(spec))
+                                  on_failure=self._fail, draw=self._draws_ahead(spec),
+                                  prepare_live=self.workflow.on_gpu)
             self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
         self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)

@@ -148,6 +148,8 @@ class Workflow(Resource):
         self.on_cpu = any(getattr(self.models[name], "device", None) == "cpu" and not _on_gpu(self.models[name])
                           for name in self._frame_models)
         self._prepared = [name for name in self._frame_models if self.models[name].input_size is not None]
+        # every model given the frame's input runs on a GPU, where nearly every live frame is inferred
+        self.on_gpu = bool(self._prepared) and all(_on_gpu(self.models[name]) for name in self._prepared)
         self._aligned = _alignments(definition)
         self._cut_from = _cut_from(definition)
         self._runners = [self._runner(step) for step in definition.order]
