@@ -127,3 +127,20 @@ def test_on_a_gpu_a_live_frame_is_prepared_by_its_source_s_thread(models, rtsp_s
         pipeline.start()
         assert wait_until(lambda: pipeline.snapshot().frames_inferred >= 10, timeout=60)
     assert set(threads) == {"framesift-source-cam"} and len(threads) >= pipeline.snapshot().frames_inferred
+
+
+def test_two_models_on_the_frames_take_the_calls_the_smaller_one_allows(models):
+    """A call takes at most the frames of the smaller batch axis: the other model is fixed at that size, not at the
+    number of sources, which would only fill every call of it with blank images."""
+    from framesift import Workflow, parse_workflow
+
+    definition = parse_workflow({"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"}],
+                                 "steps": [{"type": "ObjectDetectionModel", "name": name, "image": "$inputs.image",
+                                            "model_id": "unused"} for name in ("static", "dynamic")],
+                                 "outputs": []})
+    loaded = {name: load_model(str(models[name])) for name in ("static", "dynamic")}
+    runs = {name: as_on_a_gpu(model) for name, model in loaded.items()}
+    with Workflow(definition, loaded) as workflow:
+        workflow.fix_batches(3)
+        assert workflow.max_batch == 2
+    assert runs["static"].batches == runs["dynamic"].batches == [2]

@@ -158,13 +158,14 @@ class Workflow(Resource):
 
     def fix_batches(self, sources: int) -> None:
         """Give each model on a GPU one batch size for every call, warmed now: the number of sources (at most the
-        model's maximum; a static export's N), blank images filling a call. Frames then go in one call whichever
-        sources are ready, crops in chunks of that size. ONNX Runtime's CUDA provider plans its convolutions again
-        whenever an input's shape differs from the last call's: a batch of changing size cost 120-900 ms a call
-        where a steady one cost 3-20 ms (issue 21, README "Many cameras")."""
-        for model in self.models.values():
+        model's maximum, and for a model on the frames the most frames a call takes; a static export's N), the
+        model filling a call up. Frames then go in one call whichever sources are ready, crops in chunks of that
+        size. ONNX Runtime's CUDA provider plans its convolutions again whenever an input's shape differs from the
+        last call's: a batch of changing size cost 120-900 ms a call where a steady one cost 3-20 ms (issue 21,
+        README "On a GPU, one batch size")."""
+        for name, model in self.models.items():
             if _on_gpu(model):
-                model.fix_batch(sources)
+                model.fix_batch(min(sources, self.max_batch) if name in self._frame_models else sources)
 
     @classmethod
     def single(cls, model: Model, collector: Collector | None = None, owned: Sequence[Closeable] = ()) -> Workflow:
