@@ -96,16 +96,16 @@ class OnnxModel:
         self._run_blank("its first run")
 
     def fix_batch(self, size: int) -> int:
-        """Give every later run `size` images (at most `max_batch`; a static export keeps its N), blank ones filling
-        a run, and run one such batch now: on a GPU the first frames then do not wait for that shape's planning,
-        and no later frame ever does. Returns the size in use."""
+        """Give every later run `size` images (at most `max_batch`; a static export keeps its N), filled up as
+        needed (`_filled`), and run one such batch now: on a GPU the first frames then do not wait for that shape's
+        planning, and no later frame ever does. Returns the size in use."""
         batch = self.max_batch if self._static_batch else max(1, min(size, self.max_batch))
         self.call_batch = batch
         self._run_blank(f"a batch of {batch}")
         return batch
 
     def _run_blank(self, what: str) -> None:
-        """Run the network on a blank frame (as many blank images as a run takes). A model that fails at run time,
+        """Run the network on a blank frame (in a run of `call_batch`, when set). A model that fails at run time,
         or a device that loaded without being able to run it (a GPU wheel without kernels for this GPU), is refused
         now in one sentence instead of failing on every frame; TensorRT builds its engines here."""
         width, height = self.input_size
@@ -130,8 +130,8 @@ class OnnxModel:
         return ModelInput(tensor_from_av(frame, box), box)
 
     def infer(self, inputs: Sequence[ModelInput]) -> list[Prediction]:
-        """Predictions for prepared inputs, in runs of `call_batch` images (blank ones filling the last, never
-        predicted), else of up to `max_batch`."""
+        """Predictions for prepared inputs, in runs of `call_batch` images (the last filled up: nothing is predicted
+        for what filled it), else of up to `max_batch`."""
         predictions: list[Prediction] = []
         size = self.call_batch or self.max_batch
         for start in range(0, len(inputs), size):
