@@ -1,7 +1,8 @@
 """Micro-benchmarks of the sampler's decisions: one `submit`, one memory-limiter and one Redis-limiter decision;
 and what a workflow adds per frame on the inference thread (the same model and collector called directly, against
 the one-model workflow that `--model` runs, and a two-stage workflow of stub models); the near-duplicate gate,
-the uncertainty strategy's candidates and the `new_objects` strategy's tracker.
+the uncertainty strategy's candidates, the `new_objects` strategy's tracker, and the batch of a model's fixed-size
+run on a GPU.
 
 Run: `python benchmarks/micro.py` (starts its own redis-server on 127.0.0.1). Prints a Markdown section.
 """
@@ -91,7 +92,7 @@ def main() -> str:
     for name, (median, low, high), trips in rows:
         lines.append(f"| {name} | {median:.1f} ({low:.1f}–{high:.1f}) | {trips} |")
     return "\n".join(lines) + "\n\n" + workflow_section() + "\n" + near_duplicate_section() + "\n" + \
-        candidates_section() + "\n" + tracker_section()
+        candidates_section() + "\n" + tracker_section() + "\n" + fixed_batch_section()
 
 
 def workflow_section() -> str:
@@ -230,4 +231,26 @@ def tracker_section() -> str:
 
         median, low, high = per_call_us(one_frame, 3_000)
         lines.append(f"| {n} | {median:.1f} ({low:.1f}–{high:.1f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def fixed_batch_section() -> str:
+    """µs to make the batch of one fixed-size run (what the inference thread does besides ONNX Runtime's run, on a
+    GPU, issue 21) for a 640×640 model: a new array each run, filled with blank images (`np.stack`, as before),
+    against the array the model keeps from run to run (`OnnxModel._filled`)."""
+    from framesift.models import load_model
+    from tests.model_builders import build_model
+
+    with tempfile.TemporaryDirectory() as work:
+        model = load_model(str(build_model(Path(work) / "m.onnx", "detect", size=640, dynamic_batch=True)))
+    tensor = model.prepare(np.zeros((720, 1280, 3), np.uint8)).tensor
+    lines = ["## Micro: the batch of a fixed-size run (a 640×640 model, float32)", "",
+             "| batch: frames of | a new array each run, µs | the kept array, µs |", "|---|---|---|"]
+    for size, frames in ((16, 1), (16, 8), (16, 16), (4, 1)):
+        tensors = [tensor.copy() for _ in range(frames)]
+        model.call_batch = size
+        fresh = per_call_us(lambda t=tensors, n=size: np.stack(t + [np.zeros_like(t[0])] * (n - len(t))), 50)
+        kept = per_call_us(lambda t=tensors: model._filled(t), 50)
+        lines.append(f"| {size}: {frames} | {fresh[0]:.0f} ({fresh[1]:.0f}–{fresh[2]:.0f}) | "
+                     f"{kept[0]:.0f} ({kept[1]:.0f}–{kept[2]:.0f}) |")
     return "\n".join(lines) + "\n"

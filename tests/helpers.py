@@ -88,3 +88,24 @@ def load_script(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class RecordedSession:
+    """A model's real ONNX Runtime session, noting the batch size of every run it is given (it still runs them)."""
+
+    def __init__(self, session: Any):
+        self._session, self.batches = session, []
+
+    def run(self, outputs: Any, feeds: dict[str, Any]) -> Any:
+        self.batches.append(next(iter(feeds.values())).shape[0])
+        return self._session.run(outputs, feeds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def as_on_a_gpu(model: Any) -> RecordedSession:
+    """Make an `OnnxModel` on the CPU take the GPU's batching, and note the batch of every run its session gets."""
+    model.on_gpu = True
+    model._session = session = RecordedSession(model._session)
+    return session

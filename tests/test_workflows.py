@@ -24,7 +24,8 @@ from framesift import (
     read_records,
 )
 from framesift.collectors import Collector
-from tests.helpers import CONFIGS, collect_all_config, wait_until
+from framesift.stream.sinks import PredictionsFile
+from tests.helpers import CONFIGS, as_on_a_gpu, collect_all_config, wait_until
 from tests.model_builders import build_model, scene, squares_video
 
 WIDTH, HEIGHT, FRAMES = 320, 240, 12
@@ -169,6 +170,28 @@ def test_the_crops_of_a_batch_are_classified_in_one_call(models, squares, tmp_pa
                   Workflow(definition, {"det": det, "cls": cls})) as pipeline:
         pipeline.run()
     assert cls.calls == [3] * (2 * FRAMES)  # the detector takes one frame a call: its three crops go together
+
+
+def test_on_a_gpu_the_frames_and_the_crops_go_in_runs_of_one_size(models, squares, tmp_path):
+    """Issue 21: a model on a GPU takes every run at one batch size (the number of sources), and a variable count
+    of crops is cut into runs of that size, the last filled with blank images that no crop, output or collector
+    ever sees. Real sessions on the CPU, told to batch as on a GPU."""
+    definition = parse_workflow(two_stage(models))
+    det = load_model(str(build_model(tmp_path / "det.onnx", "detect", size=160, dynamic_batch=True)),
+                     confidence=0.3)
+    cls = load_model(str(models["cls"]))
+    runs = {"det": as_on_a_gpu(det), "cls": as_on_a_gpu(cls)}
+    collector = Collector(collect_all_config(), LocalDataset(tmp_path / "crops"))
+    sink = PredictionsFile(tmp_path / "p.jsonl")
+    with Pipeline([SourceSpec(str(squares[0]), "a"), SourceSpec(str(squares[0]), "b")],
+                  Workflow(definition, {"det": det, "cls": cls}, {"al_crops": collector}), sinks=[sink]) as pipeline:
+        pipeline.run()
+    assert set(runs["det"].batches) == set(runs["cls"].batches) == {2}  # 3 crops a frame: runs of 2, the last filled
+    lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * FRAMES and all(sorted(line["outputs"]["classes"]) == ["blue", "green", "red"]
+                                            for line in lines)
+    records = list(read_records(tmp_path / "crops"))
+    assert sorted(r["crop"]["class"] for r in records) == sorted(["blue", "green", "red"] * 2 * FRAMES)
 
 
 def test_a_workflow_on_one_image(models, tmp_path):

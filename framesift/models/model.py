@@ -38,3 +38,13 @@ class Model(Protocol):
     def prepare(self, frame: Any) -> Any: ...
 
     def infer(self, inputs: Sequence[Any]) -> Sequence[PredictionLike]: ...
+
+
+class GpuModel(Model, Protocol):
+    """A model that takes the GPU's batching when `on_gpu`: after `fix_batch(size)` every call it makes to its
+    runtime has one batch size (`size`, at most `max_batch`; the model fills a call up itself, and never predicts
+    what filled it), warmed by that call, which returns the size in use (`OnnxModel`)."""
+
+    on_gpu: bool
+
+    def fix_batch(self, size: int) -> int: ...

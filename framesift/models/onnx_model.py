@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,26 +79,44 @@ class OnnxModel:
         geometry = input_geometry(inputs[0].shape, meta)
         self.input_size = (geometry.width, geometry.height)
         self.max_batch = geometry.max_batch
-        self._padded_batch = geometry.max_batch if geometry.static_batch and geometry.max_batch > 1 else None
+        self._static_batch = geometry.static_batch
+        # every run gets exactly this many images, filled up (`_filled`): a static export's N, and on a GPU the one
+        # size `fix_batch` chose; else (None) any number up to `max_batch`
+        self.call_batch: int | None = geometry.max_batch if geometry.static_batch else None
+        self._batch: np.ndarray | None = None  # the array runs of several images are given (`_filled`)
+        self._filling = threading.Lock()
+        # whether the GPU's batching applies (`fix_batch`, `Workflow.fix_batches`): set from the device; tests set it
+        # on a CPU session to run that path
+        self.on_gpu = self.device != "cpu"
+        self.path = path
         self.model_id = model_id or Path(path).stem
         self.confidence, self.iou, self.max_detections = confidence, iou, max_detections
         self._input_name = inputs[0].name
         self._input_type = np.float16 if inputs[0].type == "tensor(float16)" else np.float32  # a `half` export's
-        self._first_run(path)
+        self._run_blank("its first run")
 
-    def _first_run(self, path: str) -> None:
-        """Run the network once on a blank input before any frame. A model that fails at run time, or a device that
-        loaded without being able to run it (a GPU wheel without kernels for this GPU), is refused now in one
-        sentence instead of failing on every frame; TensorRT builds its engines here."""
+    def fix_batch(self, size: int) -> int:
+        """Give every later run `size` images (at most `max_batch`; a static export keeps its N), filled up as
+        needed (`_filled`), and run one such batch now: on a GPU the first frames then do not wait for that shape's
+        planning, and no later frame ever does. Returns the size in use."""
+        batch = self.max_batch if self._static_batch else max(1, min(size, self.max_batch))
+        self.call_batch = batch
+        self._run_blank(f"a batch of {batch}")
+        return batch
+
+    def _run_blank(self, what: str) -> None:
+        """Run the network on a blank frame (in a run of `call_batch`, when set). A model that fails at run time,
+        or a device that loaded without being able to run it (a GPU wheel without kernels for this GPU), is refused
+        now in one sentence instead of failing on every frame; TensorRT builds its engines here."""
         width, height = self.input_size
         started = time.monotonic()
         try:
             self.predict([np.zeros((height, width, 3), np.uint8)])
         except Exception as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ModelError(f"{path} loaded but failed its first run on {self.device}: {message}") from None
+            raise ModelError(f"{self.path} loaded but failed {what} on {self.device}: {message}") from None
         took = time.monotonic() - started
-        log.log(logging.INFO if took >= 1 else logging.DEBUG, "model %s ran its first batch in %.1f s", path, took)
+        log.log(logging.INFO if took >= 1 else logging.DEBUG, "model %s ran %s in %.1f s", self.path, what, took)
 
     def letterbox(self, frame_w: int, frame_h: int) -> Letterbox:
         return Letterbox.fit(frame_w, frame_h, *self.input_size)
@@ -111,17 +130,30 @@ class OnnxModel:
         return ModelInput(tensor_from_av(frame, box), box)
 
     def infer(self, inputs: Sequence[ModelInput]) -> list[Prediction]:
-        """Predictions for prepared inputs, in batches of up to `max_batch`."""
+        """Predictions for prepared inputs, in runs of `call_batch` images (the last filled up: nothing is predicted
+        for what filled it), else of up to `max_batch`."""
         predictions: list[Prediction] = []
-        for start in range(0, len(inputs), self.max_batch):
-            chunk = inputs[start:start + self.max_batch]
-            tensors = [i.tensor for i in chunk]
-            if self._padded_batch is not None:  # a static batch takes exactly N images: blank ones fill it
-                tensors += [np.zeros_like(tensors[0])] * (self._padded_batch - len(tensors))
-            batch = tensors[0][None] if len(tensors) == 1 else np.stack(tensors)
-            outputs = self.run(batch)
+        size = self.call_batch or self.max_batch
+        for start in range(0, len(inputs), size):
+            chunk = inputs[start:start + size]
+            with self._filling:  # one run at a time fills the batch array
+                outputs = self.run(self._filled([i.tensor for i in chunk]))
             predictions += [self.decode([o[k] for o in outputs], item.letterbox) for k, item in enumerate(chunk)]
         return predictions
+
+    def _filled(self, tensors: list[np.ndarray]) -> np.ndarray:
+        """The batch of one run: `tensors`, then up to `call_batch` the images that fill it, in the model's input
+        type. One array is kept from run to run: the filling images (blank at first, then what earlier runs left)
+        cost nothing, and their outputs are never read. A new batch of 16 each run cost 6-8 ms of the inference
+        thread for one frame, the kept one 0.1 ms ("the batch of a fixed-size run", benchmarks/RESULTS.md)."""
+        if self.call_batch is None and len(tensors) == 1:
+            return tensors[0][None]  # no copy
+        size = self.call_batch or len(tensors)
+        if self._batch is None or len(self._batch) < size:
+            self._batch = np.zeros((size, *tensors[0].shape), self._input_type)
+        for k, tensor in enumerate(tensors):
+            self._batch[k] = tensor
+        return self._batch[:size]
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """The raw outputs of the network for a `(B, 3, H, W)` batch, as float32 (whatever the export's type)."""

@@ -3,12 +3,14 @@
 ```
 source threads (one per source)   inference thread                  collector threads (one per collector)
 decode, pace, prepare model input ─▶ newest frame of each ready source ─▶ limits, JPEG, write
-(of a replayed file's frames)        batched (live sources on the CPU:    (each collector's own)
-bounded slot per source              one at a time, in turn); a live
-                                     frame's model input made now; the
-                                     workflow's steps (models, crops,
-                                     filters, strategies: µs),
-                                     callbacks, sinks, metrics
+(of a replayed file's frames, and    batched (live sources on the CPU:    (each collector's own)
+on a GPU of every frame)             one at a time, in turn; on a GPU
+bounded slot per source              every call of one size); a live
+                                     frame's model input made now (on
+                                     the CPU); the workflow's steps
+                                     (models, crops, filters,
+                                     strategies: µs), callbacks,
+                                     sinks, metrics
 ```
 
 What runs on each frame is a `Workflow`: given a model (and a collector), the pipeline runs the one-model,
@@ -74,6 +76,7 @@ class Pipeline(Resource):
         if isinstance(model, Workflow) and collector is not None:
             raise InputError("a workflow holds its own collectors: give the collector to its step, not here")
         self.workflow = model if isinstance(model, Workflow) else Workflow.single(model, collector)
+        self.workflow.fix_batches(len(self.specs))  # on a GPU: one batch size, whoever drops out or comes back
         self.options = options = options or SourceOptions()
         self.metrics = Metrics(names)
         self._callbacks, self._duration = list(on_prediction), duration
@@ -85,7 +88,8 @@ class Pipeline(Resource):
         self._readers = []
         for spec in self.specs:
             reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status,
-                                  on_failure=self._fail, draw=self._draws_ahead(spec))
+                                  on_failure=self._fail, draw=self._draws_ahead(spec),
+                                  prepare_live=self.workflow.on_gpu)
             self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
         self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)
@@ -212,8 +216,8 @@ class Pipeline(Resource):
     def _frames_per_call(self) -> int:
         """One frame a call when a source is live and the model runs on the CPU: there a batch across sources took
         N times as long as one frame and only aged every frame; else the frame of every ready source, batched (on
-        a GPU; replayed files ran about 8 % faster batched on the CPU too). benchmarks/RESULTS.md, "Many live
-        cameras"."""
+        a GPU, where the model pads every call to the one size `Workflow.fix_batches` warmed; replayed files ran
+        about 8 % faster batched on the CPU too). benchmarks/RESULTS.md, "Many live cameras"."""
         return 1 if self.workflow.on_cpu and self.live else self.workflow.max_batch
 
     def _join_readers(self) -> None:

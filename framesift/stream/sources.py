@@ -132,7 +132,7 @@ class SourceReader(Worker):
     def __init__(self, spec: SourceSpec, options: SourceOptions, slots: FrameSlots, metrics: Metrics,
                  prepare: Callable[[Any], Any] | None, stop: threading.Event,
                  on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None,
-                 draw: DrawNext | None = None):
+                 draw: DrawNext | None = None, prepare_live: bool = False):
         super().__init__(f"source {spec.name}", on_failure=on_failure)
         self.spec, self.options = spec, options
         self.finite = spec.kind in ("file", "archive")  # it ends by itself (so does a stream found to be a VOD)
@@ -149,6 +149,7 @@ class SourceReader(Worker):
         self._unconfirmed: list[Recording] = []  # read to their end, their last frame not yet taken for inference
         self._first_refused: tuple[str, int] | None = None  # an archive's frame the slots refused at the stop
         self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
+        self._prepare_live = prepare_live  # a live frame's input is made here too (a model on a GPU)
 
     def check(self) -> None:
         """Raise `SourceError` with one clear sentence when a file or an archive cannot be read; list what an
@@ -396,8 +397,10 @@ class SourceReader(Worker):
                  recording: Recording | None = None, index: int = 0, drawn: Any = None) -> None:
         """Hand a decoded frame on (with its draws, when they were made before decoding); an archive's frames are
         numbered within their recording. A replayed frame's model input is prepared here, while the model works on
-        the frame before; a live frame's only once the inference thread takes it (`Workflow`): most live frames are
-        replaced by a newer one first, and are never prepared."""
+        the frame before; a live frame's only once the inference thread takes it (`Workflow`): on the CPU most live
+        frames are replaced by a newer one first, and are never prepared. With `prepare_live` (a model on a GPU,
+        which infers nearly every frame) a live frame's is made here too, in parallel with the other sources, and
+        the inference thread only batches them."""
         frame_id = self._decoded if recording is None else index
         self._decoded += 1
         self._metrics.decoded(self.spec.name, corrupt=image.is_corrupt)  # corrupt: damage FFmpeg concealed
@@ -411,7 +414,7 @@ class SourceReader(Worker):
         frame = Frame(self.spec.name, frame_id, captured_at, time.monotonic(), video_time, image,
                       recorded=recorded_at is not None, recording=None if recording is None else recording.path,
                       drawn=drawn)
-        if self._prepare is not None and not self.live:
+        if self._prepare is not None and (self._prepare_live or not self.live):
             frame.model_input = self._prepare(image)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped

@@ -24,11 +24,11 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import numpy as np
 
-from framesift.models.model import Model
+from framesift.models.model import GpuModel, Model
 from framesift.models.stub import StubModel
 from framesift.predictions import DetectionPrediction, Prediction, StubPrediction, as_prediction
 from framesift.resources import Resource
@@ -145,13 +145,27 @@ class Workflow(Resource):
                               if isinstance(step, MODEL_STEPS) and step.image == f"$inputs.{definition.image}"]
         self.max_batch = min((self.models[name].max_batch for name in self._frame_models), default=DEFAULT_BATCH)
         # a model on the frames runs on the CPU, where a batch of N frames takes about N times as long as one
-        self.on_cpu = any(getattr(self.models[name], "device", None) == "cpu" for name in self._frame_models)
+        self.on_cpu = any(getattr(self.models[name], "device", None) == "cpu" and not _on_gpu(self.models[name])
+                          for name in self._frame_models)
         self._prepared = [name for name in self._frame_models if self.models[name].input_size is not None]
+        # every model given the frame's input runs on a GPU, where nearly every live frame is inferred
+        self.on_gpu = bool(self._prepared) and all(_on_gpu(self.models[name]) for name in self._prepared)
         self._aligned = _alignments(definition)
         self._cut_from = _cut_from(definition)
         self._runners = [self._runner(step) for step in definition.order]
         self._by_source: dict[str, dict[str, Any]] = {}
         self._closed = False
+
+    def fix_batches(self, sources: int) -> None:
+        """Give each model on a GPU one batch size for every call, warmed now: the number of sources (at most the
+        model's maximum, and for a model on the frames the most frames a call takes; a static export's N), the
+        model filling a call up. Frames then go in one call whichever sources are ready, crops in chunks of that
+        size. ONNX Runtime's CUDA provider plans its convolutions again whenever an input's shape differs from the
+        last call's: a batch of changing size cost 120-900 ms a call where a steady one cost 3-20 ms (issue 21,
+        README "On a GPU, one batch size")."""
+        for name, model in self.models.items():
+            if _on_gpu(model):
+                model.fix_batch(min(sources, self.max_batch) if name in self._frame_models else sources)
 
     @classmethod
     def single(cls, model: Model, collector: Collector | None = None, owned: Sequence[Closeable] = ()) -> Workflow:
@@ -388,6 +402,11 @@ class Workflow(Resource):
             resource.close()
         if failure is not None:
             raise failure
+
+
+def _on_gpu(model: Model) -> TypeGuard[GpuModel]:
+    """Whether a model takes the GPU's batching (`GpuModel`: an `OnnxModel` on a GPU)."""
+    return bool(getattr(model, "on_gpu", False))
 
 
 def _cut_from(definition: WorkflowDefinition) -> set[str]:
