@@ -164,16 +164,23 @@ def _announce(path: str, kind: str, index: int, missed: list[tuple[str, str]]) -
         log.info("model %s runs on %s", path, where)
 
 
+def nvidia_smi_id(index: int) -> str | None:
+    """What `nvidia-smi -i` calls the GPU CUDA numbers `index`: the index-th entry of `CUDA_VISIBLE_DEVICES` when it
+    is set (an index or a UUID), else `index`; None when that variable hides it."""
+    if "CUDA_VISIBLE_DEVICES" not in os.environ:
+        return str(index)
+    visible = [v.strip() for v in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if v.strip()]
+    return visible[index] if index < len(visible) else None
+
+
 def describe_gpu(index: int) -> str | None:
-    """The name and memory of the GPU CUDA numbers `index` (`CUDA_VISIBLE_DEVICES` applied), from `nvidia-smi`;
-    None without it (a Jetson has none) or when it fails."""
-    smi = shutil.which("nvidia-smi")
-    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-    if smi is None or ("CUDA_VISIBLE_DEVICES" in os.environ and index >= len(visible)):
+    """The name and memory of the GPU CUDA numbers `index`, from `nvidia-smi`; None without it (a Jetson has none)
+    or when it fails."""
+    smi, gpu = shutil.which("nvidia-smi"), nvidia_smi_id(index)
+    if smi is None or gpu is None:
         return None
     try:
-        done = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader",
-                               "-i", visible[index] if visible else str(index)],
+        done = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader", "-i", gpu],
                               capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
