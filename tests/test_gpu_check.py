@@ -22,7 +22,7 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     for device in ("auto", "cpu"):
         assert re.search(rf"^\| `--device {device}` \| 0 \| `model \S+demo-shapes.onnx runs on cpu "
                          r"\(CPUExecutionProvider\)` \| no \|$", out, re.M)
-    assert re.search(r"^\| demo \| 5 \| [1-9]\d* \| 0 \| 0\.00 \| 0\.0000 \| yes \|$", out, re.M)
+    assert re.search(r"^\| demo \| 5 \| 0\.000 \| 0\.00000 \| [1-9]\d* \| 0 \| 0\.00 \| 0\.0000 \| yes \|$", out, re.M)
     assert re.search(r"^\| cpu \| 30 \| [\d.]+ \| [\d.]+ \|$", out, re.M)
     for cameras in (1, 2):
         row = re.search(rf"^\| {cameras} \| [\d.]+ of {30 * cameras} \(\d+%\) \| [\d.]+ / [\d.]+ \([\d.]+\) \| \d+ "
