@@ -37,13 +37,12 @@ from framesift.models.metadata import ModelMetadata
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 PROVIDERS = {
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "cpu": ["CPUExecutionProvider"],
 }
-NAMES = {"tensorrt": "TensorRT", "cuda": "CUDA", "cpu": "the CPU"}
+NAMES = {"tensorrt": "TensorRT", "cuda": "CUDA"}
 INSTALL = "pip install 'framesift[cpu]' (or 'framesift[gpu]' for an NVIDIA GPU; on a Jetson, JetPack's onnxruntime-gpu)"
 _DEVICE_FORM = re.compile(r"(?:(cuda|tensorrt):)?(\d+)|auto|cpu|cuda|tensorrt")
 
