@@ -44,13 +44,14 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
         TargetError,
         WorkerFailed,
     )
-    from framesift.models import load_model
+    from framesift.models import default_models_folder, load_model
     from framesift.models.model import Model
     from framesift.predictions import (
         ClassificationPrediction,
         DetectionPrediction,
         Prediction,
         StubPrediction,
+        as_prediction,
         prediction_from_json,
     )
     from framesift.report import Report, write_report
@@ -81,10 +82,10 @@ _EXPORTS = {
     "framesift.errors": ["CollectionFailed", "ConfigError", "DeliveryError", "FramesiftError", "InputError",
                          "LimitStoreError", "ModelError", "OutboxFull", "OutboxInUse", "PermanentError",
                          "RetryableError", "SourceError", "TargetError", "WorkerFailed"],
-    "framesift.models": ["load_model"],
+    "framesift.models": ["default_models_folder", "load_model"],
     "framesift.models.model": ["Model"],
     "framesift.predictions": ["ClassificationPrediction", "DetectionPrediction", "Prediction", "StubPrediction",
-                              "prediction_from_json"],
+                              "as_prediction", "prediction_from_json"],
     "framesift.report": ["Report", "write_report"],
     "framesift.runner": ["RunOptions", "build_pipeline", "run"],
     "framesift.signals": ["StopSignals"],

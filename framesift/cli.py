@@ -15,6 +15,8 @@ from framesift.errors import CollectionFailed, FramesiftError, InputError
 from framesift.signals import StopSignals
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+MODELS_HELP = ("the models folder: a model id is its file <id>.onnx there (<project>/<version>.onnx, "
+               "yolov8n-640.onnx; default: $XDG_DATA_HOME/framesift/models, else ~/.local/share/framesift/models)")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framesift", description=__doc__.splitlines()[0])
@@ -25,13 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("sources", nargs="+", metavar="SOURCE",
                      help="video file, folder or glob of recordings ('rec/**/*.mp4'), rtsp:// rtmp:// http(s):// URL, "
                           "or webcam (/dev/videoN or an index)")
-    run.add_argument("--model", help="PATH.onnx, 'demo' (the bundled model), stub or stub:<task type>")
+    run.add_argument("--model", help="PATH.onnx, a model id found in --models (<project>/<version>, yolov8n-640), "
+                                     "'demo' (the bundled model), stub or stub:<task type>")
     run.add_argument("--workflow", metavar="FILE",
                      help="a workflow definition (JSON or YAML): models, crops, filters and collector steps, instead "
                           "of --model and --al-config")
     run.add_argument("--param", action="append", default=[], metavar="[SOURCE:]NAME=VALUE",
                      help="a workflow parameter, for every source or for one (repeatable)")
-    run.add_argument("--model-id", help="the id recorded with predictions (default: the file's name)")
+    run.add_argument("--models", metavar="DIR", help=MODELS_HELP)
+    run.add_argument("--model-id", help="the id recorded with predictions (default: the model id, else the file's "
+                                        "name)")
     run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
     run.add_argument("--al-config", metavar="FILE|STORE",
                      help="the active-learning configuration: a JSON or YAML file, or the store the fleet follows "
@@ -90,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check an active-learning configuration or a workflow file")
     validate.add_argument("file", help="JSON or YAML configuration or workflow definition")
+    validate.add_argument("--models", metavar="DIR",
+                          help="also find each model step's model in this models folder, as run would")
 
     demo = commands.add_parser("demo", help="make a sample video, collect from it, show where to look")
     demo.add_argument("--out", default="framesift-demo", help="folder for the video and the dataset")
@@ -184,12 +191,22 @@ def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
     from framesift.collectors.config import parse_config, read_config_file
-    from framesift.workflows.definition import is_workflow, parse_workflow
+    from framesift.workflows.definition import CollectorStep, is_workflow, parse_workflow
 
     data = read_config_file(Path(args.file))
     if is_workflow(data):
         workflow = parse_workflow(data, args.file)
-        print(f"valid workflow ({len(workflow.order)} steps, {len(workflow.configurations)} collectors)")
+        found = None
+        if args.models is not None:
+            from framesift.workflows.build import locate_models
+
+            found = locate_models(workflow, args.models)
+        collectors = [step.name for step in workflow.order if isinstance(step, CollectorStep)]
+        followed = [name for name in collectors if name not in workflow.configurations]
+        store = f"; configured by the store named by --al-config: {', '.join(followed)}" if followed else ""
+        print(f"valid workflow ({len(workflow.order)} steps, {len(collectors)} collectors{store})")
+        if found is not None:
+            print("models: " + (", ".join(f"{step} {path}" for step, path in found.items()) or "none to find"))
         return EXIT_OK
     config = parse_config(data, args.file)
     detail = f"{len(config.sampling_strategies)} strategies" if config.enabled else "collection disabled"

@@ -6,6 +6,10 @@ Three plain dataclasses cover every task type:
 - `ClassificationPrediction` for single- and multi-label `classification`;
 - `StubPrediction` for the stub model, which predicts nothing.
 
+What a user already holds converts once, where it arrives (`as_prediction`: `Collector.submit`, a model of your own
+in a `Pipeline` or a workflow): `supervision.Detections` (`DetectionPrediction.from_detections`) and
+`supervision.Classifications` (`ClassificationPrediction.from_classifications`).
+
 Each one turns into the JSON shape of Roboflow Inference responses with `to_json(scale_x, scale_y)`, where the
 factors map the original frame onto the saved image; `prediction_from_json` reads that shape back, so the
 sampler accepts either form. A prediction read from JSON keeps that JSON (`source`): it is persisted as it came,
@@ -26,9 +30,12 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import supervision as sv
 
 DETECTION_TASKS = ("object-detection", "instance-segmentation", "keypoint-detection")
 CLASSIFICATION_TASK = "classification"
@@ -41,7 +48,9 @@ class DetectionPrediction:
 
     `xyxy` is `(N, 4)`, `confidence` `(N,)`, `class_id` `(N,)`, `class_name` a list of N names. `polygons` holds one
     `(M, 2)` array per detection (instance segmentation); `keypoints` is `(N, K, 3)` with x, y, confidence
-    (keypoint detection), named by `keypoint_names`. `mask` (N, H, W) bool is kept for drawing, never persisted.
+    (keypoint detection), named by `keypoint_names`; those below `keypoint_confidence` are left out of the JSON (as
+    Roboflow's `keypoint_confidence` leaves them out). `mask` (N, H, W) bool is kept for drawing, never persisted.
+    `tracker_id` `(N,)`, when a tracker gave them, is persisted as each detection's `tracker_id`.
     """
 
     task_type: str
@@ -54,8 +63,10 @@ class DetectionPrediction:
     polygons: list[np.ndarray] | None = None
     keypoints: np.ndarray | None = None
     keypoint_names: list[str] | None = None
+    keypoint_confidence: float = 0.0
     mask: np.ndarray | None = field(default=None, repr=False)
     detection_id: list[str] | None = None
+    tracker_id: np.ndarray | None = None
     source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # the JSON it was read from
     # What the model computed before its confidence threshold and NMS (never persisted): the best class score and
     # class of every candidate at or above the runner's floor. None when not known (a prediction read from JSON).
@@ -80,8 +91,7 @@ class DetectionPrediction:
         """Build a prediction from plain Python lists (handy in tests and callbacks)."""
         names = list(class_name)
         if class_id is None:
-            order = sorted(set(names))
-            class_id = [order.index(name) for name in names]
+            class_id = _ids_of(names)
         return cls(
             task_type=task_type,
             model_id=model_id,
@@ -94,6 +104,42 @@ class DetectionPrediction:
             keypoints=None if keypoints is None else np.asarray(keypoints, dtype=np.float32),
             keypoint_names=None if keypoint_names is None else list(keypoint_names),
         )
+
+    @classmethod
+    def from_detections(cls, detections: sv.Detections, image_size: tuple[int, int], *,
+                        class_names: ClassNames | None = None, model_id: str = "") -> DetectionPrediction:
+        """A `supervision.Detections` (`sv.Detections.from_ultralytics(result)`, ...) of an image of `image_size`
+        (width, height): its boxes, confidences (1 when it has none), class ids named by its `data["class_name"]`,
+        else by `class_names` (a list, or a dict of id to name), else by the ids themselves; its masks (which make
+        it an instance segmentation, each traced to a polygon), its tracker ids and its `data["detection_id"]`."""
+        import supervision as sv
+
+        n = len(detections)
+        data = detections.data or {}
+        if data.get("class_name") is not None:
+            names = [str(name) for name in data["class_name"]]
+            class_id = detections.class_id if detections.class_id is not None else _ids_of(names)
+        elif detections.class_id is not None:
+            class_id, names = detections.class_id, _names_of(detections.class_id, class_names)
+        else:
+            raise ValueError("the detections have no class: give sv.Detections a class_id or data['class_name']")
+        polygons = None
+        if detections.mask is not None:
+            if detections.mask.shape[1:] != (image_size[1], image_size[0]):
+                raise ValueError(f"the detections' masks are {detections.mask.shape[2]}x{detections.mask.shape[1]}, "
+                                 f"the image {image_size[0]}x{image_size[1]}")
+            polygons = [_largest_polygon(sv.mask_to_polygons(mask)) for mask in detections.mask]
+        ids = data.get("detection_id")
+        return cls(
+            task_type="instance-segmentation" if polygons is not None else "object-detection",
+            model_id=model_id, image_size=(int(image_size[0]), int(image_size[1])),
+            xyxy=np.asarray(detections.xyxy, dtype=np.float32).reshape(-1, 4),
+            confidence=np.ones(n, np.float32) if detections.confidence is None
+            else np.asarray(detections.confidence, dtype=np.float32),
+            class_id=np.asarray(class_id, dtype=np.int64), class_name=names, polygons=polygons,
+            mask=None if detections.mask is None else np.asarray(detections.mask, dtype=bool),
+            detection_id=None if ids is None else [str(i) for i in ids],
+            tracker_id=None if detections.tracker_id is None else np.asarray(detections.tracker_id, np.int64))
 
     def __len__(self) -> int:
         return len(self.class_name)
@@ -108,7 +154,8 @@ class DetectionPrediction:
             polygons=None if self.polygons is None else [self.polygons[i] for i in index],
             keypoints=None if self.keypoints is None else self.keypoints[index],
             mask=None if self.mask is None else self.mask[index],
-            detection_id=None if self.detection_id is None else [self.detection_id[i] for i in index], source=None)
+            detection_id=None if self.detection_id is None else [self.detection_id[i] for i in index],
+            tracker_id=None if self.tracker_id is None else self.tracker_id[index], source=None)
 
     def to_detections(self) -> Any:
         """The boxes, classes and masks as `supervision.Detections` (for drawing and dataset export)."""
@@ -119,6 +166,7 @@ class DetectionPrediction:
             confidence=self.confidence.astype(np.float32),
             class_id=self.class_id.astype(int),
             mask=self.mask,
+            tracker_id=self.tracker_id,
             data={"class_name": np.asarray(self.class_name, dtype=object)},
         )
 
@@ -141,6 +189,8 @@ class DetectionPrediction:
                 "class_id": int(self.class_id[i]),
                 "detection_id": ids[i],
             }
+            if self.tracker_id is not None:
+                item["tracker_id"] = int(self.tracker_id[i])
             if self.polygons is not None:
                 item["points"] = [
                     {"x": float(px) * scale_x, "y": float(py) * scale_y} for px, py in self.polygons[i]
@@ -150,7 +200,7 @@ class DetectionPrediction:
                 item["keypoints"] = [
                     {"x": float(kx) * scale_x, "y": float(ky) * scale_y, "confidence": float(kc),
                      "class_id": k, "class": names[k]}
-                    for k, (kx, ky, kc) in enumerate(self.keypoints[i])
+                    for k, (kx, ky, kc) in enumerate(self.keypoints[i]) if kc >= self.keypoint_confidence
                 ]
             items.append(item)
         return {
@@ -177,6 +227,23 @@ class ClassificationPrediction:
     predicted_classes: list[str] = field(default_factory=list)
     task_type: str = CLASSIFICATION_TASK
     source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)  # the JSON it was read from
+
+    @classmethod
+    def from_classifications(cls, classifications: sv.Classifications, image_size: tuple[int, int], *,
+                             class_names: ClassNames | None = None, model_id: str = "") -> ClassificationPrediction:
+        """A `supervision.Classifications` of an image of `image_size` (width, height), single-label: with
+        `class_names` given as a list, the confidences of every class (0 for those it does not list); else those it
+        lists, named by `class_names` (a dict of id to name) or by their ids. Confidence 1 when it has none."""
+        ids = np.asarray(classifications.class_id, dtype=np.int64)
+        confidence = np.ones(len(ids), np.float32) if classifications.confidence is None \
+            else np.asarray(classifications.confidence, dtype=np.float32)
+        size = (int(image_size[0]), int(image_size[1]))
+        if isinstance(class_names, Sequence) and not isinstance(class_names, str):
+            _names_of(ids, class_names)  # every id has a name
+            every = np.zeros(len(class_names), np.float32)
+            every[ids] = confidence
+            return cls(model_id, size, [str(name) for name in class_names], every)
+        return cls(model_id, size, _names_of(ids, class_names), confidence)
 
     @property
     def top(self) -> str:
@@ -223,6 +290,59 @@ class StubPrediction:
 
 
 Prediction = DetectionPrediction | ClassificationPrediction | StubPrediction
+ClassNames = Sequence[str] | Mapping[int, str]
+# What framesift takes as a prediction, converted once by `as_prediction`
+PredictionLike: TypeAlias = "Prediction | Mapping[str, Any] | sv.Detections | sv.Classifications"
+ACCEPTED = ("a DetectionPrediction, ClassificationPrediction or StubPrediction, a supervision Detections or "
+            "Classifications, or the JSON of a Roboflow Inference response (a mapping)")
+
+
+def as_prediction(value: Any, image_size: tuple[int, int], *, class_names: ClassNames | None = None,
+                  model_id: str = "") -> Prediction:
+    """`value` as one of framesift's predictions: as it is when it is one; read from JSON (`prediction_from_json`);
+    converted from `supervision.Detections` or `Classifications` of an image of `image_size` (width, height),
+    their classes named by `class_names` when they carry no names. Anything else: `TypeError` naming what is
+    accepted."""
+    if isinstance(value, (DetectionPrediction, ClassificationPrediction, StubPrediction)):
+        return value
+    if isinstance(value, Mapping):
+        return prediction_from_json(value)
+    if type(value).__module__.split(".")[0] == "supervision":
+        import supervision as sv
+
+        if isinstance(value, sv.Detections):
+            return DetectionPrediction.from_detections(value, image_size, class_names=class_names,
+                                                       model_id=model_id)
+        if isinstance(value, sv.Classifications):
+            return ClassificationPrediction.from_classifications(value, image_size, class_names=class_names,
+                                                                 model_id=model_id)
+    raise TypeError(f"a prediction is {ACCEPTED}, not {type(value).__module__}.{type(value).__qualname__}")
+
+
+def _names_of(class_id: Any, class_names: ClassNames | None) -> list[str]:
+    """The name of each class id: from `class_names` (a list or a dict), else the id itself."""
+    ids = [int(i) for i in class_id]
+    if class_names is None:
+        return [str(i) for i in ids]
+    known = dict(enumerate(class_names)) if not isinstance(class_names, Mapping) else class_names
+    missing = sorted({i for i in ids if i not in known})
+    if missing:
+        raise ValueError(f"class id {missing[0]} has no name among the {len(known)} class names given")
+    return [str(known[i]) for i in ids]
+
+
+def _ids_of(names: Sequence[str]) -> list[int]:
+    """Class ids for names that came without them: each name's place among the names, sorted."""
+    order = sorted(set(names))
+    return [order.index(name) for name in names]
+
+
+def _largest_polygon(polygons: list[np.ndarray]) -> np.ndarray:
+    import cv2
+
+    if not polygons:
+        return np.zeros((0, 2), np.float32)
+    return max(polygons, key=lambda p: cv2.contourArea(p.astype(np.float32))).astype(np.float32)
 
 
 def has_annotation(data: Mapping[str, Any] | None) -> bool:
@@ -289,7 +409,9 @@ def prediction_from_json(data: Mapping[str, Any]) -> Prediction:
         keypoint_names=names,
     )
     ids = [p.get("detection_id") for p in items]
-    return replace(prediction, detection_id=None if None in ids else [str(i) for i in ids], source=data)
+    tracks = [p.get("tracker_id") for p in items]
+    return replace(prediction, detection_id=None if None in ids else [str(i) for i in ids],
+                   tracker_id=None if not items or None in tracks else np.asarray(tracks, np.int64), source=data)
 
 
 def _keypoints_from_json(items: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, list[str]]:

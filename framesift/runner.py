@@ -41,6 +41,7 @@ class RunOptions:
     param: list[str] = field(default_factory=list)  # a workflow's parameters: NAME=VALUE or SOURCE:NAME=VALUE
     model_id: str | None = None
     classes: str | None = None
+    models: str | None = None  # the models folder model ids resolve in (default: `default_models_folder()`)
     al_config: str | None = None
     target: str = "framesift-data"
     api_key: str | None = field(default=None, repr=False)
@@ -166,7 +167,7 @@ def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
         first = first_configuration(store, dataset_name(options.target), cache)
     assert options.model is not None
     model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
-                       classes=options.classes, model_id=options.model_id)
+                       classes=options.classes, model_id=options.model_id, models=options.models)
     collector = None
     if first is not None and store is not None:
         api_key = options.api_key
@@ -208,7 +209,7 @@ def _workflow(options: RunOptions, names: list[str],
                               target=options.target, api_key=options.api_key, outbox=options.outbox,
                               outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
                               redis_fallback=options.redis_fallback, device=options.device, seed=options.seed,
-                              store=store, cache=cache, refresh=options.config_refresh)
+                              store=store, cache=cache, refresh=options.config_refresh, models=options.models)
     return opened.enter_context(workflow), per_source
 
 

@@ -8,7 +8,8 @@ aspect ratio and checks that the decoded predictions land on them.
 - segmentation: adds mask prototypes `[B, nc+1, S/4, S/4]` (the colour masks and a constant), coefficients that
   make each anchor's mask exactly its colour's pixels;
 - pose: two keypoints per object, its top-left corner and its centre (`kpt_shape [2, 3]`, confidence 0.9);
-- classification: `[B, nc]`, softmax over the share of each colour.
+- classification: `[B, nc]`, softmax over the share of each colour;
+- multi-label classification (`build_multilabel_model`): `[B, nc]` logits, high for each colour present.
 """
 
 from __future__ import annotations
@@ -75,12 +76,29 @@ def _box_columns(g: _Graph, mask: str) -> tuple[str, str, str, str, str]:
     return cx, cy, g.op("Sub", x2, x1), g.op("Sub", y2, y1), present
 
 
+ARGS = "{{'data': None, 'batch': 1, 'fraction': 1.0, 'quantize': None, 'nms': {}, 'dynamic': False, " \
+       "'simplify': True, 'opset': 17}}"  # as Ultralytics 8.4 writes them (../shared/models)
+END_TO_END_METADATA = {  # what Ultralytics writes for each end-to-end form (YOLOv10's older exports say nothing)
+    "end2end": {"end2end": "True", "args": ARGS.format(False)},
+    "nms": {"end2end": "False", "args": ARGS.format(True)},
+    "v10": {},
+}
+NMS_EXPORT_CONF = 0.25  # an `nms=True` export keeps the rows above its `conf` (0.25 by default)
+LOW_SCORE = 0.005  # the score of the rows an end-to-end export fills its top-k with when nothing else is there
+
+
 def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic_batch: bool = False,
                 names_metadata: bool = True, extra_metadata: dict[str, str] | None = None, static_batch: int = 1,
-                half: bool = False) -> Path:
+                half: bool = False, form: str = "plain", rows: int = 300, symbolic_columns: bool = False) -> Path:
     """Write the model for `task` (detect, segment, pose, classify) with a square input of `size` pixels; its batch
     axis dynamic or of `static_batch` images; float16 inputs and outputs with `half` (as Ultralytics' `half=True`
-    export has)."""
+    export has).
+
+    `form` is the plain export or an end-to-end one, `[B, rows, 6+extras]` (x1, y1, x2, y2, score, class, then the
+    mask coefficients or keypoints), best row first: `end2end` (YOLO26's default: the top `rows` scores, the rest
+    filled with rows of `LOW_SCORE`), `v10` (the same rows, no metadata saying so) or `nms` (an `nms=True` export:
+    the rows above `NMS_EXPORT_CONF`, then zeros). `symbolic_columns` declares the last axis dynamic, as a
+    `dynamic=True` end-to-end export does."""
     g = _Graph()
     batch = "batch" if dynamic_batch else static_batch
     io_type = TensorProto.FLOAT16 if half else TensorProto.FLOAT
@@ -111,9 +129,17 @@ def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic
                 y1 = g.op("Sub", cy, g.op("Mul", h, g.const(0.5)))
                 conf = g.op("Mul", present, g.const(0.9))
                 parts += [x1, y1, conf, cx, cy, conf]
-            columns.append(g.op("Unsqueeze", g.op("Concat", *parts, axis=1), g.const([2], np.int64)))
-        channels = len(parts)
-        outputs.append(("output0", g.op("Concat", *columns, axis=2), [batch, channels, nc]))
+            if form == "plain":
+                columns.append(g.op("Unsqueeze", g.op("Concat", *parts, axis=1), g.const([2], np.int64)))
+            else:
+                columns.append(_end_to_end_row(g, parts, nc, c, present))
+        if form == "plain":
+            outputs.append(("output0", g.op("Concat", *columns, axis=2), [batch, len(parts), nc]))
+        else:
+            width = len(parts) - nc + 2
+            outputs.append(("output0", _end_to_end_rows(g, columns, rows, width, form, present),
+                            [batch, rows, "anchors" if symbolic_columns else width]))
+            metadata.update(END_TO_END_METADATA[form])
         if task == "segment":
             stacked = g.op("Concat", *[g.op("Unsqueeze", m, g.const([1], np.int64)) for m in masks], axis=1)
             pooled = g.op("AveragePool", stacked, kernel_shape=[4, 4], strides=[4, 4])
@@ -141,6 +167,62 @@ def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic
     path = Path(path)
     onnx.save(model, str(path))
     return path
+
+
+def _end_to_end_row(g: _Graph, parts: list[str], nc: int, c: int, present: str) -> str:
+    """One colour's row `[B, 1, 6+extras]` from its plain column: cx, cy, w, h become x1, y1, x2, y2, and its
+    class scores its score and class."""
+    cx, cy, w, h = parts[:4]
+    half_w, half_h = g.op("Mul", w, g.const(0.5)), g.op("Mul", h, g.const(0.5))
+    box = [g.op("Sub", cx, half_w), g.op("Sub", cy, half_h), g.op("Add", cx, half_w), g.op("Add", cy, half_h)]
+    label = g.op("Add", g.op("Mul", present, g.const(0.0)), g.const(float(c)))
+    row = g.op("Concat", *box, parts[4 + c], label, *parts[4 + nc:], axis=1)
+    return g.op("Unsqueeze", row, g.const([1], np.int64))
+
+
+def _end_to_end_rows(g: _Graph, colour_rows: list[str], rows: int, width: int, form: str, present: str) -> str:
+    """The colours' rows and the filling ones, sorted by score (TopK), as the export's `[B, rows, width]`."""
+    filler = np.zeros((1, width), np.float32)
+    if form != "nms":
+        filler[0, :5] = [10, 10, 20, 20, LOW_SCORE]
+    fill = g.op("Add", g.op("Mul", present, g.const(np.zeros((1, width), np.float32))), g.const(filler))
+    fill = g.op("Tile", g.op("Unsqueeze", fill, g.const([1], np.int64)),
+                g.const([1, rows - len(colour_rows), 1], np.int64))
+    every = g.op("Concat", *colour_rows, fill, axis=1)  # [B, rows, width]
+    score = g.op("Gather", every, g.const(4, np.int64), axis=2)  # [B, rows]
+    g.nodes.append(helper.make_node("TopK", [score, g.const([rows], np.int64)], ["ranked_scores", "order"], axis=1))
+    index = g.op("Expand", g.op("Unsqueeze", "order", g.const([2], np.int64)), g.op("Shape", every))
+    ranked = g.op("GatherElements", every, index, axis=1)
+    if form == "nms":  # below the export's conf: zeros
+        ranked_score = g.op("Gather", ranked, g.const(4, np.int64), axis=2)
+        keep = g.op("Cast", g.op("Greater", ranked_score, g.const(NMS_EXPORT_CONF)), to=TensorProto.FLOAT)
+        ranked = g.op("Mul", ranked, g.op("Unsqueeze", keep, g.const([2], np.int64)))
+    return ranked
+
+
+def build_multilabel_model(path: str | Path, size: int = 64) -> Path:
+    """A multi-label classifier `[B, nc]` of logits (as many multi-label exports give, no sigmoid in the graph): a
+    colour present anywhere in the image scores `CONFIDENCES[colour]` after the sigmoid, an absent one 0.02."""
+    g = _Graph()
+    names = list(COLOURS_RGB)
+    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+    columns = []
+    for name, mask in zip(names, _colour_masks(g, "images"), strict=True):
+        present = g.op("ReduceMax", mask, g.const([1, 2], np.int64), keepdims=0)  # [B]
+        score = g.op("Add", g.op("Mul", present, g.const(logit(CONFIDENCES[name]) - logit(0.02))),
+                     g.const(logit(0.02)))
+        columns.append(g.op("Unsqueeze", score, g.const([1], np.int64)))
+    g.nodes.append(helper.make_node("Concat", columns, ["output0"], axis=1))
+    graph = helper.make_graph(
+        g.nodes, "squares-multilabel", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, len(names)])], g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="framesift-tests")
+    model.ir_version = 8
+    for key, value in {"task": "classify", "imgsz": f"[{size}, {size}]", "names": repr(dict(enumerate(names)))}.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)
 
 
 def build_unknown_layout(path: str | Path) -> Path:

@@ -248,3 +248,13 @@ def test_export_skips_and_names_what_was_deleted_or_damaged_by_hand_and_exports_
     assert f"line {len(records) + 2}: not a complete JSON record" in result.stderr
     coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
     assert len(coco["images"]) == len(records) - 1
+
+
+def test_a_pytorch_model_is_one_sentence_saying_how_to_export_it(clip_path, tmp_path, capsys):
+    """It was ONNX Runtime's INVALID_PROTOBUF."""
+    weights = tmp_path / "yolo26n.pt"
+    weights.write_bytes(b"PK\x03\x04 torch weights")
+    assert main(["run", str(clip_path), "--model", str(weights), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"framesift: {weights} is a PyTorch model, and framesift runs ONNX files: "
+                                       f"export one with `yolo export model={weights} format=onnx` (framesift builds "
+                                       "TensorRT engines itself with --device tensorrt)\n")

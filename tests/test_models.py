@@ -17,6 +17,7 @@ from framesift.predictions import ClassificationPrediction, DetectionPrediction,
 from tests.model_builders import (
     BGR,
     CONFIDENCES,
+    LOW_SCORE,
     build_model,
     build_model_failing_at_run_time,
     build_unknown_layout,
@@ -146,6 +147,107 @@ def test_half_and_static_batch_exports_predict_what_the_plain_export_does(models
                                                                                 atol=1e-3)
         else:
             assert got.to_json()["top"] == expected.to_json()["top"]
+
+
+END_TO_END_FORMS = ["end2end", "nms", "v10"]  # YOLO26's default and YOLOv10; nms=True; YOLOv10 without metadata
+
+
+@pytest.fixture(scope="module")
+def end_to_end(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("end-to-end")
+    return {(task, form): build_model(folder / f"{task}-{form}.onnx", task, form=form)
+            for task in ("detect", "segment", "pose") for form in END_TO_END_FORMS}
+
+
+@pytest.mark.parametrize("form", END_TO_END_FORMS)
+@pytest.mark.parametrize("task", ["detect", "segment", "pose"])
+def test_end_to_end_exports_predict_what_the_plain_export_does(models, end_to_end, task, form):
+    """They were refused: `unknown model layout ... outputs [[1, 300, 6]]`. Each form is recognised from its shapes
+    and metadata and decoded as it is (x1, y1, x2, y2, score, class, then coefficients or keypoints), with the
+    class names, masks and keypoints the plain export of the same graph gives, its boxes within 1 px."""
+    model = load_model(str(end_to_end[task, form]), confidence=0.3)
+    plain = load_model(str(models[task]), confidence=0.3)
+    assert model.layout.end_to_end and model.task_type == plain.task_type and model.class_names == plain.class_names
+    for width, height in FRAME_SIZES:
+        frame, truth = scene(width, height)
+        [got], [expected] = model.predict([as_av_frame(frame)]), plain.predict([as_av_frame(frame)])
+        assert got.class_name == expected.class_name == ["red", "green", "blue"]  # best first
+        assert np.allclose(got.xyxy, expected.xyxy, atol=1)
+        assert np.allclose(got.confidence, [CONFIDENCES[n] for n in got.class_name])
+        tol = tolerance(model, width, height)
+        for k, name in enumerate(got.class_name):
+            assert np.allclose(got.xyxy[k], truth[name], atol=tol), (name, got.xyxy[k], truth[name])
+            if task == "segment":
+                polygon, reference = got.polygons[k], expected.polygons[k]
+                assert np.allclose([polygon.min(axis=0), polygon.max(axis=0)],
+                                   [reference.min(axis=0), reference.max(axis=0)], atol=1)
+            if task == "pose":
+                x1, y1, x2, y2 = truth[name]
+                assert np.allclose(got.keypoints[k], [[x1, y1, 0.9], [(x1 + x2) / 2, (y1 + y2) / 2, 0.9]], atol=tol)
+        assert got.to_json().keys() == expected.to_json().keys()
+
+
+@pytest.mark.parametrize("form", END_TO_END_FORMS)
+def test_end_to_end_rows_pass_the_confidence_threshold_and_no_second_nms(end_to_end, form):
+    frame, _ = scene(320, 160)
+    strict = load_model(str(end_to_end["detect", form]), confidence=0.5)
+    [p] = strict.predict([frame])
+    assert p.class_name == ["red", "green"]
+    assert p.candidate_class == ["red", "green", "blue"]  # blue (0.35) is a candidate; the filling rows are not
+    empty = np.full((160, 320, 3), 90, np.uint8)
+    assert len(strict.predict([empty])[0]) == 0
+    # YOLO26 fills its 300 rows with low scores: below the threshold they are dropped; above it, every row is kept
+    # (the filling rows are 297 copies of one box, which any NMS would have merged into one)
+    everything = load_model(str(end_to_end["detect", form]), confidence=LOW_SCORE / 2)
+    [p] = everything.predict([frame])
+    assert len(p) == (300 if form != "nms" else 3)  # an nms=True export pads with zeros: no detection
+    assert p.class_name[:3] == ["red", "green", "blue"] and list(p.confidence) == sorted(p.confidence, reverse=True)
+
+
+def test_a_dynamic_end_to_end_export_batches_frames(tmp_path):
+    """`dynamic=True` makes the batch axis and the last axis of an end-to-end export symbolic: the metadata says
+    what its rows hold."""
+    path = build_model(tmp_path / "dynamic.onnx", "pose", form="end2end", dynamic_batch=True, symbolic_columns=True)
+    model = load_model(str(path), confidence=0.3)
+    assert model.layout.end_to_end and model.max_batch > 1
+    frames = [scene(*size)[0] for size in FRAME_SIZES[:3]]
+    for batched, single in zip(model.predict(frames), [model.predict([f])[0] for f in frames], strict=True):
+        assert batched.class_name == single.class_name == ["red", "green", "blue"]
+        assert np.allclose(batched.xyxy, single.xyxy) and np.allclose(batched.keypoints, single.keypoints)
+
+
+def test_an_end_to_end_export_without_names_needs_a_classes_file(tmp_path):
+    """Its shapes do not say how many classes it has."""
+    path = build_model(tmp_path / "bare.onnx", "detect", form="end2end", names_metadata=False)
+    with pytest.raises(ModelError, match="end-to-end export without names metadata: give its class names"):
+        load_model(str(path))
+    (tmp_path / "classes.txt").write_text("apple\nbanana\ncherry\n")
+    model = load_model(str(path), classes=tmp_path / "classes.txt", confidence=0.3)
+    assert model.predict([scene(200, 200)[0]])[0].class_name == ["apple", "banana", "cherry"]
+    (tmp_path / "two.txt").write_text("apple\nbanana\n")  # class 2 predicted, two names: each frame fails loudly
+    with pytest.raises(ModelError, match="the model predicted class 2, but it has 2 class names"):
+        load_model(str(path), classes=tmp_path / "two.txt", confidence=0.3).predict([scene(200, 200)[0]])
+
+
+@pytest.mark.parametrize("name,kind,weights", [
+    ("yolo26n.pt", "a PyTorch model", "yolo26n.pt"),
+    ("yolo26n.engine", "a TensorRT engine", "yolo26n.pt"),
+    ("yolo26n.tflite", "a TensorFlow Lite model", "yolo26n.pt"),
+    ("yolo26n.torchscript", "a TorchScript model", "yolo26n.pt"),
+    ("yolo26n_openvino_model", "an OpenVINO model", "yolo26n.pt"),
+])
+def test_other_model_formats_say_how_to_export_an_onnx_file(tmp_path, name, kind, weights):
+    """A `.pt` gave ONNX Runtime's `INVALID_PROTOBUF`."""
+    path = tmp_path / name
+    if name.endswith("_model"):
+        path.mkdir()
+    else:
+        path.write_bytes(b"PK\x03\x04 not an ONNX file")
+    with pytest.raises(ModelError) as raised:
+        load_model(str(path))
+    assert str(raised.value) == (f"{path} is {kind}, and framesift runs ONNX files: export one with `yolo export "
+                                 f"model={path if name.endswith('.pt') else weights} format=onnx` (framesift builds "
+                                 "TensorRT engines itself with --device tensorrt)")
 
 
 def test_a_model_that_loads_but_cannot_run_is_refused_when_loaded(tmp_path):

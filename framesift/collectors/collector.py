@@ -59,7 +59,7 @@ from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
 from framesift.collectors.tracking import IouTracker
 from framesift.errors import OutboxFull, WorkerFailed
-from framesift.predictions import Prediction, StubPrediction, prediction_from_json
+from framesift.predictions import ClassNames, Prediction, PredictionLike, StubPrediction, as_prediction
 from framesift.redaction import redact
 from framesift.resources import Resource
 from framesift.stats import CollectorStats, StrategyStats
@@ -185,7 +185,7 @@ class Collector(Resource):
     def submit(
         self,
         frame: FrameSource,
-        prediction: Prediction | Mapping[str, Any],
+        prediction: PredictionLike,
         *,
         source: str = "source0",
         frame_id: int = 0,
@@ -193,24 +193,28 @@ class Collector(Resource):
         extra: Mapping[str, Any] | None = None,
         recorded: bool = False,
         drawn: Draw | None = None,
+        class_names: ClassNames | None = None,
+        model_id: str = "",
     ) -> bool:
         """Offer one datapoint. Returns True when it was sampled and queued, False otherwise. It never waits, but
         for a `recorded` frame when the queue is full: a replay waits for the collector as it waits for the model.
 
         `frame` is a BGR array, kept as it is (not copied: do not modify it afterwards), or a `LazyFrame`, whose
         `bgr()` is called on the collector's thread only when a strategy matches. A prediction given as JSON is kept
-        as it is too. `extra` goes into the record as it is (a crop says where it was cut from). `recorded` says
+        as it is too; `supervision.Detections` and `Classifications` are converted (`as_prediction`), their classes
+        named by their `data["class_name"]`, else by `class_names`, and recorded with `model_id`; anything else
+        is a `TypeError`. `extra` goes into the record as it is (a crop says where it was cut from). `recorded` says
         that `captured_at` is when a replayed recording was made: the budgets and the batch go by it instead of the
         wall clock, so a recording replayed fast is sampled as it would have been live. `drawn` are the frame's
         draws made before it was decoded (`draw_ahead`): they are used instead of drawing again. Raises
         `WorkerFailed` when the collector's thread has died.
         """
         self._thread.check()
+        size = (frame.shape[1], frame.shape[0]) if isinstance(frame, np.ndarray) else (frame.width, frame.height)
+        prediction = as_prediction(prediction, size, class_names=class_names, model_id=model_id)
         policy = self._policy  # read once: a new configuration swaps in between two datapoints
         if drawn is None and not policy.enabled:
             return False
-        if isinstance(prediction, Mapping):
-            prediction = prediction_from_json(prediction)
         if drawn is not None:
             policy, found = drawn.policy, drawn.found
         else:

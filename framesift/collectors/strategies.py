@@ -66,6 +66,9 @@ def content_matches(strategy: StrategyConfig, prediction: Prediction) -> bool:
 def evidence(strategy: StrategyConfig, prediction: Prediction,
              trackers: Trackers | None = None) -> dict[str, Any] | None:
     """None when the content rule fails; else what made it match (`{}` for the SPEC's strategies)."""
+    if not isinstance(prediction, (DetectionPrediction, ClassificationPrediction, StubPrediction)):
+        raise TypeError("the strategies evaluate a DetectionPrediction, ClassificationPrediction or StubPrediction "
+                        f"(as_prediction converts the rest), not {type(prediction).__qualname__}")
     if isinstance(strategy, RandomStrategy):
         return {}
     if isinstance(prediction, StubPrediction):
@@ -87,7 +90,8 @@ def evidence(strategy: StrategyConfig, prediction: Prediction,
     return {} if holds else None
 
 
-def _uncertain(strategy: UncertaintyStrategy, prediction: Prediction) -> dict[str, Any] | None:
+def _uncertain(strategy: UncertaintyStrategy,
+               prediction: DetectionPrediction | ClassificationPrediction) -> dict[str, Any] | None:
     if isinstance(prediction, DetectionPrediction):
         if strategy.score_band is None:
             return None
@@ -101,7 +105,6 @@ def _uncertain(strategy: UncertaintyStrategy, prediction: Prediction) -> dict[st
             return None
         return {"candidates_in_band": found, "scores": sorted((round(float(v), 4) for v in scores[hits]),
                                                               reverse=True)[:5]}
-    assert isinstance(prediction, ClassificationPrediction)
     confidences = np.sort(prediction.confidences)[::-1]
     margin = float(confidences[0] - confidences[1]) if confidences.size > 1 else 1.0
     p = confidences[confidences > 0] / max(float(confidences.sum()), 1e-12)
@@ -133,14 +136,14 @@ def _eligible(selected: Sequence[str] | None, names: Sequence[str]) -> np.ndarra
     return np.fromiter((name in chosen for name in names), dtype=bool, count=len(names))
 
 
-def _close_to_threshold(strategy: CloseToThresholdStrategy, prediction: Prediction) -> bool:
+def _close_to_threshold(strategy: CloseToThresholdStrategy,
+                        prediction: DetectionPrediction | ClassificationPrediction) -> bool:
     def close(confidences: np.ndarray) -> np.ndarray:
         return np.abs(confidences - strategy.threshold) < strategy.epsilon
 
     if isinstance(prediction, DetectionPrediction):
         hits = _eligible(strategy.selected_class_names, prediction.class_name) & close(prediction.confidence)
         return int(hits.sum()) >= strategy.minimum_objects_close_to_threshold
-    assert isinstance(prediction, ClassificationPrediction)
     names, confidences = prediction.class_names, prediction.confidences
     if strategy.only_top_classes and not prediction.multi_label:
         top = int(np.argmax(confidences))

@@ -1,19 +1,23 @@
 """Recognise the output layout of an Ultralytics export from its shapes and metadata.
 
-| task | outputs |
-|---|---|
-| detection | `[B, 4+nc, N]` |
-| instance segmentation | `[B, 4+nc+P, N]` and mask prototypes `[B, P, H/4, W/4]` |
-| keypoint detection | `[B, 4+nc+K*D, N]` with `kpt_shape = [K, D]` |
-| classification | `[B, nc]` |
+| task | outputs | end-to-end outputs (NMS in the graph) |
+|---|---|---|
+| detection | `[B, 4+nc, N]` | `[B, M, 6]`: x1, y1, x2, y2, score, class |
+| instance segmentation | `[B, 4+nc+P, N]` and mask prototypes `[B, P, H/4, W/4]` | `[B, M, 6+P]` and the prototypes |
+| keypoint detection | `[B, 4+nc+K*D, N]` with `kpt_shape = [K, D]` | `[B, M, 6+K*D]` |
+| classification | `[B, nc]` | |
 
-Anything else is refused with a message that names the shapes.
+End-to-end exports are YOLO26's default and YOLOv10's (`end2end` metadata; older YOLOv10 exports say nothing) and
+`nms=True` exports of YOLOv8/YOLO11 (`nms` in the `args` metadata); with neither, the shapes decide: the M rows of
+an end-to-end output have 6 + extras columns, where a plain output has 4 + nc + extras rows. Their class count is
+not in their shapes: it comes from the `names` metadata (or a classes file). Anything else is refused with a
+message that names the shapes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from framesift.errors import ModelError
 from framesift.models.metadata import ModelMetadata
@@ -47,9 +51,10 @@ def input_geometry(shape: Shape, meta: ModelMetadata) -> InputGeometry:
 @dataclass(frozen=True)
 class Layout:
     task_type: str
-    num_classes: int
+    num_classes: int | None  # None: an end-to-end export without names metadata (its shapes do not say)
     num_prototypes: int = 0  # instance segmentation
     kpt_shape: tuple[int, int] | None = None  # keypoint detection
+    end_to_end: bool = False  # rows of x1, y1, x2, y2, score, class and the extras: no NMS to apply
 
 
 def identify_layout(inputs: Sequence[Shape], outputs: Sequence[Shape], meta: ModelMetadata) -> Layout:
@@ -59,8 +64,9 @@ def identify_layout(inputs: Sequence[Shape], outputs: Sequence[Shape], meta: Mod
         raise ModelError(
             f"unknown model layout: inputs {_shapes(inputs)}, outputs {_shapes(outputs)}; "
             "expected an Ultralytics export (detection [B, 4+nc, N], segmentation [B, 4+nc+32, N] + [B, 32, h, w], "
-            "pose [B, 4+nc+K*3, N], classification [B, nc]) with one image input [B, 3, H, W]")
-    if meta.names is not None and len(meta.names) != layout.num_classes:
+            "pose [B, 4+nc+K*3, N], classification [B, nc]; end-to-end [B, 300, 6], [B, 300, 6+32] + [B, 32, h, w], "
+            "[B, 300, 6+K*3]) with one image input [B, 3, H, W]")
+    if meta.names is not None and layout.num_classes is not None and len(meta.names) != layout.num_classes:
         raise ModelError(f"the model has {layout.num_classes} classes but its names metadata lists {len(meta.names)}")
     return layout
 
@@ -70,29 +76,36 @@ def _shapes(shapes: Sequence[Shape]) -> str:
 
 
 def _identify(inputs: Sequence[Shape], outputs: Sequence[Shape], meta: ModelMetadata) -> Layout | None:
-    if len(inputs) != 1 or len(inputs[0]) != 4 or inputs[0][1] != 3:
+    if len(inputs) != 1 or len(inputs[0]) != 4 or inputs[0][1] != 3 or not outputs:
         return None
-    nc = len(meta.names) if meta.names is not None else None
-    first = outputs[0] if outputs else ()
-    channels = first[1] if len(first) >= 2 and isinstance(first[1], int) else None
-    if channels is None:
-        return None
-    task = meta.task_type
+    first, task = outputs[0], meta.task_type
     if len(outputs) == 1 and len(first) == 2 and task in (None, "classification"):
-        return Layout("classification", channels)
-    if len(first) != 3:
+        return Layout("classification", first[1]) if isinstance(first[1], int) else None
+    if len(first) != 3 or len(outputs) > 2:
         return None
-    if len(outputs) == 2 and len(outputs[1]) == 4 and task in (None, "instance-segmentation"):
-        prototypes = outputs[1][1]
-        if not isinstance(prototypes, int) or channels - 4 - prototypes < 1:
+    if len(outputs) == 2:  # instance segmentation: the prototypes say how many coefficients each row carries
+        prototypes = outputs[1][1] if len(outputs[1]) == 4 else None
+        if not isinstance(prototypes, int) or task not in (None, "instance-segmentation"):
             return None
-        return Layout("instance-segmentation", channels - 4 - prototypes, num_prototypes=prototypes)
-    if len(outputs) != 1:
+        layout = Layout("instance-segmentation", None, num_prototypes=prototypes)
+    elif meta.kpt_shape is not None and task in (None, "keypoint-detection"):
+        if meta.kpt_shape[1] not in (2, 3):
+            return None
+        layout = Layout("keypoint-detection", None, kpt_shape=meta.kpt_shape)
+    elif task in (None, "object-detection"):
+        layout = Layout("object-detection", None)
+    else:
         return None
-    if meta.kpt_shape is not None and task in (None, "keypoint-detection"):
-        k, d = meta.kpt_shape
-        classes = channels - 4 - k * d
-        return Layout("keypoint-detection", classes, kpt_shape=(k, d)) if classes >= 1 and d in (2, 3) else None
-    if task in (None, "object-detection") and channels > 4 and (nc is None or channels == 4 + nc):
-        return Layout("object-detection", channels - 4)
+    extras = layout.num_prototypes + (layout.kpt_shape[0] * layout.kpt_shape[1] if layout.kpt_shape else 0)
+    nc = len(meta.names) if meta.names is not None else None
+    channels = first[1] if isinstance(first[1], int) else None
+    classes = channels - 4 - extras if channels is not None else 0
+    matches_names = classes >= 1 and (nc is None or classes == nc)
+    columns = first[2]  # symbolic in a dynamic end-to-end export
+    rows_fit = columns == 6 + extras or (not isinstance(columns, int) and meta.end_to_end is True)
+    if rows_fit and (meta.end_to_end is True or not matches_names):
+        return replace(layout, num_classes=nc, end_to_end=True)
+    detection = layout.task_type == "object-detection"
+    if matches_names or (classes >= 1 and not detection):  # identify_layout names a mismatch with the names
+        return replace(layout, num_classes=classes)
     return None

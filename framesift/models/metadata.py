@@ -1,4 +1,5 @@
-"""What an Ultralytics ONNX export says about itself: task, class names, input size, keypoint shape.
+"""What an Ultralytics ONNX export says about itself: task, class names, input size, keypoint shape, and whether its
+graph ends in its own NMS (end-to-end).
 
 Ultralytics writes `names` as a Python dict literal (`{0: 'person', 1: 'car'}`); it is read with
 `ast.literal_eval`, never `eval`.
@@ -29,6 +30,9 @@ class ModelMetadata:
     imgsz: tuple[int, int] | None  # (height, width)
     kpt_shape: tuple[int, int] | None
     kpt_names: list[str] | None
+    # The graph selects its detections itself: `end2end: True` (YOLO26's default export, YOLOv10) or an `nms=True`
+    # export (`args: {..., 'nms': True}`). False when it says it does not, None when it says nothing (older exports).
+    end_to_end: bool | None = None
 
     @classmethod
     def from_map(cls, meta: Mapping[str, str]) -> ModelMetadata:
@@ -42,12 +46,16 @@ class ModelMetadata:
         kpt_names = _literal(meta.get("kpt_names"))
         if isinstance(kpt_names, Mapping):  # Ultralytics writes {class id: [names]}
             kpt_names = next(iter(kpt_names.values()), None)
+        args = _literal(meta.get("args"))
+        nms = isinstance(args, Mapping) and args.get("nms") is True
+        end2end = _literal(meta.get("end2end"))
         return cls(
             task_type=ULTRALYTICS_TASKS.get(str(meta.get("task", "")).strip()),
             names=list(names) if isinstance(names, list) else None,
             imgsz=(int(imgsz[0]), int(imgsz[1])) if isinstance(imgsz, (list, tuple)) and len(imgsz) == 2 else None,
             kpt_shape=(int(kpt_shape[0]), int(kpt_shape[1])) if isinstance(kpt_shape, (list, tuple)) else None,
             kpt_names=[str(n) for n in kpt_names] if isinstance(kpt_names, (list, tuple)) else None,
+            end_to_end=True if nms or end2end is True else False if end2end is False else None,
         )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from framesift.predictions import Prediction
+from framesift.predictions import PredictionLike
 
 
 class Model(Protocol):
@@ -14,7 +14,9 @@ class Model(Protocol):
 
     `prepare(frame)` makes the model input from a decoded frame (a PyAV `VideoFrame` or a BGR array): on the
     source's thread for a replayed file, on the inference thread for a live frame once it is taken; `infer(inputs)`
-    returns one prediction per input, in order, on the inference thread, for up to `max_batch` inputs at once.
+    returns one prediction per input, in order, on the inference thread, for up to `max_batch` inputs at once:
+    a `Prediction`, or what `as_prediction` converts (`supervision.Detections` or `Classifications`, named by
+    `class_names` when they carry no names and recorded with `model_id`; Roboflow Inference JSON).
     `input_size` (width, height) is None for a model that needs no input (the stub): then nothing is prepared.
     """
 
@@ -35,4 +37,4 @@ class Model(Protocol):
 
     def prepare(self, frame: Any) -> Any: ...
 
-    def infer(self, inputs: Sequence[Any]) -> list[Prediction]: ...
+    def infer(self, inputs: Sequence[Any]) -> Sequence[PredictionLike]: ...

@@ -1,4 +1,5 @@
-"""An Ultralytics ONNX export run by ONNX Runtime: letterbox in, predictions in frame pixels out.
+"""An Ultralytics ONNX export run by ONNX Runtime (plain or end-to-end): letterbox in, predictions in frame pixels
+out.
 
 Example:
     >>> model = OnnxModel("yolov8n.onnx", confidence=0.3)        # doctest: +SKIP
@@ -20,7 +21,15 @@ from framesift.errors import ModelError
 from framesift.models.layouts import identify_layout, input_geometry
 from framesift.models.letterbox import Letterbox, tensor_from_av, tensor_from_bgr
 from framesift.models.metadata import ModelMetadata, keypoint_names
-from framesift.models.postprocess import class_probabilities, keypoints_to_frame, mask_polygons, select_boxes
+from framesift.models.postprocess import (
+    MAX_CANDIDATES,
+    class_probabilities,
+    keypoints_to_frame,
+    label_scores,
+    mask_polygons,
+    select_boxes,
+    select_rows,
+)
 from framesift.models.session import create_session
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction
 
@@ -36,10 +45,15 @@ class ModelInput:
 
 
 class OnnxModel:
-    """A detection, segmentation, pose or classification export, with its task, classes and input geometry."""
+    """A detection, segmentation, pose or classification export, with its task, classes and input geometry.
+
+    NMS is class-aware unless `class_agnostic`, over at most `max_candidates` boxes. A `multi_label` classifier's
+    scores are independent per class (a sigmoid applied when the export gives logits): its predicted classes are
+    those at or above `confidence`."""
 
     def __init__(self, path: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
-                 class_names: Sequence[str] | None = None, model_id: str | None = None, max_detections: int = 300):
+                 class_names: Sequence[str] | None = None, model_id: str | None = None, max_detections: int = 300,
+                 class_agnostic: bool = False, max_candidates: int = MAX_CANDIDATES, multi_label: bool = False):
         if not 0 <= confidence <= 1 or not 0 <= iou <= 1:
             raise ModelError("confidence and iou thresholds must be between 0 and 1")
         self._session, self.device = create_session(path, device)
@@ -47,10 +61,19 @@ class OnnxModel:
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         self.layout = identify_layout([i.shape for i in inputs], [o.shape for o in outputs], meta)
         self.task_type = self.layout.task_type
+        if multi_label and self.task_type != "classification":
+            raise ModelError(f"{path} is a {self.task_type} model, not a (multi-label) classifier")
+        self.multi_label, self.class_agnostic, self.max_candidates = multi_label, class_agnostic, max_candidates
         names = list(class_names) if class_names is not None else meta.names
-        if names is not None and len(names) != self.layout.num_classes:
-            raise ModelError(f"{len(names)} class names given for a model of {self.layout.num_classes} classes")
-        self.class_names = names or [str(i) for i in range(self.layout.num_classes)]
+        count = self.layout.num_classes
+        if count is None:  # an end-to-end export: its shapes do not say how many classes it has
+            if names is None:
+                raise ModelError(f"{path} is an end-to-end export without names metadata: give its class names "
+                                 "(--classes FILE, one per line)")
+            count = len(names)
+        if names is not None and len(names) != count:
+            raise ModelError(f"{len(names)} class names given for a model of {count} classes")
+        self.class_names = names or [str(i) for i in range(count)]
         self.keypoint_names = keypoint_names(meta, self.layout.kpt_shape[0]) if self.layout.kpt_shape else None
         geometry = input_geometry(inputs[0].shape, meta)
         self.input_size = (geometry.width, geometry.height)
@@ -112,13 +135,29 @@ class OnnxModel:
     def decode(self, outputs: list[np.ndarray], box: Letterbox) -> Prediction:
         """One image's raw outputs (batch axis removed) as a prediction in frame pixels."""
         size = (box.frame_w, box.frame_h)
+        if self.multi_label:
+            scores = label_scores(outputs[0])
+            return ClassificationPrediction(self.model_id, size, self.class_names, scores, multi_label=True,
+                                            predicted_classes=[name for name, score in zip(
+                                                self.class_names, scores, strict=True) if score >= self.confidence])
         if self.task_type == "classification":
             probabilities = class_probabilities(outputs[0])
             return ClassificationPrediction(self.model_id, size, self.class_names, probabilities)
-        raw, nc = outputs[0], self.layout.num_classes
-        kept, xyxy, score, class_id, candidate_score, candidate_class = select_boxes(
-            raw, nc, self.confidence, self.iou, self.max_detections)
-        extra = raw[4 + nc:, kept].T
+        raw = outputs[0]
+        if self.layout.end_to_end:
+            kept, xyxy, score, class_id, candidate_score, candidate_class = select_rows(
+                raw, self.confidence, self.max_detections)
+            extra = raw[kept, 6:]
+            if candidate_class.size and not 0 <= candidate_class.min() <= candidate_class.max() < len(
+                    self.class_names):
+                raise ModelError(f"the model predicted class {int(candidate_class.max())}, but it has "
+                                 f"{len(self.class_names)} class names")
+        else:
+            nc = len(self.class_names)
+            kept, xyxy, score, class_id, candidate_score, candidate_class = select_boxes(
+                raw, nc, self.confidence, self.iou, self.max_detections, class_agnostic=self.class_agnostic,
+                max_candidates=self.max_candidates)
+            extra = raw[4 + nc:, kept].T
         polygons = mask_polygons(extra, outputs[1], xyxy, box) if self.layout.num_prototypes else None
         keypoints = keypoints_to_frame(extra, self.layout.kpt_shape, box) if self.layout.kpt_shape else None
         return DetectionPrediction(

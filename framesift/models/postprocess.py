@@ -1,7 +1,8 @@
 """From raw Ultralytics outputs to predictions in frame pixels.
 
 NMS is OpenCV's class-aware `NMSBoxesBatched`: it keeps exactly what `supervision.box_non_max_suppression` keeps
-and was 4-8x faster on 500-3000 candidates here. Mask polygons are traced by supervision.
+and was 4-8x faster on 500-3000 candidates here. An end-to-end export has selected its detections already: its
+rows only pass the confidence threshold (`select_rows`). Mask polygons are traced by supervision.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ class Selection(NamedTuple):
 
 
 def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float, max_detections: int = 300,
-                 floor: float = CANDIDATE_FLOOR) -> Selection:
-    """From one image's `(4+nc+extra, N)` output: class-aware NMS of the anchors at or above `confidence`, best
-    first, at most `max_detections`; and what was computed on the way, the candidates at or above `floor` (at most
-    `MAX_CANDIDATES`, the most confident) with their best class, for the sampler."""
+                 floor: float = CANDIDATE_FLOOR, *, class_agnostic: bool = False,
+                 max_candidates: int = MAX_CANDIDATES) -> Selection:
+    """From one image's `(4+nc+extra, N)` output: NMS (class-aware unless `class_agnostic`) of the anchors at or
+    above `confidence` (at most `max_candidates`, the most confident), best first, at most `max_detections`; and
+    what was computed on the way, the candidates at or above `floor` (at most `MAX_CANDIDATES`, the most confident)
+    with their best class, for the sampler."""
     import cv2
 
     scores = raw[4:4 + num_classes]
@@ -40,6 +43,9 @@ def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: floa
     scored_class = scores[:, scored].argmax(axis=0) if scored.size else np.zeros(0, dtype=np.int64)
     passing = best[scored] >= confidence
     candidates, class_id = scored[passing], scored_class[passing]
+    if candidates.size > max_candidates:
+        best_ones = np.argpartition(-best[candidates], max_candidates)[:max_candidates]
+        candidates, class_id = candidates[best_ones], class_id[best_ones]
     if candidates.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Selection(empty, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty, best[scored],
@@ -47,10 +53,24 @@ def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: floa
     score = best[candidates]
     cx, cy, w, h = raw[:4, candidates]
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-    kept = cv2.dnn.NMSBoxesBatched(xywh, score, class_id, confidence, iou, top_k=max_detections)  # type: ignore[arg-type]  # arrays work
+    groups = np.zeros_like(class_id) if class_agnostic else class_id
+    kept = cv2.dnn.NMSBoxesBatched(xywh, score, groups, confidence, iou, top_k=max_detections)  # type: ignore[arg-type]  # arrays work
     keep = np.asarray(kept, dtype=np.int64).reshape(-1)  # best first
     xyxy = np.column_stack([xywh[keep, :2], xywh[keep, :2] + xywh[keep, 2:]])
     return Selection(candidates[keep], xyxy, score[keep], class_id[keep], best[scored], scored_class)
+
+
+def select_rows(rows: np.ndarray, confidence: float, max_detections: int = 300,
+                floor: float = CANDIDATE_FLOOR) -> Selection:
+    """From one image's end-to-end output `(M, 6+extra)` (x1, y1, x2, y2, score, class, ...; input pixels): the
+    rows at or above `confidence`, best first, at most `max_detections`, with no second NMS; and the candidates at
+    or above `floor`. The rows an `nms=True` export pads with (all zero) are never candidates."""
+    score = rows[:, 4]
+    order = np.argsort(-score, kind="stable")
+    scored = order[(score[order] >= min(confidence, floor)) & (score[order] > 0)]
+    class_id = rows[:, 5].round().astype(np.int64)
+    kept = scored[score[scored] >= confidence][:max_detections]
+    return Selection(kept, rows[kept, :4], score[kept], class_id[kept], score[scored], class_id[scored])
 
 
 def mask_polygons(coefficients: np.ndarray, prototypes: np.ndarray, boxes: np.ndarray, box: Letterbox
@@ -92,6 +112,14 @@ def keypoints_to_frame(raw: np.ndarray, kpt_shape: tuple[int, int], box: Letterb
     if d == 3:
         out[..., 2] = points[..., 2]
     return out
+
+
+def label_scores(raw: np.ndarray) -> np.ndarray:
+    """A multi-label classifier's independent class scores: as given when all lie in [0, 1], else read as logits
+    (a sigmoid applied)."""
+    if raw.min() >= 0 and raw.max() <= 1:
+        return raw.astype(np.float32)
+    return (1 / (1 + np.exp(-raw))).astype(np.float32)
 
 
 def class_probabilities(raw: np.ndarray) -> np.ndarray:

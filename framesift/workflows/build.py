@@ -1,11 +1,15 @@
 """From a validated workflow definition and a run's settings to a `Workflow` ready to run: its models loaded, its
 collectors' targets and their shared limit store open.
 
-- A model step's `model_id` is an ONNX file, `demo`, `stub`, or `<dataset>/0` (a dataset's null model: the stub,
-  for that step's task, recorded with that id); thresholds default to `framesift run`'s (0.25, 0.45).
+- A model step's `model_id` is an ONNX file, a model id found in the models folder (`models`: `<project>/<version>`
+  is `<models>/<project>/<version>.onnx`, see `framesift.models.files`), `demo`, `stub`, or `<dataset>/0` (a
+  dataset's null model: the stub, for that step's task, recorded with that id); thresholds default to
+  `framesift run`'s (0.25, 0.45). A `YoloWorld` step's model is its `model_id`, else `yolo_world/<version>`; the
+  model's class names must be its `class_names`.
 - Each collector's `target_dataset` resolves against the run's `--target`: a folder holds one dataset folder per
   `target_dataset`; `roboflow:` sends to the Roboflow dataset of that name, `labelstudio:` to the Label Studio
-  project of that title. Its key: `target_dataset_api_key`, else the configuration's, else the run's.
+  project of that title. Its key: `target_dataset_api_key` (a parameter's value when it is `$inputs.<name>`), else
+  the configuration's, else the run's.
 - Every collector shares one limit store, so budgets stay keyed by dataset and strategy name: two collector steps
   of one dataset share a strategy's budget, as two configurations of one dataset do.
 - A collector step without an inline configuration takes its dataset's from the configuration store (`store`,
@@ -26,23 +30,30 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr, ValidationError
+
 from framesift.collectors.follower import ConfigCache
 from framesift.collectors.store import ConfigStore
 from framesift.errors import InputError, ModelError, TargetError
+from framesift.models.files import is_null_model, locate_model
 from framesift.models.model import Model
 from framesift.workflows.definition import (
     CollectorStep,
+    ConsensusStep,
     DetectionFilterStep,
     ModelStep,
     WorkflowDefinition,
+    YoloWorldStep,
     named_step,
 )
-from framesift.workflows.engine import Workflow
+from framesift.workflows.engine import MODEL_STEPS, Workflow
 
 REMOTE_SCHEMES = ("roboflow", "labelstudio")
 LOADED_ONCE: dict[type, tuple[str, ...]] = {  # fields set up once per run: no value per source
-    ModelStep: ("model_id", "confidence", "iou_threshold", "max_detections", "class_filter"),
-    CollectorStep: ("target_dataset",)}
+    ModelStep: ("model_id", "confidence", "iou_threshold", "max_detections", "class_filter", "class_agnostic_nms",
+                "max_candidates", "keypoint_confidence"),
+    YoloWorldStep: ("model_id", "version", "class_names", "confidence"),
+    CollectorStep: ("target_dataset", "target_dataset_api_key")}
 
 
 def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, Any] = {},
@@ -50,7 +61,8 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                    api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
                    outbox_max_bytes: int = 1 << 30, redis: str | None = None, redis_fallback: str = "pause",
                    device: str = "auto", seed: int | None = None, store: ConfigStore | None = None,
-                   cache: ConfigCache | None = None, refresh: float = 60.0) -> Workflow:
+                   cache: ConfigCache | None = None, refresh: float = 60.0,
+                   models: str | os.PathLike[str] | None = None) -> Workflow:
     """Load the models and open the collectors; whatever was opened is closed again when a later step fails."""
     from framesift.collectors import Collector, open_limiter, open_target
     from framesift.collectors.follower import first_configuration, poll_interval
@@ -70,7 +82,8 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     def value(field: Any) -> Any:
         return values[field.removeprefix("$inputs.")] if isinstance(field, str) and field.startswith("$") else field
 
-    models = {step.name: _load(step, value, device) for step in definition.order if isinstance(step, ModelStep)}
+    loaded = {step.name: _load(step, value, device, models) for step in definition.order
+              if isinstance(step, MODEL_STEPS)}
     with ExitStack() as opened:
         collectors = {}
         limiter = None
@@ -86,11 +99,10 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                 assert store is not None
                 first = first_configuration(store, str(value(step.target_dataset)), cache)
                 config = first.config
-            key = step.target_dataset_api_key or (config.target_dataset_api_key if spec.startswith("roboflow:")
-                                                  else None)
+            key = _secret(step.target_dataset_api_key, value) or (
+                config.target_dataset_api_key if spec.startswith("roboflow:") else None)
             dataset = open_target(spec, api_key=key.get_secret_value() if key else api_key, outbox=outbox,
-                                  outbox_max_bytes=outbox_max_bytes,
-                                  labels=Labels.of(models[_model_of(definition, step)]))
+                                  outbox_max_bytes=outbox_max_bytes, labels=_labels(definition, step, loaded, Labels))
             opened.callback(dataset.close)  # the collector's close closes it too: closing is idempotent
             collectors[step.name] = Collector(config, dataset, limiter, seed=None if seed is None else seed + index,
                                               owns_limiter=False)
@@ -98,7 +110,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if first is not None and store is not None:
                 collectors[step.name].follow(store, first, poll=poll_interval(store, refresh), cache=cache)
         owned = [resource for resource in (limiter, store) if resource is not None]
-        workflow = Workflow(definition, models, collectors, parameters=parameters, owned=owned)
+        workflow = Workflow(definition, loaded, collectors, parameters=parameters, owned=owned)
         opened.pop_all()  # the workflow owns them all now
     return workflow
 
@@ -147,28 +159,108 @@ def _check_parameters(definition: WorkflowDefinition, parameters: Mapping[str, A
     for step in definition.order:
         for field in LOADED_ONCE.get(type(step), ()):
             selector = getattr(step, field)
-            if isinstance(selector, str) and selector.removeprefix("$inputs.") in per_source:
+            if isinstance(selector, SecretStr):
+                selector = selector.get_secret_value()
+            if isinstance(selector, str) and selector.startswith("$inputs.") and \
+                    selector.removeprefix("$inputs.") in per_source:
                 raise InputError(f"parameter {selector.removeprefix('$inputs.')!r} sets {field} of step "
                                  f"{step.name!r}, which is set up once per run: give it for every source")
+    run = {**definition.parameters, **parameters}
+    for where, values in (("the run", run), *((name, {**run, **own}) for name, own in source_parameters.items())):
+        for step in definition.order:
+            _check_values(step, values, where)
 
 
-def _load(step: ModelStep, value: Any, device: str) -> Model:
+def _check_values(step: Any, values: Mapping[str, Any], where: str) -> None:
+    """The step's fields with the parameters' values in place must be valid as if written there (a parameter left
+    at `null` leaves its field unset)."""
+    data = step.model_dump(exclude_unset=True)
+    named = {field: value.removeprefix("$inputs.") for field, value in data.items()
+             if isinstance(value, str) and value.removeprefix("$inputs.") in values and value.startswith("$inputs.")}
+    for field, name in named.items():
+        if values[name] is None:
+            del data[field]
+        else:
+            data[field] = values[name]
+    try:
+        type(step).model_validate(data)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        if field in named:
+            message = str(problem["msg"]).removeprefix("Value error, ").removesuffix(" or a parameter ($inputs.<name>)")
+            raise InputError(f"parameter {named[field]!r} sets {field} of step {step.name!r}: {message}, not "
+                             f"{values[named[field]]!r} (for {where})") from None
+
+
+def _secret(key: SecretStr | None, value: Any) -> SecretStr | None:
+    """A collector's `target_dataset_api_key`: as written, or the value of the parameter it names (a text; the
+    value itself is never shown)."""
+    if key is None or not key.get_secret_value().startswith("$"):
+        return key
+    name = key.get_secret_value().removeprefix("$inputs.")
+    resolved = value(key.get_secret_value())
+    if resolved is None:
+        return None  # the parameter's default: no key of its own
+    if not isinstance(resolved, str) or not resolved:
+        raise InputError(f"parameter {name!r} is a collector's target_dataset_api_key: give it an API key (a text), "
+                         f"not a {type(resolved).__name__}")
+    return SecretStr(resolved)
+
+
+def _model_id(step: ModelStep | YoloWorldStep, value: Any) -> Any:
+    """A model step's model id, its parameter's value in place (a `YoloWorld` step's default: yolo_world/<version>)."""
+    if isinstance(step, YoloWorldStep):
+        return value(step.model_id) or f"yolo_world/{value(step.version)}"
+    return value(step.model_id)
+
+
+def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """The ONNX file of each model step (a parameter's default for a `$inputs` model_id; none for `stub`, `demo`, a
+    null model or a parameter without a default), found as `build_workflow` finds it: `ModelError` naming the step
+    and where it looked when one is not there."""
+    def default(field: Any) -> Any:
+        if isinstance(field, str) and field.startswith("$inputs."):
+            return definition.parameters.get(field.removeprefix("$inputs."))
+        return field
+
+    found = {}
+    for step in definition.order:
+        if not isinstance(step, MODEL_STEPS):
+            continue
+        model_id = _model_id(step, default)
+        if model_id is None or str(model_id) in ("stub", "demo") or is_null_model(str(model_id)):
+            continue
+        try:
+            found[step.name] = locate_model(str(model_id), models)[0]
+        except ModelError as error:
+            raise ModelError(f"step {step.name!r}: {error}") from None
+    return found
+
+
+def _load(step: ModelStep | YoloWorldStep, value: Any, device: str, models: str | os.PathLike[str] | None) -> Model:
     from framesift.models import load_model
 
-    model_id = str(value(step.model_id))
-    confidence, iou = value(step.confidence), value(step.iou_threshold)
-    if model_id == "stub" or model_id.endswith("/0"):  # `<dataset>/0`: the dataset's null model
-        spec, recorded = f"stub:{step.task_type}", None if model_id == "stub" else model_id
-    elif model_id == "demo" or Path(model_id).is_file():
-        spec, recorded = model_id, None
-    else:
-        raise ModelError(f"step {step.name!r}: model_id {model_id!r} is not a file; framesift runs ONNX files, "
-                         "demo, stub, or <dataset>/0 (the dataset's null model)")
-    model = load_model(spec, device=device, confidence=0.25 if confidence is None else float(confidence),
-                       iou=0.45 if iou is None else float(iou), model_id=recorded,
-                       max_detections=int(value(step.max_detections) or 300))
+    model_id = str(_model_id(step, value))
+    confidence, iou = value(step.confidence), value(getattr(step, "iou_threshold", None))
+    null = model_id == "stub" or is_null_model(model_id)  # `<dataset>/0`: the dataset's null model
+    try:
+        model = load_model(f"stub:{step.task_type}" if null else model_id, device=device,
+                           confidence=0.25 if confidence is None else float(confidence),
+                           iou=0.45 if iou is None else float(iou),
+                           model_id=model_id if null and model_id != "stub" else None,
+                           max_detections=int(value(getattr(step, "max_detections", None)) or 300),
+                           class_agnostic=bool(value(getattr(step, "class_agnostic_nms", False))),
+                           max_candidates=int(value(getattr(step, "max_candidates", None)) or 3000),
+                           multi_label=getattr(step, "multi_label", False), models=models)
+    except ModelError as error:
+        raise ModelError(f"step {step.name!r}: {error}") from None
     if model.task_type != step.task_type:
         raise ModelError(f"step {step.name!r} is a {step.type}, but {model_id} is a {model.task_type} model")
+    if isinstance(step, YoloWorldStep) and set(model.class_names) != set(value(step.class_names)):
+        raise ModelError(f"step {step.name!r} detects {sorted(value(step.class_names))}, but {model_id} was exported "
+                         f"for {sorted(model.class_names)}: export YOLO-World with these class names "
+                         "(model.set_classes([...]) before the export)")
     return model
 
 
@@ -185,9 +277,22 @@ def _target(target: str, dataset: str) -> str:
     return str(Path(target) / dataset)
 
 
-def _model_of(definition: WorkflowDefinition, step: CollectorStep) -> str:
-    """The model step whose predictions a collector samples (through any filters)."""
-    source = definition.step(named_step(step.predictions))
-    while isinstance(source, DetectionFilterStep):
-        source = definition.step(named_step(source.predictions))
-    return str(source.name)
+def _labels(definition: WorkflowDefinition, step: CollectorStep, models: Mapping[str, Model], labels: Any) -> Any:
+    """What a collector's target is set up to label: the classes of the models whose predictions it samples
+    (through filters; a consensus: all its sources', as boxes)."""
+    found = _models_of(definition, named_step(step.predictions))
+    if len(found) == 1:
+        return labels.of(models[found[0]])
+    names = dict.fromkeys(name for model in found for name in models[model].class_names)
+    return labels("object-detection", tuple(names))
+
+
+def _models_of(definition: WorkflowDefinition, name: str) -> list[str]:
+    """The model steps whose predictions a step's are made of."""
+    source = definition.step(name)
+    if isinstance(source, DetectionFilterStep):
+        return _models_of(definition, named_step(source.predictions))
+    if isinstance(source, ConsensusStep):
+        return [model for selector in source.predictions_batches for model in _models_of(definition,
+                                                                                          named_step(selector))]
+    return [str(source.name)]

@@ -15,7 +15,9 @@ existed, validated as strictly as an active-learning configuration.
 ```
 
 A bare `{"specification": {...}}` wrapper is accepted, and so are the later names `WorkflowImage`,
-`WorkflowParameter` and `Roboflow...Model`. Every problem is listed by its path (`steps[3].predictions: ...`):
+`WorkflowParameter` and `Roboflow...Model`. Besides model, crop, filter and collector steps, the block's other
+prediction sources: `DetectionsConsensus`, `YoloWorld` and `MultiLabelClassificationModel`. Every problem is
+listed by its path (`steps[3].predictions: ...`):
 unknown step types and fields, duplicate names, selectors that name nothing or the wrong kind of thing, a collector
 whose predictions were made on another image than the one it collects, cycles.
 
@@ -45,6 +47,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from framesift.collectors.config import (
@@ -122,13 +125,28 @@ DETECTION_MODELS = {"ObjectDetectionModel": "object-detection", "RoboflowObjectD
                     "KeypointsDetectionModel": "keypoint-detection",
                     "RoboflowKeypointDetectionModel": "keypoint-detection"}
 CLASSIFICATION_MODELS = {"ClassificationModel": "classification", "RoboflowClassificationModel": "classification"}
-MODEL_TASKS = {**DETECTION_MODELS, **CLASSIFICATION_MODELS}
+MULTI_LABEL_MODELS = {"MultiLabelClassificationModel": "classification",
+                      "RoboflowMultiLabelClassificationModel": "classification"}
+MODEL_TASKS = {**DETECTION_MODELS, **CLASSIFICATION_MODELS, **MULTI_LABEL_MODELS}
+DECODE_MODES = ("accurate", "tradeoff", "fast")
+# Roboflow's fields each model step type carries beyond `image`, `model_id`, `confidence` and the AL fields
+_DETECTION_FIELDS = {"iou_threshold", "class_filter", "max_detections", "class_agnostic_nms", "max_candidates"}
+_TYPE_FIELDS = {**{t: _DETECTION_FIELDS for t in DETECTION_MODELS},
+                **{t: _DETECTION_FIELDS | {"keypoint_confidence"} for t in DETECTION_MODELS
+                   if DETECTION_MODELS[t] == "keypoint-detection"},
+                **{t: _DETECTION_FIELDS | {"mask_decode_mode", "tradeoff_factor"} for t in DETECTION_MODELS
+                   if DETECTION_MODELS[t] == "instance-segmentation"},
+                **{t: {"iou_threshold", "class_filter", "max_detections"} for t in CLASSIFICATION_MODELS},
+                **{t: set() for t in MULTI_LABEL_MODELS}}
 
 
 class ModelStep(_Strict):
     """Runs a model on an image or on crops. `model_id`: an ONNX file, `demo`, `stub`, or `<dataset>/0` (the
-    documented way to ask for a dataset's null model). `disable_active_learning` is accepted and has no effect:
-    framesift's model steps never collect by themselves."""
+    documented way to ask for a dataset's null model). `class_agnostic_nms`, `max_candidates` and
+    `keypoint_confidence` are honoured; `disable_active_learning`, `active_learning_target_dataset`,
+    `mask_decode_mode` and `tradeoff_factor` are accepted and have no effect: framesift's model steps never collect
+    by themselves, and masks are always decoded at full resolution. Each field only on the step types Roboflow gave
+    it (`keypoint_confidence` on keypoint models, ...)."""
 
     type: Literal[tuple(MODEL_TASKS)]  # type: ignore[valid-type]
     name: Name
@@ -138,20 +156,90 @@ class ModelStep(_Strict):
     iou_threshold: Fraction = None
     class_filter: Classes = None
     max_detections: Count = None
+    class_agnostic_nms: Flag = False
+    max_candidates: Count = None
+    keypoint_confidence: Fraction = None
+    mask_decode_mode: Annotated[Any, _or_parameter("accurate, tradeoff or fast", DECODE_MODES.__contains__)] = None
+    tradeoff_factor: Fraction = None
     disable_active_learning: Flag = False
+    active_learning_target_dataset: Text = None
+
+    @model_validator(mode="after")
+    def _fields_of_its_type(self) -> ModelStep:
+        common = {"type", "name", "image", "model_id", "confidence", "disable_active_learning",
+                  "active_learning_target_dataset"}
+        foreign = sorted(self.model_fields_set - common - _TYPE_FIELDS[self.type])
+        if foreign:
+            raise ValueError(f"{self.type} has no field {foreign[0]!r}")
+        return self
 
     @property
     def task_type(self) -> str:
         return MODEL_TASKS[self.type]
 
+    @property
+    def multi_label(self) -> bool:
+        return self.type in MULTI_LABEL_MODELS
+
+
+YOLO_WORLD_VERSIONS = ("s", "m", "l", "x", "v2-s", "v2-m", "v2-l", "v2-x")
+
+
+class YoloWorldStep(_Strict):
+    """An open-vocabulary detector exported to ONNX for `class_names`. Its model is `yolo_world/<version>` (resolved
+    as any model id is), or framesift's own `model_id` (an ONNX file, or any id) when given; the model's class names
+    must be `class_names`."""
+
+    type: Literal["YoloWorld", "YoloWorldModel"]
+    name: Name
+    image: str = Field(validation_alias=AliasChoices("image", "images"))
+    class_names: Classes
+    version: Annotated[Any, _or_parameter(f"one of {', '.join(YOLO_WORLD_VERSIONS)}",
+                                          YOLO_WORLD_VERSIONS.__contains__)] = "l"
+    confidence: Fraction = None
+    model_id: Text = None  # framesift's own
+
+    @property
+    def task_type(self) -> str:
+        return "object-detection"
+
+
+AGGREGATIONS = ("average", "max", "min")
+RequiredObjects = Annotated[Any, _or_parameter(
+    "a whole number above 0 or a mapping of class names to whole numbers above 0",
+    lambda value: _number(0, float("inf"), integer=True, low_open=True)(value) or (
+        isinstance(value, dict) and all(_number(0, float("inf"), integer=True, low_open=True)(v)
+                                        for v in value.values())))]
+
+
+class ConsensusStep(_Strict):
+    """`DetectionsConsensus`: the detections of several detection-like steps (made on one image) merged where
+    `required_votes` of them overlap by more than `iou_threshold`; `object_present` and `presence_confidence` say
+    whether `required_objects` were found. Fields, defaults and semantics as Roboflow documented them."""
+
+    type: Literal["DetectionsConsensus"]
+    name: Name
+    predictions_batches: Annotated[list[str], Field(min_length=1)] = Field(
+        validation_alias=AliasChoices("predictions_batches", "predictions"))
+    required_votes: Count
+    class_aware: Flag = True
+    iou_threshold: Fraction = 0.3
+    confidence: Fraction = 0.0
+    classes_to_consider: Classes = None
+    required_objects: RequiredObjects = None
+    presence_confidence_aggregation: Literal[AGGREGATIONS] = "max"  # type: ignore[valid-type]
+    detections_merge_confidence_aggregation: Literal[AGGREGATIONS] = "average"  # type: ignore[valid-type]
+    detections_merge_coordinates_aggregation: Literal[AGGREGATIONS] = "average"  # type: ignore[valid-type]
+
 
 class CropStep(_Strict):
-    """Cuts each detection out of the image; `padding` (pixels on every side) is framesift's own."""
+    """Cuts each detection out of the image; `padding` (pixels on every side) is framesift's own; `detections` is
+    the old name of `predictions`."""
 
     type: Literal["Crop"]
     name: Name
     image: str
-    predictions: str
+    predictions: str = Field(validation_alias=AliasChoices("predictions", "detections"))
     padding: Annotated[int, Field(ge=0)] = 0
 
 
@@ -223,11 +311,11 @@ class CollectorStep(_Strict):
     active_learning_configuration: dict[str, Any] | None = None
 
 
-Step = Annotated[Union[ModelStep, CropStep, AbsoluteStaticCrop, RelativeStaticCrop,  # noqa: UP007
-                       DetectionFilterStep, CollectorStep], Field(discriminator="type")]
+Step = Annotated[Union[ModelStep, YoloWorldStep, ConsensusStep, CropStep, AbsoluteStaticCrop,  # noqa: UP007
+                       RelativeStaticCrop, DetectionFilterStep, CollectorStep], Field(discriminator="type")]
 Input = Annotated[Union[ImageInput, ParameterInput], Field(discriminator="type")]  # noqa: UP007
-STEP_TYPES = (*MODEL_TASKS, "Crop", "AbsoluteStaticCrop", "RelativeStaticCrop", "DetectionFilter",
-              "ActiveLearningDataCollector")
+STEP_TYPES = (*MODEL_TASKS, "YoloWorld", "YoloWorldModel", "DetectionsConsensus", "Crop", "AbsoluteStaticCrop",
+              "RelativeStaticCrop", "DetectionFilter", "ActiveLearningDataCollector")
 CROP_TYPES = ("Crop", "AbsoluteStaticCrop", "RelativeStaticCrop")
 LISTS = {"steps": Tagged("step", STEP_TYPES),
          "inputs": Tagged("input", ("InferenceImage", "WorkflowImage", "InferenceParameter", "WorkflowParameter")),
@@ -236,11 +324,18 @@ LISTS = {"steps": Tagged("step", STEP_TYPES),
          "left": Tagged("filter", ("DetectionFilterDefinition", "CompoundDetectionFilterDefinition")),
          "right": Tagged("filter", ("DetectionFilterDefinition", "CompoundDetectionFilterDefinition"))}
 PATTERNS = {"name": "must be 1 or more characters from A-Z a-z 0-9 _ -"}
-OUTPUTS = {**{t: ("predictions", "image", "parent_id", "prediction_type") for t in DETECTION_MODELS},
+YOLO_WORLD_TYPES = ("YoloWorld", "YoloWorldModel")
+OUTPUTS = {**{t: ("predictions", "image", "parent_id", "prediction_type") for t in (*DETECTION_MODELS,
+                                                                                     *YOLO_WORLD_TYPES)},
            **{t: ("predictions", "top", "confidence", "parent_id", "prediction_type") for t in CLASSIFICATION_MODELS},
+           **{t: ("predictions", "predicted_classes", "parent_id", "prediction_type") for t in MULTI_LABEL_MODELS},
            **{t: ("crops", "parent_id") for t in CROP_TYPES},
+           "DetectionsConsensus": ("predictions", "image", "parent_id", "object_present", "presence_confidence",
+                                   "prediction_type"),
            "DetectionFilter": ("predictions", "parent_id", "image"), "ActiveLearningDataCollector": ()}
-DETECTION_LIKE = (*DETECTION_MODELS, "DetectionFilter")
+DETECTION_LIKE = (*DETECTION_MODELS, *YOLO_WORLD_TYPES, "DetectionsConsensus", "DetectionFilter")
+COLLECTED_OUTPUTS = {**{t: ("predictions",) for t in DETECTION_LIKE}, **{t: ("top",) for t in CLASSIFICATION_MODELS},
+                     **{t: ("predictions", "predicted_classes") for t in MULTI_LABEL_MODELS}}
 
 
 class _Document(_Strict):
@@ -395,6 +490,8 @@ class _Checker:
         self.images = [i.name for i in document.inputs if isinstance(i, ImageInput)]
         self.parameters = {i.name for i in document.inputs if isinstance(i, ParameterInput)}
         self.names_unique = len(self.steps) == len(document.steps)
+        self.secrets = {step.target_dataset_api_key.get_secret_value().removeprefix("$inputs.")
+                        for step in document.steps if isinstance(step, CollectorStep) and step.target_dataset_api_key}
 
     def problems(self) -> Iterator[str]:
         yield from self._names()
@@ -416,8 +513,8 @@ class _Checker:
                 seen.setdefault(item.name, i)
 
     def _step(self, where: str, step: Any) -> Iterator[str]:
-        fields = step.model_dump(exclude={"image", "predictions", "prediction_type", "type", "name",
-                                          "active_learning_configuration"})
+        fields = step.model_dump(exclude={"image", "predictions", "predictions_batches", "prediction_type", "type",
+                                          "name", "active_learning_configuration"})
         for path, value in _strings(fields):
             if value.startswith("$"):
                 yield from self._parameter(f"{where}.{path}", value)
@@ -429,9 +526,28 @@ class _Checker:
             yield from self._same_image(where, step, "cuts")
         if isinstance(step, CollectorStep):
             yield from self._collector(where, step)
+        if isinstance(step, ConsensusStep):
+            yield from self._consensus(where, step)
+
+    def _consensus(self, where: str, step: ConsensusStep) -> Iterator[str]:
+        """Each source: the predictions of a detection-like step; all of them made on one image."""
+        images = {}
+        for i, selector in enumerate(step.predictions_batches):
+            problems = list(self._predictions(f"{where}.predictions[{i}]", selector, DETECTION_LIKE, "predictions"))
+            yield from problems
+            if not problems:
+                images[selector] = self._image_of(self.steps[named_step(selector)])
+        if len(set(images.values()) - {None}) > 1:
+            made_on = ", ".join(f"{selector} on {image}" for selector, image in images.items())
+            yield f"{where}.predictions: DetectionsConsensus {step.name!r} merges predictions made on one image; " \
+                  f"these were made on different ones ({made_on})"
 
     def _collector(self, where: str, step: CollectorStep) -> Iterator[str]:
-        wanted = "the predictions of a detection-like step or the top of a ClassificationModel"
+        wanted = ("the predictions of a detection-like step, the top of a ClassificationModel or the predictions "
+                  "of a MultiLabelClassificationModel")
+        key = step.target_dataset_api_key.get_secret_value() if step.target_dataset_api_key else ""
+        if key.startswith("$"):
+            yield from self._parameter(f"{where}.target_dataset_api_key", key)
         match = SELECTOR.match(step.predictions)
         source = self.steps.get(match.group(2)) if match and match.group(1) == "steps" else None
         if source is None or not _predicts(source, match.group(3) if match else None):
@@ -455,8 +571,8 @@ class _Checker:
         """The image a step's predictions are made on (a filter's: its source's); None where that is unclear."""
         if step.name in seen:
             return None
-        if isinstance(step, DetectionFilterStep):
-            match = SELECTOR.match(step.predictions)
+        if isinstance(step, (DetectionFilterStep, ConsensusStep)):  # a consensus: its sources share one image
+            match = SELECTOR.match(step.predictions_batches[0] if isinstance(step, ConsensusStep) else step.predictions)
             source = self.steps.get(match.group(2)) if match else None
             return None if source is None else self._image_of(source, seen | {step.name})
         return getattr(step, "image", None)
@@ -488,6 +604,9 @@ class _Checker:
         step = self.steps.get(match.group(2)) if match and match.group(1) == "steps" else None
         if step is not None and match is not None and (match.group(3) == "*" or match.group(3) in OUTPUTS[step.type]):
             return
+        if match and match.group(1) == "inputs" and match.group(2) in self.secrets:
+            yield f"{where}: {selector} is a collector's target_dataset_api_key, a secret: never an output"
+            return
         if match and match.group(1) == "inputs" and match.group(2) in self.parameters and not match.group(3):
             return
         yield from self._dangling(where, selector, "an output of a step ($steps.<name>.<output>) or a parameter")
@@ -508,6 +627,4 @@ class _Checker:
 
 def _predicts(step: Any, output: str | None) -> bool:
     """Whether `$steps.<step>.<output>` is what a collector samples with."""
-    if step.type in DETECTION_LIKE:
-        return output == "predictions"
-    return step.type in CLASSIFICATION_MODELS and output == "top"
+    return output in COLLECTED_OUTPUTS.get(step.type, ())

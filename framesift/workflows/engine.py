@@ -30,20 +30,23 @@ import numpy as np
 
 from framesift.models.model import Model
 from framesift.models.stub import StubModel
-from framesift.predictions import DetectionPrediction, Prediction, StubPrediction
+from framesift.predictions import DetectionPrediction, Prediction, StubPrediction, as_prediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats
+from framesift.workflows.consensus import Rules, consensus
 from framesift.workflows.definition import (
     CROP_TYPES,
     OUTPUTS,
     SELECTOR,
     AbsoluteStaticCrop,
     CollectorStep,
+    ConsensusStep,
     CropStep,
     DetectionFilterStep,
     ModelStep,
     RelativeStaticCrop,
     WorkflowDefinition,
+    YoloWorldStep,
     named_step,
     single_definition,
 )
@@ -55,6 +58,8 @@ if TYPE_CHECKING:
     from framesift.stream.sources import SourceSpec
 
 log = logging.getLogger(__name__)
+MODEL_STEPS = (ModelStep, YoloWorldStep)
+RULES = [f.name for f in dataclasses.fields(Rules)]  # a consensus step's fields of the same names
 
 class Closeable(Protocol):
     def close(self) -> None: ...
@@ -137,7 +142,7 @@ class Workflow(Resource):
         self._parameters = {**definition.parameters, **parameters}
         self._owned = list(owned)
         self._frame_models = [step.name for step in definition.order
-                              if isinstance(step, ModelStep) and step.image == f"$inputs.{definition.image}"]
+                              if isinstance(step, MODEL_STEPS) and step.image == f"$inputs.{definition.image}"]
         self.max_batch = min((self.models[name].max_batch for name in self._frame_models), default=DEFAULT_BATCH)
         # a model on the frames runs on the CPU, where a batch of N frames takes about N times as long as one
         self.on_cpu = any(getattr(self.models[name], "device", None) == "cpu" for name in self._frame_models)
@@ -216,8 +221,10 @@ class Workflow(Resource):
 
     def _runner(self, step: Any) -> Callable[[Sequence[Frame], list[dict[str, list[Any]]], Mapping[str, SourceSpec]],
                                              None]:
-        if isinstance(step, ModelStep):
+        if isinstance(step, MODEL_STEPS):
             return lambda frames, values, sources: self._infer(step, frames, values)
+        if isinstance(step, ConsensusStep):
+            return lambda frames, values, sources: self._agree(step, frames, values, sources)
         if isinstance(step, CropStep):
             return lambda frames, values, sources: self._cut(step, values)
         if isinstance(step, (AbsoluteStaticCrop, RelativeStaticCrop)):
@@ -226,10 +233,12 @@ class Workflow(Resource):
             return lambda frames, values, sources: self._filter(step, frames, values, sources)
         return lambda frames, values, sources: self._collect(step, frames, values, sources)
 
-    def _infer(self, step: ModelStep, frames: Sequence[Frame], values: list[dict[str, list[Any]]]) -> None:
+    def _infer(self, step: ModelStep | YoloWorldStep, frames: Sequence[Frame], values: list[dict[str, list[Any]]]
+               ) -> None:
         model = self.models[step.name]
         regions = [values[i][step.image] for i in range(len(frames))]
-        inputs = [self._input(step.name, model, region) for per_frame in regions for region in per_frame]
+        flat = [region for per_frame in regions for region in per_frame]
+        inputs = [self._input(step.name, model, region) for region in flat]
         predictions: list[Prediction] = []
         for start in range(0, len(inputs), model.max_batch):
             chunk = inputs[start:start + model.max_batch]
@@ -240,10 +249,15 @@ class Workflow(Resource):
             if len(out) != len(chunk):
                 raise RuntimeError(f"the model {model.model_id!r} returned {len(out)} predictions for {len(chunk)} "
                                    "images")
-            predictions += out
-        classes = self.parameter(step.class_filter)
+            predictions += [as_prediction(p, region.size, class_names=model.class_names, model_id=model.model_id)
+                            for p, region in zip(out, flat[start:start + len(chunk)], strict=True)]
+        classes = self.parameter(getattr(step, "class_filter", None))
         if classes is not None:
             predictions = [_only(p, set(classes)) for p in predictions]
+        keypoint_confidence = self.parameter(getattr(step, "keypoint_confidence", None))
+        if keypoint_confidence:  # Roboflow leaves the keypoints below it out of each detection
+            predictions = [dataclasses.replace(p, keypoint_confidence=float(keypoint_confidence))
+                           if isinstance(p, DetectionPrediction) else p for p in predictions]
         if step.name in self._cut_from:  # a crop says which detection it was cut from: each needs its id now
             predictions = [_with_ids(p) for p in predictions]
         position = 0
@@ -302,12 +316,29 @@ class Workflow(Resource):
                 p.subset(keep(p)) if isinstance(p, DetectionPrediction) else p
                 for p in frame_values[step.predictions]]
 
+    def _agree(self, step: ConsensusStep, frames: Sequence[Frame], values: list[dict[str, list[Any]]],
+               sources: Mapping[str, SourceSpec]) -> None:
+        """The consensus of its sources' predictions on each image (a source that predicted nothing, the stub,
+        counts as no detections)."""
+        for frame, frame_values in zip(frames, values, strict=True):
+            source = sources.get(frame.source)
+            rules = Rules(**{name: self.parameter(getattr(step, name), source) for name in RULES})
+            results = []
+            regions = frame_values[self._aligned[step.name]]
+            for k, region in enumerate(regions):
+                predictions = [frame_values[selector][k] for selector in step.predictions_batches]
+                results.append(consensus([p for p in predictions if isinstance(p, DetectionPrediction)], rules,
+                                         step.name, region.size))
+            frame_values[f"$steps.{step.name}.predictions"] = [r.prediction for r in results]
+            frame_values[f"$steps.{step.name}.object_present"] = [r.object_present for r in results]
+            frame_values[f"$steps.{step.name}.presence_confidence"] = [r.presence_confidence for r in results]
+
     def _collect(self, step: CollectorStep, frames: Sequence[Frame], values: list[dict[str, list[Any]]],
                  sources: Mapping[str, SourceSpec]) -> None:
         collector = self.collectors.get(step.name)
         if collector is None:
             return
-        predictions = step.predictions.replace(".top", ".predictions")  # a classifier's top is its prediction
+        predictions = f"$steps.{named_step(step.predictions)}.predictions"  # a classifier's top: its prediction
         for frame, frame_values in zip(frames, values, strict=True):
             source = sources.get(frame.source)
             if not self._collecting(step, source):
@@ -389,10 +420,12 @@ def _alignments(definition: WorkflowDefinition) -> dict[str, str]:
     step's, its crops."""
     aligned: dict[str, str] = {}
     for step in definition.order:
-        if isinstance(step, ModelStep):
+        if isinstance(step, MODEL_STEPS):
             aligned[step.name] = step.image
         elif isinstance(step, DetectionFilterStep):
             aligned[step.name] = aligned[named_step(step.predictions)]
+        elif isinstance(step, ConsensusStep):  # its sources' images (validated to be one)
+            aligned[step.name] = aligned[named_step(step.predictions_batches[0])]
         elif not isinstance(step, CollectorStep):
             aligned[step.name] = f"$steps.{step.name}.crops"
     return aligned
@@ -418,7 +451,11 @@ def _output_items(step: Any, name: str, values: dict[str, list[Any]]) -> list[An
     if step.type in CROP_TYPES:  # its crops, and the detection each was cut from (`parent_id`)
         regions = values[f"$steps.{step.name}.crops"]
         return [region.record() if name == "crops" else region.detection_id for region in regions]
+    if name in ("object_present", "presence_confidence"):
+        return values[f"$steps.{step.name}.{name}"]
     predictions = values[f"$steps.{step.name}.predictions"]
+    if name == "predicted_classes":
+        return [getattr(p, "predicted_classes", None) for p in predictions]
     if name == "predictions":
         return [p.to_json() for p in predictions]
     if name == "top":

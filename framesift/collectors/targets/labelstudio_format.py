@@ -29,16 +29,19 @@ EXTRA_TASK_FIELDS = ("config_version", "config_sha", "crop")  # when the datapoi
 
 @dataclass(frozen=True)
 class Labels:
-    """What a new project is set up to label: the task type and the model's class (and keypoint) names."""
+    """What a new project is set up to label: the task type and the model's class (and keypoint) names; several
+    classes per image for a multi-label classifier."""
 
     task_type: str = "object-detection"
     class_names: tuple[str, ...] = ()
     keypoint_names: tuple[str, ...] = ()
+    multi_label: bool = False
 
     @classmethod
     def of(cls, model: Any) -> Labels:
         """The labels of a loaded model (an ONNX model or the stub)."""
-        return cls(model.task_type, tuple(model.class_names), tuple(getattr(model, "keypoint_names", None) or ()))
+        return cls(model.task_type, tuple(model.class_names), tuple(getattr(model, "keypoint_names", None) or ()),
+                   bool(getattr(model, "multi_label", False)))
 
 
 def labeling_config(labels: Labels) -> str:
@@ -46,7 +49,8 @@ def labeling_config(labels: Labels) -> str:
     view = ET.Element("View")
     ET.SubElement(view, "Image", name="image", value="$image", zoom="true")
     if labels.task_type == "classification":
-        control = ET.SubElement(view, "Choices", name="class", toName="image", choice="single")
+        control = ET.SubElement(view, "Choices", name="class", toName="image",
+                                choice="multiple" if labels.multi_label else "single")
         for name in labels.class_names:
             ET.SubElement(control, "Choice", value=name)
     else:
@@ -163,7 +167,7 @@ def _detection_results(prediction: DetectionPrediction, place: _Placement) -> li
         results.append(shape)
         if prediction.keypoints is not None:
             for k, (kx, ky, kc) in enumerate(prediction.keypoints[i]):
-                if kc >= KEYPOINT_MIN_CONFIDENCE:
+                if kc >= max(KEYPOINT_MIN_CONFIDENCE, prediction.keypoint_confidence):
                     name = keypoint_names[k] if k < len(keypoint_names) else str(k)
                     point = {"x": place.x(kx), "y": place.y(ky), "width": KEYPOINT_SIZE, "keypointlabels": [name]}
                     results.append(place.result("keypointlabels", f"o{i}k{k}", point, kc))
