@@ -173,7 +173,7 @@ def nvidia_smi_id(index: int) -> str | None:
 
 
 def describe_gpu(index: int) -> str | None:
-    """The name and memory of the GPU CUDA numbers `index`, from `nvidia-smi`; None without it (a Jetson has none)
+    """The name and memory of the GPU CUDA numbers `index`, from `nvidia-smi`; None without it (older Jetsons)
     or when it fails."""
     smi, gpu = shutil.which("nvidia-smi"), nvidia_smi_id(index)
     if smi is None or gpu is None:
