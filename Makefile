@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# ONNX Runtime's wheel: cpu, or gpu on an NVIDIA GPU box (make setup EXTRA=gpu, into a fresh .venv)
+EXTRA  ?= cpu
 
-.PHONY: setup system-deps label-studio test demo bench lint clean
+.PHONY: setup system-deps label-studio onnxruntime-gpu test demo bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[$(EXTRA),test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -21,7 +23,12 @@ system-deps:
 label-studio:
 	./scripts/label-studio.sh >/dev/null
 
-test: setup system-deps label-studio
+# ONNX Runtime's GPU wheel beside the environment, not in it (~/.cache/framesift; about 250 MB, once): the tests run
+# framesift with it on this GPU-less machine, where its providers are listed but cannot load
+onnxruntime-gpu: setup
+	PYTHON=$(PY) ./scripts/onnxruntime-gpu.sh >/dev/null
+
+test: setup system-deps label-studio onnxruntime-gpu
 	$(PY) -m pytest
 
 demo: setup

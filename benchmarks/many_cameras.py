@@ -43,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,10 @@ class Meter:
             return float(len(seen))
         return (seen[-1][1] - seen[0][1]) / (seen[-1][0] - seen[0][0]) * duration
 
-    def measure(self, duration: float, counters: Any = None) -> dict[str, Any]:
-        """Wait for every source's first prediction, then measure the window; `counters()` gives (decoded,
-        dropped) as the pipeline counts them itself, at the window's two ends (framesift: a check on the estimate)."""
+    def measure(self, duration: float, counters: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+        """Wait for every source's first prediction, then measure the window; `counters()` is read at the window's
+        two ends, and each of its counters' growth over the window is `counted_<name>` (framesift: its own decoded
+        and dropped frames, a check on the estimate)."""
         started = time.monotonic()
         while len(self.first) < len(self.sources) and time.monotonic() - started < START_LIMIT_S:
             time.sleep(0.05)
@@ -111,7 +113,8 @@ class Meter:
                "cpu": (cpu1 - cpu0) / duration, "others": (busy1 - busy0 - (cpu1 - cpu0)) / duration,
                "duration": duration}
         if before is not None and after is not None:
-            out["counted_decoded"], out["counted_dropped"] = after[0] - before[0], after[1] - before[1]
+            out.update({f"counted_{name}": after.get(name, before.get(name, 0)) - before.get(name, 0)
+                        for name in before.keys() | after.keys()})  # a counter gone at the end: nothing counted
         return out
 
 
@@ -133,9 +136,9 @@ def child_framesift(args: argparse.Namespace) -> dict[str, Any]:
                         on_prediction=[lambda frame, _p: meter.predicted(frame.source, frame.frame_id,
                                                                          time.monotonic() - frame.received)])
 
-    def counters() -> tuple[int, int]:
+    def counters() -> dict[str, float]:
         snapshot = pipeline.snapshot()
-        return snapshot.frames_decoded, snapshot.frames_dropped
+        return {"decoded": snapshot.frames_decoded, "dropped": snapshot.frames_dropped}
 
     with pipeline:
         pipeline.start()
@@ -177,23 +180,24 @@ def child_peer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- the parent: the server, the runs, the table ------------------------------------------------------------------
-def camera_clip() -> Path:
-    """The clip every camera loops, made once in benchmarks/.work."""
+def camera_clip(size: tuple[int, int] = SIZE, seconds: int = 10, folder: Path = WORK) -> Path:
+    """A clip of the demo scene as a camera sends it (`FPS`, a keyframe every second, no B-frames), made once in
+    `folder` (benchmarks/.work): the one every camera loops, by default."""
     import av
 
     from framesift.demo import demo_frame
 
-    path = WORK / f"camera-{SIZE[1]}p.mp4"
+    path = folder / f"camera-{size[1]}p-{seconds}s.mp4"
     if not path.exists():
-        WORK.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part.mp4")
         with av.open(str(partial), "w") as container:
             stream = container.add_stream("libx264", rate=FPS)
-            stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+            stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
             stream.options = {"preset": "veryfast", "crf": "23",
                               "x264-params": f"keyint={FPS}:min-keyint={FPS}:bframes=0:scenecut=0"}
-            for i in range(10 * FPS):
-                frame = av.VideoFrame.from_ndarray(demo_frame(i, *SIZE), format="bgr24")
+            for i in range(seconds * FPS):
+                frame = av.VideoFrame.from_ndarray(demo_frame(i, *size), format="bgr24")
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
         partial.rename(path)

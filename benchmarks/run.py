@@ -14,7 +14,7 @@ sys.path.insert(0, str(HERE.parent))
 
 SECTIONS = ["benchmarks.micro", "benchmarks.video_aware", "benchmarks.delivery", "benchmarks.report", "benchmarks.live",
             "benchmarks.many_cameras", "benchmarks.live_page", "benchmarks.reload", "benchmarks.models",
-            "benchmarks.sampled_decoding", "benchmarks.suite"]
+            "benchmarks.sampled_decoding", "benchmarks.suite", "benchmarks.gpu"]
 
 
 def machine() -> str:

@@ -27,7 +27,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     from framesift.models import load_model
     from framesift.stream import Pipeline, SourceOptions
 
-    model = load_model(args.model, device="cpu", confidence=args.confidence)
+    model = load_model(args.model, device=args.device, confidence=args.confidence)
     collector = None
     work = tempfile.mkdtemp(prefix="framesift-bench-")
     if args.config:
@@ -83,7 +83,7 @@ def run_model(args: argparse.Namespace) -> dict:
 
     from framesift.models import load_model
 
-    model = load_model(args.model, device="cpu", confidence=args.confidence)
+    model = load_model(args.model, device=args.device, confidence=args.confidence)
     with av.open(args.source) as container:
         decoded = [f for _, f in zip(range(100), container.decode(video=0), strict=False)]
     model.infer([model.prepare(decoded[0])])  # warm-up
@@ -99,7 +99,7 @@ def run_handloop(args: argparse.Namespace) -> dict:
 
     from framesift.models import load_model
 
-    model = load_model(args.model, device="cpu", confidence=args.confidence)  # the same session and decoding
+    model = load_model(args.model, device=args.device, confidence=args.confidence)  # the same session and decoding
     out_dir = Path(tempfile.mkdtemp(prefix="handloop-"))
     capture = cv2.VideoCapture(args.source)
     rng = random.Random(0)
@@ -139,6 +139,7 @@ if __name__ == "__main__":
     parser.add_argument("--model", default="stub")
     parser.add_argument("--config")
     parser.add_argument("--confidence", type=float, default=0.25)
+    parser.add_argument("--device", default="cpu", help="where the model runs (framesift's --device)")
     parser.add_argument("--realtime", action="store_true")
     parser.add_argument("--duration", type=float)
     parser.add_argument("--decode-all", action="store_true", help="decode every frame (pipeline mode)")

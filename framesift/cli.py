@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="while Redis is unreachable: collect nothing (pause) or use local budgets (memory)")
     run.add_argument("--source-name", action="append", default=[], metavar="NAME",
                      help="name the sources in order (default: source0, source1, ...)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    run.add_argument("--device", default="auto",
+                     help="where models run: auto (TensorRT, else CUDA, else the CPU: the first that loads), cpu, "
+                          "cuda, tensorrt, cuda:N or tensorrt:N (GPU N), or N alone (cuda:N)")
     run.add_argument("--confidence", type=float, default=0.25)
     run.add_argument("--iou", type=float, default=0.45)
     run.add_argument("--max-fps", type=float, help="at most N frames per second from EACH source")

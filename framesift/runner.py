@@ -21,6 +21,7 @@ from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
 from framesift.collectors.store import ConfigStore, FileStore, open_store
 from framesift.collectors.targets.local import exclusive_lock
 from framesift.errors import InputError, WorkerFailed, require_positive
+from framesift.models.session import parse_device
 from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
 from framesift.stream.sources import SourceOptions, SourceSpec
@@ -83,6 +84,7 @@ class RunOptions:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise InputError(f"--metrics-port must be a port number from 0 (any free port) to 65535, "
                              f"not {self.metrics_port}")
+        parse_device(self.device)
         if self.source_name and len(self.source_name) != len(self.sources):
             raise InputError(f"{len(self.source_name)} --source-name given for {len(self.sources)} sources")
 
