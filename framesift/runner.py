@@ -15,7 +15,7 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
 from framesift.collectors.store import ConfigStore, FileStore, open_store
@@ -25,6 +25,9 @@ from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
 from framesift.stream.sources import SourceOptions, SourceSpec
 from framesift.workflows.engine import Workflow
+
+if TYPE_CHECKING:
+    from framesift.stream.exposition import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +230,7 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
         try:
             with ExitStack() as running:
                 running.callback(pipeline.close, options.drain_timeout)
+                served = None
                 if options.metrics_port is not None:
                     from framesift.stream.exposition import MetricsServer
                     from framesift.stream.live import LivePage
@@ -236,7 +240,7 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
                     log.info("the live page: %s/live (Prometheus: %s/metrics)", served.url, served.url)
                 if not stop.is_set():  # a signal during start-up: nothing to start
                     pipeline.start()
-                _watch(pipeline, options, stop, running)
+                _watch(pipeline, options, stop, running, served)
         except WorkerFailed as error:
             failure = error
         summary = pipeline.snapshot().summary()
@@ -286,8 +290,10 @@ def _write_summary(path: Path, summary: dict[str, Any]) -> None:
         summary["unwritten"] = f"cannot write the summary {path}: {error.strerror or error}"
 
 
-def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, running: ExitStack) -> None:
-    """Wait for the pipeline's end, stopping it when `stop` is set, with the status line meanwhile."""
+def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, running: ExitStack,
+           served: MetricsServer | None) -> None:
+    """Wait for the pipeline's end, stopping it when `stop` is set, with the status line meanwhile; a dead thread
+    of the status line or the metrics server ends the run (`WorkerFailed`)."""
     status = None
     if not options.no_progress:
         from framesift.stream.progress import Progress
@@ -300,6 +306,8 @@ def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, runni
             pipeline.stop()
         if status is not None:
             status.worker.check()
+        if served is not None:
+            served.worker.check()
 
 
 def _total_frames(pipeline: Pipeline, options: RunOptions) -> int | None:

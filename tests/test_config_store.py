@@ -298,3 +298,68 @@ def test_remote_uploads_say_which_configuration_selected_them(redis_server, robo
             "extra": {"config_version": 1, "config_sha": first.sha}}
     task = task_json(meta, "/data/x.jpg", LabelingInterface.parse(labeling_config(Labels())))
     assert task["data"]["config_version"] == 1 and task["data"]["config_sha"] == first.sha
+
+
+def test_a_current_version_set_by_hand_that_is_no_number_is_kept_out_and_the_fleet_follows_on(redis_server,
+                                                                                                clip_path, tmp_path):
+    store = RedisStore(redis_server.url)
+    first = store.set("ds", configuration(strategy("first", share=0.2)))
+    process = instance(clip_path, tmp_path, redis_server.url, redis_server.url)
+    try:
+        assert wait_until(lambda: records(tmp_path), timeout=30)
+        client = redis.Redis.from_url(redis_server.url)
+        client.set("framesift:{ds}:config:current", "not-a-number")  # behind framesift's back
+        client.publish("framesift:{ds}:config", "not-a-number")
+        time.sleep(1.5)  # several reads of the store (each announcement, then every second)
+        client.publish("framesift:{ds}:config", "again")
+        second = store.set("ds", configuration(strategy("second")))  # a later valid version is still followed
+        assert wait_until(lambda: any(r["config_version"] == second.version for r in records(tmp_path)), timeout=10)
+        assert process.poll() is None
+    finally:
+        [error] = stop([process])
+    assert process.returncode == 0, error
+    assert error.count("its current version is 'not-a-number', not a version number") == 1  # logged once
+    assert "thread failed" not in error
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["config_reloads"], summary["config_reloads_refused"]) == (1, 1)
+    assert {r["config_version"] for r in records(tmp_path)} == {first.version, second.version}
+    got = framesift("config", "get", "ds", "--store", redis_server.url)
+    assert got.returncode == 0  # the valid set replaced the value set by hand
+    client.set("framesift:{ds}:config:current", "not-a-number")
+    client.hset("framesift:{ds}:config:versions", "by-hand", "{}")
+    got = framesift("config", "get", "ds", "--store", redis_server.url)
+    assert got.returncode == 2 and got.stderr.count("\n") == 1 and "ValueError" not in got.stderr
+    assert "its current version is 'not-a-number', not a version number" in got.stderr
+    history = framesift("config", "history", "ds", "--store", redis_server.url)
+    assert history.returncode == 0 and [line.split("\t")[0] for line in history.stdout.splitlines()] == ["1", "2"]
+
+
+class FailingFileStore(FileStore):
+    """A store whose reads fail with an error nobody expects after the first (a bug injected into our own code)."""
+
+    def get(self, dataset: str, version: int | None = None) -> StoredConfig:
+        if self._seen:
+            raise RuntimeError("injected")
+        return super().get(dataset, version)
+
+
+def test_a_follower_that_dies_ends_the_run_even_when_no_frame_is_collected(clip_path, tmp_path):
+    from framesift.errors import WorkerFailed
+    from framesift.models import load_model
+    from framesift.stream.pipeline import Pipeline
+    from framesift.stream.sources import SourceOptions
+
+    path = tmp_path / "al.json"
+    path.write_text(json.dumps(configuration(strategy("none", share=0.0))))  # nothing is ever submitted
+    store = FailingFileStore(path)
+    first = store.get("ds")
+    collector = Collector(first.config, LocalDataset(tmp_path / "ds"))
+    collector.follow(store, first, poll=0.2)
+    pipeline = Pipeline([str(clip_path)], load_model("stub"), collector,
+                        options=SourceOptions(realtime=True, loop=True))
+    pipeline.start()
+    try:
+        with pytest.raises(WorkerFailed, match="the configuration ds thread failed: RuntimeError: injected"):
+            assert wait_until(lambda: pipeline.join(0.1), timeout=20)
+    finally:
+        pipeline.close()  # raised already by join: not again

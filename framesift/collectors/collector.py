@@ -203,9 +203,9 @@ class Collector(Resource):
         that `captured_at` is when a replayed recording was made: the budgets and the batch go by it instead of the
         wall clock, so a recording replayed fast is sampled as it would have been live. `drawn` are the frame's
         draws made before it was decoded (`draw_ahead`): they are used instead of drawing again. Raises
-        `WorkerFailed` when the collector's thread has died.
+        `WorkerFailed` when a thread of the collector has died (see `check`).
         """
-        self._thread.check()
+        self.check()
         policy = self._policy  # read once: a new configuration swaps in between two datapoints
         if drawn is None and not policy.enabled:
             return False
@@ -252,6 +252,14 @@ class Collector(Resource):
             return None
         with self._rng_lock:
             return Draw(policy, matching_strategies(policy.strategies, STUB_PREDICTION, self._rng))
+
+    def check(self) -> None:
+        """Raise `WorkerFailed` when a thread of this collector has died: its own, the follower of its
+        configuration, its target's (an outbox sender). A few attribute reads: cheap enough for every frame."""
+        self._thread.check()
+        if self._follower is not None:
+            self._follower.check()
+        self.target.check()
 
     def _full(self, nbytes: int) -> bool:
         return len(self._queue) >= self._max_items or self._queued_bytes + nbytes > self._max_bytes
@@ -322,7 +330,7 @@ class Collector(Resource):
         """Stop accepting, write what is queued within `timeout` seconds, drop (and count) the rest; a remote target
         gets what is left of the time to deliver its outbox (what it cannot stays there for the next run). Closing
         again does nothing. Raises `WorkerFailed` (after closing the target and the limiter) when the collector's
-        thread had died."""
+        thread, its follower or its target's thread had died."""
         if self._closed:
             return
         self._closed = True
@@ -349,7 +357,7 @@ class Collector(Resource):
         finally:
             if self._owns_limiter:
                 self.limiter.close()
-        self._thread.check()
+        self.check()
 
     def _drop(self, reason: str) -> None:
         self._stats.datapoints_dropped += 1

@@ -110,10 +110,10 @@ class ConfigFollower(Worker, Resource):
             if self._stopping.is_set():
                 return
             if notified or time.monotonic() >= next_check:
-                self.check()
+                self.read()
                 next_check = time.monotonic() + self._poll
 
-    def check(self) -> None:
+    def read(self) -> None:
         """Read the store once: put a new version in force, or keep the one in force and say why."""
         try:
             stored = self.store.get(self.dataset)

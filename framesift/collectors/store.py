@@ -8,7 +8,8 @@
   version is counted here, by content.
 - `FileStore` (a path): the file itself, for one dataset; versions counted by content as well.
 
-A configuration found invalid in a store (written there by hand) is never returned: `get` raises `ConfigError`.
+A configuration found invalid in a store (written there by hand) is never returned: `get` raises `ConfigError`
+(`NotStored` for a current version that is no version number).
 
 Example:
     >>> with open_store("redis://127.0.0.1:6379/0") as store:   # doctest: +SKIP
@@ -152,7 +153,7 @@ class RedisStore(Resource):
                 found = self._client.get(current)
                 if found is None:
                     raise NotStored(f"{self.name} holds no configuration for {dataset!r}")
-                version = int(found)
+                version = self._version(dataset, found)
             document = self._client.hget(versions, str(version))
         if document is None:
             raise NotStored(f"{self.name} holds no version {version} of the configuration of {dataset!r}")
@@ -172,6 +173,8 @@ class RedisStore(Resource):
             documents = self._client.hgetall(versions)
         kept = []
         for number, document in documents.items():
+            if not _is_version(number):  # a field written there by hand: no version of ours
+                continue
             try:
                 body = json.loads(document)
                 kept.append(Version(int(number), str(body["sha"]), body.get("set_at")))
@@ -196,6 +199,15 @@ class RedisStore(Resource):
             time.sleep(timeout)
             return False
 
+    def _version(self, dataset: str, found: bytes | str) -> int:
+        """The current version as stored: a number `set` wrote; anything else (a value set by hand) is kept out
+        like an invalid configuration."""
+        if not _is_version(found):
+            shown = found[:40].decode(errors="replace") if isinstance(found, bytes) else found[:40]
+            raise NotStored(f"{self.name} holds no usable configuration for {dataset!r}: its current version is "
+                            f"{shown!r}, not a version number (set by hand?)")
+        return int(found)
+
     def _stored(self, dataset: str, version: int, document: bytes | str) -> StoredConfig:
         try:
             body = json.loads(document)
@@ -211,6 +223,12 @@ class RedisStore(Resource):
             pubsub.close()
         self._subscriptions.clear()
         self._client.close()
+
+
+def _is_version(value: bytes | str) -> bool:
+    """Whether a stored value is a version number as `set` writes them (1, 2, ...)."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return text.isascii() and text.isdigit() and len(text) < 19 and int(text) > 0
 
 
 @contextmanager

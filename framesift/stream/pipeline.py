@@ -15,8 +15,10 @@ What runs on each frame is a `Workflow`: given a model (and a collector), the pi
 one-collector workflow, through the same code as any other.
 
 Every thread is a `Worker`: one that dies of an unexpected exception stops the pipeline, and `join()` raises
-`WorkerFailed` naming it (as does `close()`, if `join()` never did). An exception in a callback or a sink is only
-logged and counted: the stream goes on.
+`WorkerFailed` naming it (as does `close()`, if `join()` never did). The collectors' threads (each collector's own,
+the follower of its configuration, a remote target's outbox sender) are checked by the inference thread at every
+turn of its loop (at least every 50 ms), so one that dies ends the run even when no frame comes. An exception in a
+callback or a sink is only logged and counted: the stream goes on.
 
 Example:
     >>> with Pipeline(["rtsp://cam/1"], load_model("yolov8n.onnx"), collector) as pipeline:  # doctest: +SKIP
@@ -195,6 +197,7 @@ class Pipeline(Resource):
             while True:
                 if self._duration is not None and self.elapsed >= self._duration:
                     self.stop()
+                self.workflow.check()  # a collector's thread that died ends the run, frames or none
                 frames = self._slots.take(self._frames_per_call(), timeout=0.05)
                 if frames:
                     self._process(frames)

@@ -23,6 +23,10 @@ class Target(Protocol):
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]: ...
 
+    def check(self) -> None:
+        """Raise `WorkerFailed` when a thread of the target (a remote one's outbox sender) has died."""
+        ...
+
     def stats(self) -> OutboxStats | None:
         """A remote target's outbox; None for a local dataset."""
         ...

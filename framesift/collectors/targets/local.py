@@ -69,6 +69,9 @@ class LocalDataset(Resource):
         """The records registered so far (see `read_records`)."""
         return read_records(self.root)
 
+    def check(self) -> None:
+        """A local dataset runs no thread: nothing can have died."""
+
     def stats(self) -> None:
         """A local dataset has no outbox: nothing to report beyond the collector's counters."""
         return None
