@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
+from framesift.collectors.redis_url import check_redis_url
 from framesift.collectors.store import ConfigStore, FileStore, open_store
 from framesift.collectors.targets.local import exclusive_lock
-from framesift.errors import InputError, WorkerFailed, require_positive
+from framesift.errors import InputError, LimitStoreError, WorkerFailed, require_positive
 from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
 from framesift.stream.sources import SourceOptions, SourceSpec
@@ -87,6 +88,9 @@ class RunOptions:
                              f"not {self.metrics_port}")
         if self.source_name and len(self.source_name) != len(self.sources):
             raise InputError(f"{len(self.source_name)} --source-name given for {len(self.sources)} sources")
+        for url in (self.redis, self.al_config):
+            if url is not None:
+                check_redis_url(url, LimitStoreError)
 
 
 def build_pipeline(options: RunOptions) -> Pipeline:

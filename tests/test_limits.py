@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import random
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -217,3 +222,59 @@ def test_a_password_changed_while_running_is_counted_and_said_like_an_outage(tmp
         limiter.close()
     finally:
         server.stop()
+
+
+def _framesift(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framesift.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def _collect_all(folder: Path) -> Path:
+    path = folder / "all.json"
+    path.write_text(json.dumps({"enabled": True, "persist_predictions": False, "sampling_strategies": [
+        {"name": "all", "type": "random", "traffic_percentage": 1.0}],
+        "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"}}))
+    return path
+
+
+def test_a_redis_password_with_at_slash_colon_hash_not_percent_encoded_is_refused_before_connecting(tmp_path,
+                                                                                                    clip_path):
+    password = "p@ss/w:rd#1"
+    server = RedisServer(free_port(), tmp_path, password=password)
+    server.start()
+    try:
+        raw = f"redis://:{password}@127.0.0.1:{server.port}/0"  # parsed by urllib as host `ss`
+        config = _collect_all(tmp_path)
+        for args in (["run", str(clip_path), "--model", "stub", "--al-config", str(config), "--redis", raw,
+                      "--target", str(tmp_path / "ds"), "--summary", str(tmp_path / "summary.json")],
+                     ["config", "get", "ds", "--store", raw], ["config", "set", "ds", str(config), "--store", raw]):
+            refused = _framesift(*args)
+            assert refused.returncode == 2, refused.stderr
+            assert refused.stderr == (f"framesift: the Redis URL redis://:***@127.0.0.1:{server.port}/0 does not "
+                                      "parse: its password holds @, /, : or # that are not percent-encoded (write @ "
+                                      "as %40, / as %2F, : as %3A, # as %23)\n")
+        assert not (tmp_path / "summary.json").exists() and not (tmp_path / "ds").exists()
+        encoded = f"redis://:{quote(password, safe='')}@127.0.0.1:{server.port}/0"  # the same, percent-encoded
+        ran = _framesift("run", str(clip_path), "--model", "stub", "--al-config", str(config), "--redis", encoded,
+                         "--target", str(tmp_path / "ds"), "--no-progress")
+        assert ran.returncode == 0 and "collected 60 datapoints" in ran.stderr, ran.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("password", ["p@ss/w:rd#1", "s3cr@t@", "a:b:c", "x%2Fy?z", "uniq-ue-pass"])
+def test_no_password_shape_reaches_the_log_the_summary_or_an_error(tmp_path, clip_path, password):
+    port = free_port()  # nobody listens there: the run goes on with local budgets, saying why in log and summary
+    url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
+    if password == "s3cr@t@" or password == "a:b:c":
+        url = f"redis://:{password}@127.0.0.1:{port}/0"  # shapes urllib parses right even unencoded
+    ran = _framesift("run", str(clip_path), "--model", "stub", "--al-config", str(_collect_all(tmp_path)), "--redis",
+                     url, "--redis-fallback", "memory", "--target", str(tmp_path / "ds"), "--no-progress",
+                     "--summary", str(tmp_path / "summary.json"))
+    assert ran.returncode == 0, ran.stderr
+    summary = (tmp_path / "summary.json").read_text()
+    shown = f"redis://:***@127.0.0.1:{port}/0"
+    assert shown in ran.stderr and shown in summary
+    for text in (ran.stderr, summary):
+        assert password not in text and quote(password, safe="") not in text and url not in text
+        assert not any(part in text for part in password.replace("@", " ").replace(":", " ").split() if len(part) > 2
+                       and part not in ("127", "0.0"))

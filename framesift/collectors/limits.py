@@ -34,6 +34,7 @@ from enum import Enum
 from typing import Protocol
 from urllib.parse import quote
 
+from framesift.collectors.redis_url import redis_client
 from framesift.errors import LimitStoreError
 from framesift.redaction import redact
 from framesift.resources import Resource
@@ -181,14 +182,7 @@ class RedisLimiter(Resource):
     """
 
     def __init__(self, url: str, *, clock: Clock | None = None, timeout: float = 0.5, prefix: str = "framesift"):
-        import redis
-
-        try:
-            self._client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
-            )
-        except ValueError as error:
-            raise LimitStoreError(f"bad Redis URL {redact(url)}: {error}") from None
+        self._client = redis_client(url, timeout, LimitStoreError)
         self.url = redact(url)
         self._script = self._client.register_script(_DECIDE_LUA)
         self._clock = clock

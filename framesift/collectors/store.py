@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from framesift.collectors.config import ActiveLearningConfig, parse_config, read_config_file
+from framesift.collectors.redis_url import redis_client
 from framesift.errors import ConfigError, FramesiftError, InputError
 from framesift.redaction import redact
 from framesift.resources import Resource
@@ -128,13 +129,7 @@ class RedisStore(Resource):
     version on `framesift:{<dataset>}:config`."""
 
     def __init__(self, url: str, *, timeout: float = 2.0, prefix: str = "framesift"):
-        import redis
-
-        try:
-            self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                                health_check_interval=0)
-        except ValueError as error:
-            raise InputError(f"bad Redis URL {redact(url)}: {error}") from None
+        self._client = redis_client(url, timeout, InputError)
         self.name = redact(url)
         self._prefix = prefix
         self._set = self._client.register_script(_SET_LUA)
