@@ -268,15 +268,26 @@ def test_a_workflow_step_without_a_configuration_follows_its_datasets_in_the_sto
     assert isinstance(ConfigCache(tmp_path / "cache").load(redis_server.url, "crops"), StoredConfig)
 
 
-def test_a_store_on_redis_needs_the_right_password(tmp_path):
+def test_a_store_on_redis_needs_the_right_password(tmp_path, clip_path):
     server = RedisServer(free_port(), tmp_path, password="s3cret-pw")
     server.start()
     try:
         wrong = f"redis://:nope@127.0.0.1:{server.port}/0"
         (tmp_path / "c.json").write_text(json.dumps(configuration(strategy("all"))))
-        refused = framesift("config", "set", "ds", str(tmp_path / "c.json"), "--store", wrong)
-        assert refused.returncode == 1 and "is unavailable" in refused.stderr and "nope" not in refused.stderr
+        for action in (["set", "ds", str(tmp_path / "c.json")], ["get", "ds"], ["history", "ds"]):
+            refused = framesift("config", *action, "--store", wrong)
+            assert refused.returncode == 2, refused.stderr  # as run's --redis: a usage error, not an outage
+            assert refused.stderr.startswith(f"framesift: the configuration store redis://:***@127.0.0.1:"
+                                             f"{server.port}/0 refused framesift's credentials (")
+            assert "nope" not in refused.stderr and refused.stderr.count("\n") == 1
         assert framesift("config", "set", "ds", str(tmp_path / "c.json"), "--store", server.url).returncode == 0
+        cache = tmp_path / "cache"
+        args = ["run", str(clip_path), "--model", "stub", "--target", str(tmp_path / "ds"), "--config-cache",
+                str(cache), "--no-progress", "--al-config"]
+        assert framesift(*args, server.url).returncode == 0  # its configuration is cached now
+        refused = framesift(*args, wrong)  # a wrong password is no outage: the cache is not used
+        assert refused.returncode == 2 and "refused framesift's credentials" in refused.stderr, refused.stderr
+        assert "cached from an earlier run" not in refused.stderr
     finally:
         server.stop()
 
@@ -363,3 +374,20 @@ def test_a_follower_that_dies_ends_the_run_even_when_no_frame_is_collected(clip_
             assert wait_until(lambda: pipeline.join(0.1), timeout=20)
     finally:
         pipeline.close()  # raised already by join: not again
+
+
+def test_the_roboflow_store_refusing_the_key_or_answering_a_page_not_the_apis(roboflow, tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps(configuration(strategy("all"))))
+    env = {"ROBOFLOW_API_URL": roboflow.url, "ROBOFLOW_API_KEY": "not-the-key"}
+    store = ["--store", "roboflow:acme"]
+    for action in (["set", "ds", str(tmp_path / "c.json")], ["get", "ds"]):
+        refused = framesift("config", *action, *store, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr == ("framesift: the configuration store roboflow:acme refused the API key (HTTP 401): "
+                                  "check --api-key or ROBOFLOW_API_KEY\n")
+    roboflow.mode = "html"  # a captive portal answers in the API's place
+    env["ROBOFLOW_API_KEY"] = ROBOFLOW_KEY
+    answered = framesift("config", "get", "ds", *store, env=env)
+    assert answered.returncode == 1 and answered.stderr.count("\n") == 1, answered.stderr
+    assert "the answer was not the API's (HTTP 200, text/html; charset=utf-8;" in answered.stderr
+    assert "holds no active-learning configuration" not in answered.stderr and ROBOFLOW_KEY not in answered.stderr

@@ -22,7 +22,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from framesift.collectors.store import ConfigStore, FileStore, NotStored, RoboflowStore, StoredConfig, StoreUnavailable
+from framesift.collectors.store import (
+    ConfigStore,
+    FileStore,
+    NotStored,
+    RoboflowStore,
+    StoredConfig,
+    StoreRefused,
+    StoreUnavailable,
+)
 from framesift.errors import ConfigError, InputError
 from framesift.resources import Resource
 from framesift.workers import Worker
@@ -64,7 +72,7 @@ class ConfigCache:
 def first_configuration(store: ConfigStore, dataset: str, cache: ConfigCache | None) -> StoredConfig:
     """The configuration to start with: the store's; when the store cannot be reached, the last one cached here
     (said in a warning), else `InputError` in one sentence. Invalid in the store, or not there: `ConfigError`,
-    `NotStored`."""
+    `NotStored`; credentials it refuses: `StoreRefused` (a wrong password is no outage: the cache is not used)."""
     try:
         stored = store.get(dataset)
     except StoreUnavailable as error:
@@ -117,7 +125,7 @@ class ConfigFollower(Worker, Resource):
         """Read the store once: put a new version in force, or keep the one in force and say why."""
         try:
             stored = self.store.get(self.dataset)
-        except StoreUnavailable as error:
+        except (StoreUnavailable, StoreRefused) as error:  # credentials changed while running: an outage too
             self._failed(str(error), outage=True)
             return
         except (ConfigError, NotStored) as error:

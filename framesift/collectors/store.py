@@ -40,6 +40,11 @@ class StoreUnavailable(FramesiftError, ConnectionError):
     """The store cannot be reached, or refused the request (a network error, a wrong key)."""
 
 
+class StoreRefused(InputError):
+    """The store refused framesift's credentials (a wrong Redis password, a Roboflow key it does not take): a
+    configuration error at start (exit code 2), counted like an outage while running."""
+
+
 class NotStored(InputError):
     """The store holds no configuration (or not that version) for the dataset."""
 
@@ -228,12 +233,16 @@ def _is_version(value: bytes | str) -> bool:
 
 @contextmanager
 def _unavailable(name: str) -> Iterator[None]:
-    """redis-py's errors as `StoreUnavailable` sentences."""
+    """redis-py's errors as `StoreRefused` (credentials) or `StoreUnavailable` sentences."""
     import redis
+
+    from framesift.collectors.limits import credentials_refused
 
     try:
         yield
     except redis.RedisError as error:
+        if credentials_refused(error):
+            raise StoreRefused(f"the configuration store {name} refused framesift's credentials ({error})") from None
         raise StoreUnavailable(f"the configuration store {name} is unavailable ({type(error).__name__}: "
                                f"{error})") from None
 
@@ -300,6 +309,14 @@ class RoboflowStore(Resource):
         try:
             response = send(self._http, method, url, server=self._base, params={"api_key": self._key},
                             timeout=self._timeout, **kwargs)
+            kind = response.headers.get("Content-Type", "")
+            if "json" not in kind.lower():  # a captive portal's or a proxy's page, not the API's answer
+                raise StoreUnavailable(f"the configuration store {self.name} is unavailable: the answer was not the "
+                                       f"API's (HTTP {response.status_code}, {kind or 'no content type'}; a captive "
+                                       f"portal or a proxy at {redact(self._base)}?)")
+            if response.status_code in (401, 403):
+                raise StoreRefused(f"the configuration store {self.name} refused the API key (HTTP "
+                                   f"{response.status_code}): check --api-key or ROBOFLOW_API_KEY")
             if response.status_code == 404:
                 return {}
             return check(response, "active_learning", secrets=[self._key])
