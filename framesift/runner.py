@@ -178,7 +178,8 @@ def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
         if first.config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
             api_key = first.config.target_dataset_api_key.get_secret_value()
         target = open_target(options.target, api_key=api_key, outbox=options.outbox,
-                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model))
+                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model),
+                             exclusive=options.redis is None)
         opened.callback(target.close)
         limiter = open_limiter(options.redis, options.redis_fallback)
         opened.callback(limiter.close)

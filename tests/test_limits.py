@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +280,70 @@ def test_no_password_shape_reaches_the_log_the_summary_or_an_error(tmp_path, cli
         assert password not in text and quote(password, safe="") not in text and url not in text
         assert not any(part in text for part in password.replace("@", " ").replace(":", " ").split() if len(part) > 2
                        and part not in ("127", "0.0"))
+
+
+def _per_minute(folder: Path, limit: int) -> Path:
+    path = folder / "five.json"
+    path.write_text(json.dumps({"enabled": True, "persist_predictions": False, "sampling_strategies": [
+        {"name": "five", "type": "random", "traffic_percentage": 1.0, "limits": [{"type": "minutely",
+                                                                                  "value": limit}]}],
+        "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"}}))
+    return path
+
+
+def _admitted(record: dict) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(record.get("admitted_at", record["captured_at"]).replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.parametrize("clock", ["--wall-clock", "--no-progress"])  # live decisions, then the recording's clock
+def test_restarts_without_redis_keep_a_local_datasets_budget(tmp_path, clip_path, clock):
+    from framesift import read_records
+
+    config = _per_minute(tmp_path, 5)
+    for _ in range(3):  # three runs of 60 frames within a minute: the limit holds across them
+        ran = _framesift("run", str(clip_path), "--model", "stub", "--al-config", str(config), "--target",
+                         str(tmp_path / "ds"), "--no-progress", clock)
+        assert ran.returncode == 0, ran.stderr
+    times = sorted(_admitted(r) for r in read_records(tmp_path / "ds"))
+    assert len(times) == 5
+    assert all(later - earlier >= 60 for earlier, later in zip(times, times[5:], strict=False))  # any 60 s: ≤ 5
+
+
+def test_a_second_process_writing_a_local_dataset_without_redis_is_refused(tmp_path, clip_path):
+    from framesift import read_records
+    from tests.helpers import wait_until
+
+    config = _per_minute(tmp_path, 1000)
+    args = [sys.executable, "-m", "framesift.cli", "run", str(clip_path), "--model", "stub", "--al-config",
+            str(config), "--target", str(tmp_path / "ds"), "--no-progress", "--realtime", "--loop"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: any(True for _ in read_records(tmp_path / "ds")), timeout=30)
+        second = _framesift(*args[3:-2])
+        assert second.returncode == 2
+        assert second.stderr == (f"framesift: another framesift process (pid {first.pid}) writes the dataset "
+                                 f"{tmp_path / 'ds'} without --redis: each would spend the whole budget of every "
+                                 "limit; let it finish, or give both --redis redis://host:port/db to share the "
+                                 "budgets\n")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.communicate(timeout=60)[0] is None and first.returncode == 0
+    after = _framesift(*args[3:-2])  # the lock went with the first process
+    assert after.returncode == 0, after.stderr
+
+
+def test_two_datasets_of_one_folder_in_one_process_share_its_budgets_lock(tmp_path, clip_path):
+    from framesift import LocalDataset
+
+    config = _per_minute(tmp_path, 5)
+    command = ["run", str(clip_path), "--model", "stub", "--al-config", str(config), "--target", str(tmp_path / "ds"),
+               "--no-progress"]
+    first, second = LocalDataset(tmp_path / "ds", exclusive=True), LocalDataset(tmp_path / "ds", exclusive=True)
+    first.close()
+    first.close()  # idempotent: it gives up its share once
+    refused = _framesift(*command)  # the second still holds it
+    assert refused.returncode == 2 and f"(pid {os.getpid()}) writes the dataset" in refused.stderr
+    second.close()
+    assert _framesift(*command).returncode == 0

@@ -48,7 +48,7 @@ from framesift.collectors.config import (
     StrategyConfig,
     active_learning_disabled_by_env,
 )
-from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.datapoint import Datapoint, iso_utc
 from framesift.collectors.follower import ConfigCache, ConfigFollower
 from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
@@ -57,6 +57,7 @@ from framesift.collectors.store import ConfigStore, StoredConfig
 from framesift.collectors.strategies import Match, Trackers, decided_without_image, matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
+from framesift.collectors.targets.local import LocalDataset
 from framesift.collectors.tracking import IouTracker
 from framesift.errors import OutboxFull, WorkerFailed
 from framesift.predictions import Prediction, StubPrediction, prediction_from_json
@@ -177,6 +178,8 @@ class Collector(Resource):
         self._closed = False
         self._cond = threading.Condition()
         self._stats = CollectorStats(strategies={s.name: StrategyStats() for s in self._policy.strategies})
+        if isinstance(self.limiter, MemoryLimiter) and isinstance(target, LocalDataset):  # budgets without Redis
+            self.limiter.resume(target.name, str(target.root.resolve()), target.admissions)
         self._latest: deque[Datapoint] = deque(maxlen=LATEST_KEPT)  # for the live page: references, no copy
         self._thread = Worker("collector", self._run)
         self._thread.start()
@@ -416,7 +419,7 @@ class Collector(Resource):
                     self._stats.datapoints_rejected_by_limits += 1
             return
         assert decision.strategy is not None  # an accepted decision names its strategy
-        datapoint = self._datapoint(pending, batch, decision.strategy, signed)
+        datapoint = self._datapoint(pending, batch, decision.strategy, signed, None if pending.recorded else at)
         self.target.register(datapoint)
         if gate is not None and signed is not None:
             self._recent.remember(pending.source, int(signed["signature"], 16), pending.captured_at.timestamp(),
@@ -450,8 +453,8 @@ class Collector(Resource):
                     self._stats.strategies[strategy.name].rejected_near_duplicate += 1
         return signed, kept
 
-    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str,
-                   signed: dict[str, Any] | None = None) -> Datapoint:
+    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str, signed: dict[str, Any] | None = None,
+                   admitted_at: datetime | None = None) -> Datapoint:
         strategy = next(s for s in pending.matched if s.name == strategy_name)
         prediction = pending.prediction
         config = pending.policy.config
@@ -467,6 +470,8 @@ class Collector(Resource):
             extra["near_duplicates"] = signed
         if strategy.name in pending.evidence:
             extra["selected_because"] = pending.evidence[strategy.name]
+        if admitted_at is not None:  # a live frame's: when the budgets admitted it (a recording's: captured_at)
+            extra["admitted_at"] = iso_utc(admitted_at)
         return Datapoint(
             id=uuid.uuid4().hex,
             batch=batch,
