@@ -338,11 +338,14 @@ def test_a_current_version_set_by_hand_that_is_no_number_is_kept_out_and_the_fle
     assert got.returncode == 0  # the valid set replaced the value set by hand
     client.set("framesift:{ds}:config:current", "not-a-number")
     client.hset("framesift:{ds}:config:versions", "by-hand", "{}")
+    client.hset("framesift:{ds}:config:versions", "3", json.dumps({"config": {}, "sha": "x", "set_at": "yesterday"}))
     got = framesift("config", "get", "ds", "--store", redis_server.url)
     assert got.returncode == 2 and got.stderr.count("\n") == 1 and "ValueError" not in got.stderr
     assert "its current version is 'not-a-number', not a version number" in got.stderr
     history = framesift("config", "history", "ds", "--store", redis_server.url)
-    assert history.returncode == 0 and [line.split("\t")[0] for line in history.stdout.splitlines()] == ["1", "2"]
+    assert history.returncode == 0, history.stderr
+    assert [line.split("\t")[:2] for line in history.stdout.splitlines()] == [["1", first.sha], ["2", second.sha],
+                                                                             ["3", "x"]]
 
 
 class FailingFileStore(FileStore):

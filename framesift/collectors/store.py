@@ -177,7 +177,7 @@ class RedisStore(Resource):
                 continue
             try:
                 body = json.loads(document)
-                kept.append(Version(int(number), str(body["sha"]), body.get("set_at")))
+                kept.append(Version(int(number), str(body["sha"]), _set_at(body)))
             except (ValueError, KeyError, TypeError):
                 kept.append(Version(int(number), "(damaged)", None))
         return sorted(kept, key=lambda v: v.version)
@@ -215,7 +215,7 @@ class RedisStore(Resource):
         except (ValueError, KeyError, TypeError):
             raise ConfigError([f"(top level): version {version} in {self.name} is not a stored configuration"],
                               f"configuration of {dataset!r}") from None
-        return StoredConfig.of(dataset, version, data, body.get("set_at"),
+        return StoredConfig.of(dataset, version, data, _set_at(body),
                                f"configuration {version} of {dataset!r} in {self.name}")
 
     def close(self) -> None:
@@ -223,6 +223,12 @@ class RedisStore(Resource):
             pubsub.close()
         self._subscriptions.clear()
         self._client.close()
+
+
+def _set_at(body: Mapping[str, Any]) -> float | None:
+    """When a stored version was set, as `set` writes it; a value written by hand that is no such time is none."""
+    when = body.get("set_at")
+    return float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) and 0 <= when < 1e11 else None
 
 
 def _is_version(value: bytes | str) -> bool:
