@@ -394,3 +394,16 @@ def test_the_roboflow_store_refusing_the_key_or_answering_a_page_not_the_apis(ro
     assert answered.returncode == 1 and answered.stderr.count("\n") == 1, answered.stderr
     assert "the answer was not the API's (HTTP 200, text/html; charset=utf-8;" in answered.stderr
     assert "holds no active-learning configuration" not in answered.stderr and ROBOFLOW_KEY not in answered.stderr
+
+
+def test_a_version_nested_past_reading_is_kept_out_not_a_dead_follower(redis_server):
+    from framesift.errors import ConfigError
+
+    store = RedisStore(redis_server.url)
+    store.set("ds", configuration(strategy("all")))
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset("framesift:{ds}:config:versions", "2", "[" * 100_000 + "]" * 100_000)  # by hand: JSON 100,000 deep
+    client.set("framesift:{ds}:config:current", "2")
+    with pytest.raises(ConfigError, match="version 2 in redis://127.0.0.1:.* is not a stored configuration"):
+        store.get("ds")
+    assert [v.sha for v in store.history("ds")][1] == "(damaged)"

@@ -178,7 +178,7 @@ class RedisStore(Resource):
             try:
                 body = json.loads(document)
                 kept.append(Version(int(number), str(body["sha"]), _set_at(body)))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 kept.append(Version(int(number), "(damaged)", None))
         return sorted(kept, key=lambda v: v.version)
 
@@ -212,7 +212,7 @@ class RedisStore(Resource):
         try:
             body = json.loads(document)
             data = body["config"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise ConfigError([f"(top level): version {version} in {self.name} is not a stored configuration"],
                               f"configuration of {dataset!r}") from None
         return StoredConfig.of(dataset, version, data, _set_at(body),
