@@ -4,8 +4,9 @@ without the store.
 A `ConfigFollower` thread checks the store every `poll` seconds, and at once when the store announces a change (a
 Redis message; a file's new size, time or inode, edited in place or replaced by a rename). A new version is handed
 to `apply` (the collector swaps it in between two datapoints) and cached. A configuration found invalid in the
-store (written there by hand) is kept out, logged, counted; an unreachable store is logged once per outage and
-counted; either way the configuration in force stays.
+store (written there by hand, or a current version that is no number) is kept out, logged, counted; an unreachable
+store (or one refusing the credentials) is logged once per outage and counted; either way the configuration in force
+stays. A follower that dies of anything else ends the run: its collector's `check` raises its failure.
 
 Example:
     >>> collector.follow(open_store("redis://10.0.0.2:6379/0"), first, poll=1.0)   # doctest: +SKIP
