@@ -542,6 +542,25 @@ def test_a_failing_sink_is_counted_in_the_snapshot(clip):
     assert counts.failed + counts.dropped == 120 and counts.failed > 0
 
 
+def test_a_sink_whose_thread_dies_on_the_last_frame_fails_the_run(clip):
+    """Its thread dead after the last frame was handed over, no later write noticed: the run ended as healthy with
+    a video missing its end."""
+    from framesift.errors import WorkerFailed
+
+    class Dying:
+        def write(self, frame, prediction):
+            if frame.frame_id == 119:
+                raise SystemExit("injected")  # no Exception: it escapes the sink's guard and ends its thread
+
+        def close(self):
+            pass
+
+    pipeline = Pipeline([str(clip)], load_model("stub"), sinks=[Dying()])
+    with pytest.raises(WorkerFailed, match="the sink Dying thread failed: SystemExit: injected"):
+        pipeline.run()
+        pipeline.close()
+
+
 class SlowSink:
     """A sink that takes `delay` seconds per frame (an encoder slower than the model) and keeps the frame ids."""
 

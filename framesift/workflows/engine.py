@@ -389,6 +389,11 @@ class Workflow(Resource):
     def snapshot(self) -> dict[str, CollectorStats]:
         return {name: collector.snapshot() for name, collector in self.collectors.items()}
 
+    def check(self) -> None:
+        """Raise `WorkerFailed` when a thread of a collector (its own, its follower, its outbox sender) died."""
+        for collector in self.collectors.values():
+            collector.check()
+
     def close(self, drain_timeout: float = 10.0) -> None:
         """Close every collector (each gets `drain_timeout` to write what it holds), then what the workflow owns;
         idempotent. A collector's `WorkerFailed` is raised once all are closed."""
