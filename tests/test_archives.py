@@ -155,6 +155,32 @@ def test_a_bootstrap_killed_mid_recording_goes_on_after_its_last_collected_frame
     assert after == Counter({(clip.name, i): 1 for clip in clips for i in range(frames_of(clip))})
 
 
+def test_a_bootstrap_killed_again_and_again_collects_every_frame_exactly_once(tmp_path):
+    """Issue 22, 1: the log said a recording "finished" once its last frame was inferred, while its datapoints were
+    still queued; a `kill -9` then lost them for good (the rerun skipped the recording), exit 0, no warning."""
+    folder, clips = recordings(tmp_path, 4)
+    command = [sys.executable, "-m", "framesift.cli", "run", str(folder), "--model", "stub", "--al-config",
+               str(every_frame(tmp_path)), "--target", str(tmp_path / "ds"), "--no-progress"]
+
+    def collected() -> int:
+        return len(list(read_records(tmp_path / "ds")))
+
+    def killed_at(enough: int) -> None:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_until(lambda: collected() >= enough or process.poll() is not None, timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+
+    for more in (1, 1, 8, 20, 1):  # killed at once after its first new record, or a few records later
+        killed_at(collected() + more)
+    last = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert last.returncode == 0, last.stderr
+    after = Counter((Path(r["source"]).name, r["frame_id"]) for r in read_records(tmp_path / "ds"))
+    assert after == Counter({(clip.name, i): 1 for clip in clips for i in range(frames_of(clip))})
+
+
 def test_a_second_bootstrap_into_the_same_target_is_refused_while_the_first_runs(tmp_path):
     """Both replayed every recording, each drawing its own sample: the budgets were spent twice over."""
     folder, _ = recordings(tmp_path, 1)

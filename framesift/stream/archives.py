@@ -113,11 +113,13 @@ class ReplayLog:
         return None if finished else max(frames, self._collected.get(recording.path, -1) + 1)
 
     def record(self, recording: Recording, frames: int, finished: bool) -> None:
-        """Say (durably) that the first `frames` frames of `recording` were replayed, or all of them."""
+        """Say (durably) that the first `frames` frames of `recording` were replayed, or all of them; an entry
+        saying less than the last one (written by another collector's thread a moment later) is left out."""
         entry = {"file": os.path.abspath(recording.path), "key": recording.key, "frames": frames,
                  "finished": finished}
         with self._lock:
-            if self._done.get(recording.key) == (frames, finished):
+            last = self._done.get(recording.key)
+            if last is not None and (last[1] or (not finished and frames <= last[0])):
                 return
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +136,21 @@ class ReplayLog:
                 return
             self._failing = False
             self._done[recording.key] = (frames, finished)
+
+
+ReplayEntry = tuple[Recording, int, bool]  # a recording, its frames replayed, whether all of them
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Replay-log entries that hold once a frame's datapoints are written (`Frame.checkpoint`): called then."""
+
+    log: ReplayLog
+    entries: tuple[ReplayEntry, ...]
+
+    def __call__(self) -> None:
+        for recording, frames, finished in self.entries:
+            self.log.record(recording, frames, finished)
 
 
 def _last_frames(folder: Path) -> dict[str, int]:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from framesift.errors import SourceError, require_positive
 from framesift.redaction import redact
-from framesift.stream.archives import Recording, ReplayLog, is_archive, list_recordings
+from framesift.stream.archives import Checkpoint, Recording, ReplayEntry, ReplayLog, is_archive, list_recordings
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
 from framesift.stream.recordings import RecordingClock, recording_start
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
+CHECKPOINT_S = 1.0  # seconds between an archive's replay-log entries while a recording is replayed
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ class SourceReader(Worker):
         self._replay_log: ReplayLog | None = None
         self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
         self._read_through: set[str] = set()  # ... and those read to their end
-        self._unconfirmed: list[Recording] = []  # read to their end, their last frame not yet taken for inference
+        self._unconfirmed: list[ReplayEntry] = []  # replay-log entries for the next frame's checkpoint
+        self._next_checkpoint = 0.0  # monotonic time from which a frame carries its recording's progress
         self._first_refused: tuple[str, int] | None = None  # an archive's frame the slots refused at the stop
         self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
 
@@ -236,7 +238,7 @@ class SourceReader(Worker):
             try:
                 if self._read(container, recording, skip):
                     self._read_through.add(recording.path)
-                    self._unconfirmed.append(recording)
+                    self._unconfirmed.append((recording, self._frames_read[recording.path], True))
             except (av.error.FFmpegError, OSError) as error:  # a damaged file: count it, go on with the next
                 self._metrics.decode_error(self.spec.name)
                 self._status("error", f"{recording.path}: {_reason(error)}; going on with the next")
@@ -245,7 +247,8 @@ class SourceReader(Worker):
                 self._metrics.connected(self.spec.name, False)
 
     def confirm(self, first_left: tuple[str, int] | None) -> None:
-        """Write what was replayed of the archive once its thread has ended, given its first frame left waiting for
+        """Write what was replayed of the archive once its thread has ended and the datapoints of its frames were
+        written (`Pipeline.close` calls it through `Workflow.when_written`), given its first frame left waiting for
         the model when the pipeline stopped (recording, index there), if any: every frame before that one, or
         before the first the slots refused, was inferred or passed over unsampled; without either, everything read
         was. A thread still running (a file system that hangs) leaves the log as it was."""
@@ -413,18 +416,30 @@ class SourceReader(Worker):
                       drawn=drawn)
         if self._prepare is not None and not self.live:
             frame.model_input = self._prepare(image)
+        if recording is not None:
+            frame.checkpoint = self._checkpoint(recording, index)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped
             if recording is not None and self._first_refused is None:
                 self._first_refused = (recording.path, index)
-        elif self._unconfirmed and recording is not None and self._replay_log is not None:
-            for done in self._unconfirmed:  # a later frame went in: their last ones were taken for inference
-                self._replay_log.record(done, self._frames_read[done.path], finished=True)
-            self._unconfirmed.clear()
+
+    def _checkpoint(self, recording: Recording, index: int) -> Checkpoint | None:
+        """What the replay log may say once this frame (an archive's, `index` in `recording`) is collected: every
+        frame up to it was, and the recordings read through before it were (`Pipeline` writes it when the
+        collectors have written the frame's datapoints). Every `CHECKPOINT_S`, and after a recording's end."""
+        now = time.monotonic()
+        if self._replay_log is None or not (self._unconfirmed or now >= self._next_checkpoint):
+            return None
+        self._next_checkpoint = now + CHECKPOINT_S
+        entries, self._unconfirmed = [*self._unconfirmed, (recording, index + 1, False)], []
+        return Checkpoint(self._replay_log, tuple(entries))
 
     def _replaced(self, frame: Frame) -> None:
-        """A waiting live frame was replaced by a newer one before the model took it."""
+        """A waiting live frame was replaced by a newer one before the model took it (its checkpoint goes with
+        the next frame)."""
         self._metrics.dropped(self.spec.name, "newer_frame")
+        if isinstance(frame.checkpoint, Checkpoint):
+            self._unconfirmed[:0] = frame.checkpoint.entries
 
     def _in_words(self, error: BaseException, timeout: float) -> str:
         """What went wrong, in words: a timeout says so (FFmpeg calls it "Immediate exit requested", or "Invalid
