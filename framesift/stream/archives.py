@@ -9,14 +9,17 @@ its last frame in the target's records), so no frame is sampled twice.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from stat import S_ISREG
 
 from framesift.collectors.targets.local import append_durably, read_records
 from framesift.errors import SourceError
@@ -48,14 +51,11 @@ class Recording:
 
 
 def list_recordings(pattern: str) -> list[Recording]:
-    """The video files of a folder (recursively) or a glob (`**` spans folders), oldest recording first. Raises
-    `SourceError` when nothing matches."""
+    """The video files of a folder (recursively) or a glob (`**` spans folders), oldest recording first, each file
+    once (`video_files`). Raises `SourceError` when nothing matches."""
     import av
 
-    if Path(pattern).is_dir():
-        paths = [str(p) for p in Path(pattern).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()]
-    else:
-        paths = [p for p in glob.glob(pattern, recursive=True) if Path(p).is_file()]
+    paths = video_files(pattern)
     recordings = []
     for path in paths:
         try:
@@ -72,6 +72,85 @@ def list_recordings(pattern: str) -> list[Recording]:
     if not recordings:
         raise SourceError(f"no video files found in {pattern}")
     return sorted(recordings, key=lambda r: (r.start, r.path))
+
+
+def video_files(pattern: str) -> list[str]:
+    """The files of a folder with a video suffix (at any depth), or the files a glob matches, each real file once
+    (known by its device and inode) whichever names reach it: under a name without a link when it has one (a camera
+    recorder's `latest -> day2` adds nothing), else under the first. Links to folders are followed, but a folder is
+    entered once: a link to `..` does not loop."""
+    if Path(pattern).is_dir():
+        found = [os.path.join(folder, name) for folder in _folders(pattern, hidden=True)
+                 for name in sorted(os.listdir(folder)) if Path(name).suffix.lower() in VIDEO_SUFFIXES]
+    else:
+        found = list(_glob(pattern))
+    by_identity: dict[tuple[int, int], str] = {}
+    for path in sorted(found, key=lambda p: (os.path.realpath(p) != os.path.abspath(p), p)):
+        try:
+            stat = os.stat(path)
+        except OSError:  # a dangling link, a file removed meanwhile
+            continue
+        if S_ISREG(stat.st_mode):
+            by_identity.setdefault((stat.st_dev, stat.st_ino), path)
+    return list(by_identity.values())
+
+
+def _glob(pattern: str) -> Iterator[str]:
+    """What `glob.glob(pattern, recursive=True)` finds (hidden names only for a part starting with a dot), but with
+    each folder a `**` spans entered once (`_folders`): glob follows a link to `..` until the system refuses."""
+    parts = pattern.split(os.sep)
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else "")
+    yield from _matches(root, parts[fixed:])
+
+
+def _matches(path: str, parts: list[str]) -> Iterator[str]:
+    """The paths under the folder `path` ("": the working folder) matching the pattern's `parts`."""
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        for folder in _folders(path, hidden=False):
+            yield from _matches(folder, rest or ["*"])
+        return
+    try:
+        names = sorted(os.listdir(path or "."))
+    except OSError:  # not a folder, or unreadable
+        return
+    for name in fnmatch.filter(names, part) if glob.has_magic(part) else [part] if part in names else []:
+        if name.startswith(".") and not part.startswith("."):
+            continue
+        child = os.path.join(path, name)
+        if not rest:
+            yield child
+        elif os.path.isdir(child):
+            yield from _matches(child, rest)
+
+
+def _folders(root: str, hidden: bool) -> list[str]:
+    """`root` ("": the working folder) and every folder below it, each entered once (by device and inode): first
+    those reached without a link, then those only a link reaches, and so on; `hidden` ones (a dot first) too."""
+    entered: set[tuple[int, int]] = set()
+    found: list[str] = []
+    tops = [root]
+    while tops:
+        links = []
+        for top in tops:
+            for folder, subfolders, _ in os.walk(top or "."):
+                if not top:  # the working folder: named as glob names it, without "./"
+                    folder = "" if folder == "." else folder.removeprefix("./")
+                try:
+                    stat = os.stat(folder or ".")
+                except OSError:
+                    subfolders.clear()
+                    continue
+                if (stat.st_dev, stat.st_ino) in entered:
+                    subfolders.clear()
+                    continue
+                entered.add((stat.st_dev, stat.st_ino))
+                found.append(folder)
+                subfolders[:] = sorted(d for d in subfolders if hidden or not d.startswith("."))
+                links += [os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d))]
+        tops = links
+    return found
 
 
 class ReplayLog:
