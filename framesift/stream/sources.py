@@ -12,7 +12,8 @@ itself at its read timeout). `frame_id` keeps counting across reconnects and loo
 
 An archive (a folder or a glob of recordings, `framesift.stream.archives`) is replayed like one file made of its
 recordings, oldest first; its frames carry the recording they came from and their index in it, and what was
-replayed is written to the options' `replay_log`, so that the same run started again goes on where it stopped.
+replayed is written to the options' `replay_log`, so that the same run started again goes on where it stopped. A
+file given alone, with a `replay_log` and not looped, is replayed as an archive of one recording.
 
 A file replayed faster than real time runs on its recording's clock (`video_time`, the default): each frame's
 `captured_at` is when it was recorded (`framesift.stream.recordings`), so budgets and batches follow the recording.
@@ -27,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ from urllib.parse import urlsplit
 
 from framesift.errors import SourceError, require_positive
 from framesift.redaction import redact
-from framesift.stream.archives import Checkpoint, Recording, ReplayEntry, ReplayLog, is_archive, list_recordings
+from framesift.stream.archives import (
+    Checkpoint,
+    Recording,
+    ReplayEntry,
+    ReplayLog,
+    is_archive,
+    list_recordings,
+    read_recording,
+)
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
 from framesift.stream.recordings import RecordingClock, recording_start
@@ -144,6 +153,7 @@ class SourceReader(Worker):
         self._decoded = 0  # frames decoded so far, and so the id of the next one: it keeps counting across reconnects
         self.waiting_since: float | None = None  # monotonic time since which the thread waits for the network
         self.recordings: list[Recording] = []  # an archive's, left to replay (`check`)
+        self._replaying = False  # an archive, or a file whose replay is logged: read as `recordings`
         self._replay_log: ReplayLog | None = None
         self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
         self._read_through: set[str] = set()  # ... and those read to their end
@@ -154,14 +164,20 @@ class SourceReader(Worker):
 
     def check(self) -> None:
         """Raise `SourceError` with one clear sentence when a file or an archive cannot be read; list what an
-        archive has left to replay."""
-        if self.spec.kind != "archive":
+        archive, or a file whose replay is logged (`replay_log`, not looped), has left to replay: a file is then
+        replayed as an archive of one recording, skipped or resumed by the same rule."""
+        if self.spec.kind == "archive":
+            every = list_recordings(self.spec.url)
+        else:
             check_file(self.spec)
-            return
+            if self.spec.kind != "file" or self.options.replay_log is None or self.options.loop:
+                return
+            recording = read_recording(self.spec.url)
+            every = [] if recording is None else [replace(recording, start=self.options.start_time or recording.start)]
+        self._replaying = True
         if self.options.replay_log is not None:
             self._replay_log = ReplayLog(self.options.replay_log)
         replayed = self._replay_log
-        every = list_recordings(self.spec.url)
         self.recordings = [r for r in every if replayed is None or replayed.frames_done(r) is not None]
         if len(self.recordings) < len(every):
             log.info("source %s: %d of %d recordings were replayed already (%s); they are skipped", self.spec.name,
@@ -169,7 +185,7 @@ class SourceReader(Worker):
 
     def frames_left(self) -> list[tuple[str, int]]:
         """(file, frames already replayed) of each file this source will read."""
-        if self.spec.kind != "archive":
+        if not self._replaying:
             return [(self.spec.url, 0)]
         return [(r.path, (self._replay_log.frames_done(r) or 0) if self._replay_log else 0) for r in self.recordings]
 
@@ -179,7 +195,7 @@ class SourceReader(Worker):
 
         delay = self.options.backoff_initial
         try:
-            if self.spec.kind == "archive":
+            if self._replaying:
                 self._replay_archive()
                 return
             while not self._stop_event.is_set() and not self._enough():
