@@ -7,10 +7,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,10 +98,11 @@ class RunOptions:
                 check_redis_url(url, LimitStoreError)
 
 
-def build_pipeline(options: RunOptions) -> Pipeline:
+def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lambda: None) -> Pipeline:
     """Validate the configuration or workflow first (before any frame is read), then load the models and open the
-    targets. When a step fails, what the earlier ones opened (a remote target's sender and outbox lock, a limiter's
-    connection, sink files) is closed before the error is raised."""
+    targets (`before_targets` is called just before: `run` takes the replay lock there, once the input is known to
+    be valid and before anything is written). When a step fails, what the earlier ones opened (a remote target's
+    sender and outbox lock, a limiter's connection, sink files) is closed before the error is raised."""
     from framesift.stream.sinks import AnnotatedVideo, PredictionsFile, Sink
 
     if (options.model is None) == (options.workflow is None):
@@ -111,9 +114,9 @@ def build_pipeline(options: RunOptions) -> Pipeline:
     names = options.source_name or [f"source{i}" for i in range(len(options.sources))]
     with ExitStack() as opened:
         if options.workflow is not None:
-            runs, per_source = _workflow(options, names, opened)
+            runs, per_source = _workflow(options, names, opened, before_targets)
         else:
-            runs, per_source = _model_and_collector(options, opened), {}
+            runs, per_source = _model_and_collector(options, opened, before_targets), {}
         sinks: list[Sink] = []
         if options.predictions:
             sinks.append(opened.enter_context(PredictionsFile(options.predictions)))
@@ -131,11 +134,14 @@ def build_pipeline(options: RunOptions) -> Pipeline:
 
 
 def _replay_log(options: RunOptions) -> str | None:
-    """Where archives of recordings write what they replayed: in the target (a local folder), else beside the
-    remote target's outbox."""
+    """Where a run collecting from files or archives of recordings writes what it replayed: in the target (a local
+    folder), else beside the remote target's outbox. None when it collects nothing (`--al-config`, `--workflow`)
+    or replays no file (a looped one is never done)."""
     from framesift.stream.archives import is_archive
 
-    if not any(is_archive(source) for source in options.sources):
+    if options.al_config is None and options.workflow is None:
+        return None
+    if not any(is_archive(source) or (not options.loop and Path(source).is_file()) for source in options.sources):
         return None
     if ":" in options.target and not Path(options.target).exists():  # roboflow:<dataset>, labelstudio:<project>
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in options.target)
@@ -159,7 +165,7 @@ def _start_time(options: RunOptions) -> datetime | None:
                          "(for example 2026-11-20T08:00:00Z)") from None
 
 
-def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
+def _model_and_collector(options: RunOptions, opened: ExitStack, before_targets: Callable[[], None]) -> Workflow:
     """`--model` (and `--al-config`): the one-model, one-collector workflow."""
     from framesift.collectors import Collector, open_limiter, open_target
     from framesift.collectors.follower import first_configuration, poll_interval
@@ -176,6 +182,7 @@ def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
     model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
                        classes=options.classes, model_id=options.model_id, models=options.models)
     collector = None
+    before_targets()
     if first is not None and store is not None:
         api_key = options.api_key
         if first.config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
@@ -203,8 +210,8 @@ def _store(options: RunOptions, opened: ExitStack) -> tuple[ConfigStore, ConfigC
     return store, ConfigCache(options.config_cache or DEFAULT_CACHE)
 
 
-def _workflow(options: RunOptions, names: list[str],
-              opened: ExitStack) -> tuple[Workflow, dict[str, dict[str, Any]]]:
+def _workflow(options: RunOptions, names: list[str], opened: ExitStack,
+              before_targets: Callable[[], None]) -> tuple[Workflow, dict[str, dict[str, Any]]]:
     """`--workflow FILE` with its `--param`s: the workflow, and each source's own parameters."""
     from framesift.workflows.build import build_workflow, parse_parameters
     from framesift.workflows.definition import load_workflow_definition
@@ -213,6 +220,7 @@ def _workflow(options: RunOptions, names: list[str],
     definition = load_workflow_definition(options.workflow)
     parameters, per_source = parse_parameters(options.param, definition, names)
     store, cache = _store(options, opened) if options.al_config else (None, None)
+    before_targets()
     workflow = build_workflow(definition, parameters=parameters, source_parameters=per_source,
                               target=options.target, api_key=options.api_key, outbox=options.outbox,
                               outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
@@ -232,8 +240,7 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
     with ExitStack() as scope:
         if stop is None:
             stop = scope.enter_context(StopSignals()).event
-        _hold_replay_lock(options, scope)
-        pipeline = build_pipeline(options)
+        pipeline = build_pipeline(options, functools.partial(_hold_replay_lock, options, scope))
         failure: WorkerFailed | None = None
         try:
             with ExitStack() as running:

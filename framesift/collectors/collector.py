@@ -172,7 +172,8 @@ class Collector(Resource):
         self._clock = clock
         self._max_items = max_queue_items
         self._max_bytes = max_queue_bytes
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[_Pending | Callable[[], None]] = deque()  # datapoints, and `when_written` callbacks
+        self._queued = 0  # datapoints in the queue
         self._queued_bytes = 0
         self._closing = False
         self._closed = False
@@ -244,9 +245,19 @@ class Collector(Resource):
                 self._drop("queue_full")
                 return False
             self._queue.append(pending)
+            self._queued += 1
             self._queued_bytes += nbytes
             self._cond.notify_all()
         return True
+
+    def when_written(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on the collector's thread once every datapoint submitted before has been written to
+        the target (durably: a local dataset's record, a remote target's outbox) or refused; never when they are
+        not (the collector closed first: a drain timeout, a thread that died)."""
+        with self._cond:
+            if not self._closing:
+                self._queue.append(callback)
+                self._cond.notify_all()
 
     def draw_ahead(self, stub_model: bool) -> Draw | None:
         """The next frame's draws, before it is decoded, as `submit` would make them on its prediction; None
@@ -269,7 +280,7 @@ class Collector(Resource):
         self.target.check()
 
     def _full(self, nbytes: int) -> bool:
-        return len(self._queue) >= self._max_items or self._queued_bytes + nbytes > self._max_bytes
+        return self._queued >= self._max_items or self._queued_bytes + nbytes > self._max_bytes
 
     def _trackers_of(self, source: str) -> Trackers:
         """The `new_objects` trackers of a source (one per strategy name; they outlive a reconfiguration)."""
@@ -316,7 +327,7 @@ class Collector(Resource):
         """A copy of the counters, with the queue depth, the limit store's health and a remote target's outbox."""
         with self._cond:
             stats = dataclasses.replace(
-                self._stats, queue_depth=len(self._queue), dropped_by_reason=dict(self._stats.dropped_by_reason),
+                self._stats, queue_depth=self._queued, dropped_by_reason=dict(self._stats.dropped_by_reason),
                 strategies={name: dataclasses.replace(c) for name, c in self._stats.strategies.items()})
         health = self.limiter.health()
         stats.limit_store_available = health.available
@@ -351,10 +362,10 @@ class Collector(Resource):
         if self._thread.is_alive() or self._thread.error is not None:
             reason = "drain_timeout" if self._thread.is_alive() else "collector_failed"
             with self._cond:
-                for _ in range(len(self._queue)):
+                for _ in range(self._queued):
                     self._drop(reason)
-                self._queue.clear()
-                self._queued_bytes = 0
+                self._queue.clear()  # with the callbacks of `when_written`: what they wait for was not written
+                self._queued = self._queued_bytes = 0
             self._thread.join(5.0)  # the datapoint being written when time ran out
         if self._thread.is_alive():
             log.error("the collector is still writing a datapoint after the drain timeout; leaving it")
@@ -379,8 +390,13 @@ class Collector(Resource):
                 if not self._queue:
                     return
                 pending = self._queue.popleft()
-                self._queued_bytes -= pending.nbytes
-                self._cond.notify_all()  # a replay waiting for room
+                if isinstance(pending, _Pending):
+                    self._queued -= 1
+                    self._queued_bytes -= pending.nbytes
+                    self._cond.notify_all()  # a replay waiting for room
+            if not isinstance(pending, _Pending):
+                pending()  # every datapoint submitted before it was written
+                continue
             try:
                 self._register(pending)
             except OutboxFull:  # a remote target's outbox is at its bound: refused, counted, the stream goes on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ class Frame:
     recorded: bool = False  # captured_at is on the recording's clock (a file replayed in video time)
     recording: str | None = None  # the file of an archive it came from; frame_id is then its index there
     drawn: Any = None  # the collector's draws, made before the frame was decoded (`Collector.draw_ahead`)
+    checkpoint: Callable[[], None] | None = None  # an archive's replay-log entries, written once it is collected
     _bgr: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

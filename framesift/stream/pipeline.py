@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -154,8 +155,9 @@ class Pipeline(Resource):
         try:
             if self._started_at is not None:
                 self._inference.join()
-                for reader in self._readers:
-                    reader.confirm(self._first_left.get(reader.spec.name))
+                for reader in self._readers:  # written once the datapoints before are: in the drain below
+                    left = self._first_left.get(reader.spec.name)
+                    self.workflow.when_written(functools.partial(reader.confirm, left))
             for sink in self._sinks:
                 try:
                     sink.close()
@@ -207,6 +209,9 @@ class Pipeline(Resource):
                 frames = self._slots.take(self._frames_per_call(), timeout=0.05)
                 if frames:
                     self._process(frames)
+                    for frame in frames:
+                        if frame.checkpoint is not None:
+                            self.workflow.when_written(frame.checkpoint)
                 elif self._stop.is_set() or not any(r.is_alive() for r in self._readers):
                     if not self._slots.pending():
                         break

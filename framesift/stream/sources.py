@@ -12,7 +12,8 @@ itself at its read timeout). `frame_id` keeps counting across reconnects and loo
 
 An archive (a folder or a glob of recordings, `framesift.stream.archives`) is replayed like one file made of its
 recordings, oldest first; its frames carry the recording they came from and their index in it, and what was
-replayed is written to the options' `replay_log`, so that the same run started again goes on where it stopped.
+replayed is written to the options' `replay_log`, so that the same run started again goes on where it stopped. A
+file given alone, with a `replay_log` and not looped, is replayed as an archive of one recording.
 
 A file replayed faster than real time runs on its recording's clock (`video_time`, the default): each frame's
 `captured_at` is when it was recorded (`framesift.stream.recordings`), so budgets and batches follow the recording.
@@ -27,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ from urllib.parse import urlsplit
 
 from framesift.errors import SourceError, require_positive
 from framesift.redaction import redact
-from framesift.stream.archives import Recording, ReplayLog, is_archive, list_recordings
+from framesift.stream.archives import (
+    Checkpoint,
+    Recording,
+    ReplayEntry,
+    ReplayLog,
+    is_archive,
+    list_recordings,
+    read_recording,
+)
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
 from framesift.stream.recordings import RecordingClock, recording_start
@@ -48,6 +57,7 @@ log = logging.getLogger(__name__)
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
+CHECKPOINT_S = 1.0  # seconds between an archive's replay-log entries while a recording is replayed
 
 
 @dataclass(frozen=True)
@@ -143,24 +153,32 @@ class SourceReader(Worker):
         self._decoded = 0  # frames decoded so far, and so the id of the next one: it keeps counting across reconnects
         self.waiting_since: float | None = None  # monotonic time since which the thread waits for the network
         self.recordings: list[Recording] = []  # an archive's, left to replay (`check`)
+        self._replaying = False  # an archive, or a file whose replay is logged: read as `recordings`
         self._replay_log: ReplayLog | None = None
         self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
         self._read_through: set[str] = set()  # ... and those read to their end
-        self._unconfirmed: list[Recording] = []  # read to their end, their last frame not yet taken for inference
+        self._unconfirmed: list[ReplayEntry] = []  # replay-log entries for the next frame's checkpoint
+        self._next_checkpoint = 0.0  # monotonic time from which a frame carries its recording's progress
         self._first_refused: tuple[str, int] | None = None  # an archive's frame the slots refused at the stop
         self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
         self._prepare_live = prepare_live  # a live frame's input is made here too (a model on a GPU)
 
     def check(self) -> None:
         """Raise `SourceError` with one clear sentence when a file or an archive cannot be read; list what an
-        archive has left to replay."""
-        if self.spec.kind != "archive":
+        archive, or a file whose replay is logged (`replay_log`, not looped), has left to replay: a file is then
+        replayed as an archive of one recording, skipped or resumed by the same rule."""
+        if self.spec.kind == "archive":
+            every = list_recordings(self.spec.url)
+        else:
             check_file(self.spec)
-            return
+            if self.spec.kind != "file" or self.options.replay_log is None or self.options.loop:
+                return
+            recording = read_recording(self.spec.url)
+            every = [] if recording is None else [replace(recording, start=self.options.start_time or recording.start)]
+        self._replaying = True
         if self.options.replay_log is not None:
             self._replay_log = ReplayLog(self.options.replay_log)
         replayed = self._replay_log
-        every = list_recordings(self.spec.url)
         self.recordings = [r for r in every if replayed is None or replayed.frames_done(r) is not None]
         if len(self.recordings) < len(every):
             log.info("source %s: %d of %d recordings were replayed already (%s); they are skipped", self.spec.name,
@@ -168,7 +186,7 @@ class SourceReader(Worker):
 
     def frames_left(self) -> list[tuple[str, int]]:
         """(file, frames already replayed) of each file this source will read."""
-        if self.spec.kind != "archive":
+        if not self._replaying:
             return [(self.spec.url, 0)]
         return [(r.path, (self._replay_log.frames_done(r) or 0) if self._replay_log else 0) for r in self.recordings]
 
@@ -178,7 +196,7 @@ class SourceReader(Worker):
 
         delay = self.options.backoff_initial
         try:
-            if self.spec.kind == "archive":
+            if self._replaying:
                 self._replay_archive()
                 return
             while not self._stop_event.is_set() and not self._enough():
@@ -237,7 +255,7 @@ class SourceReader(Worker):
             try:
                 if self._read(container, recording, skip):
                     self._read_through.add(recording.path)
-                    self._unconfirmed.append(recording)
+                    self._unconfirmed.append((recording, self._frames_read[recording.path], True))
             except (av.error.FFmpegError, OSError) as error:  # a damaged file: count it, go on with the next
                 self._metrics.decode_error(self.spec.name)
                 self._status("error", f"{recording.path}: {_reason(error)}; going on with the next")
@@ -246,7 +264,8 @@ class SourceReader(Worker):
                 self._metrics.connected(self.spec.name, False)
 
     def confirm(self, first_left: tuple[str, int] | None) -> None:
-        """Write what was replayed of the archive once its thread has ended, given its first frame left waiting for
+        """Write what was replayed of the archive once its thread has ended and the datapoints of its frames were
+        written (`Pipeline.close` calls it through `Workflow.when_written`), given its first frame left waiting for
         the model when the pipeline stopped (recording, index there), if any: every frame before that one, or
         before the first the slots refused, was inferred or passed over unsampled; without either, everything read
         was. A thread still running (a file system that hangs) leaves the log as it was."""
@@ -416,18 +435,30 @@ class SourceReader(Worker):
                       drawn=drawn)
         if self._prepare is not None and (self._prepare_live or not self.live):
             frame.model_input = self._prepare(image)
+        if recording is not None:
+            frame.checkpoint = self._checkpoint(recording, index)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped
             if recording is not None and self._first_refused is None:
                 self._first_refused = (recording.path, index)
-        elif self._unconfirmed and recording is not None and self._replay_log is not None:
-            for done in self._unconfirmed:  # a later frame went in: their last ones were taken for inference
-                self._replay_log.record(done, self._frames_read[done.path], finished=True)
-            self._unconfirmed.clear()
+
+    def _checkpoint(self, recording: Recording, index: int) -> Checkpoint | None:
+        """What the replay log may say once this frame (an archive's, `index` in `recording`) is collected: every
+        frame up to it was, and the recordings read through before it were (`Pipeline` writes it when the
+        collectors have written the frame's datapoints). Every `CHECKPOINT_S`, and after a recording's end."""
+        now = time.monotonic()
+        if self._replay_log is None or not (self._unconfirmed or now >= self._next_checkpoint):
+            return None
+        self._next_checkpoint = now + CHECKPOINT_S
+        entries, self._unconfirmed = [*self._unconfirmed, (recording, index + 1, False)], []
+        return Checkpoint(self._replay_log, tuple(entries))
 
     def _replaced(self, frame: Frame) -> None:
-        """A waiting live frame was replaced by a newer one before the model took it."""
+        """A waiting live frame was replaced by a newer one before the model took it (its checkpoint goes with
+        the next frame)."""
         self._metrics.dropped(self.spec.name, "newer_frame")
+        if isinstance(frame.checkpoint, Checkpoint):
+            self._unconfirmed[:0] = frame.checkpoint.entries
 
     def _in_words(self, error: BaseException, timeout: float) -> str:
         """What went wrong, in words: a timeout says so (FFmpeg calls it "Immediate exit requested", or "Invalid

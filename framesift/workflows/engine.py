@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -384,6 +385,25 @@ class Workflow(Resource):
         primary = next((frame_values[f"$steps.{name}.predictions"][0] for name in self._frame_models), None)
         outputs = {output.name: _output(output.selector, frame_values, self) for output in self.definition.outputs}
         return FrameResult(primary if primary is not None else StubPrediction("workflow"), outputs)
+
+    def when_written(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once every collector has written (`Collector.when_written`) what was submitted to it so
+        far: at once without collectors, else on the thread of the last collector to get there."""
+        collectors = list(self.collectors.values())
+        if not collectors:
+            callback()
+            return
+        left, lock = [len(collectors)], threading.Lock()
+
+        def arrived() -> None:
+            with lock:
+                left[0] -= 1
+                if left[0]:
+                    return
+            callback()
+
+        for collector in collectors:
+            collector.when_written(arrived)
 
     # -- statistics and the end ------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, CollectorStats]:
