@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlencode
 from framesift.annotations import PALETTE, Names, compact, overlay_script
 from framesift.redaction import redact
 from framesift.stats import CollectorStats, SourceStats, StreamStats
+from framesift.stream.progress import limit_fill
 
 if TYPE_CHECKING:
     from framesift.collectors.collector import Collector
@@ -193,7 +194,9 @@ class LivePage:
                     "queued": stats.queue_depth}
         if stats.target is not None:
             counters.update(outbox_pending=stats.target.pending, delivered=stats.target.delivered)
+        limits = [{**fill, "text": limit_fill(fill)} for fill in stats.limits]
         return {"name": name, "counters": counters, "limit_store_available": stats.limit_store_available,
+                "limits": limits,
                 "strategies": {s: {"sampled": c.sampled, "registered": c.registered}
                                for s, c in stats.strategies.items()},
                 "latest": latest}
