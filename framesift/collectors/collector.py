@@ -133,7 +133,7 @@ class _Pending:
     frame_id: int
     captured_at: datetime
     policy: _Policy
-    evidence: dict[str, dict[str, Any]]  # strategy name -> what made it match (framesift's own strategies)
+    evidence: dict[str, dict[str, Any]]  # strategy name -> what made it match (`random`: nothing to say)
     extra: Mapping[str, Any] | None = None
     recorded: bool = False  # captured_at is on a recording's clock: budgets and the batch follow it
 

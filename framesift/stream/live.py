@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from framesift.annotations import PALETTE, Names, compact, overlay_script
+from framesift.collectors.reasons import why
 from framesift.redaction import redact
 from framesift.stats import CollectorStats, SourceStats, StreamStats
 from framesift.stream.progress import limit_fill
@@ -242,6 +243,7 @@ class LivePage:
         url = "/live/thumbnail?" + urlencode({"collector": collector, "id": datapoint.id})
         entry = {"id": datapoint.id, "url": url,
                  "strategy": datapoint.strategy, "source": self._names.get(datapoint.source, datapoint.source),
+                 "why": why({"strategy": datapoint.strategy, **(datapoint.extra or {})})[0],
                  "frame_id": datapoint.frame_id,
                  "captured_at": _iso(datapoint.captured_at), "batch": datapoint.batch,
                  "width": datapoint.width, "height": datapoint.height,

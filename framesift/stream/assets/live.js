@@ -132,7 +132,7 @@
                    framesiftOverlay(d.annotation, d.width, d.height, state.classes, state.palette, false));
       const when = d.captured_at.slice(11, 19);
       const caption = el('figcaption', {title: 'batch ' + d.batch + ', frame ' + d.frame_id});
-      caption.append(el('div', {}, d.strategy), el('div', {class: 'meta'}, d.source + ' · ' + when));
+      caption.append(el('div', {class: 'why', title: d.why}, d.why), el('div', {class: 'meta'}, d.source + ' · ' + when));
       figure.append(thumb, caption);
       return figure;
     }));
