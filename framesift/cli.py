@@ -120,13 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("folder", help="an outbox, for example framesift-outbox/roboflow-my-dataset")
     outbox.add_argument("--retry-dead", action="store_true", help="move refused datapoints back to pending")
 
-    export = commands.add_parser("export", help="turn a collected dataset into COCO, YOLO or Pascal VOC")
+    export = commands.add_parser("export", help="turn a collected dataset into COCO, YOLO, Pascal VOC or Label "
+                                                "Studio tasks")
     export.add_argument("dataset", help="the dataset folder (the --target of a run)")
-    export.add_argument("--format", required=True, choices=("coco", "yolo", "voc"))
+    export.add_argument("--format", required=True, choices=("coco", "yolo", "voc", "labelstudio"))
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--with-confidence", action="store_true",
                         help="yolo: end each label line with the confidence (class cx cy w h conf, as Ultralytics' "
                              "save_conf); coco annotations always carry score")
+    export.add_argument("--split", type=float, metavar="SHARE",
+                        help="yolo: images/{train,val} with this share (0.8) for training, frames of one source "
+                             "close in time kept on one side")
+    export.add_argument("--image-prefix", default="/data/local-files/?d=images/",
+                        help="labelstudio: what each task's image URL starts with, before the file name (default: "
+                             "Label Studio's local files, its document root being the --out folder)")
 
     report = commands.add_parser("report", help="write one HTML page of a dataset: its images with their "
                                                 "pre-annotations, and charts")
@@ -263,8 +270,10 @@ def _outbox(args: argparse.Namespace, signals: StopSignals) -> int:
 def _export(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.collectors.export import export_dataset
 
-    result = export_dataset(args.dataset, args.format, args.out, with_confidence=args.with_confidence)
-    print(f"exported {result.exported} images to {args.out} ({args.format})")
+    result = export_dataset(args.dataset, args.format, args.out, with_confidence=args.with_confidence,
+                            split=args.split, image_prefix=args.image_prefix)
+    parts = "".join(f", {count} {part}" for part, count in result.parts.items())
+    print(f"exported {result.exported} images to {args.out} ({args.format}{parts})")
     if result.skipped:
         print(f"framesift: skipped {len(result.skipped)} records that cannot be exported:", file=sys.stderr)
         for name, why in result.skipped:

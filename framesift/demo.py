@@ -26,14 +26,22 @@ def demo_frame(index: int, width: int = 640, height: int = 480) -> np.ndarray:
     frame = cv2.merge([base, base, base])
     rng = np.random.default_rng(index)
     frame = cv2.add(frame, rng.integers(0, 24, frame.shape, dtype=np.uint8))
-    for k, colour in enumerate(SHAPE_COLOURS_BGR.values()):
+    for name, (x1, y1, x2, y2) in demo_squares(index, width, height):
+        cv2.rectangle(frame, (x1, y1), (x2, y2), SHAPE_COLOURS_BGR[name], -1)
+    return frame
+
+
+def demo_squares(index: int, width: int = 640, height: int = 480) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """The squares of frame `index` as (colour, xyxy), in the order they are drawn (a later one covers an earlier)."""
+    squares = []
+    for k, name in enumerate(SHAPE_COLOURS_BGR):
         for j in range(1 + (index // 40 + k) % 3):  # the number of shapes changes over time
             angle = index / 25 + k * 2.1 + j * 1.7
             cx = int(width / 2 + (width / 3) * math.cos(angle))
             cy = int(height / 2 + (height / 3) * math.sin(angle * 1.3))
             half = int(18 + 10 * (k + j) + 6 * math.sin(index / 10 + j))
-            cv2.rectangle(frame, (cx - half, cy - half), (cx + half, cy + half), colour, -1)
-    return frame
+            squares.append((name, (cx - half, cy - half, cx + half, cy + half)))
+    return squares
 
 
 def write_demo_video(path: str | os.PathLike[str], frames: int = 150, width: int = 640, height: int = 480,
@@ -66,7 +74,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "framesift-demo", seed: int = 0,
     out = Path(out_dir)
     video = write_demo_video(out / "sample.mp4")
     config = str(config_path("demo.yaml"))
-    summary = run(RunOptions(sources=[str(video)], model="demo", confidence=0.5, al_config=config,
+    summary = run(RunOptions(sources=[str(video)], model="demo", al_config=config,
                              target=str(out / "dataset"), seed=seed, predictions=str(out / "predictions.jsonl"),
                              summary=str(out / "summary.json")), stop=stop)
     write_report(out / "dataset", summary=out / "summary.json", al_config=config)

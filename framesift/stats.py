@@ -168,6 +168,7 @@ class CollectorStats(Stats):
                                                            "selected them", metric="registered_by_config",
                                                            label="config_version")
     last_failure: str | None = None  # why the last failed datapoint could not be written
+    limits: list[dict[str, Any]] = field(default_factory=list)  # each limit's fill (`LimitFill` as a dict)
     strategies: dict[str, StrategyStats] = each("strategy")
     target: OutboxStats | None = nested("outbox_")
 
@@ -213,6 +214,8 @@ class StreamStats(Stats):
                 for name in {n for v in values for n in v}:
                     total.strategies[name] = StrategyStats(*(sum(getattr(v[name], f.name) for v in values if name in v)
                                                              for f in dataclasses.fields(StrategyStats)))
+            elif declared.name == "limits":  # each collector's own limits, side by side
+                total.limits = [fill for v in values for fill in v]
             elif declared.name == "limit_store_unavailable_decisions":  # one store, shared: not added up
                 total.limit_store_unavailable_decisions = max(values)
             elif isinstance(values[0], dict):  # counts by reason, by configuration version

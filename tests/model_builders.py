@@ -264,9 +264,12 @@ def build_model_failing_at_run_time(path: str | Path) -> Path:
 def build_demo_model(path: str | Path, size: int = 320) -> Path:
     """The bundled demo detector (`framesift/models/assets/demo-shapes.onnx`) of the demo scene's squares.
 
-    Anchors every 8 input pixels, boxes of 8 sizes; an anchor's confidence is how well its box fits the pixels of
-    its colour: the share of the box they fill times the share of nearby colour pixels the box holds. A perfect
-    fit scores about 1; offsets, compression and partial overlaps give the varied confidences the demo shows.
+    Anchors every 8 input pixels, boxes of 17 sizes (8 to 80 pixels); an anchor's confidence is how well its box
+    fits the pixels of its colour: the share of the box they fill times the share of nearby colour pixels the box
+    holds. A perfect fit scores about 1; offsets, compression and partial overlaps give the varied confidences the
+    demo shows. Only peaks score: an anchor below the best of any size within 2 anchors of it (16 pixels) scores
+    0, so a square gets one box at any threshold (before, boxes nested in a square or around it, each overlapping
+    the best one too little for NMS, made about 55 boxes of 4 squares at confidence 0.25).
     """
     from framesift.demo import SHAPE_COLOURS_BGR
 
@@ -281,19 +284,25 @@ def build_demo_model(path: str | Path, size: int = 320) -> Path:
     coarse = g.op("AveragePool", stacked, kernel_shape=[4, 4], strides=[4, 4])  # 4-pixel cells
     grid = size // 8 + 1
     scores, centres, sizes = [], [], []
-    for cells in (4, 6, 8, 10, 12, 14, 16, 20):  # box sides of 16..80 input pixels
+    for cells in (*range(2, 17), 18, 20):  # box sides of 8..80 input pixels
+        half = cells // 2
         fill = g.op("AveragePool", coarse, kernel_shape=[cells, cells], strides=[2, 2],
-                    pads=[cells // 2] * 4, count_include_pad=1)
+                    pads=[half, half, cells - half, cells - half], count_include_pad=1)
         near = 2 * cells
         around = g.op("AveragePool", coarse, kernel_shape=[near, near], strides=[2, 2],
                       pads=[near // 2] * 4, count_include_pad=1)
         held = g.op("Div", g.op("Mul", fill, g.const(float(cells * cells))),
                     g.op("Add", g.op("Mul", around, g.const(float(near * near))), g.const(1e-3)))
         score = g.op("Mul", g.op("Mul", fill, held), g.const(0.97))
-        scores.append(g.op("Reshape", score, g.const([1, len(masks), grid * grid], np.int64)))
-        ys, xs = np.mgrid[0:grid, 0:grid] * 8
+        scores.append(score)
+        ys, xs = np.mgrid[0:grid, 0:grid] * 8 + 2 * (cells % 2)  # an odd box is centred half a cell on
         centres.append(np.stack([xs.ravel(), ys.ravel()]))
         sizes.append(np.full((2, grid * grid), cells * 4))
+    best = g.op("Max", *scores)  # per class and place, the best of every size; then the best around it
+    local = g.op("MaxPool", best, kernel_shape=[5, 5], strides=[1, 1], pads=[2] * 4)
+    scores = [g.op("Mul", score, g.op("Cast", g.op("GreaterOrEqual", score, local), to=TensorProto.FLOAT))
+              for score in scores]
+    scores = [g.op("Reshape", score, g.const([1, len(masks), grid * grid], np.int64)) for score in scores]
     boxes = np.concatenate([np.concatenate(centres, axis=1), np.concatenate(sizes, axis=1)])[None]
     output = g.op("Concat", g.const(boxes.astype(np.float32)), g.op("Concat", *scores, axis=2), axis=1)
     g.nodes.append(helper.make_node("Identity", [output], ["output0"]))

@@ -12,8 +12,10 @@ but drops it, so YOLO labels are read by the small reader below (and by supervis
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +150,9 @@ def test_yolo_without_the_flag_is_unchanged_and_the_flag_only_appends_a_column(d
         scored = (tmp_path / "scored" / "labels" / path.name).read_text().splitlines()
         assert [line.rsplit(" ", 1)[0] for line in scored] == plain
         assert all(len(line.split()) == 6 for line in scored)
-    assert (tmp_path / "plain" / "data.yaml").read_text() == (tmp_path / "scored" / "data.yaml").read_text()
+    plain, scored = (yaml.safe_load((tmp_path / name / "data.yaml").read_text()) for name in ("plain", "scored"))
+    assert plain.pop("path") == str((tmp_path / "plain").resolve())
+    assert scored.pop("path") == str((tmp_path / "scored").resolve()) and plain == scored
 
 
 def test_segmentation_keeps_its_polygons_and_gains_the_score(tmp_path):
@@ -222,3 +226,121 @@ def test_records_pointing_outside_the_dataset_are_skipped_and_named_the_rest_exp
     assert result.stderr.splitlines() == [f"framesift: skipped {len(skipped)} records that cannot be exported:",
                                           *(f"  {name}: {why}" for name, why in skipped)]
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == sorted(frames)
+
+
+# -- data that goes on: YOLO that trains, COCO that keeps the trail ---------------------------------------------------
+IMG_FORMATS = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
+
+
+def ultralytics_check(data_yaml: Path) -> dict[str, list[Path]]:
+    """The rules Ultralytics applies to a detection dataset file before training, restated from its source
+    (`ultralytics/data/utils.py`: `check_det_dataset`, `img2label_paths`; `ultralytics/data/dataset.py`): the
+    `ultralytics` package itself needs PyTorch (about 2 GB), too heavy for the test extra. `train` and `val` are
+    required; `names` or `nc`, of one length; paths are joined to `path` (else the YAML's folder); `val` must exist;
+    each image's labels are the file of its stem under the same path with `/images/` replaced by `/labels/`, every
+    class id below `nc`. Returns each part's images."""
+    data = yaml.safe_load(data_yaml.read_text())
+    for key in ("train", "val"):
+        assert key in data, f"'{key}:' key missing: 'train' and 'val' are required in all data YAMLs"
+    assert "names" in data or "nc" in data
+    if "names" in data and "nc" in data:
+        assert len(data["names"]) == data["nc"]
+    root = Path(data.get("path") or data_yaml.parent)
+    assert root.is_absolute() or root.exists()  # else Ultralytics looks for it under its own datasets folder
+    found = {}
+    for part in ("train", "val"):
+        folder = (root / data[part]).resolve()
+        assert folder.exists(), f"Dataset images not found, missing path {folder}"
+        images = sorted(p for p in folder.rglob("*.*") if p.suffix[1:].lower() in IMG_FORMATS)
+        assert images, f"no images found in {folder}"
+        for image in images:
+            sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+            label = Path(sb.join(str(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+            assert label.is_file(), f"no labels for {image}"
+            for line in label.read_text().splitlines():
+                assert 0 <= int(line.split()[0]) < len(data["names"])
+        found[part] = images
+    return found
+
+
+def test_a_yolo_export_names_its_root_train_and_val_as_ultralytics_requires(dataset, tmp_path):
+    """Before, data.yaml held only nc and names: Ultralytics refused it ('train' and 'val' are required)."""
+    root, frames = dataset
+    export_dataset(root, "yolo", tmp_path / "yolo")
+    data = yaml.safe_load((tmp_path / "yolo" / "data.yaml").read_text())
+    assert data["path"] == str((tmp_path / "yolo").resolve()) and data["names"] == ["car", "person"]
+    images = ultralytics_check(tmp_path / "yolo" / "data.yaml")
+    assert sorted(p.name for p in images["train"]) == sorted(p.name for p in images["val"]) == sorted(frames)
+
+
+def collect_timed(root: Path, timeline: list[tuple[str, float]]) -> dict[str, tuple[str, float]]:
+    """Collect one detection per (source, seconds) through the real collector; returns image name -> them."""
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    frame = np.random.default_rng(0).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    prediction = DetectionPrediction.from_lists("object-detection", "m/1", (WIDTH, HEIGHT), xyxy=[(10, 10, 50, 50)],
+                                                confidence=[0.5], class_name=["car"])
+    with Collector(collect_all_config(), LocalDataset(root), max_queue_items=len(timeline)) as collector:
+        for frame_id, (source, seconds) in enumerate(timeline):
+            assert collector.submit(frame, prediction, source=source, frame_id=frame_id,
+                                    captured_at=start + timedelta(seconds=seconds))
+    return {Path(r["image"]).name: timeline[r["frame_id"]] for r in read_records(root)}
+
+
+def test_split_keeps_frames_of_one_source_close_in_time_on_one_side_and_is_deterministic(tmp_path):
+    # bursts: cam-a every 2 s for 30 s at 0, 300 and 900 s; cam-b every 3 s for 15 s at 0 and 600 s; a 3-minute
+    # stream of cam-c, one frame every 5 s (cut into minute-long groups)
+    timeline = [("cam-a", t + s) for t in (0, 300, 900) for s in range(0, 30, 2)]
+    timeline += [("cam-b", t + s) for t in (0, 600) for s in range(0, 15, 3)]
+    timeline += [("cam-c", 1200 + s) for s in range(0, 180, 5)]
+    frames = collect_timed(tmp_path / "ds", timeline)
+    result = run_cli("export", str(tmp_path / "ds"), "--format", "yolo", "--out", str(tmp_path / "a"),
+                     "--split", "0.8", "--with-confidence")
+    assert result.returncode == 0, result.stderr
+    images = ultralytics_check(tmp_path / "a" / "data.yaml")
+    side = {p.name: part for part, paths in images.items() for p in paths}
+    assert sorted(side) == sorted(frames)  # every image exactly once
+    assert f"exported {len(frames)} images" in result.stdout and f"{len(images['val'])} val" in result.stdout
+    assert 0.1 <= len(images["val"]) / len(frames) <= 0.35
+    for a, b in ((a, b) for a in frames for b in frames if a < b):  # near frames of one source: one side
+        (source_a, at_a), (source_b, at_b) = frames[a], frames[b]
+        if source_a == source_b and abs(at_a - at_b) < 5 and source_a != "cam-c":
+            assert side[a] == side[b], (frames[a], frames[b])
+    assert {frames[name][0] for name, part in side.items() if part == "val"} >= {"cam-a"}
+    for label in (tmp_path / "a" / "labels" / "val").glob("*.txt"):
+        assert len(label.read_text().split()) == 6  # --with-confidence works in a split too
+    export_dataset(tmp_path / "ds", "yolo", tmp_path / "b", split=0.8)  # again: the same sides
+    assert {p.name: part for part, paths in ultralytics_check(tmp_path / "b" / "data.yaml").items()
+            for p in paths} == side
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--format", "coco", "--split", "0.8"], "--split makes YOLO's train and val folders; coco is exported as one"),
+    (["--format", "yolo", "--split", "1.5"], "--split is the share of images for training, between 0 and 1"),
+    (["--format", "yolo", "--split", "0.8"], "--split needs frames of at least two moments"),
+])
+def test_a_split_that_cannot_be_made_is_refused_in_one_sentence(tmp_path, args, message):
+    collect_timed(tmp_path / "ds", [("cam", 0.0), ("cam", 1.0)])
+    result = run_cli("export", str(tmp_path / "ds"), *args, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stderr.startswith(f"framesift: {message}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_coco_images_keep_their_capture_time_and_provenance(dataset, tmp_path, capsys):
+    """Before, date_captured was the export's time, info was empty and nothing named the source, frame, strategy,
+    batch or tags of an image."""
+    root, frames = dataset
+    export_dataset(root, "coco", tmp_path / "coco")
+    path = tmp_path / "coco" / "annotations.json"
+    coco = COCO(str(path))  # the reference reader loads it
+    capsys.readouterr()
+    records = {Path(r["image"]).name: r for r in read_records(root)}
+    for image in coco.dataset["images"]:
+        record = records[image["file_name"]]
+        captured = datetime.fromisoformat(record["captured_at"]).astimezone(timezone.utc)
+        assert image["date_captured"] == captured.strftime("%Y-%m-%d %H:%M:%S")
+        assert image["framesift"] == {key: record[key] for key in ("id", "source", "frame_id", "captured_at",
+                                                                   "strategy", "batch", "tags", "model_id")}
+        assert image["framesift"]["frame_id"] == frames[image["file_name"]]
+    info = coco.dataset["info"]
+    assert info["description"] == "framesift export of the dataset ds" and info["version"]
+    assert datetime.strptime(info["date_created"], "%Y-%m-%d %H:%M:%S")

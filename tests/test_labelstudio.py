@@ -114,6 +114,51 @@ def test_classification_becomes_the_chosen_class():
     assert out["score"] == pytest.approx(0.7)
 
 
+def test_the_offline_export_writes_the_tasks_the_live_target_sends(tmp_path):
+    """`framesift export --format labelstudio`: for a box that cannot reach the server, the same tasks (the live
+    target's, built from the outbox's entry) with the image's URL under --image-prefix."""
+    from framesift.collectors import Collector, LocalDataset
+    from framesift.predictions import StubPrediction
+    from tests.helpers import collect_all_config
+
+    frame, truth = scene(WIDTH, HEIGHT)
+    detections = DetectionPrediction.from_lists("object-detection", "m/1", (WIDTH, HEIGHT), xyxy=list(truth.values()),
+                                                confidence=[0.9, 0.41, 0.66], class_name=list(truth))
+    config = collect_all_config(tags=["dock"], target_project="people")
+    with Collector(config, LocalDataset(tmp_path / "ds")) as collector:
+        for frame_id, prediction in enumerate([detections, StubPrediction("stub"), detections]):
+            assert collector.submit(frame, prediction, source="rtsp://cam-1/stream", frame_id=frame_id)
+    datapoints = collector.latest()
+    assert len(datapoints) == 3
+    with Outbox(tmp_path / "outbox") as outbox:  # what the live target queues, then sends
+        for datapoint in datapoints:
+            outbox.add(datapoint)
+        interface = LabelingInterface.parse(labeling_config(Labels("object-detection", tuple(sorted(truth)))))
+        live = {}
+        while (entry := outbox.oldest()) is not None:
+            live[entry.id] = task_json(entry.meta, f"/data/upload/1/{entry.id}.jpg", interface)
+            outbox.remove(entry)
+    out = tmp_path / "ls"
+    result = subprocess.run([sys.executable, "-m", "framesift.cli", "export", str(tmp_path / "ds"), "--format",
+                             "labelstudio", "--out", str(out), "--image-prefix", "http://files.local/dock/"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "exported 3 images" in result.stdout, result.stderr
+    exported = json.loads((out / "tasks.json").read_text())
+    assert len(exported) == 3 and sum("predictions" in t for t in exported) == 2  # the stub's has none
+    for task in exported:
+        name = task["data"]["datapoint_id"]
+        assert task["data"].pop("image") == f"http://files.local/dock/{name}.jpg"
+        assert (out / "images" / f"{name}.jpg").read_bytes()[:2] == b"\xff\xd8"
+        expected = live[name]
+        expected["data"].pop("image")
+        assert task == expected
+    assert LabelingInterface.parse((out / "labeling_config.xml").read_text()) == interface
+    [first] = [t for t in exported if t["data"]["frame_id"] == 0]
+    boxes = {r["value"]["rectanglelabels"][0]: r for r in first["predictions"][0]["result"]}
+    assert {name: round(r["score"], 2) for name, r in boxes.items()} == {"red": 0.9, "green": 0.41, "blue": 0.66}
+    assert "dock" in first["data"]["tags"] and first["data"]["source"] == "rtsp://cam-1/stream"
+
+
 # -- against the server ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(label_studio: LabelStudioServer) -> LabelStudioServer:

@@ -19,6 +19,7 @@ from framesift.collectors.limits import (
     BatchCap,
     Candidate,
     FallbackLimiter,
+    LimitFill,
     MemoryLimiter,
     Outcome,
     RedisLimiter,
@@ -74,6 +75,33 @@ def test_boundary_of_the_window_is_exact(kind, redis_server):
     limiter = MemoryLimiter(clock) if kind == "memory" else RedisLimiter(redis_server.url, clock=clock)
     one = Candidate("s", ((60, 1),))
     assert admitted_times(limiter, clock, [1000.0, 1059.999, 1060.0], one) == [1000.0, 1060.0]
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis", "redis-clock"])
+def test_each_limits_fill_and_next_credit_are_read_without_spending_any(kind, redis_server):
+    clock = FakeClock(1000.0)
+    if kind == "memory":
+        limiter = MemoryLimiter(clock)
+    elif kind == "redis":
+        limiter = RedisLimiter(redis_server.url, clock=clock)
+    else:  # the fleet's clock: the Redis server's, with times from it
+        limiter = RedisLimiter(redis_server.url)
+        clock.now = float(redis.Redis.from_url(redis_server.url).time()[0])
+    crowded = Candidate("crowded", ((60, 2), (3600, 50)))
+    other = Candidate("other", ((60, 3),))
+    assert limiter.fill("ds", [crowded, other]) == [
+        LimitFill("crowded", 60, 2, 0, None), LimitFill("crowded", 3600, 50, 0, None),
+        LimitFill("other", 60, 3, 0, None)]
+    for at in (clock.now, clock.now + 10, clock.now + 20):  # the third is refused: 2 a minute
+        limiter.decide("ds", [crowded], NO_CAP, at=at)
+    fills = limiter.fill("ds", [crowded, other], at=clock.now + 30)
+    assert [(f.strategy, f.window_s, f.max, f.used) for f in fills] == [
+        ("crowded", 60, 2, 2), ("crowded", 3600, 50, 2), ("other", 60, 3, 0)]
+    assert fills[0].next_credit_s == pytest.approx(30) and fills[1].next_credit_s == pytest.approx(3570)
+    assert limiter.fill("ds", [crowded], at=clock.now + 30) == fills[:2]  # reading spent nothing
+    later = limiter.fill("ds", [crowded], at=clock.now + 65)  # the first use has left the minute
+    assert (later[0].used, later[0].next_credit_s) == (1, pytest.approx(5))
+    limiter.close()
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])

@@ -47,6 +47,8 @@ class LiveDom(HTMLParser):
         self.urls: dict[str, str] = {}
         self.counters: dict[str, int] = {}
         self.datapoints: list[str] = []
+        self.limits: dict[tuple[str, int], tuple[bool, str, int]] = {}  # (strategy, window) -> (full, text, used)
+        self._limit: tuple[str, int] | None = None
         self._source: str | None = None
         self._in_frame = False
         self._text_of: str | None = None
@@ -70,6 +72,14 @@ class LiveDom(HTMLParser):
             self._text_of = "counter:" + a["data-counter"]
         elif tag == "figure" and "data-datapoint" in a:
             self.datapoints.append(a["data-datapoint"])
+        elif tag == "div" and "limit" in classes:
+            self._limit = (a["data-strategy"], int(a["data-window"]))
+            self.limits[self._limit] = ("full" in classes, "", -1)
+        elif tag == "div" and "bar" in classes and self._limit is not None:
+            full, text, _ = self.limits[self._limit]
+            self.limits[self._limit] = (full, text, int(a["aria-valuenow"]))
+        elif tag == "span" and "text" in classes and self._limit is not None:
+            self._text_of = "limit"
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "div" and self._in_frame:
@@ -80,6 +90,10 @@ class LiveDom(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._text_of == "url" and self._source is not None:
             self.urls[self._source] = data
+        elif self._text_of == "limit" and self._limit is not None:
+            full, _, used = self.limits[self._limit]
+            self.limits[self._limit] = (full, data, used)
+            self._limit = None
         elif self._text_of is not None and self._text_of.startswith("counter:"):
             self.counters[self._text_of.removeprefix("counter:")] = int(data)
         self._text_of = None
@@ -158,6 +172,41 @@ def test_the_server_answers_metrics_and_the_page_only_to_loopback_names(clip):
             assert get(base + "/metrics", host="attacker.example")[0] == 200  # /metrics as before
         finally:
             pipeline.close()
+
+
+def test_the_page_and_the_status_line_show_each_limits_fill_and_when_it_refills(clip, tmp_path):
+    """Before, a strategy that spent its budget in seconds was flagged nowhere: the page showed counters only."""
+    from framesift.collectors import parse_config
+    from framesift.stream.progress import describe
+
+    config = parse_config({
+        "enabled": True, "persist_predictions": True, "batching_strategy": {"batches_name_prefix": "b",
+                                                                            "recreation_interval": "never"},
+        "sampling_strategies": [{"name": "crowded", "type": "random", "traffic_percentage": 1.0,
+                                 "limits": [{"type": "minutely", "value": 3}, {"type": "hourly", "value": 50}]}]})
+    collector = Collector(config, LocalDataset(tmp_path / "ds"))
+    pipeline = Pipeline([SourceSpec(str(clip), "file")], load_model("stub"), collector,
+                        options=SourceOptions(realtime=True, loop=True))
+    with MetricsServer(pipeline.snapshot, 0, page=LivePage(pipeline)) as server:
+        pipeline.start()
+        try:
+            base = f"http://127.0.0.1:{server.port}"
+
+            def spent() -> bool:  # the page's state (read at most once a second) shows the minute spent
+                [shown] = json.loads(get(base + "/live/state")[2])["collectors"]
+                return any(limit["used"] == limit["max"] == 3 for limit in shown["limits"])
+
+            assert wait_until(spent, 30)
+            dom = LiveDom(dump_dom(base + "/live", budget_ms=3000))
+            status = describe(pipeline.snapshot())
+        finally:
+            pipeline.close()
+    full, text, used = dom.limits[("crowded", 60)]
+    assert full and used == 3, dom.limits and text.startswith("crowded: 3/3 this minute, next credit in ")
+    assert text.endswith(" s") and 0 <= int(text.split()[-2]) <= 60, text
+    full, text, used = dom.limits[("crowded", 3600)]
+    assert not full and used == 3 and text.startswith("crowded: 3/50 this hour, next credit in ")
+    assert "| crowded: 3/3 this minute, next credit in " in status and "3/50" not in status  # only what is spent
 
 
 def test_many_pages_asking_at_once_cost_one_picture_per_refresh(clip):

@@ -96,3 +96,29 @@ def test_defaults_need_no_tuning_for_a_fixed_camera():
     assert (gate.max_distance, gate.memory, gate.within_s) == (6, 32, 600.0)
     assert parse_config(configuration(None)).near_duplicates is None  # Roboflow's format: no gate
     assert np.iinfo(np.uint64).max >= signature(demo_frame(0))
+
+
+def test_the_bundled_realistic_configuration_spends_no_budget_on_a_still_crowded_scene(tmp_path):
+    """configs/realistic.yaml on a camera: before, `crowded` (hourly 50, no minutely limit, no gate) spent its hour's
+    budget in seconds on copies of one crowded frame. Now each strategy has a minutely limit and the gate is on."""
+    from datetime import datetime, timedelta, timezone
+
+    from framesift.configs import path as config_path
+
+    from framesift.collectors.config import load_config
+    from framesift.predictions import DetectionPrediction
+
+    config = load_config(str(config_path("realistic.yaml")))
+    assert config.near_duplicates is not None
+    assert all(any(limit.type == "minutely" for limit in s.limits) for s in config.sampling_strategies)
+    frame = demo_frame(3)
+    crowd = DetectionPrediction.from_lists("object-detection", "m/1", (640, 480),
+                                           xyxy=[(10 + 60 * i, 10, 50 + 60 * i, 50) for i in range(8)],
+                                           confidence=[0.9] * 8, class_name=["person"] * 8)
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    with Collector(config, LocalDataset(tmp_path / "ds"), seed=1, max_queue_items=300) as collector:
+        for i in range(300):  # ten seconds of a still crowded scene at 30 fps
+            collector.submit(frame, crowd, source="cam", frame_id=i, captured_at=start + timedelta(seconds=i / 30))
+    stats = collector.snapshot()
+    assert stats.datapoints_dropped == 0
+    assert stats.datapoints_registered == 1 and stats.strategies["crowded"].registered <= 1

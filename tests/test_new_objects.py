@@ -62,6 +62,9 @@ def test_each_object_that_enters_is_sampled_once_with_its_track(arrivals, tmp_pa
     reasons = [r["selected_because"] for r in records]
     assert [why["classes"] for why in reasons] == [["red"], ["green"], ["blue"], ["red"]]
     assert len({tuple(why["track_ids"]) for why in reasons}) == 4  # four tracks: the second red is another
+    for record, why in zip(records, reasons, strict=True):  # the box of each new track, in the saved prediction
+        boxes = json.loads((tmp_path / "ds" / record["prediction"]).read_text())["predictions"]
+        assert [boxes[i]["class"] for i in why["boxes"]] == why["classes"]
     stats = collector.snapshot()
     assert stats.datapoints_sampled == 4 and stats.strategies["arrivals"].registered == 4
 

@@ -129,20 +129,29 @@ class Page:
     charts: dict[str, bool] = field(default_factory=dict)  # key -> its canvas drawn by Chart.js
     texts: dict[str, str] = field(default_factory=dict)  # id -> text
     captions: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # the items' images, in the gallery's order
+    why: dict[str, str] = field(default_factory=dict)  # an item's image -> why it was chosen, as its tile says
+    boxes: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)  # image -> (confidence, decisive) per box
+    sections: list[str] = field(default_factory=list)  # the ids of the page's sections, in order
+    charts_open: bool = False
 
 
 class _Reader(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.page, self._chart, self._text, self._caption = Page(), None, None, False
+        self.page, self._chart, self._text, self._caption, self._why = Page(), None, None, False, False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         classes = (a.get("class") or "").split()
         if tag == "figure" and "item" in classes:
             self.page.items += 1
+            self.page.order.append(a["data-image"] or "")
         elif tag in ("rect", "polygon", "circle"):
             self.page.drawn[tag] += 1
+            if tag == "rect" and self.page.order:
+                self.page.boxes.setdefault(self.page.order[-1], []).append(
+                    (a["data-confidence"] or "", a.get("data-decisive") == "true"))
         elif "badge" in classes:
             self.page.drawn["badge"] += 1
         elif tag == "img":
@@ -154,9 +163,17 @@ class _Reader(HTMLParser):
             self.page.charts[self._chart] = a.get("data-drawn") == "true"
         if a.get("id") in ("count", "about"):
             self._text = a["id"]
+        if tag == "section" and a.get("id"):
+            self.page.sections.append(a["id"] or "")
+        if tag == "details" and a.get("id") == "charts-panel":
+            self.page.charts_open = "open" in a
         self._caption = self._caption or "classes" in classes
+        self._why = "why" in classes
 
     def handle_data(self, data: str) -> None:
+        if self._why and self.page.order:
+            self.page.why[self.page.order[-1]] = data
+            self._why = False
         if self._text is not None:
             self.page.texts[self._text] = self.page.texts.get(self._text, "") + data
         if self._caption:
@@ -189,6 +206,58 @@ def test_every_kind_of_pre_annotation_is_drawn(report):
                              "no pre-annotation", "2 car, 1 truck", "cat 90%, dog 60%"]
     assert page.texts["about"].startswith("9 datapoints in 2 batches from 2 sources, selected by 3 strategies, "
                                           "captured 2026-01-05 09:00:00 UTC to 2026-01-06 09:01:20 UTC")
+
+
+def frames_of(dataset: Path) -> dict[str, int]:
+    return {r["image"]: r["frame_id"] for r in read_records(dataset)}
+
+
+def test_each_tile_says_why_it_was_chosen(report, dataset):
+    page = open_page(report)
+    why = {frames_of(dataset)[image]: text for image, text in page.why.items()}
+    assert why == {0: "crowded: 2 objects counted", 1: "everything", 2: "everything", 3: "everything",
+                   4: "cats: class cat", 5: "everything", 6: "everything", 7: "crowded: 3 objects counted",
+                   8: "cats: class cat"}  # of the predicted cat and dog, the selected one
+    counted = {frames_of(dataset)[image]: boxes for image, boxes in page.boxes.items()}
+    assert all(decisive for _, decisive in counted[7]) and len(counted[7]) == 3  # every box counted decided
+
+
+def test_the_boxes_that_made_the_decision_stand_out(tmp_path):
+    """close_to_threshold: only the boxes close to the threshold decided; uncertainty: its band's boxes, and the
+    candidates below the threshold in words; a near-duplicate gate: the distance that let the frame through."""
+    config = parse_config({
+        "enabled": True, "persist_predictions": True, "near_duplicates": {},
+        "sampling_strategies": [{"name": "unsure", "type": "close_to_threshold", "threshold": 0.5, "epsilon": 0.1,
+                                 "probability": 1.0}],
+        "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"}})
+    with Collector(config, LocalDataset(tmp_path / "ds"), seed=0) as collector:
+        collector.submit(frame(0), detections("object-detection", [
+            ("car", 0.9, [10, 10, 80, 60]), ("car", 0.55, [100, 40, 140, 200]), ("person", 0.45, [200, 40, 250, 90])]))
+    written = write_report(tmp_path / "ds")
+    page = open_page(written.path)
+    [(image, boxes)] = page.boxes.items()
+    assert sorted(boxes) == [("45", True), ("55", True), ("90", False)]
+    assert page.why[image] == "unsure: 2 boxes within 0.1 of 0.5 · the first of its source lately"
+
+
+@pytest.mark.parametrize(("fragment", "frames"), [
+    ({}, [0, 1, 2, 3, 4, 5, 6, 7, 8]),
+    ({"sort": "time-newest"}, [8, 7, 6, 5, 4, 3, 2, 1, 0]),
+    ({"sort": "confidence-low"}, [7, 1, 0, 8, 3, 2, 5, 4, 6]),  # by each one's lowest; none (the stub) last
+    ({"sort": "confidence-high"}, [7, 4, 0, 8, 2, 5, 3, 1, 6]),  # by each one's highest
+    ({"sort": "objects"}, [7, 0, 1, 2, 3, 4, 5, 6, 8]),
+    ({"confidence": "40-60"}, [0, 1, 7, 8]),  # a detection or class within 40 % to 60 %, both included
+    ({"confidence": "40-60", "sort": "confidence-high", "class": "car"}, [7, 0, 1]),
+])
+def test_the_gallery_sorts_and_filters_by_confidence(report, dataset, fragment, frames):
+    page = open_page(report, fragment)
+    assert [frames_of(dataset)[image] for image in page.order] == frames
+
+
+def test_the_gallery_comes_first_and_the_charts_a_click_away(report):
+    page = open_page(report)
+    assert page.sections.index("browse") < page.sections.index("charts") and not page.charts_open
+    assert open_page(report, {"view": "charts"}).charts_open
 
 
 def test_the_charts_are_drawn_by_chart_js(report):

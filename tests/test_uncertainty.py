@@ -42,12 +42,14 @@ def test_a_candidate_below_the_threshold_is_seen_in_the_band(models):
     strategy = uncertainty(score_band=[0.3, 0.4]).sampling_strategies[0]
     with_blue, without = detector.predict([squares("red", "blue"), squares("red", "green")])
     assert with_blue.class_name == ["red"]  # blue (0.35) is below the 0.5 threshold: no detection...
-    assert evidence(strategy, with_blue) == {"candidates_in_band": 1, "scores": [0.35]}  # ...but a candidate
+    assert evidence(strategy, with_blue) == {"candidates_in_band": 1, "scores": [0.35], "band": [0.3, 0.4],
+                                             "boxes": []}  # ...but a candidate, with no box to show
     assert evidence(strategy, without) is None
     assert evidence(uncertainty(score_band=[0.3, 0.4], selected_class_names=["green"]).sampling_strategies[0],
                     with_blue) is None
     assert evidence(uncertainty(score_band=[0.5, 0.95], minimum_candidates=2).sampling_strategies[0],
-                    without) == {"candidates_in_band": 2, "scores": [0.9, 0.6]}
+                    without) == {"candidates_in_band": 2, "scores": [0.9, 0.6], "band": [0.5, 0.95],
+                                 "boxes": [0, 1]}  # both detections: the boxes that decided
     assert evidence(strategy, StubPrediction("stub")) is None
     # a prediction read from JSON knows only what passed the threshold: that is all the band can see
     assert evidence(strategy, prediction_from_json(with_blue.to_json())) is None
@@ -75,7 +77,8 @@ def test_the_record_says_what_made_it_match(models, tmp_path):
             collector.submit(frame, prediction, frame_id=i)
     records = list(read_records(tmp_path / "ds"))
     assert [r["frame_id"] for r in records] == [0, 2]
-    assert all(r["selected_because"] == {"candidates_in_band": 1, "scores": [0.35]} for r in records)
+    assert all(r["selected_because"] == {"candidates_in_band": 1, "scores": [0.35], "band": [0.3, 0.4], "boxes": []}
+               for r in records)
     assert [s.name for s, _ in matching_strategies(config.sampling_strategies, detector.predict(frames[:1])[0],
                                                    random.Random(0))] == ["unsure"]
 

@@ -69,6 +69,7 @@ from framesift.workers import Worker
 log = logging.getLogger(__name__)
 
 LATEST_KEPT = 8  # registered datapoints a collector keeps a reference to, for the live page
+FILL_EVERY_S = 1.0  # the limits' fill is read from the limiter at most this often
 
 
 class LazyFrame(Protocol):
@@ -133,7 +134,7 @@ class _Pending:
     frame_id: int
     captured_at: datetime
     policy: _Policy
-    evidence: dict[str, dict[str, Any]]  # strategy name -> what made it match (framesift's own strategies)
+    evidence: dict[str, dict[str, Any]]  # strategy name -> what made it match (`random`: nothing to say)
     extra: Mapping[str, Any] | None = None
     recorded: bool = False  # captured_at is on a recording's clock: budgets and the batch follow it
 
@@ -182,6 +183,10 @@ class Collector(Resource):
         if isinstance(self.limiter, MemoryLimiter) and isinstance(target, LocalDataset):  # budgets without Redis
             self.limiter.resume(target.name, str(target.root.resolve()), target.admissions)
         self._latest: deque[Datapoint] = deque(maxlen=LATEST_KEPT)  # for the live page: references, no copy
+        self._fill_lock = threading.Lock()
+        self._fill: list[dict[str, Any]] = []
+        self._fill_read_at = -FILL_EVERY_S
+        self._decided_at: float | None = None  # the last decision's time on a recording's clock (None: now)
         self._thread = Worker("collector", self._run)
         self._thread.start()
 
@@ -335,9 +340,25 @@ class Collector(Resource):
         stats.limit_store_error = health.last_error
         stats.target = self.target.stats()
         stats.config_version, stats.config_sha = self._policy.version, self._policy.sha
+        stats.limits = self._limit_fill()
         if self._follower is not None:
             stats.config_reloads, stats.config_reloads_refused, stats.config_store_error = self._follower.counts()
         return stats
+
+    def _limit_fill(self) -> list[dict[str, Any]]:
+        """Each limit's fill, read from the limiter at most once a second (a snapshot may be taken more often), at
+        the time of the last decision on a recording's clock, else now."""
+        with self._fill_lock:
+            now = time.monotonic()
+            if now - self._fill_read_at >= FILL_EVERY_S:
+                self._fill_read_at, policy = now, self._policy
+                candidates = [policy.candidates[s.name] for s in policy.strategies if s.limits]
+                try:
+                    self._fill = [dataclasses.asdict(f) for f in self.limiter.fill(self.target.name, candidates,
+                                                                                   self._decided_at)]
+                except Exception as error:  # a store that fails here fails the next decision too, which counts it
+                    log.debug("cannot read the limits' fill: %s", error)
+            return list(self._fill)
 
     def latest(self) -> list[Datapoint]:
         """The datapoints registered last, oldest first (at most `LATEST_KEPT`): what the live page shows."""
@@ -427,8 +448,9 @@ class Collector(Resource):
         at = pending.captured_at if pending.recorded else self._clock()
         batch = batch_name(settings.batches_name_prefix, settings.recreation_interval, at)
         cap = BatchCap(batch, settings.max_batch_images, self.target.batch_count(batch))
+        self._decided_at = at.timestamp() if pending.recorded else None
         decision = self.limiter.decide(self.target.name, [policy.candidates[s.name] for s in matched], cap,
-                                       at.timestamp() if pending.recorded else None)
+                                       self._decided_at)
         if not decision.accepted:
             with self._cond:
                 if decision.outcome is Outcome.BATCH_FULL:

@@ -79,6 +79,18 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class LimitFill:
+    """How much of one limit is spent: `used` of `max` in the last `window_s` seconds; the oldest use leaves the
+    window (one credit comes back) in `next_credit_s` seconds (None when none is used)."""
+
+    strategy: str
+    window_s: int
+    max: int
+    used: int
+    next_credit_s: float | None
+
+
+@dataclass(frozen=True)
 class StoreHealth:
     """Whether the limit store answers, how many decisions were made without it, and why it last did not."""
 
@@ -92,6 +104,10 @@ class Limiter(Protocol):
                at: float | None = None) -> Decision:
         """Select the first candidate with credit and consume it, atomically with the batch cap; `at` is the
         datapoint's time (default: now)."""
+        ...
+
+    def fill(self, dataset: str, candidates: Sequence[Candidate], at: float | None = None) -> list[LimitFill]:
+        """Each limit of each candidate, as spent at `at` (default: now); consumes nothing."""
         ...
 
     def health(self) -> StoreHealth: ...
@@ -140,6 +156,17 @@ class MemoryLimiter(Resource):
                     self._batches[(dataset, batch.name)] = in_batch + 1
                     return Decision(Outcome.ACCEPTED, candidate.name)
             return Decision(Outcome.NO_CREDIT)
+
+    def fill(self, dataset: str, candidates: Sequence[Candidate], at: float | None = None) -> list[LimitFill]:
+        with self._lock:
+            now = self._clock() if at is None else at
+            fills = []
+            for candidate in candidates:
+                for window, max_count in candidate.limits:
+                    admitted = self._window(dataset, candidate.name, window, now)
+                    fills.append(LimitFill(candidate.name, window, max_count, len(admitted),
+                                           admitted[0] + window - now if admitted else None))
+            return fills
 
     def _window(self, dataset: str, strategy: str, seconds: int, now: float) -> list[float]:
         key = (dataset, strategy, seconds)
@@ -211,7 +238,7 @@ class RedisLimiter(Resource):
 
     def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap,
                at: float | None = None) -> Decision:
-        space = f"{self._prefix}:{{{quote(dataset, safe='')}}}"
+        space = self._space(dataset)
         keys = [f"{space}:batch:{quote(batch.name, safe='')}"]
         if at is None and self._clock is not None:
             at = self._clock()
@@ -225,7 +252,7 @@ class RedisLimiter(Resource):
         for candidate in candidates:
             args.append(len(candidate.limits))
             for window, max_count in candidate.limits:
-                keys.append(f"{space}:limit:{quote(candidate.name, safe='')}:{window}")
+                keys.append(self._limit_key(space, candidate.name, window))
                 args += [window, max_count]
         result = int(self._script(keys=keys, args=args))
         if result == 0:
@@ -233,6 +260,30 @@ class RedisLimiter(Resource):
         if result < 0:
             return Decision(Outcome.NO_CREDIT)
         return Decision(Outcome.ACCEPTED, candidates[result - 1].name)
+
+    def fill(self, dataset: str, candidates: Sequence[Candidate], at: float | None = None) -> list[LimitFill]:
+        """Two round trips (the clock, then one read pipeline); raises what redis-py raises."""
+        if at is None and self._clock is not None:
+            at = self._clock()
+        if at is None:
+            seconds, micros = self._client.time()
+            at = seconds + micros / 1e6
+        space, limits = self._space(dataset), [(c.name, w, n) for c in candidates for w, n in c.limits]
+        pipeline = self._client.pipeline(transaction=False)
+        for name, window, _ in limits:
+            key = self._limit_key(space, name, window)
+            pipeline.zcount(key, f"({at - window!r}", "+inf")
+            pipeline.zrangebyscore(key, f"({at - window!r}", "+inf", start=0, num=1, withscores=True)
+        answers = pipeline.execute()
+        return [LimitFill(name, window, max_count, int(used), oldest[0][1] + window - at if oldest else None)
+                for (name, window, max_count), used, oldest in zip(limits, answers[::2], answers[1::2], strict=True)]
+
+    def _space(self, dataset: str) -> str:
+        return f"{self._prefix}:{{{quote(dataset, safe='')}}}"
+
+    @staticmethod
+    def _limit_key(space: str, strategy: str, window: int) -> str:
+        return f"{space}:limit:{quote(strategy, safe='')}:{window}"
 
     def ping(self) -> None:
         """One round trip; raises what redis-py raises when Redis is unreachable or refuses us."""
@@ -288,6 +339,18 @@ class FallbackLimiter(Resource):
         if self._policy == "memory":
             return self._local.decide(dataset, candidates, batch, at)
         return Decision(Outcome.STORE_UNAVAILABLE)
+
+    def fill(self, dataset: str, candidates: Sequence[Candidate], at: float | None = None) -> list[LimitFill]:
+        """Redis's fill while it answers (nothing while it is unavailable: `health()` says why); the local budgets'
+        under the `memory` policy meanwhile."""
+        import redis
+
+        if self._available:
+            try:
+                return self._primary.fill(dataset, candidates, at)
+            except redis.RedisError as error:
+                self.unavailable(error)
+        return self._local.fill(dataset, candidates, at) if self._policy == "memory" else []
 
     def unavailable(self, error: Exception) -> None:
         """Note that Redis failed (logged once per outage); it is tried again after `retry_interval` seconds."""

@@ -65,7 +65,9 @@ def content_matches(strategy: StrategyConfig, prediction: Prediction) -> bool:
 
 def evidence(strategy: StrategyConfig, prediction: Prediction,
              trackers: Trackers | None = None) -> dict[str, Any] | None:
-    """None when the content rule fails; else what made it match (`{}` for the SPEC's strategies)."""
+    """None when the content rule fails; else what made it match (the record's `selected_because`): `boxes`, the
+    indexes of the detections that decided (those close to the threshold, those counted, those in the score band,
+    the new tracks'), and what the strategy saw (`{}` for `random`)."""
     if not isinstance(prediction, (DetectionPrediction, ClassificationPrediction, StubPrediction)):
         raise TypeError("the strategies evaluate a DetectionPrediction, ClassificationPrediction or StubPrediction "
                         f"(as_prediction converts the rest), not {type(prediction).__qualname__}")
@@ -80,14 +82,14 @@ def evidence(strategy: StrategyConfig, prediction: Prediction,
             return None
         return _new_objects(strategy, prediction, trackers(strategy))
     if isinstance(strategy, CloseToThresholdStrategy):
-        holds = _close_to_threshold(strategy, prediction)
-    elif isinstance(strategy, ClassesBasedStrategy):
-        holds = isinstance(prediction, ClassificationPrediction) and _classes_based(strategy, prediction)
-    elif isinstance(strategy, DetectionsNumberBasedStrategy):
-        holds = isinstance(prediction, DetectionPrediction) and _detections_number(strategy, prediction)
-    else:
-        raise TypeError(f"unknown strategy {strategy!r}")
-    return {} if holds else None
+        return _close_to_threshold(strategy, prediction)
+    if isinstance(strategy, ClassesBasedStrategy):
+        if not isinstance(prediction, ClassificationPrediction):
+            return None
+        return _classes_based(strategy, prediction)
+    if isinstance(strategy, DetectionsNumberBasedStrategy):
+        return _detections_number(strategy, prediction) if isinstance(prediction, DetectionPrediction) else None
+    raise TypeError(f"unknown strategy {strategy!r}")
 
 
 def _uncertain(strategy: UncertaintyStrategy,
@@ -103,8 +105,11 @@ def _uncertain(strategy: UncertaintyStrategy,
         found = int(hits.sum())
         if found < strategy.minimum_candidates:
             return None
+        shown = _eligible(strategy.selected_class_names, prediction.class_name) & \
+            (prediction.confidence >= low) & (prediction.confidence < high)  # those that passed the threshold
         return {"candidates_in_band": found, "scores": sorted((round(float(v), 4) for v in scores[hits]),
-                                                              reverse=True)[:5]}
+                                                              reverse=True)[:5],
+                "band": [low, high], "boxes": np.flatnonzero(shown).tolist()}
     confidences = np.sort(prediction.confidences)[::-1]
     margin = float(confidences[0] - confidences[1]) if confidences.size > 1 else 1.0
     p = confidences[confidences > 0] / max(float(confidences.sum()), 1e-12)
@@ -122,7 +127,9 @@ def _new_objects(strategy: NewObjectsStrategy, prediction: DetectionPrediction,
     new = tracker.update(prediction.xyxy[eligible], names)  # every frame: the tracks must see them all
     if not new:
         return None
-    return {"track_ids": new, "classes": [tracker.class_of(track) for track in new]}
+    indexes = np.flatnonzero(eligible)
+    return {"track_ids": new, "classes": [tracker.class_of(track) for track in new],
+            "boxes": [int(indexes[tracker.detection_of[track]]) for track in new]}
 
 
 def _probability(strategy: StrategyConfig) -> float:
@@ -137,32 +144,41 @@ def _eligible(selected: Sequence[str] | None, names: Sequence[str]) -> np.ndarra
 
 
 def _close_to_threshold(strategy: CloseToThresholdStrategy,
-                        prediction: DetectionPrediction | ClassificationPrediction) -> bool:
+                        prediction: DetectionPrediction | ClassificationPrediction) -> dict[str, Any] | None:
     def close(confidences: np.ndarray) -> np.ndarray:
         return np.abs(confidences - strategy.threshold) < strategy.epsilon
 
+    seen = {"threshold": strategy.threshold, "epsilon": strategy.epsilon}
     if isinstance(prediction, DetectionPrediction):
         hits = _eligible(strategy.selected_class_names, prediction.class_name) & close(prediction.confidence)
-        return int(hits.sum()) >= strategy.minimum_objects_close_to_threshold
+        if int(hits.sum()) < strategy.minimum_objects_close_to_threshold:
+            return None
+        return {**seen, "boxes": np.flatnonzero(hits).tolist()}
     names, confidences = prediction.class_names, prediction.confidences
     if strategy.only_top_classes and not prediction.multi_label:
         top = int(np.argmax(confidences))
-        return bool(_eligible(strategy.selected_class_names, [names[top]])[0] and close(confidences[top:top + 1])[0])
+        holds = bool(_eligible(strategy.selected_class_names, [names[top]])[0] and close(confidences[top:top + 1])[0])
+        return {**seen, "classes": [names[top]]} if holds else None
     considered = _eligible(strategy.selected_class_names, names)
     if strategy.only_top_classes:  # multi-label: only the predicted classes count
         considered &= _eligible(prediction.predicted_classes, names)
-    return bool((considered & close(confidences)).any())
+    hits = considered & close(confidences)
+    return {**seen, "classes": [names[i] for i in np.flatnonzero(hits)]} if hits.any() else None
 
 
-def _classes_based(strategy: ClassesBasedStrategy, prediction: ClassificationPrediction) -> bool:
+def _classes_based(strategy: ClassesBasedStrategy, prediction: ClassificationPrediction) -> dict[str, Any] | None:
     selected = set(strategy.selected_class_names)
-    if prediction.multi_label:
-        return any(name in selected for name in prediction.predicted_classes)
-    return prediction.top in selected
+    chosen = prediction.predicted_classes if prediction.multi_label else [prediction.top]
+    found = [name for name in chosen if name in selected]
+    return {"classes": found} if found else None
 
 
-def _detections_number(strategy: DetectionsNumberBasedStrategy, prediction: DetectionPrediction) -> bool:
-    n = int(_eligible(strategy.selected_class_names, prediction.class_name).sum())
-    return (strategy.more_than is None or n > strategy.more_than) and (
-        strategy.less_than is None or n < strategy.less_than
-    )
+def _detections_number(strategy: DetectionsNumberBasedStrategy,
+                       prediction: DetectionPrediction) -> dict[str, Any] | None:
+    counted = _eligible(strategy.selected_class_names, prediction.class_name)
+    n = int(counted.sum())
+    if strategy.more_than is not None and n <= strategy.more_than:
+        return None
+    if strategy.less_than is not None and n >= strategy.less_than:
+        return None
+    return {"objects": n, "boxes": np.flatnonzero(counted).tolist()}

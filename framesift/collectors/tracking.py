@@ -43,6 +43,7 @@ class IouTracker:
         self._tracks: list[_Track] = []
         self._boxes = np.zeros((0, 4), np.float32)  # the last box of each track, row for row
         self._next_id = 1
+        self.detection_of: dict[int, int] = {}  # track id -> the index of its detection on the last frame
 
     def update(self, boxes: np.ndarray, classes: Sequence[str]) -> list[int]:
         """One frame's detections (`(N, 4)` xyxy and their classes); the ids of tracks new on it, in order."""
@@ -57,6 +58,7 @@ class IouTracker:
                 if t not in continued and d not in taken and self._tracks[t].class_name == classes[d]:
                     continued[t] = d
                     taken.add(d)
+        self.detection_of = {self._tracks[t].id: d for t, d in continued.items()}
         for row, track in enumerate(self._tracks):
             if row in continued:
                 track.seen, track.missed = track.seen + 1, 0
@@ -68,6 +70,7 @@ class IouTracker:
             self._tracks, self._boxes = [self._tracks[row] for row in kept], self._boxes[kept]
         started = sorted(set(range(len(classes))) - set(continued.values()))
         if started:
+            self.detection_of.update((self._next_id + i, d) for i, d in enumerate(started))
             self._tracks += [_Track(self._next_id + i, classes[d]) for i, d in enumerate(started)]
             self._boxes = np.vstack([self._boxes, boxes[started]])
             self._next_id += len(started)

@@ -5,10 +5,12 @@ record itself: names (strategies, sources, batches, classes, tags, task types) b
 coordinates whole pixels of the saved image, confidences whole percents. Images are not read here, only checked to
 exist: the page loads them by their path, page by page.
 
-An item is `[image, strategy, source, batch, time, tags, width, height, task, annotation]`: `time` is the
+An item is `[image, strategy, source, batch, time, tags, width, height, task, annotation, why]`: `time` is the
 capture time in seconds since the epoch (None when the record has none that parses), `tags` a list of tag
 indexes, `annotation` None (a stub model's datapoint, or predictions not persisted) or the compact
-pre-annotation of `framesift.annotations`, in the saved image's pixels.
+pre-annotation of `framesift.annotations`, in the saved image's pixels; `why` is `[text, boxes]`: why the
+strategy chose it in words (from the record's `selected_because` and `near_duplicates`) and the indexes of the
+detections that decided.
 
 Example:
     >>> gallery = read_gallery("framesift-data")  # doctest: +SKIP
@@ -25,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from framesift.annotations import Names, compact
+from framesift.collectors.reasons import why
 from framesift.collectors.targets.local import RECORDS, UnusableRecord, record_with_image
 from framesift.errors import InputError
 
@@ -85,7 +88,7 @@ def _item(root: str, line: bytes, gallery: Gallery) -> list[Any]:
             gallery.sources(str(record.get("source", "?"))), gallery.batches(str(record.get("batch", "?"))),
             _seconds(record.get("captured_at")),
             [gallery.tags(str(t)) for t in tags] if isinstance(tags, list) else [], width, height,
-            gallery.tasks(str(record.get("task_type", "?"))), annotation]
+            gallery.tasks(str(record.get("task_type", "?"))), annotation, why(record)]
 
 
 def _seconds(captured_at: Any) -> float | None:

@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from framesift.annotations import PALETTE, Names, compact, overlay_script
+from framesift.collectors.reasons import why
 from framesift.redaction import redact
 from framesift.stats import CollectorStats, SourceStats, StreamStats
+from framesift.stream.progress import limit_fill
 
 if TYPE_CHECKING:
     from framesift.collectors.collector import Collector
@@ -193,7 +195,9 @@ class LivePage:
                     "queued": stats.queue_depth}
         if stats.target is not None:
             counters.update(outbox_pending=stats.target.pending, delivered=stats.target.delivered)
+        limits = [{**fill, "text": limit_fill(fill)} for fill in stats.limits]
         return {"name": name, "counters": counters, "limit_store_available": stats.limit_store_available,
+                "limits": limits,
                 "strategies": {s: {"sampled": c.sampled, "registered": c.registered}
                                for s, c in stats.strategies.items()},
                 "latest": latest}
@@ -239,6 +243,7 @@ class LivePage:
         url = "/live/thumbnail?" + urlencode({"collector": collector, "id": datapoint.id})
         entry = {"id": datapoint.id, "url": url,
                  "strategy": datapoint.strategy, "source": self._names.get(datapoint.source, datapoint.source),
+                 "why": why({"strategy": datapoint.strategy, **(datapoint.extra or {})})[0],
                  "frame_id": datapoint.frame_id,
                  "captured_at": _iso(datapoint.captured_at), "batch": datapoint.batch,
                  "width": datapoint.width, "height": datapoint.height,

@@ -5,7 +5,8 @@ else (a log file, journald, a pipe): one plain status line every `report_every` 
 run left alone for months does not grow its log by a line a second.
 
 A status tells, per source, the fps (and "down" while reconnecting), the frames dropped and the datapoints
-collected, the version of a configuration from a store, and what needs attention: a limit store (Redis) that is
+collected, the version of a configuration from a store, and what needs attention: a limit that is spent and when
+it gives a credit back (`crowded: 50/50 this hour, next credit in 52 min`), a limit store (Redis) that is
 unavailable, a remote target's backlog.
 
 Example:
@@ -96,12 +97,35 @@ def describe(snap: StreamStats) -> str:
         parts.append(f"collected {collector.datapoints_registered}")
         if collector.config_version is not None:
             parts.append(f"configuration {collector.config_version} ({collector.config_sha})")
+        parts += [limit_fill(fill) for stats in snap.collectors.values() for fill in stats.limits
+                  if fill["used"] >= fill["max"]]
         if not collector.limit_store_available:
             parts.append(f"limits unavailable: {collector.limit_store_error}")
         outbox = collector.target
         if outbox is not None and (outbox.pending or outbox.dead):
             parts.append(f"outbox {outbox.pending} pending, {outbox.dead} dead")
     return " | ".join(parts)
+
+
+WINDOWS = {60: "this minute", 3600: "this hour", 86400: "today"}  # the limits' rolling windows, in words
+
+
+def limit_fill(fill: dict[str, Any]) -> str:
+    """One limit's fill in words: `crowded: 50/50 this hour, next credit in 52 min` (a `LimitFill` as a dict)."""
+    window = WINDOWS.get(fill["window_s"], f"in {fill['window_s']} s")
+    text = f"{fill['strategy']}: {fill['used']}/{fill['max']} {window}"
+    if fill["next_credit_s"] is not None:
+        text += f", next credit in {duration(fill['next_credit_s'])}"
+    return text
+
+
+def duration(seconds: float) -> str:
+    """`40 s`, `52 min`, `3 h 5 min`."""
+    seconds = max(0, round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _source(name: str, stats: SourceStats) -> str:

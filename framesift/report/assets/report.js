@@ -1,11 +1,26 @@
-/* framesift report: filters, pages and draws the gallery, and draws the charts, from the data embedded in the page.
-   An item is [image, strategy, source, batch, time, tags, width, height, task, annotation]; names are indexes into
-   the data's tables (see framesift/report/gallery.py). The filters and the page live in the address's #fragment,
-   so a view can be bookmarked or opened directly: report.html#strategy=uncertain&class=car&page=2 */
+/* framesift report: filters, sorts, pages and draws the gallery, and draws the charts, from the data embedded in the
+   page. An item is [image, strategy, source, batch, time, tags, width, height, task, annotation, why]; names are
+   indexes into the data's tables (see framesift/report/gallery.py). The filters, the order, the page and whether
+   the charts are open live in the address's #fragment, so a view can be bookmarked or opened directly:
+   report.html#strategy=uncertain&class=car&sort=confidence-low&confidence=20-60&page=2 (or #view=charts) */
 (function () {
   'use strict';
   const data = JSON.parse(document.getElementById('framesift-data').textContent);
-  const [IMAGE, STRATEGY, SOURCE, BATCH, TIME, TAGS, WIDTH, HEIGHT, TASK, ANNOTATION] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [IMAGE, STRATEGY, SOURCE, BATCH, TIME, TAGS, WIDTH, HEIGHT, TASK, ANNOTATION, WHY] =
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const confidencesOf = (item) => item[ANNOTATION] ? (item[ANNOTATION].d || item[ANNOTATION].c).map((e) => e[1]) : [];
+  const objectsOf = (item) => item[ANNOTATION] && item[ANNOTATION].d ? item[ANNOTATION].d.length : 0;
+  const lowest = (item) => confidencesOf(item).length ? Math.min(...confidencesOf(item)) : Infinity;
+  const highest = (item) => confidencesOf(item).length ? Math.max(...confidencesOf(item)) : -Infinity;
+  const timeOf = (item) => item[TIME] === null ? Infinity : item[TIME];
+  /* The orders of the gallery (a stable sort: ties keep the order of registration). */
+  const SORTS = {
+    'time': ['time, oldest first', (a, b) => timeOf(a) - timeOf(b)],
+    'time-newest': ['time, newest first', (a, b) => timeOf(b) - timeOf(a)],
+    'confidence-low': ['lowest confidence first', (a, b) => lowest(a) - lowest(b)],
+    'confidence-high': ['highest confidence first', (a, b) => highest(b) - highest(a)],
+    'objects': ['most objects first', (a, b) => objectsOf(b) - objectsOf(a)],
+  };
   const FILTERS = [
     {key: 'strategy', names: data.strategies, field: STRATEGY},
     {key: 'source', names: data.sources, field: SOURCE},
@@ -31,24 +46,36 @@
   /* The filters chosen and the page, from the #fragment (a name not in the data chooses nothing). */
   function chosen() {
     const params = new URLSearchParams(location.hash.slice(1));
-    const state = {page: Math.max(1, parseInt(params.get('page') || '1', 10) || 1)};
+    const state = {page: Math.max(1, parseInt(params.get('page') || '1', 10) || 1),
+                   sort: SORTS[params.get('sort')] ? params.get('sort') : 'time', confidence: null,
+                   charts: params.get('view') === 'charts'};
     for (const filter of FILTERS) {
       state[filter.key] = params.has(filter.key) ? filter.names.indexOf(params.get(filter.key)) : -1;
     }
+    const range = /^(\d+)-(\d+)$/.exec(params.get('confidence') || '');  // percents, both ends included
+    if (range && Number(range[1]) <= Number(range[2])) state.confidence = [Number(range[1]), Number(range[2])];
     return state;
   }
 
   function go(state) {
     const params = new URLSearchParams();
     for (const filter of FILTERS) if (state[filter.key] >= 0) params.set(filter.key, filter.names[state[filter.key]]);
+    if (state.sort !== 'time') params.set('sort', state.sort);
+    if (state.confidence) params.set('confidence', state.confidence.join('-'));
     if (state.page > 1) params.set('page', state.page);
+    if (state.charts) params.set('view', 'charts');
     location.hash = params.toString();
     render();
   }
 
+  /* The items the filters choose (with a confidence range: those with a detection or class within it), in the
+     order chosen. */
   function matching(state) {
-    return data.items.filter((item) => FILTERS.every((filter) => state[filter.key] < 0 || (filter.field === null
-      ? classesOf(item).includes(state[filter.key]) : item[filter.field] === state[filter.key])));
+    const [low, high] = state.confidence || [0, 100];
+    const found = data.items.filter((item) => FILTERS.every((filter) => state[filter.key] < 0 || (filter.field === null
+      ? classesOf(item).includes(state[filter.key]) : item[filter.field] === state[filter.key]))
+      && (!state.confidence || confidencesOf(item).some((c) => c >= low && c <= high)));
+    return found.sort(SORTS[state.sort][1]);
   }
 
   function buildFilters() {
@@ -72,6 +99,31 @@
       wrap.append(select);
       form.append(wrap);
     }
+    const sort = el('select', {name: 'sort'});
+    for (const [key, [name]] of Object.entries(SORTS)) sort.append(el('option', {value: key}, name));
+    sort.addEventListener('change', () => go({...chosen(), sort: sort.value, page: 1}));
+    const sortLabel = el('label', {}, 'sort');
+    sortLabel.append(sort);
+    const range = el('label', {}, 'confidence %');
+    for (const end of ['low', 'high']) {
+      const input = el('input', {type: 'number', name: 'confidence-' + end, min: '0', max: '100', step: '1',
+                                 placeholder: end === 'low' ? '0' : '100'});
+      input.addEventListener('change', () => {
+        const [low, high] = ['low', 'high'].map((e) => form.querySelector('input[name=confidence-' + e + ']').value);
+        const bounds = [low === '' ? 0 : Number(low), high === '' ? 100 : Number(high)];
+        go({...chosen(), confidence: low === '' && high === '' ? null : bounds, page: 1});
+      });
+      range.append(input);
+    }
+    form.append(sortLabel, range);
+    document.getElementById('show-charts').addEventListener('click', () => {
+      go({...chosen(), charts: true});
+      document.getElementById('charts-panel').scrollIntoView();
+    });
+    document.getElementById('charts-panel').addEventListener('toggle', (event) => {
+      const state = chosen();
+      if (state.charts !== event.target.open) go({...state, charts: event.target.open});
+    });
     document.querySelectorAll('.pager button').forEach((button) => button.addEventListener('click', () => {
       const state = chosen();
       state.page += Number(button.dataset.step);
@@ -86,8 +138,18 @@
   function thumb(item, withLabels) {
     const box = el('div', {class: 'thumb'});
     box.style.aspectRatio = item[WIDTH] + ' / ' + item[HEIGHT];
-    box.append(el('img', {src: url(item[IMAGE]), alt: item[IMAGE], loading: 'lazy', decoding: 'async'}),
-               overlay(item, withLabels));
+    const layer = overlay(item, withLabels);
+    const decisive = new Set(item[WHY][1]);  // the boxes that made the decision stand out; the others fade
+    layer.querySelectorAll('rect').forEach((rect, i) => {
+      if (!decisive.size) return;
+      if (decisive.has(i)) {
+        rect.setAttribute('data-decisive', 'true');
+        rect.setAttribute('stroke-width', '4');
+      } else {
+        rect.setAttribute('stroke-opacity', '0.45');
+      }
+    });
+    box.append(el('img', {src: url(item[IMAGE]), alt: item[IMAGE], loading: 'lazy', decoding: 'async'}), layer);
     const annotation = item[ANNOTATION];
     if (annotation && annotation.c && annotation.c.length) {
       const badge = el('span', {class: 'badge'}, annotation.c.map(label).join(', '));
@@ -111,13 +173,14 @@
   function captionLines(item) {
     const tags = item[TAGS].map((t) => data.tags[t]).join(', ');
     return [['classes', summary(item)],
-            ['meta', data.strategies[item[STRATEGY]] + ' · ' + data.sources[item[SOURCE]]],
+            ['why', item[WHY][0]],
+            ['meta', data.sources[item[SOURCE]]],
             ['meta', when(item[TIME])],
             ['meta', 'batch ' + data.batches[item[BATCH]] + (tags ? ' · ' + tags : '')]];
   }
 
   function figure(item) {
-    const node = el('figure', {class: 'item'});
+    const node = el('figure', {class: 'item', 'data-image': item[IMAGE]});
     const caption = el('figcaption');
     for (const [cls, text] of captionLines(item)) caption.append(el('div', {class: cls, title: text}, text));
     node.append(thumb(item, false), caption);
@@ -145,6 +208,12 @@
     shown = location.hash;
     const state = chosen();
     for (const filter of FILTERS) document.querySelector('#filters select[name=' + filter.key + ']').value = String(state[filter.key]);
+    document.querySelector('#filters select[name=sort]').value = state.sort;
+    ['low', 'high'].forEach((end, i) => {
+      document.querySelector('#filters input[name=confidence-' + end + ']').value =
+        state.confidence ? String(state.confidence[i]) : '';
+    });
+    document.getElementById('charts-panel').open = state.charts;
     const found = matching(state);
     const pages = Math.max(1, Math.ceil(found.length / data.pageSize));
     const page = Math.min(state.page, pages);

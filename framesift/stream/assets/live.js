@@ -90,8 +90,8 @@
     if (!card) {
       const node = el('article', {class: 'collector', 'data-collector': collector.name});
       card = {node, counters: el('table', {class: 'counters'}), strategies: el('table', {class: 'strategies'}),
-              latest: el('div', {class: 'latest'}), shown: ''};
-      node.append(el('h2', {}, 'collector ' + collector.name), card.counters, card.strategies,
+              limits: el('div', {class: 'limits'}), latest: el('div', {class: 'latest'}), shown: ''};
+      node.append(el('h2', {}, 'collector ' + collector.name), card.counters, card.strategies, card.limits,
                   el('div', {class: 'meta'}, 'collected last, newest first'), card.latest);
       document.getElementById('collectors').append(node);
       collectorCards.set(collector.name, card);
@@ -109,6 +109,18 @@
     card.counters.replaceChildren(header, values);
     card.strategies.replaceChildren(row(['strategy', 'sampled', 'registered'], true),
       ...Object.entries(collector.strategies).map(([name, c]) => row([name, c.sampled, c.registered])));
+    card.limits.replaceChildren(...collector.limits.map((limit) => {  // each limit's fill, and when it refills
+      const full = limit.used >= limit.max;
+      const node = el('div', {class: 'limit' + (full ? ' full' : ''), 'data-strategy': limit.strategy,
+                              'data-window': String(limit.window_s)});
+      const bar = el('div', {class: 'bar', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': String(limit.max),
+                             'aria-valuenow': String(limit.used), 'aria-label': limit.text});
+      const spent = el('span');
+      spent.style.width = Math.min(100, 100 * limit.used / limit.max) + '%';
+      bar.append(spent);
+      node.append(bar, el('span', {class: 'text'}, limit.text));
+      return node;
+    }));
     const ids = collector.latest.map((d) => d.id).join(' ');
     if (ids === card.shown) return;
     card.shown = ids;
@@ -120,7 +132,7 @@
                    framesiftOverlay(d.annotation, d.width, d.height, state.classes, state.palette, false));
       const when = d.captured_at.slice(11, 19);
       const caption = el('figcaption', {title: 'batch ' + d.batch + ', frame ' + d.frame_id});
-      caption.append(el('div', {}, d.strategy), el('div', {class: 'meta'}, d.source + ' · ' + when));
+      caption.append(el('div', {class: 'why', title: d.why}, d.why), el('div', {class: 'meta'}, d.source + ' · ' + when));
       figure.append(thumb, caption);
       return figure;
     }));
