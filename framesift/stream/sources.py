@@ -22,7 +22,6 @@ With `realtime`, `loop` or `video_time=False`, frames carry the time they were d
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 import time
@@ -38,6 +37,7 @@ from framesift.redaction import redact
 from framesift.stream.archives import Recording, ReplayLog, is_archive, list_recordings
 from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
+from framesift.stream.reconnect import Backoff
 from framesift.stream.recordings import RecordingClock, recording_start
 from framesift.stream.sampled_decoding import DrawNext, SampledDecoding, scan
 from framesift.stream.slots import FrameSlots
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
+RTSP_PROBE_US = "500000"  # how much of an RTSP stream FFmpeg reads to learn its parameters, at most (µs)
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
 
 
@@ -176,7 +177,7 @@ class SourceReader(Worker):
     def work(self) -> None:
         import av
 
-        delay = self.options.backoff_initial
+        backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
         try:
             if self.spec.kind == "archive":
                 self._replay_archive()
@@ -189,9 +190,9 @@ class SourceReader(Worker):
                         self._status("error", f"cannot open: {_reason(error)}")
                         return
                     self._status("disconnected", f"open failed: {self._in_words(error, self.options.open_timeout)}")
-                    delay = self._backoff(delay)
+                    self._backoff(backoff)
                     continue
-                decoded_before = self._decoded
+                decoded_before, connected_at = self._decoded, time.monotonic()
                 self._metrics.connected(self.spec.name, True)
                 self._status("connected", "")
                 try:
@@ -209,10 +210,10 @@ class SourceReader(Worker):
                     if not self.options.loop:
                         break
                     continue
-                if self._decoded > decoded_before:
-                    delay = self.options.backoff_initial  # it worked for a while: start the backoff over
+                if self._decoded > decoded_before:  # it streamed: retried at once, then promptly for a while
+                    backoff.streamed(time.monotonic(), time.monotonic() - connected_at)
                 self._status("disconnected", "stream ended")
-                delay = self._backoff(delay)
+                self._backoff(backoff)
         finally:
             self._status("end", f"{self._decoded} frames read")
 
@@ -262,14 +263,13 @@ class SourceReader(Worker):
             self._replay_log.record(recording, self._frames_read[recording.path],
                                     recording.path in self._read_through)
 
-    def _backoff(self, delay: float) -> float:
+    def _backoff(self, backoff: Backoff) -> None:
         if self._stop_event.is_set():
-            return delay
-        pause = delay * random.uniform(0.8, 1.2)
+            return
+        pause = backoff.pause(time.monotonic())
         self._metrics.reconnecting(self.spec.name)
         self._status("reconnecting", f"in {pause:.1f} s")
         self._stop_event.wait(pause)  # no CPU while waiting; a stop wakes it at once
-        return min(delay * 2, self.options.backoff_max)
 
     def _enough(self) -> bool:
         return self.options.max_frames is not None and self._decoded >= self.options.max_frames
@@ -281,6 +281,9 @@ class SourceReader(Worker):
         url, fmt = self.spec.url, None
         if url.lower().startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = self.options.rtsp_transport
+            # The stream's parameters come in its session description: probe at most half a second for the rest,
+            # not FFmpeg's 5 s, which a camera whose first keyframe is late fills (its first frame came with it).
+            options["analyzeduration"] = RTSP_PROBE_US
         if self.spec.kind == "webcam":
             url, fmt = (f"/dev/video{url}" if url.isdigit() else url), "v4l2"
         if self.spec.kind != "file":
