@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "its modification time less its duration")
     run.add_argument("--loop", action="store_true", help="restart files at their end (on the wall clock)")
     run.add_argument("--decode-all", action="store_true",
-                     help="decode every frame of a replayed file even when the sampling does not look at images "
-                          "(by default only the GOPs of sampled frames are decoded)")
+                     help="decode every frame: of a replayed file even when the sampling does not look at images "
+                          "(by default only the GOPs of sampled frames are decoded), of a live camera even in GOPs "
+                          "the model takes no frame of (by default those are decoded keyframe only)")
     run.add_argument("--max-frames", type=int, help="stop each source after N frames")
     run.add_argument("--duration", type=float, help="stop after S seconds")
     run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")

@@ -58,7 +58,7 @@ class RunOptions:
     wall_clock: bool = False  # files replayed fast keep the wall clock instead of their recording's
     start_time: str | None = None  # ISO 8601: when the (one) recording began, instead of what its file says
     loop: bool = False
-    decode_all: bool = False  # decode every frame even when the draws could be made before decoding
+    decode_all: bool = False  # decode every frame (replays: even when drawn first; live: even GOPs not taken)
     max_frames: int | None = None
     duration: float | None = None
     rtsp_transport: str = "tcp"

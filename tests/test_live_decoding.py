@@ -6,7 +6,7 @@ from __future__ import annotations
 from framesift.models import load_model
 from framesift.stream import Pipeline, SourceOptions, SourceSpec
 from framesift.stream.reconnect import PROMPT_S, Backoff
-from tests.helpers import wait_until
+from tests.helpers import SlowModel, wait_until
 
 
 def test_a_camera_that_was_streaming_is_retried_at_once_then_promptly_then_with_backoff():
@@ -39,3 +39,35 @@ def test_a_restarted_camera_is_reconnected_with_an_immediate_first_retry(rtsp_se
         assert wait_until(lambda: pipeline.snapshot().frames_inferred >= inferred + 30, timeout=30)
     retries = [detail for event, detail in events if event == "reconnecting"]
     assert retries[0] == "in 0.0 s" and [event for event, _ in events].count("connected") >= 2
+
+
+def test_a_camera_whose_frames_the_model_mostly_replaces_is_decoded_keyframe_only_between_takes(rtsp_server_factory):
+    server = rtsp_server_factory(gop=15)  # a keyframe every 0.5 s; the model takes a frame every 2 s
+    with Pipeline([SourceSpec(server.url, "cam")], SlowModel(2.0)) as pipeline:
+        pipeline.start()
+        assert wait_until(lambda: pipeline.snapshot().sources["cam"].skipped_by_reason.get("keyframes_only", 0) > 30,
+                          timeout=60)
+        inferred = pipeline.snapshot().frames_inferred
+        assert wait_until(lambda: pipeline.snapshot().frames_inferred >= inferred + 3, timeout=30)  # frames go on
+    cam = pipeline.snapshot().sources["cam"]
+    assert cam.frames_skipped == cam.skipped_by_reason["keyframes_only"] and cam.decode_errors == 0
+    assert cam.frames_decoded == cam.frames_inferred + cam.frames_dropped  # what was decoded is all accounted for
+
+
+def test_a_model_that_takes_every_frame_decodes_every_frame(rtsp_server_factory):
+    server = rtsp_server_factory(gop=15)
+    with Pipeline([SourceSpec(server.url, "cam")], load_model("stub")) as pipeline:
+        pipeline.start()
+        assert wait_until(lambda: pipeline.snapshot().frames_inferred >= 150, timeout=60)  # 10 GOPs and more
+    cam = pipeline.snapshot().sources["cam"]
+    assert cam.frames_skipped == 0 and cam.skipped_by_reason == {}
+
+
+def test_decode_all_keeps_a_slow_models_camera_decoding_every_frame(rtsp_server_factory):
+    server = rtsp_server_factory(gop=15)
+    with Pipeline([SourceSpec(server.url, "cam")], SlowModel(1.0), options=SourceOptions(decode_all=True)) \
+            as pipeline:
+        pipeline.start()
+        assert wait_until(lambda: pipeline.snapshot().frames_inferred >= 8, timeout=60)
+    cam = pipeline.snapshot().sources["cam"]
+    assert cam.frames_skipped == 0 and cam.dropped_by_reason["newer_frame"] > 100

@@ -36,6 +36,7 @@ from framesift.errors import SourceError, require_positive
 from framesift.redaction import redact
 from framesift.stream.archives import Recording, ReplayLog, is_archive, list_recordings
 from framesift.stream.frames import Frame
+from framesift.stream.keyframes import KeyframeGate
 from framesift.stream.metrics import Metrics
 from framesift.stream.reconnect import Backoff
 from framesift.stream.recordings import RecordingClock, recording_start
@@ -102,7 +103,8 @@ class SourceOptions:
     video_time: bool = True  # a file replayed fast runs on its recording's clock
     start_time: datetime | None = None  # the recording's start, instead of what the file says
     replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
-    decode_all: bool = False  # decode every frame even when the draws could be made first (`sampled_decoding`)
+    decode_all: bool = False  # decode every frame: of a replay even when the draws could be made first
+    # (`sampled_decoding`), of a live camera even in GOPs the model takes no frame of (`keyframes`)
 
     def __post_init__(self) -> None:
         require_positive({"max_fps": self.max_fps, "max_frames": self.max_frames, "open_timeout": self.open_timeout,
@@ -319,11 +321,17 @@ class SourceReader(Worker):
         sampled = self._sampled_decoding(recording, skip)
         if sampled is not None:
             return self._read_sampled(container, sampled, pacing, clock, recording)
+        gate = None if self.finite or segmented or self.options.decode_all else KeyframeGate()
         index = 0  # of the frame in this container
         for packet in container.demux(stream):
             self.waiting_since = None
             if self._stop_event.is_set():
                 return False
+            if gate is not None and packet.size and \
+                    not gate.decode(packet.is_keyframe, self._slots.waiting(self.spec.name), time.monotonic()):
+                self._metrics.skipped(self.spec.name, "keyframes_only")  # a GOP the model takes no frame of
+                self.waiting_since = time.monotonic()
+                continue
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:  # a corrupt packet: count it, go on with the next
@@ -410,7 +418,7 @@ class SourceReader(Worker):
         video_time = float(image.time) if image.time is not None else None
         recorded_at = None if clock is None else clock.at(video_time)
         if not pacing.admit(video_time, time.monotonic()):
-            self._metrics.skipped(self.spec.name)
+            self._metrics.skipped(self.spec.name, "max_fps")
             return
         pacing.wait(video_time, self._stop_event)
         captured_at = datetime.now(timezone.utc) if recorded_at is None else recorded_at
