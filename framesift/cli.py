@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="decode every frame: of a replayed file even when the sampling does not look at images "
                           "(by default only the GOPs of sampled frames are decoded), of a live camera even in GOPs "
                           "the model takes no frame of (by default those are decoded keyframe only)")
+    run.add_argument("--keyframe-draws", action="store_true",
+                     help="replaying with the stub model and random sampling: a GOP with a sampled frame gives its "
+                          "keyframe instead, decoded alone (fastest; by default the frames drawn are collected)")
     run.add_argument("--max-frames", type=int, help="stop each source after N frames")
     run.add_argument("--duration", type=float, help="stop after S seconds")
     run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")

@@ -59,6 +59,7 @@ class RunOptions:
     start_time: str | None = None  # ISO 8601: when the (one) recording began, instead of what its file says
     loop: bool = False
     decode_all: bool = False  # decode every frame (replays: even when drawn first; live: even GOPs not taken)
+    keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe instead of the frame drawn
     max_frames: int | None = None
     duration: float | None = None
     rtsp_transport: str = "tcp"
@@ -115,7 +116,8 @@ def build_pipeline(options: RunOptions) -> Pipeline:
         source_options = SourceOptions(realtime=options.realtime, loop=options.loop, max_fps=options.max_fps,
                                        max_frames=options.max_frames, rtsp_transport=options.rtsp_transport,
                                        video_time=not options.wall_clock, start_time=_start_time(options),
-                                       replay_log=_replay_log(options), decode_all=options.decode_all)
+                                       replay_log=_replay_log(options), decode_all=options.decode_all,
+                                       keyframe_draws=options.keyframe_draws)
         specs = [SourceSpec(url, name, parameters=per_source.get(name, {}))
                  for url, name in zip(options.sources, names, strict=True)]
         pipeline = Pipeline(specs, runs, options=source_options, sinks=sinks, duration=options.duration)

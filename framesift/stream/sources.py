@@ -105,6 +105,7 @@ class SourceOptions:
     replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
     decode_all: bool = False  # decode every frame: of a replay even when the draws could be made first
     # (`sampled_decoding`), of a live camera even in GOPs the model takes no frame of (`keyframes`)
+    keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe (`sampled_decoding`; opt-in)
 
     def __post_init__(self) -> None:
         require_positive({"max_fps": self.max_fps, "max_frames": self.max_frames, "open_timeout": self.open_timeout,
@@ -363,7 +364,7 @@ class SourceReader(Worker):
             log.info("source %s: every frame of %s is decoded: %s", self.spec.name, path, packets)
             return None
         limit = None if self.options.max_frames is None else self.options.max_frames - self._decoded + skip
-        return SampledDecoding(packets, self._draw, skip, limit)
+        return SampledDecoding(packets, self._draw, skip, limit, self.options.keyframe_draws)
 
     def _read_sampled(self, container: Any, sampled: SampledDecoding, pacing: _Pacing,
                       clock: RecordingClock | None, recording: Recording | None) -> bool:
