@@ -8,9 +8,8 @@ starts is decoded in full when the model's next take is expected before the next
 spread of the last intervals between takes and a quarter of a GOP), else only its keyframe is decoded and its
 other frames are skipped (counted: `frames_skipped`, reason `keyframes_only`), not even handed to the decoder.
 The frame the model takes is then still one of a GOP decoded in full, as fresh as before; a take that comes
-earlier than expected gets the keyframe. Until it has seen a few keyframes and takes, when the takes come at least
-once a GOP, and when their spread is a GOP or more, every GOP is decoded: a model that takes every frame changes
-nothing.
+earlier than expected gets the keyframe. Until it has seen a few keyframes and takes, and when the takes come at
+least once a GOP, every GOP is decoded: a model that takes every frame changes nothing.
 
 Example (packets every 0.1 s, a keyframe every second, the model takes a frame every 3 s): once it has learned
 that, two GOPs in three are decoded keyframe only.
@@ -58,9 +57,7 @@ class KeyframeGate:
             return True
         gop = statistics.median(_intervals(self._keyframes))
         takes = _intervals(self._takes)
-        margin = max(takes) - min(takes) + gop * MARGIN
-        if margin >= gop:
-            return True
+        margin = max(takes) - min(takes) + gop * MARGIN  # takes that come irregularly: a wider window in full
         return self._takes[-1] + statistics.median(takes) - margin < now + gop
 
 
