@@ -8,8 +8,9 @@ starts is decoded in full when the model's next take is expected before the next
 spread of the last intervals between takes and a quarter of a GOP), else only its keyframe is decoded and its
 other frames are skipped (counted: `frames_skipped`, reason `keyframes_only`), not even handed to the decoder.
 The frame the model takes is then still one of a GOP decoded in full, as fresh as before; a take that comes
-earlier than expected gets the keyframe. Until it has seen a few keyframes and takes, and when the takes come at
-least once a GOP, every GOP is decoded: a model that takes every frame changes nothing.
+earlier than expected gets the keyframe (a miss: every GOP is then decoded in full for the next 10 takes, so
+takes too irregular to foresee turn skipping off). Until it has seen a few keyframes and takes, and when the takes
+come at least once a GOP, every GOP is decoded: a model that takes every frame changes nothing.
 
 Example (packets every 0.1 s, a keyframe every second, the model takes a frame every 3 s): once it has learned
 that, two GOPs in three are decoded keyframe only.
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 
 HISTORY = 5  # keyframes and takes the intervals are estimated from
 MARGIN = 0.25  # of a GOP, added to the spread of the intervals between takes
+HOLD = 10  # takes after a miss during which every GOP is decoded in full
 
 
 class KeyframeGate:
@@ -38,12 +40,14 @@ class KeyframeGate:
         self._takes: deque[float] = deque(maxlen=HISTORY)  # when a waiting frame was found taken
         self._waiting = False  # whether a frame waited after the previous packet
         self._full = True  # whether the current GOP is decoded in full
+        self._hold = 0  # takes to come during which every GOP is decoded in full (after a take got a keyframe)
 
     def decode(self, keyframe: bool, waiting: bool, now: float) -> bool:
         """Whether to decode a packet that arrived at `now` (`waiting`: whether a frame of this source still waits
         for the model as it arrives)."""
         if self._waiting and not waiting:
             self._takes.append(now)
+            self._hold = HOLD if not self._full else max(0, self._hold - 1)  # a miss: the keyframe was taken
         if keyframe:
             self._keyframes.append(now)
             self._full = self._take_expected(now)
@@ -53,7 +57,7 @@ class KeyframeGate:
 
     def _take_expected(self, now: float) -> bool:
         """Whether the model's next take may come before the next keyframe."""
-        if len(self._keyframes) < HISTORY or len(self._takes) < 3:
+        if len(self._keyframes) < HISTORY or len(self._takes) < 3 or self._hold:
             return True
         gop = statistics.median(_intervals(self._keyframes))
         takes = _intervals(self._takes)
