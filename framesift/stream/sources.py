@@ -5,10 +5,11 @@ dropping), unless `realtime` paces it at its frame rate, when it behaves as live
 turns out to be a recording (an HLS playlist that has ended, a video file served over HTTP): it ends like a file
 instead of being reopened forever. A live source never builds lag: its thread keeps reading and the newest frame
 replaces a waiting one, which is counted as dropped; frames that arrive in bursts (HLS segments) are spread by
-their timestamps first. A live source that fails or ends is reopened with exponential backoff (0.5 s doubling to
-30 s, with jitter), sleeping on an event meanwhile; open and read timeouts keep a dead camera from hanging it, and
-a stop does not wait for a read blocked on the network (PyAV cannot interrupt one from outside: the thread ends by
-itself at its read timeout). `frame_id` keeps counting across reconnects and loops.
+their timestamps first; a GOP of a live camera that the model will take no frame of is decoded keyframe only
+(`framesift.stream.keyframes`). A live source that fails or ends is reopened: at once when it was streaming, then
+with backoff (`framesift.stream.reconnect`), sleeping on an event meanwhile; open and read timeouts keep a dead
+camera from hanging it, and a stop does not wait for a read blocked on the network (PyAV cannot interrupt one from
+outside: the thread ends by itself at its read timeout). `frame_id` keeps counting across reconnects and loops.
 
 An archive (a folder or a glob of recordings, `framesift.stream.archives`) is replayed like one file made of its
 recordings, oldest first; its frames carry the recording they came from and their index in it, and what was
