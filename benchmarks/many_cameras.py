@@ -28,7 +28,7 @@ core, and a run during which it used more all the same is made again (twice at m
 it used (`others`, the RTSP server included: about 0.01 core per camera).
 
 Run: `python benchmarks/many_cameras.py [--sizes 1,2,4,8,16] [--models stub,demo,yolo] [--duration 12]
-[--pipelines framesift,framesift-decode-all,peer] [--repeats 1] [--quiet-wait 120]`
+[--pipelines framesift,framesift-skip-gops,peer] [--repeats 1] [--quiet-wait 120]`
 (starts its own RTSP server on 127.0.0.1; about 14 min on a quiet machine, with the peer installed by
 `benchmarks/install_peer.sh`). Prints a Markdown section. `--child framesift|peer` is one run, printing one JSON
 line.
@@ -57,7 +57,7 @@ SIZE, FPS = (1280, 720), 30
 SETTLE_S = 2.0  # from every source having a prediction to the window's start
 START_LIMIT_S = 40.0  # a source that has had nothing inferred by then is measured as it is
 QUIET_CORES, QUIET_WAIT_S = 0.3, 120.0  # before each run, wait for the machine's other work to fall below this
-PIPELINES = ("framesift", "framesift-decode-all", "peer")  # framesift-decode-all: `--decode-all`, every GOP decoded
+PIPELINES = ("framesift", "framesift-skip-gops", "peer")  # framesift-skip-gops: with `--skip-gops`
 ATTEMPTS = 3  # a run disturbed by other work all the same (more than QUIET_CORES) is made again, this many times
 
 
@@ -135,7 +135,7 @@ def child_framesift(args: argparse.Namespace) -> dict[str, Any]:
     names = [f"cam{i}" for i in range(args.sources)]
     meter = Meter(names)
     pipeline = Pipeline([SourceSpec(args.url, name) for name in names], model,
-                        options=SourceOptions(decode_all=args.child == "framesift-decode-all"),
+                        options=SourceOptions(skip_gops=args.child == "framesift-skip-gops"),
                         on_prediction=[lambda frame, _p: meter.predicted(frame.source, frame.frame_id,
                                                                          time.monotonic() - frame.received)])
 

@@ -58,7 +58,8 @@ class RunOptions:
     wall_clock: bool = False  # files replayed fast keep the wall clock instead of their recording's
     start_time: str | None = None  # ISO 8601: when the (one) recording began, instead of what its file says
     loop: bool = False
-    decode_all: bool = False  # decode every frame (replays: even when drawn first; live: even GOPs not taken)
+    decode_all: bool = False  # decode every frame even when the draws could be made before decoding
+    skip_gops: bool = False  # a live camera's GOPs the model will take no frame of: decoded keyframe only
     keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe instead of the frame drawn
     max_frames: int | None = None
     duration: float | None = None
@@ -117,7 +118,7 @@ def build_pipeline(options: RunOptions) -> Pipeline:
                                        max_frames=options.max_frames, rtsp_transport=options.rtsp_transport,
                                        video_time=not options.wall_clock, start_time=_start_time(options),
                                        replay_log=_replay_log(options), decode_all=options.decode_all,
-                                       keyframe_draws=options.keyframe_draws)
+                                       keyframe_draws=options.keyframe_draws, skip_gops=options.skip_gops)
         specs = [SourceSpec(url, name, parameters=per_source.get(name, {}))
                  for url, name in zip(options.sources, names, strict=True)]
         pipeline = Pipeline(specs, runs, options=source_options, sinks=sinks, duration=options.duration)

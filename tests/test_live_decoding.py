@@ -43,7 +43,8 @@ def test_a_restarted_camera_is_reconnected_with_an_immediate_first_retry(rtsp_se
 
 def test_a_camera_whose_frames_the_model_mostly_replaces_is_decoded_keyframe_only_between_takes(rtsp_server_factory):
     server = rtsp_server_factory(gop=15)  # a keyframe every 0.5 s; the model takes a frame every 2 s
-    with Pipeline([SourceSpec(server.url, "cam")], SlowModel(2.0)) as pipeline:
+    with Pipeline([SourceSpec(server.url, "cam")], SlowModel(2.0), options=SourceOptions(skip_gops=True)) \
+            as pipeline:
         pipeline.start()
         assert wait_until(lambda: pipeline.snapshot().sources["cam"].skipped_by_reason.get("keyframes_only", 0) > 30,
                           timeout=60)
@@ -56,17 +57,17 @@ def test_a_camera_whose_frames_the_model_mostly_replaces_is_decoded_keyframe_onl
 
 def test_a_model_that_takes_every_frame_decodes_every_frame(rtsp_server_factory):
     server = rtsp_server_factory(gop=15)
-    with Pipeline([SourceSpec(server.url, "cam")], load_model("stub")) as pipeline:
+    with Pipeline([SourceSpec(server.url, "cam")], load_model("stub"), options=SourceOptions(skip_gops=True)) \
+            as pipeline:
         pipeline.start()
         assert wait_until(lambda: pipeline.snapshot().frames_inferred >= 150, timeout=60)  # 10 GOPs and more
     cam = pipeline.snapshot().sources["cam"]
     assert cam.frames_skipped == 0 and cam.skipped_by_reason == {}
 
 
-def test_decode_all_keeps_a_slow_models_camera_decoding_every_frame(rtsp_server_factory):
+def test_by_default_a_slow_models_camera_decodes_every_frame(rtsp_server_factory):
     server = rtsp_server_factory(gop=15)
-    with Pipeline([SourceSpec(server.url, "cam")], SlowModel(1.0), options=SourceOptions(decode_all=True)) \
-            as pipeline:
+    with Pipeline([SourceSpec(server.url, "cam")], SlowModel(1.0)) as pipeline:
         pipeline.start()
         assert wait_until(lambda: pipeline.snapshot().frames_inferred >= 8, timeout=60)
     cam = pipeline.snapshot().sources["cam"]

@@ -12,6 +12,10 @@ earlier than expected gets the keyframe (a miss: every GOP is then decoded in fu
 takes too irregular to foresee turn skipping off). Until it has seen a few keyframes and takes, and when the takes
 come at least once a GOP, every GOP is decoded: a model that takes every frame changes nothing.
 
+Opt-in (`SourceOptions.skip_gops`, `--skip-gops`): on the 2-core box it was built on, loaded by other work, 16
+cameras with YOLOv8n showed no gain and a worse frame age with it (`benchmarks/RESULTS.md`), so it waits for a
+measurement on a quiet machine before it becomes the default.
+
 Example (packets every 0.1 s, a keyframe every second, the model takes a frame every 3 s): once it has learned
 that, two GOPs in three are decoded keyframe only.
     >>> gate = KeyframeGate()

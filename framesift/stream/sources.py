@@ -5,11 +5,12 @@ dropping), unless `realtime` paces it at its frame rate, when it behaves as live
 turns out to be a recording (an HLS playlist that has ended, a video file served over HTTP): it ends like a file
 instead of being reopened forever. A live source never builds lag: its thread keeps reading and the newest frame
 replaces a waiting one, which is counted as dropped; frames that arrive in bursts (HLS segments) are spread by
-their timestamps first; a GOP of a live camera that the model will take no frame of is decoded keyframe only
-(`framesift.stream.keyframes`). A live source that fails or ends is reopened: at once when it was streaming, then
-with backoff (`framesift.stream.reconnect`), sleeping on an event meanwhile; open and read timeouts keep a dead
-camera from hanging it, and a stop does not wait for a read blocked on the network (PyAV cannot interrupt one from
-outside: the thread ends by itself at its read timeout). `frame_id` keeps counting across reconnects and loops.
+their timestamps first; with `skip_gops` (opt-in), a GOP of a live camera that the model will take no frame of
+is decoded keyframe only (`framesift.stream.keyframes`). A live source that fails or ends is reopened: at once
+when it was streaming, then with backoff (`framesift.stream.reconnect`), sleeping on an event meanwhile; open and
+read timeouts keep a dead camera from hanging it, and a stop does not wait for a read blocked on the network (PyAV
+cannot interrupt one from outside: the thread ends by itself at its read timeout). `frame_id` keeps counting
+across reconnects and loops.
 
 An archive (a folder or a glob of recordings, `framesift.stream.archives`) is replayed like one file made of its
 recordings, oldest first; its frames carry the recording they came from and their index in it, and what was
@@ -104,8 +105,8 @@ class SourceOptions:
     video_time: bool = True  # a file replayed fast runs on its recording's clock
     start_time: datetime | None = None  # the recording's start, instead of what the file says
     replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
-    decode_all: bool = False  # decode every frame: of a replay even when the draws could be made first
-    # (`sampled_decoding`), of a live camera even in GOPs the model takes no frame of (`keyframes`)
+    decode_all: bool = False  # decode every frame even when the draws could be made first (`sampled_decoding`)
+    skip_gops: bool = False  # a live camera's GOPs the model will take no frame of: keyframe only (`keyframes`)
     keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe (`sampled_decoding`; opt-in)
 
     def __post_init__(self) -> None:
@@ -323,7 +324,7 @@ class SourceReader(Worker):
         sampled = self._sampled_decoding(recording, skip)
         if sampled is not None:
             return self._read_sampled(container, sampled, pacing, clock, recording)
-        gate = None if self.finite or segmented or self.options.decode_all else KeyframeGate()
+        gate = KeyframeGate() if self.options.skip_gops and not self.finite and not segmented else None
         index = 0  # of the frame in this container
         for packet in container.demux(stream):
             self.waiting_since = None
