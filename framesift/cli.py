@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(opt-in: not yet shown to pay; see the README)")
     run.add_argument("--keyframe-draws", action="store_true",
                      help="replaying with the stub model and random sampling: a GOP with a sampled frame gives its "
-                          "keyframe instead, decoded alone (fastest; by default the frames drawn are collected)")
+                          "keyframe instead, decoded alone (pays on long GOPs; by default the frames drawn are "
+                          "collected)")
     run.add_argument("--max-frames", type=int, help="stop each source after N frames")
     run.add_argument("--duration", type=float, help="stop after S seconds")
     run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
