@@ -27,7 +27,8 @@ The machine may be shared: each run waits (up to 2 min) until the rest of the ma
 core, and a run during which it used more all the same is made again (twice at most); the JSON line says how much
 it used (`others`, the RTSP server included: about 0.01 core per camera).
 
-Run: `python benchmarks/many_cameras.py [--sizes 1,2,4,8,16] [--models stub,demo,yolo] [--duration 12]`
+Run: `python benchmarks/many_cameras.py [--sizes 1,2,4,8,16] [--models stub,demo,yolo] [--duration 12]
+[--pipelines framesift,framesift-skip-gops,peer] [--repeats 1] [--quiet-wait 120]`
 (starts its own RTSP server on 127.0.0.1; about 14 min on a quiet machine, with the peer installed by
 `benchmarks/install_peer.sh`). Prints a Markdown section. `--child framesift|peer` is one run, printing one JSON
 line.
@@ -56,6 +57,7 @@ SIZE, FPS = (1280, 720), 30
 SETTLE_S = 2.0  # from every source having a prediction to the window's start
 START_LIMIT_S = 40.0  # a source that has had nothing inferred by then is measured as it is
 QUIET_CORES, QUIET_WAIT_S = 0.3, 120.0  # before each run, wait for the machine's other work to fall below this
+PIPELINES = ("framesift", "framesift-skip-gops", "peer")  # framesift-skip-gops: with `--skip-gops`
 ATTEMPTS = 3  # a run disturbed by other work all the same (more than QUIET_CORES) is made again, this many times
 
 
@@ -127,7 +129,7 @@ def machine_busy() -> float:
 def child_framesift(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from framesift.models import load_model
-    from framesift.stream import Pipeline, SourceSpec
+    from framesift.stream import Pipeline, SourceOptions, SourceSpec
 
     model = load_model(args.model, device="cpu", confidence=0.5 if args.model == "demo" else 0.25)
     if args.square:  # a dynamic-size export fed the 640×640 square, as before issue 24 (benchmarks/rectangular.py)
@@ -135,12 +137,14 @@ def child_framesift(args: argparse.Namespace) -> dict[str, Any]:
     names = [f"cam{i}" for i in range(args.sources)]
     meter = Meter(names)
     pipeline = Pipeline([SourceSpec(args.url, name) for name in names], model,
+                        options=SourceOptions(skip_gops=args.child == "framesift-skip-gops"),
                         on_prediction=[lambda frame, _p: meter.predicted(frame.source, frame.frame_id,
                                                                          time.monotonic() - frame.received)])
 
     def counters() -> dict[str, float]:
         snapshot = pipeline.snapshot()
-        return {"decoded": snapshot.frames_decoded, "dropped": snapshot.frames_dropped}
+        return {"decoded": snapshot.frames_decoded, "dropped": snapshot.frames_dropped,
+                "skipped": snapshot.frames_skipped}
 
     with pipeline:
         pipeline.start()
@@ -216,7 +220,8 @@ def wait_quiet(limit_s: float = QUIET_WAIT_S) -> None:
             return
 
 
-def run_child(pipeline: str, url: str, sources: int, model: str, duration: float) -> dict[str, Any] | None:
+def run_child(pipeline: str, url: str, sources: int, model: str, duration: float,
+              quiet_wait_s: float = QUIET_WAIT_S) -> dict[str, Any] | None:
     if pipeline == "peer" and not PEER_PYTHON.exists():
         return None
     python = str(PEER_PYTHON) if pipeline == "peer" else sys.executable
@@ -224,7 +229,7 @@ def run_child(pipeline: str, url: str, sources: int, model: str, duration: float
     command = [python, str(Path(__file__).resolve()), "--child", pipeline, "--url", url, "--sources", str(sources),
                "--model", model, "--duration", str(duration)]
     for _ in range(ATTEMPTS):
-        wait_quiet()
+        wait_quiet(quiet_wait_s)
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
@@ -251,7 +256,8 @@ def _seconds(value: float | None) -> str:
 
 
 def main(sizes: tuple[int, ...] = (1, 2, 4, 8, 16), models: tuple[str, ...] = ("stub", "demo", "yolo"),
-         duration: float = 12.0) -> str:
+         duration: float = 12.0, pipelines: tuple[str, ...] = ("framesift", "peer"), repeats: int = 1,
+         quiet_wait_s: float = QUIET_WAIT_S) -> str:
     sys.path.insert(0, str(ROOT))
     from tests.servers import RtspServer, free_port
 
@@ -273,10 +279,11 @@ def main(sizes: tuple[int, ...] = (1, 2, 4, 8, 16), models: tuple[str, ...] = ("
                 lines.append(f"| {labels[model]} | | | not measured: {YOLO} is missing |" + " |" * 7)
                 continue
             for sources in sizes:
-                for pipeline in ("framesift", "peer"):
-                    result = run_child(pipeline, server.url, sources, paths[model], duration)
-                    lines.append(row(labels[model], sources, pipeline, result))
-                    print(lines[-1], file=sys.stderr, flush=True)
+                for _ in range(repeats):
+                    for pipeline in pipelines:
+                        result = run_child(pipeline, server.url, sources, paths[model], duration, quiet_wait_s)
+                        lines.append(row(labels[model], sources, pipeline, result))
+                        print(lines[-1], json.dumps(result), file=sys.stderr, flush=True)
     finally:
         server.stop()
     return "\n".join(lines) + "\n"
@@ -284,7 +291,7 @@ def main(sizes: tuple[int, ...] = (1, 2, 4, 8, 16), models: tuple[str, ...] = ("
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=("framesift", "peer"))
+    parser.add_argument("--child", choices=PIPELINES)
     parser.add_argument("--url")
     parser.add_argument("--sources", type=int, default=1)
     parser.add_argument("--model", default="stub")
@@ -292,11 +299,15 @@ if __name__ == "__main__":
     parser.add_argument("--square", action="store_true", help="a child: feed a dynamic-size export its square")
     parser.add_argument("--sizes", default="1,2,4,8,16")
     parser.add_argument("--models", default="stub,demo,yolo")
+    parser.add_argument("--pipelines", default="framesift,peer", help=f"which of {','.join(PIPELINES)}")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each, interleaved")
+    parser.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
+                        help="seconds to wait at most for the rest of the machine to be quiet before each run")
     arguments = parser.parse_args()
     if arguments.child:
-        measured = (child_framesift if arguments.child == "framesift" else child_peer)(arguments)
+        measured = (child_peer if arguments.child == "peer" else child_framesift)(arguments)
         measured["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(measured))
     else:
         print(main(tuple(int(s) for s in arguments.sizes.split(",")), tuple(arguments.models.split(",")),
-                   arguments.duration))
+                   arguments.duration, tuple(arguments.pipelines.split(",")), arguments.repeats, arguments.quiet_wait))

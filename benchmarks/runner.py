@@ -41,7 +41,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
             first.append(time.time())
         ages.append(now - frame.received)
 
-    options = SourceOptions(realtime=args.realtime, decode_all=args.decode_all)
+    options = SourceOptions(realtime=args.realtime, decode_all=args.decode_all, keyframe_draws=args.keyframe_draws)
     # --as-run: no prediction callback, as `framesift run` has none: a replay whose sampling does not look at
     # images then decodes only its sampled frames. The first prediction is then seen by polling the counters.
     pipeline = Pipeline([args.source], model, collector, options=options,
@@ -143,6 +143,7 @@ if __name__ == "__main__":
     parser.add_argument("--realtime", action="store_true")
     parser.add_argument("--duration", type=float)
     parser.add_argument("--decode-all", action="store_true", help="decode every frame (pipeline mode)")
+    parser.add_argument("--keyframe-draws", action="store_true", help="sampled GOPs give their keyframe (pipeline)")
     parser.add_argument("--as-run", action="store_true", help="no prediction callback, as `framesift run` (pipeline)")
     parser.add_argument("--t0", type=float, default=time.time(), help="when the command started (time.time())")
     arguments = parser.parse_args()

@@ -4,10 +4,12 @@ Two 1080p, 30 fps, one-minute recordings (1800 frames, cached in benchmarks/.wor
 every second, no B-frames) and one with long GOPs (a keyframe every 250 frames) and three B-frames. Each is replayed
 with the stub model and one random strategy at 1 %, 10 % and 50 %, by framesift as `framesift run` does (frames
 drawn before decoding), by framesift decoding every frame (`--decode-all`), and by the peer (Roboflow Inference's
-InferencePipeline, `benchmarks/peer_runner.py`, the same sampling rate). Every run is its own process; the three
-are interleaved; figures are frames of the file per second (decoded or not), median (min–max) of `--repeats`.
+InferencePipeline, `benchmarks/peer_runner.py`, the same sampling rate), and by framesift with keyframe draws
+(`--keyframe-draws`, opt-in: a sampled GOP gives its keyframe). Every run is its own process; they are
+interleaved; figures are frames of the file per second (decoded or not), median (min–max) of `--repeats`.
 
-Run: `python benchmarks/sampled_decoding.py [--repeats 3]` (part of `make bench`). Prints a Markdown section.
+Run: `python benchmarks/sampled_decoding.py [--repeats 3] [--recordings camera,long-gop] [--rates 0.01,0.1,0.5]`
+(part of `make bench`). Prints a Markdown section.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.suite import WORK, f, framesift, measure_together, peer  # noqa: E402
+from benchmarks.suite import WORK, f, framesift, measure_together, peer, ratio  # noqa: E402
 
 RECORDINGS = {  # name -> (what the table calls it, encoder options)
     "camera": ("camera-like: keyframe every 1 s, no B-frames", {"g": "30", "bf": "0"}),
@@ -67,31 +69,38 @@ def config(rate: float, folder: Path) -> str:
     return str(path)
 
 
-def main(repeats: int = 3) -> str:
+def main(repeats: int = 3, recordings: tuple[str, ...] = tuple(RECORDINGS), rates: tuple[float, ...] = RATES) -> str:
     folder = Path(tempfile.mkdtemp(prefix="framesift-bench-configs-"))
     out = ["## Bootstrapping from recordings: decoding only what is sampled (stub model, random sampling, 1080p)", "",
            f"Frames of the recording per second (decoded or not), median (min–max) of {repeats} runs, interleaved; "
            "1800 frames (one minute at 30 fps) per run. \"decoded\": frames framesift handed to the model.", "",
            "| recording | sampled | framesift | decoded | every frame decoded (`--decode-all`) | peer | "
-           "÷ every frame | ÷ peer |",
-           "|---|---|---|---|---|---|---|---|"]
-    for name, (label, options) in RECORDINGS.items():
+           "÷ every frame | ÷ peer | keyframe draws (`--keyframe-draws`) | decoded | ÷ framesift | ÷ peer |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in recordings:
+        label, options = RECORDINGS[name]
         source = recording(name, options)
-        for rate in RATES:
+        for rate in rates:
             cfg = config(rate, folder)
             runs = measure_together({
                 "sampled": framesift("pipeline", source, model="stub", config=cfg, as_run=True),
                 "all": framesift("pipeline", source, model="stub", config=cfg, as_run=True, decode_all=True),
-                "peer": peer(source, model="stub", sample=rate)}, repeats)
-            ours, every, theirs = runs["sampled"], runs["all"], runs.get("peer")
-            to_peer = f"{ours['fps'][0] / theirs['fps'][0]:.2f}" if theirs else "–"
+                "peer": peer(source, model="stub", sample=rate),
+                "keyframes": framesift("pipeline", source, model="stub", config=cfg, as_run=True,
+                                       keyframe_draws=True)}, repeats)
+            ours, every, theirs, keys = runs["sampled"], runs["all"], runs.get("peer"), runs["keyframes"]
             out.append(f"| {label} | {rate:.0%} | {f(ours['fps'])} | {f(ours['frames_decoded'], 0)} | "
-                       f"{f(every['fps'])} | {f(theirs['fps']) if theirs else '–'} | "
-                       f"{ours['fps'][0] / every['fps'][0]:.2f} | {to_peer} |")
+                       f"{f(every['fps'])} | {f(theirs['fps']) if theirs else '–'} | {ratio(ours, every)} | "
+                       f"{ratio(ours, theirs or {})} | {f(keys['fps'])} | {f(keys['frames_decoded'], 0)} | "
+                       f"{ratio(keys, ours)} | {ratio(keys, theirs or {})} |")
     return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    print(main(parser.parse_args().repeats))
+    parser.add_argument("--recordings", default=",".join(RECORDINGS))
+    parser.add_argument("--rates", default=",".join(f"{rate:g}" for rate in RATES))
+    arguments = parser.parse_args()
+    print(main(arguments.repeats, tuple(arguments.recordings.split(",")),
+               tuple(float(rate) for rate in arguments.rates.split(","))))

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decode-all", action="store_true",
                      help="decode every frame of a replayed file even when the sampling does not look at images "
                           "(by default only the GOPs of sampled frames are decoded)")
+    run.add_argument("--skip-gops", action="store_true",
+                     help="a live camera's GOPs that the model will take no frame of are decoded keyframe only "
+                          "(opt-in: not yet shown to pay; see the README)")
+    run.add_argument("--keyframe-draws", action="store_true",
+                     help="replaying with the stub model and random sampling: a GOP with a sampled frame gives its "
+                          "keyframe instead, decoded alone (pays on long GOPs; by default the frames drawn are "
+                          "collected)")
     run.add_argument("--max-frames", type=int, help="stop each source after N frames")
     run.add_argument("--duration", type=float, help="stop after S seconds")
     run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")

@@ -65,6 +65,8 @@ class RunOptions:
     start_time: str | None = None  # ISO 8601: when the (one) recording began, instead of what its file says
     loop: bool = False
     decode_all: bool = False  # decode every frame even when the draws could be made before decoding
+    skip_gops: bool = False  # a live camera's GOPs the model will take no frame of: decoded keyframe only
+    keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe instead of the frame drawn
     max_frames: int | None = None
     duration: float | None = None
     rtsp_transport: str = "tcp"
@@ -125,7 +127,8 @@ def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lam
         source_options = SourceOptions(realtime=options.realtime, loop=options.loop, max_fps=options.max_fps,
                                        max_frames=options.max_frames, rtsp_transport=options.rtsp_transport,
                                        video_time=not options.wall_clock, start_time=_start_time(options),
-                                       replay_log=_replay_log(options), decode_all=options.decode_all)
+                                       replay_log=_replay_log(options), decode_all=options.decode_all,
+                                       keyframe_draws=options.keyframe_draws, skip_gops=options.skip_gops)
         specs = [SourceSpec(url, name, parameters=per_source.get(name, {}))
                  for url, name in zip(options.sources, names, strict=True)]
         pipeline = Pipeline(specs, runs, options=source_options, sinks=sinks, duration=options.duration)

@@ -92,7 +92,10 @@ class SourceStats(Stats):
     frames_dropped: int = 0  # the sum of dropped_by_reason
     dropped_by_reason: dict[str, int] = counter("frames decoded but not inferred, by reason", metric="frames_dropped",
                                                 label="reason")
-    frames_skipped: int = counter("frames skipped by --max-fps")
+    frames_skipped: int = 0  # the sum of skipped_by_reason
+    skipped_by_reason: dict[str, int] = counter("frames not handed on, by reason: max_fps (--max-fps), keyframes_only "
+                                                "(a live camera's GOP the model takes no frame of, decoded keyframe "
+                                                "only)", metric="frames_skipped", label="reason")
     frames_unsampled: int = counter("frames of a replayed file that no draw sampled: not handed on, decoded only "
                                            "when a sampled frame refers to them")
     decode_errors: int = counter("packets that did not decode, and reads that failed")

@@ -239,3 +239,36 @@ def test_an_archive_replayed_in_video_time_collects_the_same_with_and_without_de
     assert replayed == full_replayed and all(finished for _, finished in replayed.values())
     assert summary["frames_decoded"] < full_summary["frames_decoded"] == 2 * 6 * FPS
     assert summary["frames_decoded"] + summary["frames_unsampled"] == 2 * 6 * FPS
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.3])
+def test_keyframe_draws_decode_the_keyframe_of_each_sampled_gop(video, rate):
+    every = full_decode(video)
+    packets = scan(str(video))
+    assert not isinstance(packets, str)
+    keyframe_of = {packets.ranks[i]: packets.ranks[start] for start, end in packets.gops for i in range(start, end)}
+    sampled = SampledDecoding(packets, functools.partial(lambda draws: draws.random() < rate, random.Random(5)),
+                              keyframes=True)
+    with av.open(str(video)) as container:
+        got = [(index, image.to_ndarray(format="yuv420p")) for index, image, _ in sampled.frames(container)]
+    again = random.Random(5)
+    chosen = [i for i in range(FRAMES) if again.random() < rate]  # the same draws, in the same order
+    assert [index for index, _ in got] == sorted({keyframe_of[i] for i in chosen}) != []
+    assert sampled.passed_over == FRAMES - len(got) and sampled.lost() == 0
+    assert all(np.array_equal(pixels, every[index][1]) for index, pixels in got)
+
+
+def test_keyframe_draws_are_opt_in_and_collect_keyframes_only(tmp_path):
+    video = write_video(tmp_path / "clip.mp4", "libx264", {"g": "15", "bf": "0"})
+    snaps = {}
+    for keyframes in (False, True):
+        collector = Collector(random_config(0.3), LocalDataset(tmp_path / str(keyframes)), seed=3)
+        with Pipeline([str(video)], load_model("stub"), collector,
+                      options=SourceOptions(keyframe_draws=keyframes)) as pipeline:
+            pipeline.run()
+        snaps[keyframes] = pipeline.snapshot()
+        frames = {record["frame_id"] for record in read_records(tmp_path / str(keyframes))}
+        assert frames and (all(frame % 15 == 0 for frame in frames) if keyframes
+                           else any(frame % 15 for frame in frames))
+    assert snaps[True].frames_decoded == snaps[True].frames_inferred <= FRAMES // 15 < snaps[False].frames_decoded
+    assert snaps[True].frames_decoded + snaps[True].frames_unsampled == FRAMES

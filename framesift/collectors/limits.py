@@ -391,10 +391,10 @@ def open_limiter(redis_url: str | None, fallback: str = "pause") -> Limiter:
     Redis is asked once at the start: refused credentials raise `LimitStoreError` (a configuration error, not an
     outage); an unreachable Redis is an outage, which the fallback policy covers from the first datapoint.
     """
+    if redis_url is None:
+        return MemoryLimiter()  # redis-py is not imported: it took a quarter of a stub bootstrap's start-up
     import redis
 
-    if redis_url is None:
-        return MemoryLimiter()
     primary = RedisLimiter(redis_url)
     limiter = FallbackLimiter(primary, fallback)
     try:

@@ -144,7 +144,8 @@ class LivePage:
                 "frame_age_s": {q: None if v is None else round(v, 3) for q, v in stats.frame_age_s.items()},
                 "frames_decoded": stats.frames_decoded, "frames_inferred": stats.frames_inferred,
                 "frames_dropped": stats.frames_dropped, "dropped_by_reason": stats.dropped_by_reason,
-                "frames_skipped": stats.frames_skipped, "reconnects": stats.reconnects,
+                "frames_skipped": stats.frames_skipped, "skipped_by_reason": stats.skipped_by_reason,
+                "reconnects": stats.reconnects,
                 "decode_errors": stats.decode_errors, "frame": frame}
 
     def _picture(self, source: str, now: float) -> Picture | None:

@@ -1,10 +1,10 @@
 """The stream's counters, written by every thread of a pipeline and read as `SourceStats` (`framesift.stats`).
 
-Per source: frames decoded, inferred, dropped (by reason), skipped by `--max-fps`, passed over unsampled (when
-frames are drawn before decoding), decode errors (packets that did not decode), corrupt frames (decoded with damage
-concealed by FFmpeg), reconnects, whether it is connected, fps over the last seconds and the frame age at
-prediction (p50, p95, p99 of the last 4096 frames). Pipeline-wide: exceptions in sinks and callbacks, by where
-they happened.
+Per source: frames decoded, inferred, dropped (by reason), skipped (by reason: `--max-fps`, GOPs decoded keyframe
+only), passed over unsampled (when frames are drawn before decoding), decode errors (packets that did not decode),
+corrupt frames (decoded with damage concealed by FFmpeg), reconnects, whether it is connected, fps over the last
+seconds and the frame age at prediction (p50, p95, p99 of the last 4096 frames). Pipeline-wide: exceptions in sinks
+and callbacks, by where they happened.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class _Source:
     def __init__(self) -> None:
         self.stats = SourceStats()
         self.dropped: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
         self.ages: deque[float] = deque(maxlen=4096)
         self.inferred_at: deque[float] = deque(maxlen=8192)
 
@@ -43,9 +44,9 @@ class Metrics:
             stats.frames_decoded += 1
             stats.corrupt_frames += corrupt
 
-    def skipped(self, source: str) -> None:
+    def skipped(self, source: str, reason: str) -> None:
         with self._lock:
-            self._sources[source].stats.frames_skipped += 1
+            self._sources[source].skipped[reason] += 1
 
     def unsampled(self, source: str, n: int) -> None:
         if n:
@@ -89,8 +90,8 @@ class Metrics:
         """A consistent copy of every source's statistics. Only the raw figures are copied under the lock (the
         inference thread takes it per frame); rates and percentiles are computed after it is released."""
         with self._lock:
-            raw = {name: _Raw(dataclasses.replace(source.stats), dict(source.dropped), list(source.ages),
-                              list(source.inferred_at)) for name, source in self._sources.items()}
+            raw = {name: _Raw(dataclasses.replace(source.stats), dict(source.dropped), dict(source.skipped),
+                              list(source.ages), list(source.inferred_at)) for name, source in self._sources.items()}
         now = time.monotonic()
         return {name: source.stats_at(now) for name, source in raw.items()}
 
@@ -101,6 +102,7 @@ class _Raw:
 
     stats: SourceStats
     dropped: dict[str, int]
+    skipped: dict[str, int]
     ages: list[float]
     inferred_at: list[float]
 
@@ -111,6 +113,8 @@ class _Raw:
         stats = self.stats
         stats.dropped_by_reason = self.dropped
         stats.frames_dropped = sum(self.dropped.values())
+        stats.skipped_by_reason = self.skipped
+        stats.frames_skipped = sum(self.skipped.values())
         stats.fps = (len(recent) - 1) / span if span > 0 else 0.0
         stats.frame_age_s = dict(zip(("p50", "p95", "p99"), percentiles, strict=True))
         return stats

@@ -17,6 +17,12 @@ Exactly the frames and pixels of decoding everything:
 - when the file has B-frames, the decoder is flushed at each gap (after a jump over GOPs its reordering dropped
   frames of an open GOP that starts with a non-IDR keyframe; measured, `tests/test_sampled_decoding.py`).
 
+Keyframe draws (`keyframes=True`, opt-in: `--keyframe-draws`) trade those exact frames for speed: the draws are made
+for every frame as above, and a GOP in which one or more frames are sampled hands on its keyframe instead, with the
+draws of its first sampled frame, so one frame is decoded per sampled GOP (a keyframe decodes alone) instead of
+the GOP up to its sampled frames; the other frames of the GOP are passed over. A GOP with several sampled frames
+gives one frame.
+
 A file whose packets do not allow this (a packet without a timestamp, two with the same, a first packet that is
 not a keyframe, GOPs whose frames interleave in presentation order) is decoded in full; `scan` says why.
 """
@@ -80,12 +86,12 @@ def scan(path: str) -> Scan | str:
 class SampledDecoding:
     """The sampled frames of one file, decoded: iterate `frames(container)`. `draw()` is called once per frame
     in index order, from index `skip` on (earlier frames were replayed before) and below `limit`;
-    `passed_over` counts the frames drawn and not sampled, which are not handed on; `decode_errors` the packets
-    that did not decode (a damaged file goes on with the next), and `lost()` the sampled frames the decoder never
-    returned."""
+    `passed_over` counts the frames drawn and not handed on; `decode_errors` the packets that did not decode (a
+    damaged file goes on with the next), and `lost()` the sampled frames the decoder never returned. With
+    `keyframes`, a GOP with a sampled frame hands on its keyframe instead (see the module's docstring)."""
 
-    def __init__(self, scan: Scan, draw: DrawNext, skip: int = 0, limit: int | None = None):
-        self.scan, self._draw = scan, draw
+    def __init__(self, scan: Scan, draw: DrawNext, skip: int = 0, limit: int | None = None, keyframes: bool = False):
+        self.scan, self._draw, self._keyframes = scan, draw, keyframes
         self.skip, self.limit = skip, scan.frames if limit is None else min(limit, scan.frames)
         self.passed_over = 0
         self.decode_errors = 0
@@ -150,6 +156,7 @@ class SampledDecoding:
         start, end = self.scan.gops[gop]
         pts, ranks = self.scan.pts, self.scan.ranks
         leading, feed = False, 0
+        first: Any = None  # with keyframe draws: the draws of the GOP's first sampled frame
         for position in sorted(range(start, end), key=ranks.__getitem__):
             index = ranks[position]
             if index < self.skip or index >= self.limit:
@@ -157,10 +164,15 @@ class SampledDecoding:
             drawn = self._draw() if self._drawing else None
             if drawn is None:
                 self._drawing = False  # the sampling now looks at images: decode everything from here
-            elif not drawn:
-                self.passed_over += 1
+            elif not drawn or self._keyframes:
+                self.passed_over += 1  # with keyframe draws, the keyframe is handed on below in a sampled frame's stead
+                first = first or drawn
                 continue
             self._wanted[pts[position]] = (index, drawn)
             leading |= pts[position] < pts[start]
             feed = max(feed, position - start + 1)
+        if first and pts[start] not in self._wanted and self.skip <= ranks[start] < self.limit:
+            self._wanted[pts[start]] = (ranks[start], first)
+            self.passed_over -= 1  # the keyframe was drawn, and counted above
+            feed = max(feed, 1)
         return leading, feed

@@ -76,6 +76,11 @@ class FrameSlots:
                 self._cond.notify_all()  # room for waiting replay sources
             return taken
 
+    def waiting(self, source: str) -> bool:
+        """Whether a frame of `source` waits to be taken."""
+        with self._cond:
+            return bool(self._slots[source])
+
     def pending(self) -> bool:
         with self._cond:
             return any(self._slots.values())

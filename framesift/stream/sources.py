@@ -5,10 +5,12 @@ dropping), unless `realtime` paces it at its frame rate, when it behaves as live
 turns out to be a recording (an HLS playlist that has ended, a video file served over HTTP): it ends like a file
 instead of being reopened forever. A live source never builds lag: its thread keeps reading and the newest frame
 replaces a waiting one, which is counted as dropped; frames that arrive in bursts (HLS segments) are spread by
-their timestamps first. A live source that fails or ends is reopened with exponential backoff (0.5 s doubling to
-30 s, with jitter), sleeping on an event meanwhile; open and read timeouts keep a dead camera from hanging it, and
-a stop does not wait for a read blocked on the network (PyAV cannot interrupt one from outside: the thread ends by
-itself at its read timeout). `frame_id` keeps counting across reconnects and loops.
+their timestamps first; with `skip_gops` (opt-in), a GOP of a live camera that the model will take no frame of
+is decoded keyframe only (`framesift.stream.keyframes`). A live source that fails or ends is reopened: at once
+when it was streaming, then with backoff (`framesift.stream.reconnect`), sleeping on an event meanwhile; open and
+read timeouts keep a dead camera from hanging it, and a stop does not wait for a read blocked on the network (PyAV
+cannot interrupt one from outside: the thread ends by itself at its read timeout). `frame_id` keeps counting
+across reconnects and loops.
 
 An archive (a folder or a glob of recordings, `framesift.stream.archives`) is replayed like one file made of its
 recordings, oldest first; its frames carry the recording they came from and their index in it, and what was
@@ -23,7 +25,6 @@ With `realtime`, `loop` or `video_time=False`, frames carry the time they were d
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 import time
@@ -46,7 +47,9 @@ from framesift.stream.archives import (
     read_recording,
 )
 from framesift.stream.frames import Frame
+from framesift.stream.keyframes import KeyframeGate
 from framesift.stream.metrics import Metrics
+from framesift.stream.reconnect import Backoff
 from framesift.stream.recordings import RecordingClock, recording_start
 from framesift.stream.sampled_decoding import DrawNext, SampledDecoding, scan
 from framesift.stream.slots import FrameSlots
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
+RTSP_PROBE_US = "500000"  # how much of an RTSP stream FFmpeg reads to learn its parameters, at most (µs)
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
 CHECKPOINT_S = 1.0  # seconds between an archive's replay-log entries while a recording is replayed
 
@@ -112,6 +116,8 @@ class SourceOptions:
     start_time: datetime | None = None  # the recording's start, instead of what the file says
     replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
     decode_all: bool = False  # decode every frame even when the draws could be made first (`sampled_decoding`)
+    skip_gops: bool = False  # a live camera's GOPs the model will take no frame of: keyframe only (`keyframes`)
+    keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe (`sampled_decoding`; opt-in)
 
     def __post_init__(self) -> None:
         require_positive({"max_fps": self.max_fps, "max_frames": self.max_frames, "open_timeout": self.open_timeout,
@@ -194,7 +200,7 @@ class SourceReader(Worker):
     def work(self) -> None:
         import av
 
-        delay = self.options.backoff_initial
+        backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
         try:
             if self._replaying:
                 self._replay_archive()
@@ -207,9 +213,9 @@ class SourceReader(Worker):
                         self._status("error", f"cannot open: {_reason(error)}")
                         return
                     self._status("disconnected", f"open failed: {self._in_words(error, self.options.open_timeout)}")
-                    delay = self._backoff(delay)
+                    self._backoff(backoff)
                     continue
-                decoded_before = self._decoded
+                decoded_before, connected_at = self._decoded, time.monotonic()
                 self._metrics.connected(self.spec.name, True)
                 self._status("connected", "")
                 try:
@@ -227,10 +233,10 @@ class SourceReader(Worker):
                     if not self.options.loop:
                         break
                     continue
-                if self._decoded > decoded_before:
-                    delay = self.options.backoff_initial  # it worked for a while: start the backoff over
+                if self._decoded > decoded_before:  # it streamed: retried at once, then promptly for a while
+                    backoff.streamed(time.monotonic(), time.monotonic() - connected_at)
                 self._status("disconnected", "stream ended")
-                delay = self._backoff(delay)
+                self._backoff(backoff)
         finally:
             self._status("end", f"{self._decoded} frames read")
 
@@ -281,14 +287,13 @@ class SourceReader(Worker):
             self._replay_log.record(recording, self._frames_read[recording.path],
                                     recording.path in self._read_through)
 
-    def _backoff(self, delay: float) -> float:
+    def _backoff(self, backoff: Backoff) -> None:
         if self._stop_event.is_set():
-            return delay
-        pause = delay * random.uniform(0.8, 1.2)
+            return
+        pause = backoff.pause(time.monotonic())
         self._metrics.reconnecting(self.spec.name)
         self._status("reconnecting", f"in {pause:.1f} s")
         self._stop_event.wait(pause)  # no CPU while waiting; a stop wakes it at once
-        return min(delay * 2, self.options.backoff_max)
 
     def _enough(self) -> bool:
         return self.options.max_frames is not None and self._decoded >= self.options.max_frames
@@ -300,6 +305,9 @@ class SourceReader(Worker):
         url, fmt = self.spec.url, None
         if url.lower().startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = self.options.rtsp_transport
+            # The stream's parameters come in its session description: probe at most half a second for the rest,
+            # not FFmpeg's 5 s, which a camera whose first keyframe is late fills (its first frame came with it).
+            options["analyzeduration"] = RTSP_PROBE_US
         if self.spec.kind == "webcam":
             url, fmt = (f"/dev/video{url}" if url.isdigit() else url), "v4l2"
         if self.spec.kind != "file":
@@ -335,11 +343,17 @@ class SourceReader(Worker):
         sampled = self._sampled_decoding(recording, skip)
         if sampled is not None:
             return self._read_sampled(container, sampled, pacing, clock, recording)
+        gate = KeyframeGate() if self.options.skip_gops and not self.finite and not segmented else None
         index = 0  # of the frame in this container
         for packet in container.demux(stream):
             self.waiting_since = None
             if self._stop_event.is_set():
                 return False
+            if gate is not None and packet.size and \
+                    not gate.decode(packet.is_keyframe, self._slots.waiting(self.spec.name), time.monotonic()):
+                self._metrics.skipped(self.spec.name, "keyframes_only")  # a GOP the model takes no frame of
+                self.waiting_since = time.monotonic()
+                continue
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:  # a corrupt packet: count it, go on with the next
@@ -371,7 +385,7 @@ class SourceReader(Worker):
             log.info("source %s: every frame of %s is decoded: %s", self.spec.name, path, packets)
             return None
         limit = None if self.options.max_frames is None else self.options.max_frames - self._decoded + skip
-        return SampledDecoding(packets, self._draw, skip, limit)
+        return SampledDecoding(packets, self._draw, skip, limit, self.options.keyframe_draws)
 
     def _read_sampled(self, container: Any, sampled: SampledDecoding, pacing: _Pacing,
                       clock: RecordingClock | None, recording: Recording | None) -> bool:
@@ -426,7 +440,7 @@ class SourceReader(Worker):
         video_time = float(image.time) if image.time is not None else None
         recorded_at = None if clock is None else clock.at(video_time)
         if not pacing.admit(video_time, time.monotonic()):
-            self._metrics.skipped(self.spec.name)
+            self._metrics.skipped(self.spec.name, "max_fps")
             return
         pacing.wait(video_time, self._stop_event)
         captured_at = datetime.now(timezone.utc) if recorded_at is None else recorded_at

@@ -57,12 +57,14 @@
     const card = sourceCard(source);
     const age = source.frame_age_s || {};
     const dropped = Object.entries(source.dropped_by_reason).map(([why, n]) => why + ' ' + n).join(', ');
+    const skipped = Object.entries(source.skipped_by_reason).map(([why, n]) => why + ' ' + n).join(', ');
     numbers(card.numbers, [
       [source.connected ? 'connected' : 'not connected', '', source.connected ? '' : 'down'],
       ['fps', source.fps.toFixed(1)],
       ['frame age p50', seconds(age.p50)], ['p99', seconds(age.p99)],
       ['inferred', source.frames_inferred],
       ['dropped', source.frames_dropped + (dropped ? ' (' + dropped + ')' : '')],
+      ['skipped', source.frames_skipped + (skipped ? ' (' + skipped + ')' : '')],
       ['reconnects', source.reconnects, source.reconnects ? 'down' : ''],
     ]);
     const frame = source.frame;
