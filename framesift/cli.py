@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from framesift.errors import CollectionFailed, FramesiftError, InputError
+from framesift.errors import CollectionFailed, FramesiftError, InputError, NeverConnected
 from framesift.signals import StopSignals
 
 EXIT_OK, EXIT_FAILURE, EXIT_NEVER_CONNECTED = 0, 1, 3
@@ -203,6 +203,11 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
               f"({summary['limit_store_error']})", file=sys.stderr)
     if "unwritten" in summary:
         print(f"framesift: {summary['unwritten']}", file=sys.stderr)
+    names = args.source_name or [f"source{i}" for i in range(len(args.sources))]
+    never = [f"{name} ({url})" for name, url in zip(names, args.sources, strict=True)
+             if not summary["sources"].get(name, {}).get("ever_connected", True)]
+    if never and args.duration is not None:
+        raise NeverConnected(f"{' and '.join(never)} never connected in {args.duration:g} s: check the URL")
     if summary["datapoints_failed"]:
         raise CollectionFailed(f"{summary['datapoints_failed']} datapoints could not be written (the last: "
                                f"{summary['last_failure']})")

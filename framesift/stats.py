@@ -153,6 +153,8 @@ class SourceStats(Stats):
     corrupt_frames: int = counter("frames decoded with damage concealed by FFmpeg")
     reconnects: int = counter("times the source was reopened")
     connected: bool = gauge("1 while the source is open", metric="source_connected", default=False)
+    ever_connected: bool = gauge("1 once the source has been open since start (0: a wrong URL, a camera off)",
+                                 metric="source_ever_connected", default=False)
     fps: float = gauge("frames inferred per second over the last 5 s")
     frame_age_s: dict[str, float | None] = gauge("frame age at prediction (s), over the last 4096 frames",
                                                  metric="frame_age_seconds", label="quantile")

@@ -63,7 +63,9 @@ class Metrics:
 
     def connected(self, source: str, state: bool) -> None:
         with self._lock:
-            self._sources[source].stats.connected = state
+            stats = self._sources[source].stats
+            stats.connected = state
+            stats.ever_connected |= state
 
     def dropped(self, source: str, reason: str, n: int = 1) -> None:
         with self._lock:

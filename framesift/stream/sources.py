@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
+NEVER_CONNECTED_AFTER = 3  # failed opens of a live source never connected since start before it says so
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class SourceReader(Worker):
             if self.spec.kind == "archive":
                 self._replay_archive()
                 return
+            failed_opens, connected_once = 0, False
             while not self._stop_event.is_set() and not self._enough():
                 try:
                     container = self._open()
@@ -189,8 +191,12 @@ class SourceReader(Worker):
                         self._status("error", f"cannot open: {_reason(error)}")
                         return
                     self._status("disconnected", f"open failed: {self._in_words(error, self.options.open_timeout)}")
+                    failed_opens += 1
+                    if failed_opens == NEVER_CONNECTED_AFTER and not connected_once:
+                        self._status("never connected", f"{failed_opens} attempts since start: check the URL")
                     delay = self._backoff(delay)
                     continue
+                connected_once = True
                 decoded_before = self._decoded
                 self._metrics.connected(self.spec.name, True)
                 self._status("connected", "")
@@ -438,7 +444,7 @@ class SourceReader(Worker):
         return _reason(error)
 
     def _status(self, event: str, detail: str) -> None:
-        level = logging.WARNING if event in ("disconnected", "error") else logging.INFO
+        level = logging.WARNING if event in ("disconnected", "error", "never connected") else logging.INFO
         log.log(level, "source %s (%s): %s%s", self.spec.name, self.spec.display, event,
                 f" ({detail})" if detail else "")
         if self._on_status is not None:
