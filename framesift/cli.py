@@ -16,7 +16,7 @@ from typing import Any
 from framesift.errors import CollectionFailed, FramesiftError, InputError, NeverConnected
 from framesift.signals import StopSignals
 
-EXIT_OK, EXIT_FAILURE, EXIT_NEVER_CONNECTED = 0, 1, 3
+EXIT_OK, EXIT_FAILURE = 0, 1  # and 2 (InputError), 3 (NeverConnected): the errors carry their codes
 DESCRIPTION = """Edge active learning on live video: framesift reads cameras (RTSP, RTMP, HLS, webcams) or recordings,
 runs an ONNX model on the frames, and keeps the frames worth labeling (the image and the model's predictions) under
 budgets a fleet can share through Redis. The active-learning configuration is Roboflow's format."""
