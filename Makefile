@@ -3,18 +3,24 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
 # ONNX Runtime's wheel: cpu, or gpu on an NVIDIA GPU box (make setup EXTRA=gpu, into a fresh .venv)
 EXTRA  ?= cpu
 
 .PHONY: setup system-deps label-studio onnxruntime-gpu test demo bench lint clean
 
+# what framesift needs to run (make demo); the tests' and linters' tools come on top, for make setup/test/lint
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[$(EXTRA),test]'
+	$(PY) -m pip install -q -e '.[$(EXTRA)]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(DEV): $(STAMP)
+	$(PY) -m pip install -q -e '.[$(EXTRA),test]'
+	touch $(DEV)
+
+setup: $(DEV)
 
 system-deps:
 	./scripts/system-deps.sh
@@ -31,7 +37,7 @@ onnxruntime-gpu: setup
 test: setup system-deps label-studio onnxruntime-gpu
 	$(PY) -m pytest
 
-demo: setup
+demo: $(STAMP)
 	$(VENV)/bin/framesift demo
 
 bench: setup system-deps

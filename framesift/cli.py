@@ -1,7 +1,8 @@
 """The `framesift` command: argument parsing and wiring only; the library does the work.
 
 Exit codes: 0 success (also after an orderly stop by signal); 2 bad usage, invalid configuration, unreadable
-model or file; 1 any other failure. Errors are one sentence on stderr, never a traceback.
+model or file; 3 a `--duration` run in which a live source never connected; 1 any other failure. Errors are one
+sentence on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,17 +11,32 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from framesift.errors import CollectionFailed, FramesiftError, InputError
+from framesift.errors import CollectionFailed, FramesiftError, InputError, NeverConnected
 from framesift.signals import StopSignals
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_OK, EXIT_FAILURE = 0, 1  # and 2 (InputError), 3 (NeverConnected): the errors carry their codes
+DESCRIPTION = """Edge active learning on live video: framesift reads cameras (RTSP, RTMP, HLS, webcams) or recordings,
+runs an ONNX model on the frames, and keeps the frames worth labeling (the image and the model's predictions) under
+budgets a fleet can share through Redis. The active-learning configuration is Roboflow's format."""
+EPILOG = """examples:
+  framesift demo                                   a sample video, collected from, with a report to open
+  framesift run rtsp://cam/1 --model yolov8n.onnx --al-config realistic --target people
+  framesift config example realistic > my.yaml     a bundled configuration to start from
+  framesift report people                          look at what was collected
+  framesift export people --format coco --out coco/
+
+Each command has its own --help. Exit codes: 0 done, 2 bad input, 3 a live source never connected during a
+--duration run, 1 another failure."""
 MODELS_HELP = ("the models folder: a model id is its file <id>.onnx there (<project>/<version>.onnx, "
                "yolov8n-640.onnx; default: $XDG_DATA_HOME/framesift/models, else ~/.local/share/framesift/models)")
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="framesift", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="framesift", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("--version", action=_Version, help="print framesift's, ONNX Runtime's and Python's versions")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="read sources, run the model, collect the frames worth labeling")
@@ -38,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-id", help="the id recorded with predictions (default: the model id, else the file's "
                                         "name)")
     run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
-    run.add_argument("--al-config", metavar="FILE|STORE",
-                     help="the active-learning configuration: a JSON or YAML file, or the store the fleet follows "
+    run.add_argument("--al-config", metavar="FILE|NAME|STORE",
+                     help="the active-learning configuration: a JSON or YAML file, a bundled one by name "
+                          "(realistic; see framesift config example), or the store the fleet follows "
                           "(redis://host:port/db, roboflow:<workspace>); followed live; none: no collection")
     run.add_argument("--config-refresh", type=float, default=60.0, metavar="S",
                      help="seconds between reads of a store that announces no change (the Roboflow API; 60)")
@@ -63,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto",
                      help="where models run: auto (TensorRT, else CUDA, else the CPU: the first that loads), cpu, "
                           "cuda, tensorrt, cuda:N or tensorrt:N (GPU N), or N alone (cuda:N)")
-    run.add_argument("--confidence", type=float, default=0.25)
+    run.add_argument("--confidence", "--conf", type=float, default=0.25,
+                     help="the model's confidence threshold (0.25; --conf as in Ultralytics)")
     run.add_argument("--iou", type=float, default=0.45)
     run.add_argument("--max-fps", type=float, help="at most N frames per second from EACH source")
     run.add_argument("--realtime", action="store_true", help="pace files at their frame rate (they behave as live)")
@@ -108,8 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="make a sample video, collect from it, show where to look")
     demo.add_argument("--out", default="framesift-demo", help="folder for the video and the dataset")
 
-    config = commands.add_parser("config", help="set, get and list the configuration each dataset's fleet follows")
+    config = commands.add_parser("config", help="set, get and list the configuration each dataset's fleet follows; "
+                                                "print a bundled example")
     actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    example = actions.add_parser("example", help="print a bundled configuration (to start your own from), or list "
+                                                 "them")
+    example.add_argument("name", nargs="?", help="realistic, demo, random, ... (none: list them)")
     for action, about in (("set", "validate FILE, then store it as the dataset's next version"),
                           ("get", "print the configuration in force (or version N) as JSON that set accepts"),
                           ("history", "list every version kept")):
@@ -195,6 +217,11 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
               f"({summary['limit_store_error']})", file=sys.stderr)
     if "unwritten" in summary:
         print(f"framesift: {summary['unwritten']}", file=sys.stderr)
+    names = args.source_name or [f"source{i}" for i in range(len(args.sources))]
+    never = [f"{name} ({url})" for name, url in zip(names, args.sources, strict=True)
+             if not summary["sources"].get(name, {}).get("ever_connected", True)]
+    if never and args.duration is not None:
+        raise NeverConnected(f"{' and '.join(never)} never connected in {args.duration:g} s: check the URL")
     if summary["datapoints_failed"]:
         raise CollectionFailed(f"{summary['datapoints_failed']} datapoints could not be written (the last: "
                                f"{summary['last_failure']})")
@@ -311,6 +338,8 @@ def _config(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.collectors.documents import read_document
     from framesift.collectors.store import open_store
 
+    if args.action == "example":
+        return _example(args.name)
     with closing(open_store(args.store, api_key=args.api_key)) as store:
         if args.action == "set":
             stored = store.set(args.dataset, read_document(Path(args.file)))
@@ -325,6 +354,38 @@ def _config(args: argparse.Namespace, signals: StopSignals) -> int:
                     datetime.fromtimestamp(version.set_at, timezone.utc).isoformat(timespec="seconds")
                 print(f"{version.version}\t{version.sha}\t{when}")
     return EXIT_OK
+
+
+def _example(name: str | None) -> int:
+    """`framesift config example [NAME]`: a bundled configuration's text on stdout, or their names."""
+    from framesift.configs import named, names
+
+    if name is None:
+        print("\n".join(names()))
+        return EXIT_OK
+    found = named(name)
+    if found is None:
+        raise InputError(f"no bundled configuration {name!r}: there are {', '.join(names())}")
+    sys.stdout.write(found.read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+class _Version(argparse.Action):
+    """`framesift --version`: framesift's version, ONNX Runtime's (the wheel installed) and Python's; worked out
+    only when asked (argparse's own action would read the metadata on every start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        import platform
+
+        from framesift import __version__
+        from framesift.models.session import onnxruntime_version
+
+        print(f"framesift {__version__} (onnxruntime {onnxruntime_version() or 'not installed'}, "
+              f"Python {platform.python_version()}, {platform.system()} {platform.machine()})")
+        parser.exit()
 
 
 COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "config": _config, "outbox": _outbox,

@@ -7,6 +7,7 @@ Each one also derives from the built-in exception a Python caller would expect (
 FramesiftError                    exit 1: something failed while running
 ├── InputError (ValueError)       exit 2: bad input from the user — an option, a file, a URL, a model
 │   ├── ConfigError               an invalid active-learning configuration, every problem by field path
+│   │   └── DocumentSyntaxError   a JSON or YAML file that does not parse: where, in one line
 │   ├── ModelError                a model that cannot be used
 │   ├── SourceError               a video source that cannot be used at all
 │   ├── TargetError               a target that cannot be opened (a bad name, no API key, a folder not writable)
@@ -17,7 +18,8 @@ FramesiftError                    exit 1: something failed while running
 │   ├── RetryableError            ... for now (network, 408, 429, 5xx)
 │   └── PermanentError            ... for good (the entry goes to dead/)
 ├── WorkerFailed (RuntimeError)   a worker thread died of an unexpected exception: the run ends
-└── CollectionFailed (RuntimeError) the stream ran, but datapoints could not be written
+├── CollectionFailed (RuntimeError) the stream ran, but datapoints could not be written
+└── NeverConnected (RuntimeError) exit 3: a `--duration` run in which a live source never connected
 ```
 
 Example:
@@ -57,6 +59,14 @@ class ConfigError(InputError):
     def __init__(self, problems: list[str], source: str = "configuration"):
         self.problems = problems
         super().__init__(f"invalid {source}:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class DocumentSyntaxError(ConfigError):
+    """A document that is not JSON or YAML, said as `file.yaml line 6, column 4: what is wrong` (one line)."""
+
+    def __init__(self, source: str, line: int, column: int, problem: str):
+        self.problems = [f"line {line}, column {column}: {problem}"]
+        InputError.__init__(self, f"{source} line {line}, column {column}: {problem}")
 
 
 class ModelError(InputError):
@@ -106,3 +116,10 @@ class WorkerFailed(FramesiftError, RuntimeError):
 
 class CollectionFailed(FramesiftError, RuntimeError):
     """The stream ran, but datapoints could not be written (a full disk)."""
+
+
+class NeverConnected(FramesiftError, RuntimeError):
+    """A run bounded by `--duration` in which a live source never connected (a wrong URL, a camera off): the
+    command line says so and ends with exit code 3, so that a script can tell."""
+
+    exit_code = 3

@@ -254,7 +254,8 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
                     from framesift.stream.live import LivePage
 
                     served = running.enter_context(MetricsServer(pipeline.snapshot, options.metrics_port,
-                                                                 options.metrics_host, page=LivePage(pipeline)))
+                                                                 options.metrics_host, page=LivePage(pipeline),
+                                                                 device=pipeline.workflow.device))
                     log.info("the live page: %s/live (Prometheus: %s/metrics)", served.url, served.url)
                 if not stop.is_set():  # a signal during start-up: nothing to start
                     pipeline.start()

@@ -3,9 +3,10 @@
 Everything that reports numbers derives them from these declarations: `as_dict()` (a snapshot as JSON),
 `StreamStats.summary()` (the `--summary` file) and `samples()` (the Prometheus exposition on `--metrics-port`).
 A field declared with `counter()` or `gauge()` is exposed as `framesift_<name>` (a counter gains `_total`); one
-declared with a `label` holds a dict from that label's values to numbers; `each()` holds a dict of nested
-statistics told apart by a label (per source, per strategy), `nested()` one nested set under a name prefix. A
-plain field is reported in JSON only (totals that Prometheus sums itself, texts).
+declared with a `label` holds a dict from that label's values to numbers (a `quantile` label's `p50` is exposed as
+Prometheus writes it, `quantile="0.5"`); one declared with `histogram()` holds a `Histogram`; `each()` holds a
+dict of nested statistics told apart by a label (per source, per strategy), `nested()` one nested set under a name
+prefix. A plain field is reported in JSON only (totals that Prometheus sums itself, texts).
 
 Example:
     >>> stats = SourceStats(frames_decoded=3, dropped_by_reason={"newer_frame": 1})
@@ -15,13 +16,51 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
-Sample = tuple[str, str, str, Labels, float | None]  # (metric name, "counter" | "gauge", help, labels, value)
+# (metric name, "counter" | "gauge" | "histogram", help, labels, value)
+Sample = tuple[str, str, str, Labels, "float | Histogram | None"]
+SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # a histogram's bounds
+
+
+@dataclass
+class Histogram:
+    """Observations counted into buckets by upper bound, as Prometheus keeps them; `counts` holds one more than
+    `bounds` (what exceeds the last bound), each bucket's own count (not cumulative).
+
+    Example:
+        >>> h = Histogram.of((0.01, 0.1)); h.observe(0.004); h.observe(0.05); h.observe(3.0)
+        >>> h.buckets()
+        [('0.01', 1.0), ('0.1', 2.0), ('+Inf', 3.0)]
+    """
+
+    bounds: tuple[float, ...]
+    counts: list[int]
+    sum: float = 0.0
+
+    @classmethod
+    def of(cls, bounds: Sequence[float]) -> Histogram:
+        return cls(tuple(bounds), [0] * (len(bounds) + 1))
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def copy(self) -> Histogram:
+        return Histogram(self.bounds, list(self.counts), self.sum)
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """(upper bound, observations up to it) of every bucket, `+Inf` last: prometheus_client's form."""
+        running, out = 0, []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, float(running)))
+        return out
 
 
 def counter(help: str, *, metric: str | None = None, label: str | None = None) -> Any:
@@ -32,6 +71,12 @@ def counter(help: str, *, metric: str | None = None, label: str | None = None) -
 def gauge(help: str, *, metric: str | None = None, label: str | None = None, default: Any = 0) -> Any:
     """A value that goes up and down; with `label`, a dict of values by that label."""
     return _declared("gauge", help, metric, label, default)
+
+
+def histogram(help: str, bounds: Sequence[float] = SECONDS, *, metric: str | None = None) -> Any:
+    """Observations counted into buckets (a `Histogram`), exposed as `framesift_<name>_bucket`, `_sum`, `_count`."""
+    return field(default_factory=lambda: Histogram.of(bounds),
+                 metadata={"kind": "histogram", "help": help, "metric": metric, "label": None})
 
 
 def each(label: str) -> Any:
@@ -79,8 +124,17 @@ def samples(stats: Stats, prefix: str = "framesift_", labels: Labels = ()) -> It
             name = prefix + (meta["metric"] or declared.name)
             items = (value.items() or [("", None)]) if meta["label"] else [(None, value)]
             for key, number in items:
-                where = labels if key is None else (*labels, (meta["label"], key))
-                yield name, meta["kind"], meta["help"], where, None if number is None else float(number)
+                where = labels if key is None else (*labels, (meta["label"], _label_value(meta["label"], key)))
+                if not (number is None or isinstance(number, Histogram)):
+                    number = float(number)
+                yield name, meta["kind"], meta["help"], where, number
+
+
+def _label_value(label: str, key: str) -> str:
+    """A label's value as exposed: a quantile as Prometheus writes it (`p50` -> `0.5`, `p99` -> `0.99`)."""
+    if label == "quantile" and key.startswith("p") and key[1:].isdigit():
+        return str(int(key[1:]) / 100)
+    return key
 
 
 @dataclass
@@ -102,6 +156,8 @@ class SourceStats(Stats):
     corrupt_frames: int = counter("frames decoded with damage concealed by FFmpeg")
     reconnects: int = counter("times the source was reopened")
     connected: bool = gauge("1 while the source is open", metric="source_connected", default=False)
+    ever_connected: bool = gauge("1 once the source has been open since start (0: a wrong URL, a camera off)",
+                                 metric="source_ever_connected", default=False)
     fps: float = gauge("frames inferred per second over the last 5 s")
     frame_age_s: dict[str, float | None] = gauge("frame age at prediction (s), over the last 4096 frames",
                                                  metric="frame_age_seconds", label="quantile")
@@ -150,11 +206,14 @@ class CollectorStats(Stats):
     datapoints_sampled: int = counter("datapoints some strategy matched")
     datapoints_registered: int = counter("datapoints written to the target (for a remote one: to its outbox)")
     datapoints_dropped: int = counter("datapoints dropped (see datapoints_dropped_by_reason)")
-    datapoints_rejected_by_limits: int = counter("datapoints refused by the strategies' limits")
-    datapoints_rejected_by_batch_cap: int = counter("datapoints refused because the batch was full")
-    datapoints_rejected_store_unavailable: int = counter("datapoints refused while the limit store was unreachable")
-    datapoints_rejected_near_duplicate: int = counter("datapoints not collected: near-duplicates of frames "
-                                                      "collected lately (before any budget was spent)")
+    # the four reasons a datapoint is refused: one metric labelled by reason (`rejected_by_reason`), these in JSON
+    datapoints_rejected_by_limits: int = 0  # refused by the strategies' limits
+    datapoints_rejected_by_batch_cap: int = 0  # refused because the batch was full
+    datapoints_rejected_store_unavailable: int = 0  # refused while the limit store was unreachable
+    datapoints_rejected_near_duplicate: int = 0  # near-duplicates of frames collected lately (no budget spent)
+    rejected_by_reason: dict[str, int] = counter("datapoints a strategy matched that were not collected, by reason: "
+                                                 "limits, batch_cap, store_unavailable, near_duplicate",
+                                                 metric="datapoints_rejected", label="reason")
     datapoints_failed: int = counter("datapoints that could not be written (see last_failure)")
     dropped_by_reason: dict[str, int] = counter("datapoints dropped, by reason",
                                                 metric="datapoints_dropped_by_reason", label="reason")
@@ -188,6 +247,8 @@ class StreamStats(Stats):
     decode_errors: int = total()
     corrupt_frames: int = total()
     reconnects: int = total()
+    inference_s: Histogram = histogram("seconds a call of the models took (the workflow's steps on a batch of "
+                                       "frames)", metric="inference_seconds")
     elapsed_s: float = 0.0
     errors: dict[str, int] = counter("exceptions in callbacks, sinks and status callbacks", label="where")
     sources: dict[str, SourceStats] = each("source")

@@ -83,7 +83,7 @@ def test_signatures_of_the_decoders_luma_and_of_a_bgr_array_agree(two_scenes):
 @pytest.mark.parametrize(("gate", "problem"), [
     ({"max_distance": 65}, "near_duplicates.max_distance: must be <= 64"),
     ({"memory": 0}, "near_duplicates.memory: must be >= 1"),
-    ({"within": 10}, "near_duplicates.within: unknown field"),
+    ({"within": 10}, "near_duplicates.within: unknown field (did you mean 'within_s'?)"),
 ])
 def test_the_gate_is_validated_as_strictly_as_the_rest(gate, problem):
     with pytest.raises(ConfigError) as raised:

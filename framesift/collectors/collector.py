@@ -341,6 +341,10 @@ class Collector(Resource):
         stats.target = self.target.stats()
         stats.config_version, stats.config_sha = self._policy.version, self._policy.sha
         stats.limits = self._limit_fill()
+        stats.rejected_by_reason = {"limits": stats.datapoints_rejected_by_limits,
+                                    "batch_cap": stats.datapoints_rejected_by_batch_cap,
+                                    "store_unavailable": stats.datapoints_rejected_store_unavailable,
+                                    "near_duplicate": stats.datapoints_rejected_near_duplicate}
         if self._follower is not None:
             stats.config_reloads, stats.config_reloads_refused, stats.config_store_error = self._follower.counts()
         return stats

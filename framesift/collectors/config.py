@@ -12,12 +12,14 @@ Example:
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -195,7 +197,7 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
     try:
         config = ActiveLearningConfig.model_validate(data)
     except ValidationError as error:
-        problems = validation_problems(error, CONFIG_LISTS, CONFIG_PATTERNS)
+        problems = validation_problems(error, CONFIG_LISTS, CONFIG_PATTERNS, ActiveLearningConfig)
     except RecursionError:
         raise ConfigError([TOO_DEEP], source) from None
     if data.get("enabled") is True:
@@ -233,19 +235,40 @@ CONFIG_PATTERNS = {
 }
 
 
-def validation_problems(error: ValidationError, lists: Mapping[str, Tagged],
-                        patterns: Mapping[str, str]) -> list[str]:
+def validation_problems(error: ValidationError, lists: Mapping[str, Tagged], patterns: Mapping[str, str],
+                        model: type[BaseModel]) -> list[str]:
     """Pydantic's errors as `path: message` lines (`sampling_strategies[1].epsilon: must be <= 1.0`).
 
     `lists` names the fields holding items told apart by `type` (their tags are left out of paths, and an unknown
     type is said in their words); `patterns` gives, by field name, what a string that fails its pattern must be.
+    An unknown field says which field of `model` (the model validated) it resembles (`unknown field (did you mean
+    'traffic_percentage'?)`).
     """
     tags = {tag for tagged in lists.values() for tag in tagged.types}
-    return [_describe(e, lists, tags, patterns) for e in error.errors(include_url=False)]
+    known = field_names(model)
+    return [_describe(e, lists, tags, patterns, known) for e in error.errors(include_url=False)]
+
+
+@functools.cache
+def field_names(model: type[BaseModel]) -> frozenset[str]:
+    """Every field name (and alias) of `model` and of the models its fields hold."""
+    names: set[str] = set()
+    seen: set[type] = set()
+    todo: list[Any] = [model]
+    while todo:
+        kind = todo.pop()
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            if kind not in seen:
+                seen.add(kind)
+                names.update(info.alias or name for name, info in kind.model_fields.items())
+                todo.extend(info.annotation for info in kind.model_fields.values())
+        else:
+            todo.extend(get_args(kind))
+    return frozenset(names)
 
 
 def _describe(error: Mapping[str, Any], lists: Mapping[str, Tagged], tags: set[str],
-              patterns: Mapping[str, str]) -> str:
+              patterns: Mapping[str, str], known: frozenset[str]) -> str:
     """One pydantic error as `path: message`."""
     loc = error["loc"]
     path = _path(loc, tags)
@@ -255,7 +278,7 @@ def _describe(error: Mapping[str, Any], lists: Mapping[str, Tagged], tags: set[s
     field_names = [part for part in loc if isinstance(part, str) and part not in tags]
     messages = {
         "missing": "required",
-        "extra_forbidden": "unknown field",
+        "extra_forbidden": "unknown field" + _resembles(loc[-1], known),
         "less_than_equal": f"must be <= {ctx.get('le')}",
         "less_than": f"must be < {ctx.get('lt')}",
         "greater_than_equal": f"must be >= {ctx.get('ge')}",
@@ -273,6 +296,12 @@ def _describe(error: Mapping[str, Any], lists: Mapping[str, Tagged], tags: set[s
     }
     message = messages.get(kind) or re.sub(r"^Input should be", "must be", error["msg"])
     return f"{path or '(top level)'}: {message}"
+
+
+def _resembles(key: Any, known: frozenset[str]) -> str:
+    """` (did you mean 'x'?)` when `key` is close to a known field name `x` (difflib), else nothing."""
+    close = difflib.get_close_matches(str(key), sorted(known - {key}), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _path(loc: tuple[Any, ...], tags: set[str]) -> str:

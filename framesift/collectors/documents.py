@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from framesift.errors import ConfigError
+from framesift.errors import ConfigError, DocumentSyntaxError
 
 ALIAS_BUDGET = 100_000  # values that aliases may repeat in one document, in all
 TOO_DEEP = "(top level): nested too deeply to be a configuration"
@@ -46,12 +46,19 @@ def read_document(path: Path) -> Any:
 
 def parse_document(text: str, source: str, *, json_only: bool = False) -> Any:
     """The data of a document; JSON when `json_only` or `source` ends in `.json`, else YAML. `ConfigError`, naming
-    `source`, when it breaks a rule."""
+    `source`, when it breaks a rule; `DocumentSyntaxError` (`source line 6, column 4: ...`, one line) when it does
+    not parse.
+
+    Example:
+        >>> parse_document("a: 1\\n  b: 2\\n", "x.yaml")
+        Traceback (most recent call last):
+        framesift.errors.DocumentSyntaxError: x.yaml line 2, column 4: mapping values are not allowed here
+    """
     try:
         if json_only or source.lower().endswith(".json"):
-            data, problems = _parse_json(text)
+            data, problems = _parse_json(text, source)
         else:
-            data, problems = _parse_yaml(text)
+            data, problems = _parse_yaml(text, source)
     except RecursionError:
         raise ConfigError([TOO_DEEP], source) from None
     if problems:
@@ -67,9 +74,9 @@ def quoted(value: Any, limit: int = 40) -> str:
 
 
 # -- JSON -----------------------------------------------------------------------------------------------------------
-def _parse_json(text: str) -> tuple[Any, list[str]]:
-    """The JSON document, and a `path: duplicate key 'k'` line for every key an object holds twice (or the line
-    saying it is not JSON)."""
+def _parse_json(text: str, source: str) -> tuple[Any, list[str]]:
+    """The JSON document, and a `path: duplicate key 'k'` line for every key an object holds twice;
+    `DocumentSyntaxError` when it is not JSON."""
     duplicates: list[tuple[int, str]] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -83,7 +90,7 @@ def _parse_json(text: str) -> tuple[Any, list[str]]:
     try:
         data = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as error:
-        return None, [f"not valid JSON: {error}"]
+        raise DocumentSyntaxError(source, error.lineno, error.colno, f"not valid JSON: {error.msg}") from None
     if not duplicates:
         return data, []
     paths = dict(_object_paths(data, ""))
@@ -106,18 +113,33 @@ class _Refused(Exception):
     """A rule of the module's docstring broken: its one line."""
 
 
-def _parse_yaml(text: str) -> tuple[Any, list[str]]:
+def _parse_yaml(text: str, source: str) -> tuple[Any, list[str]]:
     """The YAML document, and a `line N: duplicate key 'k'` line for every key a mapping holds twice (or the one
-    line saying why it is refused)."""
+    line saying why it is refused); `DocumentSyntaxError` when it is not YAML."""
     loader = _JsonLoader(text)
     try:
         return loader.get_single_data(), loader.duplicates
     except _Refused as refused:
         return None, [str(refused)]
-    except yaml.YAMLError as error:
+    except yaml.MarkedYAMLError as error:
+        raise _syntax_error(error, source) from None
+    except yaml.YAMLError as error:  # no position to give (a character YAML does not allow, say)
         return None, [f"not valid YAML: {error}".replace("\n", " ")]
     finally:
         loader.dispose()
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, source: str) -> DocumentSyntaxError:
+    """PyYAML's several lines (naming `<unicode string>`) as one: where, what, and what was being read."""
+    mark = error.problem_mark or error.context_mark
+    assert mark is not None  # PyYAML's parser and scanner always give one
+    problem = error.problem or "not valid YAML"
+    if error.context:
+        context = error.context_mark
+        where = "" if context is None or (context.line, context.column) == (mark.line, mark.column) else \
+            f" at line {context.line + 1}, column {context.column + 1}"
+        problem += f" ({error.context}{where})"
+    return DocumentSyntaxError(source, mark.line + 1, mark.column + 1, problem)
 
 
 def _line(node: yaml.Node) -> str:

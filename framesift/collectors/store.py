@@ -108,7 +108,8 @@ class ConfigStore(Protocol):
 
 def open_store(url: str, *, api_key: str | None = None, timeout: float = 2.0) -> ConfigStore:
     """A store from its URL: `redis://...`, `rediss://...`, `roboflow:<workspace>` (or `<workspace>/<project>`,
-    whose project then names the dataset), or a file path."""
+    whose project then names the dataset), a file path, or the name of a bundled configuration (`realistic`: see
+    `framesift.configs`) where no such file is here."""
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(url, timeout=timeout)
     if url.startswith("roboflow:"):
@@ -116,6 +117,14 @@ def open_store(url: str, *, api_key: str | None = None, timeout: float = 2.0) ->
     if "://" in url:  # a URL of another kind is no file name: `file:///etc/x.yaml` wrote ./file:/etc/x.yaml
         raise InputError(f"{redact(url)} is no configuration store: give redis://, rediss://, unix://, "
                          "roboflow:<workspace> or a file's path")
+    if not Path(url).exists() and not Path(url).suffix and "/" not in url:  # a name, not a file's path
+        from framesift.configs import named, names
+
+        bundled = named(url)
+        if bundled is None:
+            raise InputError(f"no file {url!r} here, nor a bundled configuration of that name "
+                             f"({', '.join(names())})")
+        return FileStore(str(bundled))
     return FileStore(url)
 
 

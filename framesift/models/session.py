@@ -133,7 +133,7 @@ def _providers(kind: str, index: int | None, trt: dict[str, Any] | None) -> list
 
 def _not_offered(device: str, available: list[str]) -> str:
     """Why `device` is not among ONNX Runtime's providers, with the one command that fixes it."""
-    if _installed("onnxruntime") and _installed("onnxruntime-gpu"):
+    if len(_wheels()) == 2:
         return (f"device {device!r} is not available: the CPU-only onnxruntime is installed beside onnxruntime-gpu "
                 "and hides it (both are the module onnxruntime): pip uninstall -y onnxruntime onnxruntime-gpu && "
                 "pip install 'framesift[gpu]'")
@@ -141,12 +141,21 @@ def _not_offered(device: str, available: list[str]) -> str:
             "(pip install 'framesift[gpu]' for CUDA and TensorRT, without the CPU-only onnxruntime beside it)")
 
 
-def _installed(distribution: str) -> bool:
-    try:
-        metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+def onnxruntime_version() -> str | None:
+    """The ONNX Runtime wheel installed, read from its metadata without importing it: `1.23.2` (the CPU wheel),
+    `1.31.1 gpu` (onnxruntime-gpu), both joined by ` + ` when both are (a broken environment), None when none is."""
+    return " + ".join(f"{version}{suffix}" for suffix, version in _wheels().items()) or None
+
+
+def _wheels() -> dict[str, str]:
+    """The versions of the ONNX Runtime wheels installed, by their suffix ('' for the CPU one, ' gpu')."""
+    found = {}
+    for distribution, suffix in (("onnxruntime", ""), ("onnxruntime-gpu", " gpu")):
+        try:
+            found[suffix] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 def _announce(path: str, kind: str, index: int, missed: list[tuple[str, str]]) -> None:

@@ -1,6 +1,8 @@
 """Prometheus exposition of a pipeline's statistics (`--metrics-port`), derived from their declarations
-(`framesift.stats`): every counter and gauge a snapshot holds becomes a metric family, labelled by source,
-strategy, sink or reason where it is one of several. The same server (the standard library's, in background
+(`framesift.stats`): every counter, gauge and histogram a snapshot holds becomes a metric family, labelled by
+source, strategy, sink or reason where it is one of several; beside them `framesift_build_info{version, device,
+onnxruntime}` and prometheus_client's process metrics (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
+`process_open_fds`, ...: read from /proc, so on Linux only). The same server (the standard library's, in background
 threads) serves the live page (`framesift.stream.live`) when given one.
 
 Example:
@@ -20,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framesift.errors import InputError
 from framesift.resources import Resource
-from framesift.stats import Stats, samples
+from framesift.stats import Histogram, Stats, samples
 from framesift.workers import Worker
 
 if TYPE_CHECKING:
@@ -34,17 +36,37 @@ class SnapshotCollector:
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+        kinds = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}
         families: dict[str, Any] = {}
         for name, kind, help, labels, value in samples(self._snapshot()):
             family = families.get(name)
             if family is None:
-                cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-                family = families[name] = cls(name, help, labels=[label for label, _ in labels])
-            if value is not None:
-                family.add_metric([label_value for _, label_value in labels], value)
+                family = families[name] = kinds[kind](name, help, labels=[label for label, _ in labels])
+            label_values = [label_value for _, label_value in labels]
+            if isinstance(value, Histogram):
+                family.add_metric(label_values, buckets=value.buckets(), sum_value=value.sum)
+            elif value is not None:
+                family.add_metric(label_values, value)
         yield from families.values()
+
+
+class BuildInfo:
+    """`framesift_build_info{version, device, onnxruntime} 1`: what runs, for a fleet's dashboards."""
+
+    def __init__(self, device: str):
+        from framesift import __version__
+        from framesift.models.session import onnxruntime_version
+
+        self._labels = {"version": __version__, "device": device, "onnxruntime": onnxruntime_version() or "none"}
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import InfoMetricFamily
+
+        yield InfoMetricFamily("framesift_build", "framesift's version, where its models run (cpu, cuda:0, "
+                               "tensorrt:0, none for the stub) and the ONNX Runtime wheel's version",
+                               value=self._labels)
 
 
 class MetricsServer(Resource):
@@ -54,15 +76,18 @@ class MetricsServer(Resource):
     Bound to 127.0.0.1 unless `host` says otherwise; while it is bound to a loopback address, the live page answers
     only requests addressed to a loopback name (`Host: 127.0.0.1`, `localhost`, `[::1]`), so that no web page the
     machine's browser opens can read the cameras through a name of its own that resolves to 127.0.0.1 (DNS
-    rebinding). `port=0` picks a free port (`server.port` says which). Raises `InputError` when it cannot listen.
+    rebinding). `port=0` picks a free port (`server.port` says which). `device` says where the models run (in
+    `framesift_build_info`). Raises `InputError` when it cannot listen.
     """
 
     def __init__(self, snapshot: Callable[[], Stats], port: int, host: str = "127.0.0.1",
-                 page: LivePage | None = None):
-        from prometheus_client import CollectorRegistry, make_wsgi_app
+                 page: LivePage | None = None, device: str = "none"):
+        from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(snapshot))
+        registry.register(BuildInfo(device))
+        ProcessCollector(registry=registry)  # it registers itself
         self._metrics = make_wsgi_app(registry)
         self._page = page
         try:

@@ -4,7 +4,7 @@ Per source: frames decoded, inferred, dropped (by reason), skipped (by reason: `
 only), passed over unsampled (when frames are drawn before decoding), decode errors (packets that did not decode),
 corrupt frames (decoded with damage concealed by FFmpeg), reconnects, whether it is connected, fps over the last
 seconds and the frame age at prediction (p50, p95, p99 of the last 4096 frames). Pipeline-wide: exceptions in sinks
-and callbacks, by where they happened.
+and callbacks, by where they happened, and how long each call of the models took (a histogram).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-from framesift.stats import SourceStats
+from framesift.stats import SECONDS, Histogram, SourceStats
 
 FPS_WINDOW_S = 5.0
 
@@ -37,6 +37,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._sources = {name: _Source() for name in sources}
         self._errors: Counter[str] = Counter()
+        self._inference = Histogram.of(SECONDS)  # as `StreamStats.inference_s` declares it
 
     def decoded(self, source: str, corrupt: bool) -> None:
         with self._lock:
@@ -63,7 +64,9 @@ class Metrics:
 
     def connected(self, source: str, state: bool) -> None:
         with self._lock:
-            self._sources[source].stats.connected = state
+            stats = self._sources[source].stats
+            stats.connected = state
+            stats.ever_connected |= state
 
     def dropped(self, source: str, reason: str, n: int = 1) -> None:
         with self._lock:
@@ -75,6 +78,15 @@ class Metrics:
             metrics.stats.frames_inferred += 1
             metrics.ages.append(age)
             metrics.inferred_at.append(now)
+
+    def ran(self, seconds: float) -> None:
+        """Count a call of the models that took `seconds`."""
+        with self._lock:
+            self._inference.observe(seconds)
+
+    def inference(self) -> Histogram:
+        with self._lock:
+            return self._inference.copy()
 
     def error(self, where: str) -> int:
         """Count an exception in a callback, a sink or the model; returns how many `where` has raised so far."""

@@ -196,6 +196,7 @@ class Pipeline(Resource):
     def snapshot(self) -> StreamStats:
         """The statistics of the stream, its sources and sinks, and (when collecting) of the collector."""
         return StreamStats.of(self.metrics.sources(), elapsed_s=self.elapsed, errors=self.metrics.errors(),
+                              inference_s=self.metrics.inference(),
                               sinks={sink.name: sink.stats() for sink in self._sinks},
                               collectors=self.workflow.snapshot())
 
@@ -250,6 +251,7 @@ class Pipeline(Resource):
                             reader.spec.name, waited, max(self.options.open_timeout, self.options.read_timeout))
 
     def _process(self, frames: list[Frame]) -> None:
+        started = time.monotonic()
         try:
             results = self.workflow.run(frames, self._by_name)  # the collectors' strategies run in there (µs)
         except StepFailed as error:
@@ -259,6 +261,7 @@ class Pipeline(Resource):
                 self.metrics.dropped(frame.source, "model_error")
             return
         now = time.monotonic()
+        self.metrics.ran(now - started)
         for frame, result in zip(frames, results, strict=True):
             self.metrics.inferred(frame.source, now - frame.received, now)
             frame.outputs = result.outputs or None

@@ -1,13 +1,15 @@
 """What a person or a log file sees while a run goes on.
 
-On a terminal: a progress bar for files, a status line redrawn in place for live streams, every second. Anywhere
-else (a log file, journald, a pipe): one plain status line every `report_every` seconds (60 by default), so that a
-run left alone for months does not grow its log by a line a second.
+On a terminal: a progress bar for files, a status line redrawn in place for live streams, every second; a log line
+meanwhile is written above them, never into them (tqdm's logging redirect). Anywhere else (a log file, journald, a
+pipe): one plain status line every `report_every` seconds (60 by default), so that a run left alone for months does
+not grow its log by a line a second.
 
-A status tells, per source, the fps (and "down" while reconnecting), the frames dropped and the datapoints
-collected, the version of a configuration from a store, and what needs attention: a limit that is spent and when
-it gives a credit back (`crowded: 50/50 this hour, next credit in 52 min`), a limit store (Redis) that is
-unavailable, a remote target's backlog.
+A status tells, per source, the fps (and "down" while reconnecting, "never connected: check the URL" for a source
+that failed every attempt since start), the frames dropped and the datapoints collected, the version of a
+configuration from a store, and what needs attention: a limit that is spent and when it gives a credit back
+(`crowded: 50/50 this hour, next credit in 52 min`), a limit store (Redis) that is unavailable, a remote target's
+backlog.
 
 Example:
     >>> describe(StreamStats(sources={"cam1": SourceStats(fps=14.8, connected=True)}))
@@ -20,10 +22,12 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, TextIO
 
 from framesift.resources import Resource
 from framesift.stats import SourceStats, StreamStats
+from framesift.stream.sources import NEVER_CONNECTED_AFTER
 from framesift.workers import Worker
 
 log = logging.getLogger("framesift.status")
@@ -42,10 +46,16 @@ class Progress(Resource):
         self._every = interval if self._interactive else report_every
         self._done = threading.Event()
         self._bar: Any = None
-        if self._interactive and not live:
+        self._redirected = ExitStack()
+        if self._interactive:
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
-            self._bar = tqdm(total=total_frames, unit="frame", dynamic_ncols=True, file=self._stream)
+            # the status line is a bar that shows only its text; log lines go through tqdm, which clears the bar,
+            # writes the line and draws the bar again below it (the handlers' filters, redaction, are kept)
+            self._bar = tqdm(total=None, bar_format="{desc}", dynamic_ncols=True, file=self._stream) if live else \
+                tqdm(total=total_frames, unit="frame", dynamic_ncols=True, file=self._stream)
+            self._redirected.enter_context(logging_redirect_tqdm())
         self.worker = Worker("status", self._run)
         self.worker.start()
         self._closed = False
@@ -59,10 +69,8 @@ class Progress(Resource):
         self.worker.join()
         if self._interactive:
             self._draw()
-            if self._bar is not None:
-                self._bar.close()
-            else:
-                print(file=self._stream)
+            self._bar.close()
+            self._redirected.close()
 
     def _run(self) -> None:
         while not self._done.wait(self._every):
@@ -73,12 +81,12 @@ class Progress(Resource):
 
     def _draw(self) -> None:
         snap = self._snapshot()
-        if self._bar is not None:
+        if self._live:
+            self._bar.set_description_str(describe(snap), refresh=True)
+        else:
             self._bar.n = snap.frames_inferred + snap.frames_unsampled
             self._bar.set_postfix(collected=_collected(snap), refresh=False)
             self._bar.refresh()
-        else:
-            print(f"\r{describe(snap)}   ", end="", file=self._stream, flush=True)
 
     def _line(self) -> str:
         snap = self._snapshot()
@@ -129,6 +137,8 @@ def duration(seconds: float) -> str:
 
 
 def _source(name: str, stats: SourceStats) -> str:
+    if not stats.ever_connected and stats.reconnects >= NEVER_CONNECTED_AFTER:
+        return f"{name} never connected: check the URL"
     return f"{name} {stats.fps:.1f} fps" + ("" if stats.connected else " (down)")
 
 

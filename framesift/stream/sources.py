@@ -62,6 +62,7 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "http
 RTSP_PROBE_US = "500000"  # how much of an RTSP stream FFmpeg reads to learn its parameters, at most (µs)
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
 CHECKPOINT_S = 1.0  # seconds between an archive's replay-log entries while a recording is replayed
+NEVER_CONNECTED_AFTER = 3  # failed opens of a live source never connected since start before it says so
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class SourceReader(Worker):
             if self._replaying:
                 self._replay_archive()
                 return
+            failed_opens, connected_once = 0, False
             while not self._stop_event.is_set() and not self._enough():
                 try:
                     container = self._open()
@@ -213,8 +215,12 @@ class SourceReader(Worker):
                         self._status("error", f"cannot open: {_reason(error)}")
                         return
                     self._status("disconnected", f"open failed: {self._in_words(error, self.options.open_timeout)}")
+                    failed_opens += 1
+                    if failed_opens == NEVER_CONNECTED_AFTER and not connected_once:
+                        self._status("never connected", f"{failed_opens} attempts since start: check the URL")
                     self._backoff(backoff)
                     continue
+                connected_once = True
                 decoded_before, connected_at = self._decoded, time.monotonic()
                 self._metrics.connected(self.spec.name, True)
                 self._status("connected", "")
@@ -483,7 +489,7 @@ class SourceReader(Worker):
         return _reason(error)
 
     def _status(self, event: str, detail: str) -> None:
-        level = logging.WARNING if event in ("disconnected", "error") else logging.INFO
+        level = logging.WARNING if event in ("disconnected", "error", "never connected") else logging.INFO
         log.log(level, "source %s (%s): %s%s", self.spec.name, self.spec.display, event,
                 f" ({detail})" if detail else "")
         if self._on_status is not None:

@@ -394,7 +394,7 @@ def parse_workflow(data: Any, source: str = "workflow") -> WorkflowDefinition:
     try:
         document = _Document.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(list(dict.fromkeys(validation_problems(error, LISTS, PATTERNS))), source) from None
+        raise ConfigError(list(dict.fromkeys(validation_problems(error, LISTS, PATTERNS, _Document))), source) from None
     except RecursionError:
         raise ConfigError(["(top level): nested too deeply to be a workflow"], source) from None
     checker = _Checker(document)

@@ -160,6 +160,11 @@ class Workflow(Resource):
         self._by_source: dict[str, dict[str, Any]] = {}
         self._closed = False
 
+    @property
+    def device(self) -> str:
+        """Where the models run: `cpu`, `cuda:0`, `tensorrt:0`, `none` (the stub); several joined by `,`."""
+        return ",".join(sorted({str(getattr(model, "device", "none")) for model in self.models.values()})) or "none"
+
     def fix_batches(self, sources: int) -> None:
         """Give each model on a GPU one batch size for every call, warmed now: the number of sources (at most the
         model's maximum, and for a model on the frames the most frames a call takes; a static export's N), the
