@@ -27,7 +27,8 @@ METRIC = re.compile(r"\b((?:framesift|process)_[a-z_]+)\b")
 
 @pytest.fixture(scope="module")
 def scraped(clip_path, tmp_path_factory) -> dict[str, list]:
-    """The samples of /metrics, by name, of a demo-model run with a collector, once it has inferred 30 frames."""
+    """The samples of /metrics, by name, of a demo-model run with a collector, once it has inferred 30 frames (a
+    metric declared without samples yet, such as frames dropped by reason before the first drop: no samples)."""
     work = tmp_path_factory.mktemp("metrics")
     port = free_port()
     process = subprocess.Popen(
@@ -45,7 +46,8 @@ def scraped(clip_path, tmp_path_factory) -> dict[str, list]:
                 time.sleep(0.2)
                 continue
             families = {}
-            for family in text_string_to_metric_families(body):
+            for family in text_string_to_metric_families(body):  # declared, even before its first sample
+                families.setdefault(family.name + ("_total" if family.type == "counter" else ""), [])
                 for sample in family.samples:
                     families.setdefault(sample.name, []).append(sample)
             inferred = sum(s.value for s in families.get("framesift_frames_inferred_total", []))
