@@ -21,7 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framesift.errors import InputError
 from framesift.resources import Resource
-from framesift.stats import Stats, samples
+from framesift.stats import Sample, Stats, samples
 
 if TYPE_CHECKING:
     from framesift.stream.live import LivePage
@@ -34,17 +34,22 @@ class SnapshotCollector:
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        yield from metric_families(samples(self._snapshot()))
 
-        families: dict[str, Any] = {}
-        for name, kind, help, labels, value in samples(self._snapshot()):
-            family = families.get(name)
-            if family is None:
-                cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-                family = families[name] = cls(name, help, labels=[label for label, _ in labels])
-            if value is not None:
-                family.add_metric([label_value for _, label_value in labels], value)
-        yield from families.values()
+
+def metric_families(found: Iterable[Sample]) -> list[Any]:
+    """Prometheus metric families of statistics' samples (`framesift.stats.samples`), one per metric name."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    families: dict[str, Any] = {}
+    for name, kind, help, labels, value in found:
+        family = families.get(name)
+        if family is None:
+            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            family = families[name] = cls(name, help, labels=[label for label, _ in labels])
+        if value is not None:
+            family.add_metric([label_value for _, label_value in labels], value)
+    return list(families.values())
 
 
 class MetricsServer(Resource):
