@@ -349,3 +349,38 @@ def test_concurrent_clients_all_get_their_own_answers(serve, models, tmp_path):
         thread.join(120)
     assert answers == [3] * 40
     assert server.stop() == 0
+
+
+def test_a_workflow_sent_over_http_runs_and_its_collector_collects(serve, sdk_python, models, tmp_path):
+    spec = {"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"},
+                                         {"type": "InferenceParameter", "name": "conf", "default_value": 0.25}],
+            "steps": [{"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image",
+                       "model_id": "squares/1", "confidence": "$inputs.conf"},
+                      {"type": "ActiveLearningDataCollector", "name": "collect", "image": "$inputs.image",
+                       "predictions": "$steps.det.predictions", "target_dataset": "wf",
+                       "active_learning_configuration": COLLECT_ALL}],
+            "outputs": [{"type": "JsonField", "name": "boxes", "selector": "$steps.det.predictions"}]}
+    server = serve("--models", str(models), "--target", "datasets")
+    outputs = client(sdk_python, server.url, f"""
+        spec = json.loads({json.dumps(json.dumps(spec))})
+        first = CLIENT.run_workflow(specification=spec, images={{"image": image}})
+        again = CLIENT.run_workflow(specification=spec, images={{"image": [image, image]}}, parameters={{"conf": 0.5}})
+        print(json.dumps([first, again]))
+    """)
+    first, again = outputs
+    assert len(first) == 1 and {p["class"] for p in first[0]["boxes"]["predictions"]} == {"red", "green", "blue"}
+    assert len(again) == 2 and all({p["class"] for p in o["boxes"]["predictions"]} == {"red", "green"} for o in again)
+    assert wait_until(lambda: len(records(tmp_path / "datasets" / "wf")) == 3)
+    refused = requests.post(server.url + "/workflows/run", json={"specification": {"steps": "no"}}, timeout=30)
+    assert refused.status_code == 400 and "steps" in refused.json()["message"]
+    named = requests.post(server.url + "/infer/workflows/ws/flow", json={"inputs": {}}, timeout=30)
+    assert named.status_code == 404
+    assert server.stop() == 0
+
+
+def test_a_loopback_server_refuses_other_host_names(serve, tmp_path):
+    server = serve()
+    assert requests.get(server.url + "/info", timeout=30).status_code == 200
+    rebound = requests.get(server.url + "/info", headers={"Host": "attacker.example"}, timeout=30)
+    assert rebound.status_code == 403 and "127.0.0.1" in rebound.json()["message"]
+    assert server.stop() == 0

@@ -9,6 +9,7 @@ mode, answered in the shapes it parses.
 | `POST /infer/object_detection`, `/infer/instance_segmentation`, | the v1 inference routes |
 | `/infer/keypoints_detection`, `/infer/classification` | |
 | `POST /<project>/<version>` | the legacy (v0) route |
+| `POST /workflows/run`, `/infer/workflows` | a workflow sent with its inputs (`framesift.serve.workflows`) |
 | `GET /metrics` | Prometheus: requests and latency per route, the queue, each dataset's collector |
 
 Every refusal is JSON `{"message": <one sentence>}` with a 4xx status (503 with `Retry-After` when the inference
@@ -27,6 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from starlette.applications import Starlette
@@ -48,6 +50,8 @@ from framesift.serve.collection import Collection, dataset_of
 from framesift.serve.errors import BadRequest, HttpError, TooLarge, Unauthorized
 from framesift.serve.metrics import ServeMetrics
 from framesift.serve.models import InferenceQueue, ModelRegistry
+from framesift.serve.workflows import Workflows
+from framesift.stream.exposition import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +67,19 @@ class Server:
     queue: InferenceQueue
     collection: Collection | None
     metrics: ServeMetrics
+    workflows: Workflows | None = None
     api_key: str | None = None
     max_body_bytes: int = 32 << 20
     uuid: str = ""
+    loopback_only: bool = True  # bound to a loopback address: answer only requests addressed to a loopback name
+
+    def check_host(self, request: Request) -> None:
+        """While bound to a loopback address, refuse a request addressed to another name: a web page the machine's
+        browser opens cannot reach the server through a name of its own that resolves to 127.0.0.1 (DNS
+        rebinding)."""
+        if self.loopback_only and not is_loopback(urlsplit("//" + request.headers.get("host", "")).hostname or ""):
+            raise HttpError("this server answers only requests addressed to 127.0.0.1, localhost or [::1]",
+                            status=403)
 
     async def body(self, request: Request) -> bytes:
         """The body, refused (413) past `max_body_bytes` before more than that is read."""
@@ -141,6 +155,14 @@ class Server:
             self.collection.offer(dataset, image, prediction, labels=Labels.of(model), source=source,
                                   extra={"inference_id": answer.get("inference_id")})
 
+    async def workflow(self, request: Request) -> Response:
+        """A workflow specification sent with its inputs: its outputs, one object per image."""
+        body = await self.json_body(request)
+        self.check_key(request, body)
+        if self.workflows is None:
+            raise HttpError("this server runs no workflows", status=404)
+        return JSONResponse(await run_in_threadpool(self.workflows.run, body))
+
     async def registry_answer(self, request: Request) -> Response:
         self.check_key(request)
         return JSONResponse({"models": self.registry.loaded()})
@@ -203,6 +225,7 @@ def build_app(server: Server) -> Starlette:
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             try:
+                server.check_host(request)
                 response = await handler(request)
             except HttpError as error:
                 headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after else None
@@ -227,7 +250,9 @@ def build_app(server: Server) -> Starlette:
               Route("/model/registry", timed("/model/registry", server.registry_answer), methods=["GET"]),
               Route("/model/add", timed("/model/add", server.add), methods=["POST"]),
               Route("/model/remove", timed("/model/remove", server.remove), methods=["POST"]),
-              Route("/model/clear", timed("/model/clear", server.clear), methods=["POST"])]
+              Route("/model/clear", timed("/model/clear", server.clear), methods=["POST"]),
+              Route("/workflows/run", timed("/workflows/run", server.workflow), methods=["POST"]),
+              Route("/infer/workflows", timed("/infer/workflows", server.workflow), methods=["POST"])]
     routes += [Route(f"/infer/{name}", timed(f"/infer/{name}", task_route(task)), methods=["POST"])
                for name, task in TASK_ROUTES.items()]
     routes.append(Route("/{project}/{version}", timed("/{project}/{version}", legacy), methods=["POST"]))

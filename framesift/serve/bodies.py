@@ -63,7 +63,7 @@ def parse_v1(body: Any) -> InferRequest:
     items = image if isinstance(image, list) else [image]
     if not items or len(items) > MAX_IMAGES:
         raise BadRequest(f"a request holds 1 to {MAX_IMAGES} images, not {len(items)}")
-    images = [_image_item(item, k) for k, item in enumerate(items)]
+    images = [image_item(item, f"image {k}") for k, item in enumerate(items)]
     return InferRequest(model_id, images, _threshold(body.get("confidence"), "confidence"),
                         _threshold(body.get("iou_threshold"), "iou_threshold"), _class_filter(body.get("class_filter")),
                         _flag(body.get("disable_active_learning"), "disable_active_learning"),
@@ -102,8 +102,8 @@ def decode_image(value: str, what: str) -> np.ndarray:
     return decoded
 
 
-def _image_item(item: Any, index: int) -> np.ndarray:
-    what = f"image {index}"
+def image_item(item: Any, what: str) -> np.ndarray:
+    """The BGR array of one `{"type": "base64", "value": ...}` (`what` names it in a refusal)."""
     if not isinstance(item, Mapping):
         raise BadRequest(f"{what} must be an object {{\"type\": \"base64\", \"value\": ...}}")
     kind, value = item.get("type"), item.get("value")

@@ -6,16 +6,21 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from framesift.errors import InputError, require_positive
 from framesift.models.session import parse_device
 from framesift.predictions import TASK_TYPES
+from framesift.stream.exposition import is_loopback
+from framesift.workflows.definition import CollectorStep, WorkflowDefinition
+from framesift.workflows.engine import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,7 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     from framesift.serve.collection import Collection
     from framesift.serve.metrics import ServeMetrics
     from framesift.serve.models import InferenceQueue, ModelRegistry
+    from framesift.serve.workflows import Workflows
 
     stop = stop or threading.Event()
     stub_task, stub_tasks = options.stub_tasks()
@@ -106,9 +112,12 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
                                     redis_fallback=options.redis_fallback, seed=options.seed, cache=cache,
                                     refresh=options.config_refresh, max_datasets=options.max_datasets)
             opened.callback(collection.close, options.drain_timeout)
+        workflows = opened.enter_context(Workflows(functools.partial(_build_workflow, options),
+                                                   max_pending=options.max_pending))
         key = options.server_key if options.server_key is not None else os.environ.get(API_KEY_VARIABLE) or None
-        server = Server(registry, queue, collection, ServeMetrics(), api_key=key,
-                        max_body_bytes=options.max_body_bytes, uuid=str(uuid.uuid4()))
+        server = Server(registry, queue, collection, ServeMetrics(), workflows, api_key=key,
+                        max_body_bytes=options.max_body_bytes, uuid=str(uuid.uuid4()),
+                        loopback_only=is_loopback(options.host))
         config = uvicorn.Config(build_app(server), host=options.host, port=options.port, access_log=False,
                                 log_level="warning", lifespan="off", timeout_graceful_shutdown=int(
                                     options.drain_timeout) or 1)
@@ -128,6 +137,30 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
             pass
         runner.should_exit = True
         thread.join()
+
+
+def _build_workflow(options: ServeOptions, definition: WorkflowDefinition, parameters: dict[str, Any]) -> Workflow:
+    """A workflow sent with a request, built as `framesift run --workflow` builds one from the server's options
+    (its collector steps without a configuration follow their dataset's in `--al-config`, with a store of their
+    own)."""
+    from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
+    from framesift.collectors.store import FileStore, open_store
+    from framesift.workflows.build import build_workflow
+
+    store = cache = None
+    if options.al_config and any(isinstance(step, CollectorStep) and step.name not in definition.configurations
+                                 for step in definition.order):
+        store = open_store(options.al_config, api_key=options.api_key)
+        cache = None if isinstance(store, FileStore) else ConfigCache(options.config_cache or DEFAULT_CACHE)
+    try:
+        return build_workflow(definition, parameters=parameters, target=options.target, api_key=options.api_key,
+                              outbox=options.outbox, outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
+                              redis_fallback=options.redis_fallback, device=options.device, seed=options.seed,
+                              store=store, cache=cache, refresh=options.config_refresh, models=options.models)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
 
 
 def _gpu_available() -> bool:

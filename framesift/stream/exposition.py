@@ -74,7 +74,7 @@ class MetricsServer(Resource):
             self._server = _listen(host, port, self._app)
         except OSError as error:
             raise InputError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
-        self._loopback = _is_loopback(host)
+        self._loopback = is_loopback(host)
         self.host, self.port = host, self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="framesift-metrics", daemon=True)
         self._thread.start()
@@ -88,7 +88,7 @@ class MetricsServer(Resource):
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if self._page is not None and (path == "/" or path == "/live" or path.startswith("/live/")):
-            if self._loopback and not _is_loopback(urlsplit("//" + environ.get("HTTP_HOST", "")).hostname or ""):
+            if self._loopback and not is_loopback(urlsplit("//" + environ.get("HTTP_HOST", "")).hostname or ""):
                 start_response("403 Forbidden", [("Content-Type", "text/plain")])
                 return [b"the live page answers only to 127.0.0.1 or localhost (see --metrics-host)\n"]
             if path == "/":
@@ -126,7 +126,8 @@ def _listen(host: str, port: int, app: Any) -> WSGIServer:
     return make_server(str(address[0]), port, app, Server, handler_class=_Quiet)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine's loopback."""
     if host.lower() in ("localhost", "localhost."):
         return True
     try:
