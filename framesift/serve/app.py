@@ -168,22 +168,21 @@ class Server:
         return JSONResponse({"models": self.registry.loaded()})
 
     async def add(self, request: Request) -> Response:
-        body = await self.json_body(request)
-        self.check_key(request, body)
-        model_id = body.get("model_id") if isinstance(body, dict) else None
-        if not isinstance(model_id, str):
-            raise BadRequest("model_id is missing: name the model to load (<project>/<version>)")
-        await run_in_threadpool(self.registry.get, model_id)
+        await run_in_threadpool(self.registry.get, await self.model_id(request))
         return JSONResponse({"models": self.registry.loaded()})
 
     async def remove(self, request: Request) -> Response:
+        self.registry.remove(await self.model_id(request))
+        return JSONResponse({"models": self.registry.loaded()})
+
+    async def model_id(self, request: Request) -> str:
+        """The `model_id` of a model route's body (its key checked)."""
         body = await self.json_body(request)
         self.check_key(request, body)
         model_id = body.get("model_id") if isinstance(body, dict) else None
         if not isinstance(model_id, str):
-            raise BadRequest("model_id is missing: name the model to unload")
-        self.registry.remove(model_id)
-        return JSONResponse({"models": self.registry.loaded()})
+            raise BadRequest("model_id is missing: name the model (<project>/<version>)")
+        return model_id
 
     async def clear(self, request: Request) -> Response:
         self.check_key(request, await self.json_body(request))
