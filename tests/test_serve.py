@@ -384,3 +384,57 @@ def test_a_loopback_server_refuses_other_host_names(serve, tmp_path):
     rebound = requests.get(server.url + "/info", headers={"Host": "attacker.example"}, timeout=30)
     assert rebound.status_code == 403 and "127.0.0.1" in rebound.json()["message"]
     assert server.stop() == 0
+
+
+def test_overload_is_a_503_with_retry_after_and_counted(serve, models, tmp_path):
+    server = serve("--models", str(models), "--max-pending", "1")
+    body = {"model_id": "squares/1", "image": {"type": "base64", "value": _png_base64()}}
+    statuses: list[tuple[int, str | None, str]] = []
+
+    def one() -> None:
+        response = requests.post(server.url + "/infer/object_detection", json=body, timeout=60)
+        statuses.append((response.status_code, response.headers.get("retry-after"),
+                         response.json().get("message", "")))
+
+    def burst() -> bool:
+        threads = [threading.Thread(target=one) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        return any(status == 503 for status, _, _ in statuses)
+
+    assert wait_until(burst, 120)
+    refused = [s for s in statuses if s[0] == 503]
+    assert all(after == "1" and "retry later" in message for _, after, message in refused)
+    assert {status for status, _, _ in statuses} <= {200, 503}
+    metrics = requests.get(server.url + "/metrics", timeout=30).text
+    assert f"framesift_serve_overloaded_total {float(len(refused))}" in metrics
+    assert server.stop() == 0
+
+
+def test_a_new_configuration_in_the_store_is_followed_live(serve, sdk_python, models, redis_server, tmp_path):
+    cli = [sys.executable, "-m", "framesift.cli"]
+
+    def set_config(data: dict[str, Any]) -> None:
+        (tmp_path / "al.json").write_text(json.dumps(data))
+        subprocess.run([*cli, "config", "set", "squares", "al.json", "--store", redis_server.url], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    set_config(COLLECT_ALL)
+    server = serve("--models", str(models), "--al-config", redis_server.url, "--target", "datasets",
+                   "--config-cache", "cache")
+    infer = """print(json.dumps(CLIENT.infer(image, model_id="squares/1")["inference_id"]))"""
+    client(sdk_python, server.url, infer)
+    assert wait_until(lambda: len(records(tmp_path / "datasets" / "squares")) == 1)
+    set_config(dict(COLLECT_ALL, enabled=False))
+    assert wait_until(lambda: 'framesift_config_version{dataset="squares"} 2.0' in
+                      requests.get(server.url + "/metrics", timeout=30).text)
+    client(sdk_python, server.url, infer)
+    set_config(COLLECT_ALL)
+    assert wait_until(lambda: 'framesift_config_version{dataset="squares"} 3.0' in
+                      requests.get(server.url + "/metrics", timeout=30).text)
+    last = client(sdk_python, server.url, infer)
+    assert wait_until(lambda: len(records(tmp_path / "datasets" / "squares")) == 2)
+    assert records(tmp_path / "datasets" / "squares")[-1]["inference_id"] == last
+    assert server.stop() == 0
