@@ -165,6 +165,9 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--config-cache", metavar="DIR")
     serve.add_argument("--config-refresh", type=float, default=60.0, metavar="S")
     serve.add_argument("--max-datasets", type=int, default=64, help="datasets collected at once (default 64)")
+    serve.add_argument("--dataset", action="append", default=[], metavar="NAME",
+                       help="open this dataset's collector at start, not at its first request: what its remote "
+                            "target's outbox holds from an earlier run is delivered at once (repeatable)")
     serve.add_argument("--max-pending", type=int, default=64,
                        help="requests waiting for the model; more are answered 503 (default 64)")
     serve.add_argument("--batch-wait", type=float, metavar="S",

@@ -23,7 +23,7 @@ import requests
 
 from framesift.serve.errors import Overloaded
 from framesift.serve.models import InferenceQueue
-from tests.helpers import SlowModel, wait_until
+from tests.helpers import ROBOFLOW_KEY, SlowModel, wait_until
 from tests.model_builders import CONFIDENCES, build_model, scene, squares_video
 from tests.servers import free_port, kill, wait_for_port
 
@@ -438,3 +438,23 @@ def test_a_new_configuration_in_the_store_is_followed_live(serve, sdk_python, mo
     assert wait_until(lambda: len(records(tmp_path / "datasets" / "squares")) == 2)
     assert records(tmp_path / "datasets" / "squares")[-1]["inference_id"] == last
     assert server.stop() == 0
+
+
+def test_a_restart_loses_nothing_queued_for_a_remote_target(serve, sdk_python, models, roboflow, tmp_path):
+    """Roboflow out of reach: the collected requests wait in the outbox; the server killed and started again with
+    --dataset delivers them without a request."""
+    (tmp_path / "al.json").write_text(json.dumps(COLLECT_ALL))
+    env = {"ROBOFLOW_API_URL": roboflow.url, "ROBOFLOW_API_KEY": ROBOFLOW_KEY}
+    args = ("--models", str(models), "--al-config", "al.json", "--target", "roboflow:")
+    roboflow.stop()
+    server = serve(*args, env=env)
+    client(sdk_python, server.url, """
+        print(json.dumps([CLIENT.infer(image, model_id="squares/1")["inference_id"] for _ in range(2)]))
+    """)
+    assert wait_until(lambda: 'framesift_datapoints_registered_total{dataset="squares"} 2.0' in
+                      requests.get(server.url + "/metrics", timeout=30).text)
+    kill(server.process)
+    roboflow.start()
+    restarted = serve(*args, "--dataset", "squares", env=env)
+    assert wait_until(lambda: len(roboflow.uploads) == 2, 60)
+    assert restarted.stop() == 0

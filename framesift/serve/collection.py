@@ -70,6 +70,11 @@ class Collection(Resource):
         self._lock = threading.Lock()
         self._closed = False
 
+    def open(self, dataset: str) -> None:
+        """Open `dataset`'s collector now rather than at its first request: a remote target's outbox left by an
+        earlier run is delivered at once."""
+        self._collector(dataset, None)
+
     def offer(self, dataset: str, frame: np.ndarray, prediction: Prediction, *, labels: Labels,
               source: str, extra: dict[str, Any]) -> None:
         """Offer one request's image and prediction to its dataset's collector."""
@@ -81,7 +86,7 @@ class Collection(Resource):
             frame_id = self._frames
         collector.submit(frame, prediction, source=source, frame_id=frame_id, extra=extra)
 
-    def _collector(self, dataset: str, labels: Labels) -> Collector | None:
+    def _collector(self, dataset: str, labels: Labels | None) -> Collector | None:
         with self._lock:
             if self._closed:
                 self.uncollected["stopping"] += 1
@@ -109,7 +114,7 @@ class Collection(Resource):
             self._collectors[dataset] = collector
             return collector
 
-    def _open(self, dataset: str, labels: Labels) -> Collector:
+    def _open(self, dataset: str, labels: Labels | None) -> Collector:
         first = first_configuration(self.store, dataset, self.cache)
         spec = dataset_target(self.target, dataset)
         key = first.config.target_dataset_api_key if spec.startswith("roboflow:") else None

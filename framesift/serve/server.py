@@ -49,6 +49,7 @@ class ServeOptions:
     config_cache: str | None = None
     config_refresh: float = 60.0
     max_datasets: int = 64
+    dataset: list[str] = field(default_factory=list)  # datasets whose collectors open at start (outboxes delivered)
     max_pending: int = 64  # requests waiting for the inference thread; more: 503
     batch_wait: float | None = None  # seconds to wait for a batch (default: 0.002 on a GPU, 0 on the CPU)
     max_body_bytes: int = 32 << 20
@@ -62,8 +63,12 @@ class ServeOptions:
             raise InputError(f"--port must be a port number from 0 to 65535, not {self.port}")
         if self.batch_wait is not None and not 0 <= self.batch_wait <= 1:
             raise InputError(f"--batch-wait must be from 0 to 1 second, not {self.batch_wait}")
+        from framesift.paths import check_dataset_name
+
         parse_device(self.device)
         self.stub_tasks()
+        for dataset in self.dataset:
+            check_dataset_name(dataset, "--dataset")
 
     def stub_tasks(self) -> tuple[str, dict[str, str]]:
         """`--stub-task`s as the default task type and each dataset's."""
@@ -112,6 +117,8 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
                                     redis_fallback=options.redis_fallback, seed=options.seed, cache=cache,
                                     refresh=options.config_refresh, max_datasets=options.max_datasets)
             opened.callback(collection.close, options.drain_timeout)
+            for dataset in options.dataset:
+                collection.open(dataset)
         workflows = opened.enter_context(Workflows(functools.partial(_build_workflow, options),
                                                    max_pending=options.max_pending))
         key = options.server_key if options.server_key is not None else os.environ.get(API_KEY_VARIABLE) or None
