@@ -151,9 +151,14 @@ class Server:
         assert self.collection is not None
         dataset = dataset_of(request.model_id, request.target_dataset)
         source = redact(request.source or "http")
-        for image, prediction, answer in zip(request.images, predictions, answers, strict=True):
-            self.collection.offer(dataset, image, prediction, labels=Labels.of(model), source=source,
-                                  extra={"inference_id": answer.get("inference_id")})
+        try:
+            for image, prediction, answer in zip(request.images, predictions, answers, strict=True):
+                self.collection.offer(dataset, image, prediction, labels=Labels.of(model), source=source,
+                                      extra={"inference_id": answer.get("inference_id")})
+        except Exception as error:  # after the answer: said in one line and counted, never a traceback
+            self.collection.uncollected["failed"] += 1
+            log.error("a request for dataset %r was not collected: %s", dataset,
+                      redact(f"{type(error).__name__}: {error}"))
 
     async def workflow(self, request: Request) -> Response:
         """A workflow specification sent with its inputs: its outputs, one object per image."""

@@ -31,7 +31,7 @@ from framesift.collectors.follower import ConfigCache, first_configuration, poll
 from framesift.collectors.limits import Limiter
 from framesift.collectors.store import ConfigStore
 from framesift.collectors.targets import Labels
-from framesift.errors import InputError
+from framesift.errors import InputError, WorkerFailed
 from framesift.predictions import Prediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats
@@ -67,6 +67,7 @@ class Collection(Resource):
         self._collectors: dict[str, Collector] = {}
         self._unconfigured: dict[str, float] = {}  # dataset -> when its configuration was last looked for
         self._frames = 0
+        self.failure: WorkerFailed | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -84,7 +85,15 @@ class Collection(Resource):
         with self._lock:
             self._frames += 1
             frame_id = self._frames
-        collector.submit(frame, prediction, source=source, frame_id=frame_id, extra=extra)
+        try:
+            collector.submit(frame, prediction, source=source, frame_id=frame_id, extra=extra)
+        except WorkerFailed as error:  # its thread died: the server ends (`check`), loudly
+            self.failure = error
+
+    def check(self) -> None:
+        """Raise the `WorkerFailed` of a collector whose thread died."""
+        if self.failure is not None:
+            raise self.failure
 
     def _collector(self, dataset: str, labels: Labels | None) -> Collector | None:
         with self._lock:
@@ -96,7 +105,7 @@ class Collection(Resource):
                 return collector
             looked = self._unconfigured.get(dataset)
             if looked is not None and time.monotonic() - looked < self.retry:
-                self.uncollected["no_configuration"] += 1
+                self.uncollected["not_opened"] += 1
                 return None
             if len(self._collectors) >= self.max_datasets:
                 self.uncollected["too_many_datasets"] += 1
@@ -107,7 +116,7 @@ class Collection(Resource):
                 if len(self._unconfigured) >= 4 * self.max_datasets:
                     self._unconfigured.clear()
                 self._unconfigured[dataset] = time.monotonic()
-                self.uncollected["no_configuration"] += 1
+                self.uncollected["not_opened"] += 1
                 log.warning("requests for dataset %r are not collected: %s", dataset, error)
                 return None
             self._unconfigured.pop(dataset, None)

@@ -143,6 +143,10 @@ class InferenceQueue(Resource):
     def depth(self) -> int:
         return len(self._jobs)
 
+    def check(self) -> None:
+        """Raise `WorkerFailed` when the inference thread has died."""
+        self._thread.check()
+
     def _run(self) -> None:
         while True:
             batch = self._next_batch()

@@ -87,7 +87,8 @@ class ServeOptions:
 def serve(options: ServeOptions, stop: threading.Event | None = None,
           started: threading.Event | None = None) -> None:
     """Serve until `stop` is set (the CLI sets it on SIGINT/SIGTERM); then the requests in flight are answered and the
-    queued datapoints written within `drain_timeout`. `started` is set once the server listens."""
+    queued datapoints written within `drain_timeout`. `started` is set once the server listens. The inference
+    thread or a collector's dying ends it with `WorkerFailed`."""
     import uvicorn
 
     from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
@@ -140,10 +141,14 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
                  " (API key required)" if key else "")
         if started is not None:
             started.set()
-        while not stop.wait(0.2) and thread.is_alive():
-            pass
-        runner.should_exit = True
-        thread.join()
+        try:
+            while not stop.wait(0.2) and thread.is_alive():
+                queue.check()  # a thread of the server that died ends it, loudly (exit 1)
+                if collection is not None:
+                    collection.check()
+        finally:
+            runner.should_exit = True
+            thread.join()
 
 
 def _build_workflow(options: ServeOptions, definition: WorkflowDefinition, parameters: dict[str, Any]) -> Workflow:
