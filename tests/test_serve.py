@@ -458,3 +458,21 @@ def test_a_restart_loses_nothing_queued_for_a_remote_target(serve, sdk_python, m
     restarted = serve(*args, "--dataset", "squares", env=env)
     assert wait_until(lambda: len(roboflow.uploads) == 2, 60)
     assert restarted.stop() == 0
+
+
+def test_what_cannot_be_served_is_refused_at_start_in_one_sentence(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        cases = {"in use": (["--port", port], "cannot listen on 127.0.0.1"),
+                 "no configuration file": (["--al-config", "missing.json"], "file not found"),
+                 "one dataset as the target": (["--al-config", str(REPO / "configs" / "random.json"), "--target",
+                                                "roboflow:people"], "--target is a folder of datasets"),
+                 "stub task": (["--stub-task", "people=boxes"], "task type must be one of"),
+                 "dataset": (["--dataset", "../up"], "is no dataset name")}
+        for name, (args, said) in cases.items():
+            done = subprocess.run([sys.executable, "-m", "framesift.cli", "serve", "--port", port, *args],
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2 and said in done.stderr, (name, done.stderr)
+            assert "Traceback" not in done.stderr and "ERROR" not in done.stderr, (name, done.stderr)

@@ -31,7 +31,7 @@ from framesift.collectors.follower import ConfigCache, first_configuration, poll
 from framesift.collectors.limits import Limiter
 from framesift.collectors.store import ConfigStore
 from framesift.collectors.targets import Labels
-from framesift.errors import InputError, WorkerFailed
+from framesift.errors import InputError, TargetError, WorkerFailed
 from framesift.predictions import Prediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats
@@ -58,7 +58,11 @@ class Collection(Resource):
                  redis: str | None = None, redis_fallback: str = "pause", seed: int | None = None,
                  cache: ConfigCache | None = None, refresh: float = 60.0, max_datasets: int = 64,
                  retry: float = 30.0):
-        dataset_target(target, "probe")  # a target that names one dataset is refused now
+        try:
+            dataset_target(target, "probe")
+        except TargetError:
+            raise TargetError(f"framesift serve's --target is a folder of datasets, roboflow: or labelstudio: (each "
+                              f"request's dataset is its own), not {target!r}") from None
         self.store, self.cache, self.target, self.api_key = store, cache, target, api_key
         self.outbox, self.outbox_max_bytes, self.seed, self.refresh = outbox, outbox_max_bytes, seed, refresh
         self.max_datasets, self.retry = max_datasets, retry

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import socket
 import threading
 import uuid
 from contextlib import ExitStack
@@ -112,6 +113,8 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         if options.al_config:
             store = open_store(options.al_config, api_key=options.api_key)
             opened.callback(store.close)
+            if isinstance(store, FileStore):
+                store.get("serve")  # a missing or invalid file is refused now, not at the first request
             cache = None if isinstance(store, FileStore) else ConfigCache(options.config_cache or DEFAULT_CACHE)
             collection = Collection(store, target=options.target, api_key=options.api_key, outbox=options.outbox,
                                     outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
@@ -129,13 +132,15 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         config = uvicorn.Config(build_app(server), host=options.host, port=options.port, access_log=False,
                                 log_level="warning", lifespan="off", timeout_graceful_shutdown=int(
                                     options.drain_timeout) or 1)
+        listening = opened.enter_context(_listen(options.host, options.port))
         runner = uvicorn.Server(config)
-        thread = threading.Thread(target=runner.run, name="framesift-serve", daemon=True)
+        thread = threading.Thread(target=runner.run, kwargs={"sockets": [listening]}, name="framesift-serve",
+                                  daemon=True)
         thread.start()
         while not runner.started and thread.is_alive():
             thread.join(0.05)
         if not runner.started:
-            raise InputError(f"cannot listen on {options.host}:{options.port} (in use, or not an address here)")
+            raise InputError(f"the server on {options.host}:{options.port} did not start")
         log.info("serving the inference API on http://%s:%d%s%s", options.host, options.port,
                  "" if collection is None else f", collecting into {options.target}",
                  " (API key required)" if key else "")
@@ -149,6 +154,23 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
         finally:
             runner.should_exit = True
             thread.join()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or `InputError` in one sentence."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise InputError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host.strip("[]"), port))
+        listening.listen(2048)
+    except OSError as error:
+        listening.close()
+        raise InputError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return listening
 
 
 def _build_workflow(options: ServeOptions, definition: WorkflowDefinition, parameters: dict[str, Any]) -> Workflow:
