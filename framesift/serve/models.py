@@ -8,7 +8,8 @@ framesift is told).
 
 The inference queue holds at most `max_pending` requests; a request finding it full is `Overloaded` (503). The
 thread takes the oldest request and, when `batch_wait` is above 0 (on a GPU), waits up to that long for more
-requests of the same model and thresholds, up to the model's batch: one model call for them all.
+requests of the same model and thresholds, up to the model's batch (on a GPU, the one size `GPU_BATCH` each model
+is warmed for): one model call for them all.
 
 Example:
     >>> registry = ModelRegistry("models", stub_tasks={"asl": "instance-segmentation"})  # doctest: +SKIP
@@ -36,13 +37,15 @@ from framesift.resources import Resource
 from framesift.serve.errors import HttpError, Overloaded, UnknownModel
 from framesift.workers import Worker
 
+GPU_BATCH = 8  # images per model call on a GPU: requests waiting together share one call of this size
+
 
 class ModelRegistry(Resource):
     """The loaded models by id; `get` loads one on first use (one load at a time)."""
 
     def __init__(self, models: str | os.PathLike[str] | None = None, *, device: str = "auto",
                  confidence: float = 0.25, iou: float = 0.45, stub_task: str = "object-detection",
-                 stub_tasks: dict[str, str] | None = None, batch: int | None = None):
+                 stub_tasks: dict[str, str] | None = None, batch: int = GPU_BATCH):
         self.folder = Path(models) if models is not None else default_models_folder()
         self.device, self.confidence, self.iou, self.batch = device, confidence, iou, batch
         self.stub_task, self.stub_tasks = stub_task, dict(stub_tasks or {})
@@ -78,7 +81,7 @@ class ModelRegistry(Resource):
         except ModelError as error:
             raise HttpError(f"model {model_id!r} cannot be loaded: {error}", status=422) from None
         if getattr(model, "on_gpu", False) and hasattr(model, "fix_batch"):
-            model.fix_batch(self.batch or model.max_batch)  # one warmed shape: no request waits for planning
+            model.fix_batch(min(self.batch, model.max_batch))  # one warmed shape: no request waits for planning
         return model
 
     def loaded(self) -> list[dict[str, Any]]:
@@ -176,7 +179,8 @@ class InferenceQueue(Resource):
                     return None
                 self._cond.wait()
             batch = [self._jobs.popleft()]
-            room = batch[0].model.max_batch - len(batch[0].inputs)
+            model = batch[0].model
+            room = (getattr(model, "call_batch", None) or model.max_batch) - len(batch[0].inputs)
             deadline = time.monotonic() + self.batch_wait
             while room > 0:
                 joining = next((job for job in self._jobs if batch[0].joins(job) and len(job.inputs) <= room), None)
