@@ -130,6 +130,8 @@ def child_framesift(args: argparse.Namespace) -> dict[str, Any]:
     from framesift.stream import Pipeline, SourceSpec
 
     model = load_model(args.model, device="cpu", confidence=0.5 if args.model == "demo" else 0.25)
+    if args.square:  # a dynamic-size export fed the 640×640 square, as before issue 24 (benchmarks/rectangular.py)
+        model.fit_frames = False
     names = [f"cam{i}" for i in range(args.sources)]
     meter = Meter(names)
     pipeline = Pipeline([SourceSpec(args.url, name) for name in names], model,
@@ -287,6 +289,7 @@ if __name__ == "__main__":
     parser.add_argument("--sources", type=int, default=1)
     parser.add_argument("--model", default="stub")
     parser.add_argument("--duration", type=float, default=12.0)
+    parser.add_argument("--square", action="store_true", help="a child: feed a dynamic-size export its square")
     parser.add_argument("--sizes", default="1,2,4,8,16")
     parser.add_argument("--models", default="stub,demo,yolo")
     arguments = parser.parse_args()

@@ -13,8 +13,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 SECTIONS = ["benchmarks.micro", "benchmarks.video_aware", "benchmarks.delivery", "benchmarks.report", "benchmarks.live",
-            "benchmarks.many_cameras", "benchmarks.live_page", "benchmarks.reload", "benchmarks.models",
-            "benchmarks.sampled_decoding", "benchmarks.suite", "benchmarks.gpu"]
+            "benchmarks.many_cameras", "benchmarks.rectangular", "benchmarks.live_page", "benchmarks.reload",
+            "benchmarks.models", "benchmarks.sampled_decoding", "benchmarks.suite", "benchmarks.gpu"]
 
 
 def machine() -> str:

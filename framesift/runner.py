@@ -15,17 +15,21 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
+from framesift.collectors.redis_url import check_redis_url
 from framesift.collectors.store import ConfigStore, FileStore, open_store
 from framesift.collectors.targets.local import exclusive_lock
-from framesift.errors import InputError, WorkerFailed, require_positive
+from framesift.errors import InputError, LimitStoreError, WorkerFailed, require_positive
 from framesift.models.session import parse_device
 from framesift.signals import StopSignals
 from framesift.stream.pipeline import Pipeline
 from framesift.stream.sources import SourceOptions, SourceSpec
 from framesift.workflows.engine import Workflow
+
+if TYPE_CHECKING:
+    from framesift.stream.exposition import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,9 @@ class RunOptions:
         parse_device(self.device)
         if self.source_name and len(self.source_name) != len(self.sources):
             raise InputError(f"{len(self.source_name)} --source-name given for {len(self.sources)} sources")
+        for url in (self.redis, self.al_config):
+            if url is not None:
+                check_redis_url(url, LimitStoreError)
 
 
 def build_pipeline(options: RunOptions) -> Pipeline:
@@ -174,7 +181,8 @@ def _model_and_collector(options: RunOptions, opened: ExitStack) -> Workflow:
         if first.config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
             api_key = first.config.target_dataset_api_key.get_secret_value()
         target = open_target(options.target, api_key=api_key, outbox=options.outbox,
-                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model))
+                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model),
+                             exclusive=options.redis is None)
         opened.callback(target.close)
         limiter = open_limiter(options.redis, options.redis_fallback)
         opened.callback(limiter.close)
@@ -230,6 +238,7 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
         try:
             with ExitStack() as running:
                 running.callback(pipeline.close, options.drain_timeout)
+                served = None
                 if options.metrics_port is not None:
                     from framesift.stream.exposition import MetricsServer
                     from framesift.stream.live import LivePage
@@ -239,7 +248,7 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
                     log.info("the live page: %s/live (Prometheus: %s/metrics)", served.url, served.url)
                 if not stop.is_set():  # a signal during start-up: nothing to start
                     pipeline.start()
-                _watch(pipeline, options, stop, running)
+                _watch(pipeline, options, stop, running, served)
         except WorkerFailed as error:
             failure = error
         summary = pipeline.snapshot().summary()
@@ -289,8 +298,10 @@ def _write_summary(path: Path, summary: dict[str, Any]) -> None:
         summary["unwritten"] = f"cannot write the summary {path}: {error.strerror or error}"
 
 
-def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, running: ExitStack) -> None:
-    """Wait for the pipeline's end, stopping it when `stop` is set, with the status line meanwhile."""
+def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, running: ExitStack,
+           served: MetricsServer | None) -> None:
+    """Wait for the pipeline's end, stopping it when `stop` is set, with the status line meanwhile; a dead thread
+    of the status line or the metrics server ends the run (`WorkerFailed`)."""
     status = None
     if not options.no_progress:
         from framesift.stream.progress import Progress
@@ -303,6 +314,8 @@ def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, runni
             pipeline.stop()
         if status is not None:
             status.worker.check()
+        if served is not None:
+            served.worker.check()
 
 
 def _total_frames(pipeline: Pipeline, options: RunOptions) -> int | None:

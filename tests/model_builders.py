@@ -89,8 +89,10 @@ LOW_SCORE = 0.005  # the score of the rows an end-to-end export fills its top-k 
 
 def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic_batch: bool = False,
                 names_metadata: bool = True, extra_metadata: dict[str, str] | None = None, static_batch: int = 1,
-                half: bool = False, form: str = "plain", rows: int = 300, symbolic_columns: bool = False) -> Path:
-    """Write the model for `task` (detect, segment, pose, classify) with a square input of `size` pixels; its batch
+                half: bool = False, form: str = "plain", rows: int = 300, symbolic_columns: bool = False,
+                dynamic_size: bool = False) -> Path:
+    """Write the model for `task` (detect, segment, pose, classify) with a square input of `size` pixels (or, with
+    `dynamic_size`, symbolic image axes, as a `dynamic=True` export has, `size` being its `imgsz`); its batch
     axis dynamic or of `static_batch` images; float16 inputs and outputs with `half` (as Ultralytics' `half=True`
     export has).
 
@@ -145,7 +147,8 @@ def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic
             pooled = g.op("AveragePool", stacked, kernel_shape=[4, 4], strides=[4, 4])
             ones = g.op("Add", g.op("Mul", g.op("Slice", pooled, g.const([0], np.int64), g.const([1], np.int64),
                                                  g.const([1], np.int64)), g.const(0.0)), g.const(1.0))
-            outputs.append(("output1", g.op("Concat", pooled, ones, axis=1), [batch, nc + 1, size // 4, size // 4]))
+            mask_size = ["mask_height", "mask_width"] if dynamic_size else [size // 4, size // 4]
+            outputs.append(("output1", g.op("Concat", pooled, ones, axis=1), [batch, nc + 1, *mask_size]))
         if task == "pose":
             metadata["kpt_shape"] = "[2, 3]"
             metadata["kpt_names"] = repr({0: ["corner", "centre"]})
@@ -157,7 +160,8 @@ def build_model(path: str | Path, task: str = "detect", size: int = 160, dynamic
         graph_outputs.append(helper.make_tensor_value_info(name, io_type, shape))
     graph = helper.make_graph(
         g.nodes, f"squares-{task}",
-        [helper.make_tensor_value_info("images", io_type, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("images", io_type,
+                                       [batch, 3, *(["height", "width"] if dynamic_size else [size, size])])],
         graph_outputs, g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="framesift-tests")
     model.ir_version = 8

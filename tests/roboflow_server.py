@@ -9,8 +9,9 @@
   of `{"config": {...}}` to the same path sets it (stored as given: the API does not validate it).
 
 It records every request and can misbehave on purpose: `mode` "ok", "flaky" (every other request answers 503),
-"drop" (processes every request, and closes the connection without answering every other one), or a fixed HTTP
-status (401, 413, or 429 and 503 with `retry_after`).
+"drop" (processes every request, and closes the connection without answering every other one), "html" (a captive
+portal's page, HTTP 200 text/html, in place of every answer), or a fixed HTTP status (401, 413, or 429 and 503 with
+`retry_after`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,14 @@ class FakeRoboflow:
             self.requests.append(request.path)
             self._count += 1
             flaky_fail = self.mode == "flaky" and self._count % 2 == 0
+        if self.mode == "html":  # a captive portal (or a proxy) answering in the API's place
+            page = b"<html><body>Please sign in to the guest Wi-Fi</body></html>"
+            request.send_response(200)
+            request.send_header("Content-Type", "text/html; charset=utf-8")
+            request.send_header("Content-Length", str(len(page)))
+            request.end_headers()
+            request.wfile.write(page)
+            return None
         if isinstance(self.mode, int):
             headers = {"Retry-After": self.retry_after} if self.mode in (429, 503) else {}
             return self._answer(request, self.mode, {"error": {"message": "refused on purpose"}}, headers)

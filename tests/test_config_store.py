@@ -268,15 +268,26 @@ def test_a_workflow_step_without_a_configuration_follows_its_datasets_in_the_sto
     assert isinstance(ConfigCache(tmp_path / "cache").load(redis_server.url, "crops"), StoredConfig)
 
 
-def test_a_store_on_redis_needs_the_right_password(tmp_path):
+def test_a_store_on_redis_needs_the_right_password(tmp_path, clip_path):
     server = RedisServer(free_port(), tmp_path, password="s3cret-pw")
     server.start()
     try:
         wrong = f"redis://:nope@127.0.0.1:{server.port}/0"
         (tmp_path / "c.json").write_text(json.dumps(configuration(strategy("all"))))
-        refused = framesift("config", "set", "ds", str(tmp_path / "c.json"), "--store", wrong)
-        assert refused.returncode == 1 and "is unavailable" in refused.stderr and "nope" not in refused.stderr
+        for action in (["set", "ds", str(tmp_path / "c.json")], ["get", "ds"], ["history", "ds"]):
+            refused = framesift("config", *action, "--store", wrong)
+            assert refused.returncode == 2, refused.stderr  # as run's --redis: a usage error, not an outage
+            assert refused.stderr.startswith(f"framesift: the configuration store redis://:***@127.0.0.1:"
+                                             f"{server.port}/0 refused framesift's credentials (")
+            assert "nope" not in refused.stderr and refused.stderr.count("\n") == 1
         assert framesift("config", "set", "ds", str(tmp_path / "c.json"), "--store", server.url).returncode == 0
+        cache = tmp_path / "cache"
+        args = ["run", str(clip_path), "--model", "stub", "--target", str(tmp_path / "ds"), "--config-cache",
+                str(cache), "--no-progress", "--al-config"]
+        assert framesift(*args, server.url).returncode == 0  # its configuration is cached now
+        refused = framesift(*args, wrong)  # a wrong password is no outage: the cache is not used
+        assert refused.returncode == 2 and "refused framesift's credentials" in refused.stderr, refused.stderr
+        assert "cached from an earlier run" not in refused.stderr
     finally:
         server.stop()
 
@@ -321,3 +332,101 @@ def test_a_stored_version_written_by_hand_is_read_by_the_rules_of_a_file(redis_s
     stats = collector.snapshot()  # the second refusal counted: the follower lived through the first
     collector.close()
     assert stats.config_version == 1 and stats.config_reloads == 0
+
+
+def test_a_current_version_set_by_hand_that_is_no_number_is_kept_out_and_the_fleet_follows_on(redis_server,
+                                                                                                clip_path, tmp_path):
+    store = RedisStore(redis_server.url)
+    first = store.set("ds", configuration(strategy("first", share=0.2)))
+    process = instance(clip_path, tmp_path, redis_server.url, redis_server.url)
+    try:
+        assert wait_until(lambda: records(tmp_path), timeout=30)
+        client = redis.Redis.from_url(redis_server.url)
+        client.set("framesift:{ds}:config:current", "not-a-number")  # behind framesift's back
+        client.publish("framesift:{ds}:config", "not-a-number")
+        time.sleep(1.5)  # several reads of the store (each announcement, then every second)
+        client.publish("framesift:{ds}:config", "again")
+        second = store.set("ds", configuration(strategy("second")))  # a later valid version is still followed
+        assert wait_until(lambda: any(r["config_version"] == second.version for r in records(tmp_path)), timeout=10)
+        assert process.poll() is None
+    finally:
+        [error] = stop([process])
+    assert process.returncode == 0, error
+    assert error.count("its current version is 'not-a-number', not a version number") == 1  # logged once
+    assert "thread failed" not in error
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["config_reloads"], summary["config_reloads_refused"]) == (1, 1)
+    assert {r["config_version"] for r in records(tmp_path)} == {first.version, second.version}
+    got = framesift("config", "get", "ds", "--store", redis_server.url)
+    assert got.returncode == 0  # the valid set replaced the value set by hand
+    client.set("framesift:{ds}:config:current", "not-a-number")
+    client.hset("framesift:{ds}:config:versions", "by-hand", "{}")
+    client.hset("framesift:{ds}:config:versions", "3", json.dumps({"config": {}, "sha": "x", "set_at": "yesterday"}))
+    got = framesift("config", "get", "ds", "--store", redis_server.url)
+    assert got.returncode == 2 and got.stderr.count("\n") == 1 and "ValueError" not in got.stderr
+    assert "its current version is 'not-a-number', not a version number" in got.stderr
+    history = framesift("config", "history", "ds", "--store", redis_server.url)
+    assert history.returncode == 0, history.stderr
+    assert [line.split("\t")[:2] for line in history.stdout.splitlines()] == [["1", first.sha], ["2", second.sha],
+                                                                             ["3", "x"]]
+
+
+class FailingFileStore(FileStore):
+    """A store whose reads fail with an error nobody expects after the first (a bug injected into our own code)."""
+
+    def get(self, dataset: str, version: int | None = None) -> StoredConfig:
+        if self._seen:
+            raise RuntimeError("injected")
+        return super().get(dataset, version)
+
+
+def test_a_follower_that_dies_ends_the_run_even_when_no_frame_is_collected(clip_path, tmp_path):
+    from framesift.errors import WorkerFailed
+    from framesift.models import load_model
+    from framesift.stream.pipeline import Pipeline
+    from framesift.stream.sources import SourceOptions
+
+    path = tmp_path / "al.json"
+    path.write_text(json.dumps(configuration(strategy("none", share=0.0))))  # nothing is ever submitted
+    store = FailingFileStore(path)
+    first = store.get("ds")
+    collector = Collector(first.config, LocalDataset(tmp_path / "ds"))
+    collector.follow(store, first, poll=0.2)
+    pipeline = Pipeline([str(clip_path)], load_model("stub"), collector,
+                        options=SourceOptions(realtime=True, loop=True))
+    pipeline.start()
+    try:
+        with pytest.raises(WorkerFailed, match="the configuration ds thread failed: RuntimeError: injected"):
+            assert wait_until(lambda: pipeline.join(0.1), timeout=20)
+    finally:
+        pipeline.close()  # raised already by join: not again
+
+
+def test_the_roboflow_store_refusing_the_key_or_answering_a_page_not_the_apis(roboflow, tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps(configuration(strategy("all"))))
+    env = {"ROBOFLOW_API_URL": roboflow.url, "ROBOFLOW_API_KEY": "not-the-key"}
+    store = ["--store", "roboflow:acme"]
+    for action in (["set", "ds", str(tmp_path / "c.json")], ["get", "ds"]):
+        refused = framesift("config", *action, *store, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr == ("framesift: the configuration store roboflow:acme refused the API key (HTTP 401): "
+                                  "check --api-key or ROBOFLOW_API_KEY\n")
+    roboflow.mode = "html"  # a captive portal answers in the API's place
+    env["ROBOFLOW_API_KEY"] = ROBOFLOW_KEY
+    answered = framesift("config", "get", "ds", *store, env=env)
+    assert answered.returncode == 1 and answered.stderr.count("\n") == 1, answered.stderr
+    assert "the answer was not the API's (HTTP 200, text/html; charset=utf-8;" in answered.stderr
+    assert "holds no active-learning configuration" not in answered.stderr and ROBOFLOW_KEY not in answered.stderr
+
+
+def test_a_version_nested_past_reading_is_kept_out_not_a_dead_follower(redis_server):
+    from framesift.errors import ConfigError
+
+    store = RedisStore(redis_server.url)
+    store.set("ds", configuration(strategy("all")))
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset("framesift:{ds}:config:versions", "2", "[" * 100_000 + "]" * 100_000)  # by hand: JSON 100,000 deep
+    client.set("framesift:{ds}:config:current", "2")
+    with pytest.raises(ConfigError, match=r"configuration 2 of 'ds' in redis://127.0.0.1:(.|\n)*nested too deeply"):
+        store.get("ds")
+    assert [v.sha for v in store.history("ds")][1] == "(damaged)"

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -118,7 +125,7 @@ def test_a_redis_decision_is_one_round_trip(redis_server):
 
 
 def _hammer(url: str, dataset: str, attempts: int, cap: int | None, results) -> None:
-    limiter = RedisLimiter(url)
+    limiter = RedisLimiter(url, timeout=10)  # the product's 0.5 s timed out on a machine loaded 18 times over
     accepted = sum(limiter.decide(dataset, [Candidate("busy", ((60, 50),))], BatchCap("b", cap)).accepted
                    for _ in range(attempts))
     results.put(accepted)
@@ -217,3 +224,126 @@ def test_a_password_changed_while_running_is_counted_and_said_like_an_outage(tmp
         limiter.close()
     finally:
         server.stop()
+
+
+def _framesift(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framesift.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def _collect_all(folder: Path) -> Path:
+    path = folder / "all.json"
+    path.write_text(json.dumps({"enabled": True, "persist_predictions": False, "sampling_strategies": [
+        {"name": "all", "type": "random", "traffic_percentage": 1.0}],
+        "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"}}))
+    return path
+
+
+def test_a_redis_password_with_at_slash_colon_hash_not_percent_encoded_is_refused_before_connecting(tmp_path,
+                                                                                                    clip_path):
+    password = "p@ss/w:rd#1"
+    server = RedisServer(free_port(), tmp_path, password=password)
+    server.start()
+    try:
+        raw = f"redis://:{password}@127.0.0.1:{server.port}/0"  # parsed by urllib as host `ss`
+        config = _collect_all(tmp_path)
+        for args in (["run", str(clip_path), "--model", "stub", "--al-config", str(config), "--redis", raw,
+                      "--target", str(tmp_path / "ds"), "--summary", str(tmp_path / "summary.json")],
+                     ["config", "get", "ds", "--store", raw], ["config", "set", "ds", str(config), "--store", raw]):
+            refused = _framesift(*args)
+            assert refused.returncode == 2, refused.stderr
+            assert refused.stderr == (f"framesift: the Redis URL redis://:***@127.0.0.1:{server.port}/0 does not "
+                                      "parse: its password holds @, /, : or # that are not percent-encoded (write @ "
+                                      "as %40, / as %2F, : as %3A, # as %23)\n")
+        assert not (tmp_path / "summary.json").exists() and not (tmp_path / "ds").exists()
+        encoded = f"redis://:{quote(password, safe='')}@127.0.0.1:{server.port}/0"  # the same, percent-encoded
+        ran = _framesift("run", str(clip_path), "--model", "stub", "--al-config", str(config), "--redis", encoded,
+                         "--target", str(tmp_path / "ds"), "--no-progress")
+        assert ran.returncode == 0 and "collected 60 datapoints" in ran.stderr, ran.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("password", ["p@ss/w:rd#1", "s3cr@t@", "a:b:c", "x%2Fy?z", "uniq-ue-pass"])
+def test_no_password_shape_reaches_the_log_the_summary_or_an_error(tmp_path, clip_path, password):
+    port = free_port()  # nobody listens there: the run goes on with local budgets, saying why in log and summary
+    url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
+    if password == "s3cr@t@" or password == "a:b:c":
+        url = f"redis://:{password}@127.0.0.1:{port}/0"  # shapes urllib parses right even unencoded
+    ran = _framesift("run", str(clip_path), "--model", "stub", "--al-config", str(_collect_all(tmp_path)), "--redis",
+                     url, "--redis-fallback", "memory", "--target", str(tmp_path / "ds"), "--no-progress",
+                     "--summary", str(tmp_path / "summary.json"))
+    assert ran.returncode == 0, ran.stderr
+    summary = (tmp_path / "summary.json").read_text()
+    shown = f"redis://:***@127.0.0.1:{port}/0"
+    assert shown in ran.stderr and shown in summary
+    for text in (ran.stderr, summary):
+        assert password not in text and quote(password, safe="") not in text and url not in text
+        assert not any(part in text for part in password.replace("@", " ").replace(":", " ").split() if len(part) > 2
+                       and part not in ("127", "0.0"))
+
+
+def _per_minute(folder: Path, limit: int) -> Path:
+    path = folder / "five.json"
+    path.write_text(json.dumps({"enabled": True, "persist_predictions": False, "sampling_strategies": [
+        {"name": "five", "type": "random", "traffic_percentage": 1.0, "limits": [{"type": "minutely",
+                                                                                  "value": limit}]}],
+        "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never"}}))
+    return path
+
+
+def _admitted(record: dict) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(record.get("admitted_at", record["captured_at"]).replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.parametrize("clock", ["--wall-clock", "--no-progress"])  # live decisions, then the recording's clock
+def test_restarts_without_redis_keep_a_local_datasets_budget(tmp_path, clip_path, clock):
+    from framesift import read_records
+
+    config = _per_minute(tmp_path, 5)
+    for _ in range(3):  # three runs of 60 frames within a minute: the limit holds across them
+        ran = _framesift("run", str(clip_path), "--model", "stub", "--al-config", str(config), "--target",
+                         str(tmp_path / "ds"), "--no-progress", clock)
+        assert ran.returncode == 0, ran.stderr
+    times = sorted(_admitted(r) for r in read_records(tmp_path / "ds"))
+    assert len(times) == 5
+    assert all(later - earlier >= 60 for earlier, later in zip(times, times[5:], strict=False))  # any 60 s: ≤ 5
+
+
+def test_a_second_process_writing_a_local_dataset_without_redis_is_refused(tmp_path, clip_path):
+    from framesift import read_records
+    from tests.helpers import wait_until
+
+    config = _per_minute(tmp_path, 1000)
+    args = [sys.executable, "-m", "framesift.cli", "run", str(clip_path), "--model", "stub", "--al-config",
+            str(config), "--target", str(tmp_path / "ds"), "--no-progress", "--realtime", "--loop"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: any(True for _ in read_records(tmp_path / "ds")), timeout=30)
+        second = _framesift(*args[3:-2])
+        assert second.returncode == 2
+        assert second.stderr == (f"framesift: another framesift process (pid {first.pid}) writes the dataset "
+                                 f"{tmp_path / 'ds'} without --redis: each would spend the whole budget of every "
+                                 "limit; let it finish, or give both --redis redis://host:port/db to share the "
+                                 "budgets\n")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.communicate(timeout=60)[0] is None and first.returncode == 0
+    after = _framesift(*args[3:-2])  # the lock went with the first process
+    assert after.returncode == 0, after.stderr
+
+
+def test_two_datasets_of_one_folder_in_one_process_share_its_budgets_lock(tmp_path, clip_path):
+    from framesift import LocalDataset
+
+    config = _per_minute(tmp_path, 5)
+    command = ["run", str(clip_path), "--model", "stub", "--al-config", str(config), "--target", str(tmp_path / "ds"),
+               "--no-progress"]
+    first, second = LocalDataset(tmp_path / "ds", exclusive=True), LocalDataset(tmp_path / "ds", exclusive=True)
+    first.close()
+    first.close()  # idempotent: it gives up its share once
+    refused = _framesift(*command)  # the second still holds it
+    assert refused.returncode == 2 and f"(pid {os.getpid()}) writes the dataset" in refused.stderr
+    second.close()
+    assert _framesift(*command).returncode == 0

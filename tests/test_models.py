@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from framesift.models import ModelError, StubModel, load_model
-from framesift.models.letterbox import Letterbox
 from framesift.models.metadata import ModelMetadata
 from framesift.models.session import tensorrt_cache, tensorrt_options
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, StubPrediction
@@ -32,8 +31,27 @@ FRAME_SIZES = [(320, 160), (160, 320), (200, 200), (1280, 720), (333, 517)]
 
 def tolerance(model, width: int, height: int) -> float:
     """One input pixel in frame pixels, plus one for the blended edge of the resize."""
-    box = Letterbox.fit(width, height, *model.input_size)
+    box = model.letterbox(width, height)
     return 1 / min(box.scale_x, box.scale_y) + 1
+
+
+# the input each frame size goes in at, for an export of 160 px with image axes of dynamic size: the frame's aspect
+# ratio, each side rounded up to the stride (32); a static one takes 160 × 160 whatever the frame
+RECTANGULAR = {(320, 160): (160, 96), (160, 320): (96, 160), (200, 200): (160, 160), (1280, 720): (160, 96),
+               (333, 517): (128, 160)}
+EXPORTS = ["static size", "dynamic size"]
+
+
+def exported(models, task: str, export: str):
+    """The path of the export of `task` in the form `export` (one of `EXPORTS`)."""
+    return models[task if export == "static size" else f"{task}-dynamic-size"]
+
+
+def assert_fed_at(model, export: str, frame) -> None:
+    """The model input is the frame's own rectangle for a dynamic-size export, the export's square otherwise."""
+    width, height = (frame.shape[1], frame.shape[0]) if isinstance(frame, np.ndarray) else (frame.width, frame.height)
+    expected = RECTANGULAR[width, height] if export == "dynamic size" else model.input_size
+    assert model.prepare(frame).tensor.shape == (3, expected[1], expected[0])
 
 
 def as_av_frame(frame: np.ndarray) -> av.VideoFrame:
@@ -46,15 +64,21 @@ def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     built = {task: build_model(folder / f"{task}.onnx", task) for task in ("detect", "segment", "pose", "classify")}
     built["dynamic"] = build_model(folder / "dynamic.onnx", "detect", dynamic_batch=True)
+    for task in ("detect", "segment", "pose"):  # as `dynamic=True` exports them: batch and image axes symbolic
+        built[f"{task}-dynamic-size"] = build_model(folder / f"{task}-dyn.onnx", task, dynamic_batch=True,
+                                                    dynamic_size=True)
     return built
 
 
+@pytest.mark.parametrize("export", EXPORTS)
 @pytest.mark.parametrize("width,height", FRAME_SIZES)
 @pytest.mark.parametrize("path", ["bgr", "av"])
-def test_detection_boxes_classes_and_confidences(models, width, height, path):
-    model = load_model(str(models["detect"]), confidence=0.3)
+def test_detection_boxes_classes_and_confidences(models, width, height, path, export):
+    model = load_model(str(exported(models, "detect", export)), confidence=0.3)
     frame, truth = scene(width, height)
-    [p] = model.predict([frame if path == "bgr" else as_av_frame(frame)])
+    image = frame if path == "bgr" else as_av_frame(frame)
+    assert_fed_at(model, export, image)
+    [p] = model.predict([image])
     assert isinstance(p, DetectionPrediction) and p.task_type == "object-detection"
     assert p.image_size == (width, height)
     assert sorted(p.class_name) == ["blue", "green", "red"]
@@ -73,14 +97,16 @@ def test_confidence_threshold_and_missing_objects(models):
     assert len(model.predict([empty])[0]) == 0
 
 
+@pytest.mark.parametrize("export", EXPORTS)
 @pytest.mark.parametrize("width,height", FRAME_SIZES)
-def test_segmentation_polygons_trace_the_squares(models, width, height):
-    model = load_model(str(models["segment"]), confidence=0.3)
+def test_segmentation_polygons_trace_the_squares(models, width, height, export):
+    model = load_model(str(exported(models, "segment", export)), confidence=0.3)
     frame, truth = scene(width, height)
+    assert_fed_at(model, export, frame)
     [p] = model.predict([frame])
     assert p.task_type == "instance-segmentation" and len(p) == 3
-    tol = tolerance(model, width, height) + 4 / min(Letterbox.fit(width, height, *model.input_size).scale_x,
-                                                    Letterbox.fit(width, height, *model.input_size).scale_y)
+    box = model.letterbox(width, height)
+    tol = tolerance(model, width, height) + 4 / min(box.scale_x, box.scale_y)
     for name, polygon in zip(p.class_name, p.polygons, strict=True):
         x1, y1, x2, y2 = truth[name]
         assert polygon.shape[0] >= 4
@@ -92,10 +118,12 @@ def test_segmentation_polygons_trace_the_squares(models, width, height):
         assert inside > 0.8 and mask.sum() < 1.3 * (x2 - x1) * (y2 - y1)  # the polygon covers its square
 
 
+@pytest.mark.parametrize("export", EXPORTS)
 @pytest.mark.parametrize("width,height", FRAME_SIZES)
-def test_pose_keypoints_land_on_corner_and_centre(models, width, height):
-    model = load_model(str(models["pose"]), confidence=0.3)
+def test_pose_keypoints_land_on_corner_and_centre(models, width, height, export):
+    model = load_model(str(exported(models, "pose", export)), confidence=0.3)
     frame, truth = scene(width, height)
+    assert_fed_at(model, export, as_av_frame(frame))
     [p] = model.predict([as_av_frame(frame)])
     assert p.task_type == "keypoint-detection" and p.keypoint_names == ["corner", "centre"]
     tol = tolerance(model, width, height)
@@ -128,6 +156,25 @@ def test_dynamic_batch_runs_several_frames_in_one_call(models):
         assert a.class_name == b.class_name and np.allclose(a.xyxy, b.xyxy)
     static = load_model(str(models["detect"]))
     assert static.max_batch == 1 and len(static.predict(frames)) == 3
+
+
+@pytest.mark.parametrize("task", ["detect", "segment", "pose"])
+def test_frames_of_several_sizes_in_one_call_each_at_its_own_rectangle(models, task):
+    """A dynamic-size export given frames of different aspect ratios in one call runs each shape in its own run and
+    returns the predictions in the order of the frames, as frame by frame; on a GPU (every call of one shape) and
+    for a model on crops (`fit_frames` off) every frame goes in at the export's square."""
+    model = load_model(str(models[f"{task}-dynamic-size"]), confidence=0.3)
+    frames = [scene(*size)[0] for size in [(320, 160), (160, 320), (1280, 720), (333, 517), (320, 160)]]
+    batched = model.predict(frames)
+    for got, frame in zip(batched, frames, strict=True):
+        [expected] = model.predict([frame])
+        assert got.image_size == expected.image_size == (frame.shape[1], frame.shape[0])
+        assert got.class_name == expected.class_name and np.allclose(got.xyxy, expected.xyxy)
+    for off in ("on_gpu", "fit_frames"):
+        square = load_model(str(models[f"{task}-dynamic-size"]), confidence=0.3)
+        setattr(square, off, off == "on_gpu")
+        assert square.prepare(frames[2]).tensor.shape == (3, 160, 160)
+        assert [p.class_name for p in square.predict(frames)] == [p.class_name for p in batched]
 
 
 @pytest.mark.parametrize("task", ["detect", "segment", "pose", "classify"])
@@ -305,6 +352,8 @@ def test_reference_exports_load_with_the_right_layout(name, task, classes, size)
     assert model.max_batch == (16 if "dyn" in name else 1)
     [p] = model.predict([np.zeros((480, 640, 3), np.uint8)])
     assert p.task_type == task
+    fed = model.prepare(np.zeros((1080, 1920, 3), np.uint8)).tensor.shape
+    assert fed == ((3, 384, 640) if "dyn" in name else (3, *size[::-1]))  # 16:9 at its own rectangle when it can
     if task == "keypoint-detection":
         assert model.keypoint_names[0] == "nose"
 

@@ -360,7 +360,8 @@ def test_a_workflow_sent_over_http_runs_and_its_collector_collects(serve, sdk_py
                        "predictions": "$steps.det.predictions", "target_dataset": "wf",
                        "active_learning_configuration": COLLECT_ALL}],
             "outputs": [{"type": "JsonField", "name": "boxes", "selector": "$steps.det.predictions"}]}
-    server = serve("--models", str(models), "--target", "datasets")
+    (tmp_path / "al.json").write_text(json.dumps(COLLECT_ALL))
+    server = serve("--models", str(models), "--target", "datasets", "--al-config", "al.json")
     outputs = client(sdk_python, server.url, f"""
         spec = json.loads({json.dumps(json.dumps(spec))})
         first = CLIENT.run_workflow(specification=spec, images={{"image": image}})
@@ -370,7 +371,23 @@ def test_a_workflow_sent_over_http_runs_and_its_collector_collects(serve, sdk_py
     first, again = outputs
     assert len(first) == 1 and {p["class"] for p in first[0]["boxes"]["predictions"]} == {"red", "green", "blue"}
     assert len(again) == 2 and all({p["class"] for p in o["boxes"]["predictions"]} == {"red", "green"} for o in again)
-    assert wait_until(lambda: len(records(tmp_path / "datasets" / "wf")) == 3)
+    assert wait_until(lambda: len(records(tmp_path / "datasets" / "wf")) == 3), \
+        (records(tmp_path / "datasets" / "wf"), server.log.read_text())
+    # one writer per dataset: the inference routes leave a workflow's dataset alone, and the other way round
+    client(sdk_python, server.url, """
+        CLIENT.configure(InferenceConfiguration(active_learning_target_dataset="wf"))
+        print(json.dumps(CLIENT.infer(image, model_id="squares/1")["time"]))
+        CLIENT.configure(InferenceConfiguration())
+        print(json.dumps(CLIENT.infer(image, model_id="squares/1")["time"]))
+    """)
+    assert wait_until(lambda: len(records(tmp_path / "datasets" / "squares")) == 1)
+    assert len(records(tmp_path / "datasets" / "wf")) == 3
+    assert 'framesift_serve_uncollected_total{reason="written_by_a_workflow"} 1.0' in \
+        requests.get(server.url + "/metrics", timeout=30).text
+    into_squares = json.loads(json.dumps(spec).replace('"wf"', '"squares"'))
+    taken = requests.post(server.url + "/workflows/run", timeout=60, json={
+        "specification": into_squares, "inputs": {"image": {"type": "base64", "value": _png_base64()}}})
+    assert taken.status_code == 409 and "squares" in taken.json()["message"]
     refused = requests.post(server.url + "/workflows/run", json={"specification": {"steps": "no"}}, timeout=30)
     assert refused.status_code == 400 and "steps" in refused.json()["message"]
     named = requests.post(server.url + "/infer/workflows/ws/flow", json={"inputs": {}}, timeout=30)

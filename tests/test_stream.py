@@ -261,6 +261,27 @@ def test_frames_of_several_sources_are_batched_only_where_it_pays(rtsp_server, c
     assert max(model.batches) == (1 if case == "live on the CPU" else 3)
 
 
+def test_replayed_files_of_two_aspect_ratios_share_a_dynamic_size_export(tmp_path):
+    """Issue 24: a dynamic-size export takes each file's frames at the file's own rectangle (prepared in its source
+    thread), frames of both files batched in one call; every box lands on its square in its own frame's pixels."""
+    from tests.model_builders import build_model, scene, squares_video
+
+    model = load_model(str(build_model(tmp_path / "dyn.onnx", dynamic_batch=True, dynamic_size=True)),
+                       device="cpu", confidence=0.3)
+    sizes = {"wide": (320, 160), "tall": (160, 320)}
+    seen: list[tuple[str, object]] = []
+    with Pipeline([SourceSpec(str(squares_video(tmp_path / f"{name}.mp4", *size, frames=6)), name)
+                   for name, size in sizes.items()], model,
+                  on_prediction=[lambda frame, p: seen.append((frame.source, p))]) as pipeline:
+        pipeline.run()
+    assert sorted(source for source, _ in seen) == ["tall"] * 6 + ["wide"] * 6
+    for source, prediction in seen:
+        _, truth = scene(*sizes[source])
+        assert prediction.image_size == sizes[source] and sorted(prediction.class_name) == ["blue", "green", "red"]
+        for name, xyxy in zip(prediction.class_name, prediction.xyxy, strict=True):
+            assert np.allclose(xyxy, truth[name], atol=3), (source, name, xyxy, truth[name])
+
+
 class SilentServer:
     """A TCP server that accepts connections and never answers: a camera that hangs."""
 
@@ -540,6 +561,25 @@ def test_a_failing_sink_is_counted_in_the_snapshot(clip):
     pipeline.close()
     counts = pipeline.snapshot().sinks["Broken"]
     assert counts.failed + counts.dropped == 120 and counts.failed > 0
+
+
+def test_a_sink_whose_thread_dies_on_the_last_frame_fails_the_run(clip):
+    """Its thread dead after the last frame was handed over, no later write noticed: the run ended as healthy with
+    a video missing its end."""
+    from framesift.errors import WorkerFailed
+
+    class Dying:
+        def write(self, frame, prediction):
+            if frame.frame_id == 119:
+                raise SystemExit("injected")  # no Exception: it escapes the sink's guard and ends its thread
+
+        def close(self):
+            pass
+
+    pipeline = Pipeline([str(clip)], load_model("stub"), sinks=[Dying()])
+    with pytest.raises(WorkerFailed, match="the sink Dying thread failed: SystemExit: injected"):
+        pipeline.run()
+        pipeline.close()
 
 
 class SlowSink:

@@ -209,6 +209,22 @@ def test_a_workflow_on_one_image(models, tmp_path):
         assert_box(record["crop"]["box"], boxes[record["crop"]["class"]])
 
 
+def test_a_model_on_crops_keeps_its_square_while_the_frames_go_at_their_own_rectangle(models, tmp_path):
+    """Issue 24: a dynamic-size export on the frames is fed each frame's aspect ratio; one on crops keeps its
+    square, so the crops of a batch (every aspect ratio) still go in one run."""
+    det = load_model(str(build_model(tmp_path / "det.onnx", "detect", size=160, dynamic_batch=True,
+                                     dynamic_size=True)), confidence=0.3)
+    cls = load_model(str(build_model(tmp_path / "cls.onnx", "classify", size=64, dynamic_batch=True,
+                                     dynamic_size=True)))
+    wide = np.zeros((40, 120, 3), np.uint8)
+    assert cls.prepare(wide).tensor.shape == (3, 32, 64)  # on its own, it would take a crop at its rectangle too
+    frame, _ = scene(WIDTH, HEIGHT)
+    with Workflow(parse_workflow(two_stage(models)), {"det": det, "cls": cls}) as workflow:
+        assert cls.prepare(wide).tensor.shape == (3, 64, 64)
+        assert det.prepare(frame).tensor.shape == (3, 128, 160)  # 320 x 240 in a 160 export: 160 x 120, then 128
+        assert sorted(workflow.on_image(frame).outputs["classes"]) == ["blue", "green", "red"]
+
+
 def test_filters_static_crops_and_class_filters(models, tmp_path):
     frame, boxes = scene(WIDTH, HEIGHT)
     definition = parse_workflow({

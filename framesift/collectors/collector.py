@@ -48,7 +48,7 @@ from framesift.collectors.config import (
     StrategyConfig,
     active_learning_disabled_by_env,
 )
-from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.datapoint import Datapoint, iso_utc
 from framesift.collectors.follower import ConfigCache, ConfigFollower
 from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
@@ -57,6 +57,7 @@ from framesift.collectors.store import ConfigStore, StoredConfig
 from framesift.collectors.strategies import Match, Trackers, decided_without_image, matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
+from framesift.collectors.targets.local import LocalDataset
 from framesift.collectors.tracking import IouTracker
 from framesift.errors import OutboxFull, WorkerFailed
 from framesift.predictions import ClassNames, Prediction, PredictionLike, StubPrediction, as_prediction
@@ -177,6 +178,8 @@ class Collector(Resource):
         self._closed = False
         self._cond = threading.Condition()
         self._stats = CollectorStats(strategies={s.name: StrategyStats() for s in self._policy.strategies})
+        if isinstance(self.limiter, MemoryLimiter) and isinstance(target, LocalDataset):  # budgets without Redis
+            self.limiter.resume(target.name, str(target.root.resolve()), target.admissions)
         self._latest: deque[Datapoint] = deque(maxlen=LATEST_KEPT)  # for the live page: references, no copy
         self._thread = Worker("collector", self._run)
         self._thread.start()
@@ -207,9 +210,9 @@ class Collector(Resource):
         that `captured_at` is when a replayed recording was made: the budgets and the batch go by it instead of the
         wall clock, so a recording replayed fast is sampled as it would have been live. `drawn` are the frame's
         draws made before it was decoded (`draw_ahead`): they are used instead of drawing again. Raises
-        `WorkerFailed` when the collector's thread has died.
+        `WorkerFailed` when a thread of the collector has died (see `check`).
         """
-        self._thread.check()
+        self.check()
         size = (frame.shape[1], frame.shape[0]) if isinstance(frame, np.ndarray) else (frame.width, frame.height)
         prediction = as_prediction(prediction, size, class_names=class_names, model_id=model_id)
         policy = self._policy  # read once: a new configuration swaps in between two datapoints
@@ -256,6 +259,14 @@ class Collector(Resource):
             return None
         with self._rng_lock:
             return Draw(policy, matching_strategies(policy.strategies, STUB_PREDICTION, self._rng))
+
+    def check(self) -> None:
+        """Raise `WorkerFailed` when a thread of this collector has died: its own, the follower of its
+        configuration, its target's (an outbox sender). A few attribute reads: cheap enough for every frame."""
+        self._thread.check()
+        if self._follower is not None:
+            self._follower.check()
+        self.target.check()
 
     def _full(self, nbytes: int) -> bool:
         return len(self._queue) >= self._max_items or self._queued_bytes + nbytes > self._max_bytes
@@ -326,7 +337,7 @@ class Collector(Resource):
         """Stop accepting, write what is queued within `timeout` seconds, drop (and count) the rest; a remote target
         gets what is left of the time to deliver its outbox (what it cannot stays there for the next run). Closing
         again does nothing. Raises `WorkerFailed` (after closing the target and the limiter) when the collector's
-        thread had died."""
+        thread, its follower or its target's thread had died."""
         if self._closed:
             return
         self._closed = True
@@ -353,7 +364,7 @@ class Collector(Resource):
         finally:
             if self._owns_limiter:
                 self.limiter.close()
-        self._thread.check()
+        self.check()
 
     def _drop(self, reason: str) -> None:
         self._stats.datapoints_dropped += 1
@@ -412,7 +423,7 @@ class Collector(Resource):
                     self._stats.datapoints_rejected_by_limits += 1
             return
         assert decision.strategy is not None  # an accepted decision names its strategy
-        datapoint = self._datapoint(pending, batch, decision.strategy, signed)
+        datapoint = self._datapoint(pending, batch, decision.strategy, signed, None if pending.recorded else at)
         self.target.register(datapoint)
         if gate is not None and signed is not None:
             self._recent.remember(pending.source, int(signed["signature"], 16), pending.captured_at.timestamp(),
@@ -446,8 +457,8 @@ class Collector(Resource):
                     self._stats.strategies[strategy.name].rejected_near_duplicate += 1
         return signed, kept
 
-    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str,
-                   signed: dict[str, Any] | None = None) -> Datapoint:
+    def _datapoint(self, pending: _Pending, batch: str, strategy_name: str, signed: dict[str, Any] | None = None,
+                   admitted_at: datetime | None = None) -> Datapoint:
         strategy = next(s for s in pending.matched if s.name == strategy_name)
         prediction = pending.prediction
         config = pending.policy.config
@@ -463,6 +474,8 @@ class Collector(Resource):
             extra["near_duplicates"] = signed
         if strategy.name in pending.evidence:
             extra["selected_because"] = pending.evidence[strategy.name]
+        if admitted_at is not None:  # a live frame's: when the budgets admitted it (a recording's: captured_at)
+            extra["admitted_at"] = iso_utc(admitted_at)
         return Datapoint(
             id=uuid.uuid4().hex,
             batch=batch,

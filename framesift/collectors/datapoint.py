@@ -37,7 +37,7 @@ class Datapoint:
             "strategy": self.strategy,
             "source": self.source,
             "frame_id": self.frame_id,
-            "captured_at": self.captured_at.isoformat().replace("+00:00", "Z"),
+            "captured_at": iso_utc(self.captured_at),
             "width": self.width,
             "height": self.height,
             "original_width": self.original_width,
@@ -46,3 +46,8 @@ class Datapoint:
             "task_type": self.task_type,
             **(self.extra or {}),
         }
+
+
+def iso_utc(moment: datetime) -> str:
+    """A UTC time as records write it: ISO 8601 with `Z`."""
+    return moment.isoformat().replace("+00:00", "Z")

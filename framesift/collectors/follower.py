@@ -4,8 +4,9 @@ without the store.
 A `ConfigFollower` thread checks the store every `poll` seconds, and at once when the store announces a change (a
 Redis message; a file's new size, time or inode, edited in place or replaced by a rename). A new version is handed
 to `apply` (the collector swaps it in between two datapoints) and cached. A configuration found invalid in the
-store (written there by hand) is kept out, logged, counted; an unreachable store is logged once per outage and
-counted; either way the configuration in force stays.
+store (written there by hand, or a current version that is no number) is kept out, logged, counted; an unreachable
+store (or one refusing the credentials) is logged once per outage and counted; either way the configuration in force
+stays. A follower that dies of anything else ends the run: its collector's `check` raises its failure.
 
 Example:
     >>> collector.follow(open_store("redis://10.0.0.2:6379/0"), first, poll=1.0)   # doctest: +SKIP
@@ -23,7 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from framesift.collectors.documents import parse_document
-from framesift.collectors.store import ConfigStore, FileStore, NotStored, RoboflowStore, StoredConfig, StoreUnavailable
+from framesift.collectors.store import (
+    ConfigStore,
+    FileStore,
+    NotStored,
+    RoboflowStore,
+    StoredConfig,
+    StoreRefused,
+    StoreUnavailable,
+)
 from framesift.errors import ConfigError, InputError
 from framesift.resources import Resource
 from framesift.workers import Worker
@@ -66,7 +75,7 @@ class ConfigCache:
 def first_configuration(store: ConfigStore, dataset: str, cache: ConfigCache | None) -> StoredConfig:
     """The configuration to start with: the store's; when the store cannot be reached, the last one cached here
     (said in a warning), else `InputError` in one sentence. Invalid in the store, or not there: `ConfigError`,
-    `NotStored`."""
+    `NotStored`; credentials it refuses: `StoreRefused` (a wrong password is no outage: the cache is not used)."""
     try:
         stored = store.get(dataset)
     except StoreUnavailable as error:
@@ -112,14 +121,14 @@ class ConfigFollower(Worker, Resource):
             if self._stopping.is_set():
                 return
             if notified or time.monotonic() >= next_check:
-                self.check()
+                self.read()
                 next_check = time.monotonic() + self._poll
 
-    def check(self) -> None:
+    def read(self) -> None:
         """Read the store once: put a new version in force, or keep the one in force and say why."""
         try:
             stored = self.store.get(self.dataset)
-        except StoreUnavailable as error:
+        except (StoreUnavailable, StoreRefused) as error:  # credentials changed while running: an outage too
             self._failed(str(error), outage=True)
             return
         except (ConfigError, NotStored) as error:

@@ -28,12 +28,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 from urllib.parse import quote
 
+from framesift.collectors.redis_url import redis_client
 from framesift.errors import LimitStoreError
 from framesift.redaction import redact
 from framesift.resources import Resource
@@ -99,13 +100,30 @@ class Limiter(Protocol):
 
 
 class MemoryLimiter(Resource):
-    """Budgets of one process. Thread-safe; `clock` is injectable for tests."""
+    """Budgets of one process. Thread-safe; `clock` is injectable for tests.
+
+    A local dataset's budgets go on across runs (`resume`): its windows begin from what its records say was
+    admitted (the dataset's lock, `LocalDataset(exclusive=True)`, keeps a second process from spending them too).
+    """
 
     def __init__(self, clock: Clock = time.time):
         self._clock = clock
         self._lock = threading.Lock()
         self._admitted: dict[tuple[str, str, int], list[float]] = {}  # sorted admission times
         self._batches: dict[tuple[str, str], int] = {}
+        self._before: dict[tuple[str, str], list[float]] = {}  # (dataset, strategy) -> admitted by earlier runs
+        self._resumed: set[str] = set()  # the folders whose earlier admissions are in `_before`
+
+    def resume(self, dataset: str, folder: str, admitted: Mapping[str, Sequence[float]]) -> None:
+        """Begin the windows of `dataset`, written in `folder`, from what earlier runs admitted there (`admitted`:
+        strategy -> sorted times, seconds since the epoch); once per folder (two collectors of one folder)."""
+        with self._lock:
+            if folder in self._resumed:
+                return
+            self._resumed.add(folder)
+            for strategy, times in admitted.items():
+                before = self._before.setdefault((dataset, strategy), [])
+                before[:] = sorted([*before, *times])
 
     def decide(self, dataset: str, candidates: Sequence[Candidate], batch: BatchCap,
                at: float | None = None) -> Decision:
@@ -124,7 +142,11 @@ class MemoryLimiter(Resource):
             return Decision(Outcome.NO_CREDIT)
 
     def _window(self, dataset: str, strategy: str, seconds: int, now: float) -> list[float]:
-        admitted = self._admitted.setdefault((dataset, strategy, seconds), [])
+        key = (dataset, strategy, seconds)
+        if key not in self._admitted:  # a window opened now begins with what earlier runs admitted
+            before = self._before.get((dataset, strategy), [])
+            self._admitted[key] = before[bisect.bisect_right(before, now - seconds):]
+        admitted = self._admitted[key]
         del admitted[:bisect.bisect_right(admitted, now - seconds)]
         return admitted
 
@@ -181,14 +203,7 @@ class RedisLimiter(Resource):
     """
 
     def __init__(self, url: str, *, clock: Clock | None = None, timeout: float = 0.5, prefix: str = "framesift"):
-        import redis
-
-        try:
-            self._client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
-            )
-        except ValueError as error:
-            raise LimitStoreError(f"bad Redis URL {redact(url)}: {error}") from None
+        self._client = redis_client(url, timeout, LimitStoreError)
         self.url = redact(url)
         self._script = self._client.register_script(_DECIDE_LUA)
         self._clock = clock

@@ -8,7 +8,8 @@
   version is counted here, by content.
 - `FileStore` (a path): the file itself, for one dataset; versions counted by content as well.
 
-A configuration found invalid in a store (written there by hand) is never returned: `get` raises `ConfigError`.
+A configuration found invalid in a store (written there by hand) is never returned: `get` raises `ConfigError`
+(`NotStored` for a current version that is no version number).
 
 Example:
     >>> with open_store("redis://127.0.0.1:6379/0") as store:   # doctest: +SKIP
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 
 from framesift.collectors.config import ActiveLearningConfig, parse_config
 from framesift.collectors.documents import parse_document, read_document
+from framesift.collectors.redis_url import redis_client
 from framesift.errors import ConfigError, FramesiftError, InputError
 from framesift.redaction import redact
 from framesift.resources import Resource
@@ -37,6 +39,11 @@ from framesift.resources import Resource
 
 class StoreUnavailable(FramesiftError, ConnectionError):
     """The store cannot be reached, or refused the request (a network error, a wrong key)."""
+
+
+class StoreRefused(InputError):
+    """The store refused framesift's credentials (a wrong Redis password, a Roboflow key it does not take): a
+    configuration error at start (exit code 2), counted like an outage while running."""
 
 
 class NotStored(InputError):
@@ -129,13 +136,7 @@ class RedisStore(Resource):
     version on `framesift:{<dataset>}:config`."""
 
     def __init__(self, url: str, *, timeout: float = 2.0, prefix: str = "framesift"):
-        import redis
-
-        try:
-            self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                                health_check_interval=0)
-        except ValueError as error:
-            raise InputError(f"bad Redis URL {redact(url)}: {error}") from None
+        self._client = redis_client(url, timeout, InputError)
         self.name = redact(url)
         self._prefix = prefix
         self._set = self._client.register_script(_SET_LUA)
@@ -154,7 +155,7 @@ class RedisStore(Resource):
                 found = self._client.get(current)
                 if found is None:
                     raise NotStored(f"{self.name} holds no configuration for {dataset!r}")
-                version = int(found)
+                version = self._version(dataset, found)
             document = self._client.hget(versions, str(version))
         if document is None:
             raise NotStored(f"{self.name} holds no version {version} of the configuration of {dataset!r}")
@@ -174,10 +175,12 @@ class RedisStore(Resource):
             documents = self._client.hgetall(versions)
         kept = []
         for number, document in documents.items():
+            if not _is_version(number):  # a field written there by hand: no version of ours
+                continue
             try:
                 body = json.loads(document)
-                kept.append(Version(int(number), str(body["sha"]), body.get("set_at")))
-            except (ValueError, KeyError, TypeError):
+                kept.append(Version(int(number), str(body["sha"]), _set_at(body)))
+            except (ValueError, KeyError, TypeError, RecursionError):
                 kept.append(Version(int(number), "(damaged)", None))
         return sorted(kept, key=lambda v: v.version)
 
@@ -198,6 +201,15 @@ class RedisStore(Resource):
             time.sleep(timeout)
             return False
 
+    def _version(self, dataset: str, found: bytes | str) -> int:
+        """The current version as stored: a number `set` wrote; anything else (a value set by hand) is kept out
+        like an invalid configuration."""
+        if not _is_version(found):
+            shown = found[:40].decode(errors="replace") if isinstance(found, bytes) else found[:40]
+            raise NotStored(f"{self.name} holds no usable configuration for {dataset!r}: its current version is "
+                            f"{shown!r}, not a version number (set by hand?)")
+        return int(found)
+
     def _stored(self, dataset: str, version: int, document: bytes | str) -> StoredConfig:
         source = f"configuration {version} of {dataset!r} in {self.name}"
         text = document.decode(errors="replace") if isinstance(document, bytes) else document
@@ -205,7 +217,7 @@ class RedisStore(Resource):
         if not isinstance(body, dict) or not isinstance(body.get("config"), Mapping):
             raise ConfigError([f"(top level): version {version} in {self.name} is not a stored configuration"],
                               f"configuration of {dataset!r}")
-        return StoredConfig.of(dataset, version, body["config"], body.get("set_at"), source)
+        return StoredConfig.of(dataset, version, body["config"], _set_at(body), source)
 
     def close(self) -> None:
         for pubsub in self._subscriptions.values():
@@ -214,14 +226,30 @@ class RedisStore(Resource):
         self._client.close()
 
 
+def _set_at(body: Mapping[str, Any]) -> float | None:
+    """When a stored version was set, as `set` writes it; a value written by hand that is no such time is none."""
+    when = body.get("set_at")
+    return float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) and 0 <= when < 1e11 else None
+
+
+def _is_version(value: bytes | str) -> bool:
+    """Whether a stored value is a version number as `set` writes them (1, 2, ...)."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return text.isascii() and text.isdigit() and len(text) < 19 and int(text) > 0
+
+
 @contextmanager
 def _unavailable(name: str) -> Iterator[None]:
-    """redis-py's errors as `StoreUnavailable` sentences."""
+    """redis-py's errors as `StoreRefused` (credentials) or `StoreUnavailable` sentences."""
     import redis
+
+    from framesift.collectors.limits import credentials_refused
 
     try:
         yield
     except redis.RedisError as error:
+        if credentials_refused(error):
+            raise StoreRefused(f"the configuration store {name} refused framesift's credentials ({error})") from None
         raise StoreUnavailable(f"the configuration store {name} is unavailable ({type(error).__name__}: "
                                f"{error})") from None
 
@@ -288,6 +316,14 @@ class RoboflowStore(Resource):
         try:
             response = send(self._http, method, url, server=self._base, params={"api_key": self._key},
                             timeout=self._timeout, **kwargs)
+            kind = response.headers.get("Content-Type", "")
+            if "json" not in kind.lower():  # a captive portal's or a proxy's page, not the API's answer
+                raise StoreUnavailable(f"the configuration store {self.name} is unavailable: the answer was not the "
+                                       f"API's (HTTP {response.status_code}, {kind or 'no content type'}; a captive "
+                                       f"portal or a proxy at {redact(self._base)}?)")
+            if response.status_code in (401, 403):
+                raise StoreRefused(f"the configuration store {self.name} refused the API key (HTTP "
+                                   f"{response.status_code}): check --api-key or ROBOFLOW_API_KEY")
             if response.status_code == 404:
                 return {}
             return check(response, "active_learning", secrets=[self._key])

@@ -31,21 +31,24 @@ MAX_DYNAMIC_BATCH = 16  # the most images one call gives a model whose batch axi
 @dataclass(frozen=True)
 class InputGeometry:
     """What the model is fed: up to `max_batch` images of `height` × `width`; `static_batch` when it takes
-    exactly that many."""
+    exactly that many; `dynamic_size` when its image axes are symbolic (then `height` × `width` is the size it was
+    exported for, from its metadata, and a frame may go in at its own aspect ratio within it)."""
 
     max_batch: int
     height: int
     width: int
     static_batch: bool
+    dynamic_size: bool = False
 
 
 def input_geometry(shape: Shape, meta: ModelMetadata) -> InputGeometry:
     """The geometry of an image input `[B, 3, H, W]`: dynamic sizes from the `imgsz` metadata (else 640)."""
     batch, _, height, width = shape
-    if not (isinstance(height, int) and isinstance(width, int)):
-        height, width = meta.imgsz or DEFAULT_IMGSZ
-    static = isinstance(batch, int)
-    return InputGeometry(batch if isinstance(batch, int) else MAX_DYNAMIC_BATCH, height, width, static)
+    max_batch, static = (batch, True) if isinstance(batch, int) else (MAX_DYNAMIC_BATCH, False)
+    if isinstance(height, int) and isinstance(width, int):
+        return InputGeometry(max_batch, height, width, static)
+    height, width = meta.imgsz or DEFAULT_IMGSZ
+    return InputGeometry(max_batch, height, width, static, dynamic_size=True)
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,23 @@ Two ways to build the model input, giving the same geometry:
   pixel formats go through swscale (`VideoFrame.reformat`) in one step;
 - `tensor_from_bgr(image, box)`: a BGR array (what OpenCV and callbacks hold) is resized with OpenCV.
 
+A model whose input size is dynamic is fed the frame's own aspect ratio (`rectangular_input`), as Ultralytics'
+rectangular letterbox (`auto=True`) does: a 16:9 frame goes in as 640×384 instead of 640×640, 40 % fewer pixels.
+
 Example:
     >>> box = Letterbox.fit(1920, 1080, 640, 640)
     >>> (box.resized_w, box.resized_h, box.left, box.top)
     (640, 360, 0, 140)
+    >>> rectangular_input(1920, 1080, 640, 640, 32)
+    (640, 384)
+    >>> box = Letterbox.fit(1920, 1080, 640, 384)
+    >>> (box.resized_w, box.resized_h, box.left, box.top)
+    (640, 360, 0, 12)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +68,14 @@ class Letterbox:
         out[..., 0::2] = np.clip((out[..., 0::2] - self.left) / self.scale_x, 0, self.frame_w)
         out[..., 1::2] = np.clip((out[..., 1::2] - self.top) / self.scale_y, 0, self.frame_h)
         return out
+
+
+def rectangular_input(frame_w: int, frame_h: int, width: int, height: int, stride: int) -> tuple[int, int]:
+    """The (width, height) a dynamic-size model of `width` × `height` is fed a `frame_w` × `frame_h` frame at: the
+    frame scaled to fit, each side rounded up to a multiple of `stride` (the model's; at most the full size)."""
+    ratio = min(width / frame_w, height / frame_h)
+    resized_w, resized_h = max(1, round(frame_w * ratio)), max(1, round(frame_h * ratio))
+    return (min(width, math.ceil(resized_w / stride) * stride), min(height, math.ceil(resized_h / stride) * stride))
 
 
 def tensor_from_av(frame: Any, box: Letterbox) -> np.ndarray:

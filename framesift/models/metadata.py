@@ -33,6 +33,7 @@ class ModelMetadata:
     # The graph selects its detections itself: `end2end: True` (YOLO26's default export, YOLOv10) or an `nms=True`
     # export (`args: {..., 'nms': True}`). False when it says it does not, None when it says nothing (older exports).
     end_to_end: bool | None = None
+    stride: int | None = None  # the largest stride of the network (Ultralytics writes it; None when absent)
 
     @classmethod
     def from_map(cls, meta: Mapping[str, str]) -> ModelMetadata:
@@ -49,6 +50,7 @@ class ModelMetadata:
         args = _literal(meta.get("args"))
         nms = isinstance(args, Mapping) and args.get("nms") is True
         end2end = _literal(meta.get("end2end"))
+        stride = _literal(meta.get("stride"))
         return cls(
             task_type=ULTRALYTICS_TASKS.get(str(meta.get("task", "")).strip()),
             names=list(names) if isinstance(names, list) else None,
@@ -56,6 +58,7 @@ class ModelMetadata:
             kpt_shape=(int(kpt_shape[0]), int(kpt_shape[1])) if isinstance(kpt_shape, (list, tuple)) else None,
             kpt_names=[str(n) for n in kpt_names] if isinstance(kpt_names, (list, tuple)) else None,
             end_to_end=True if nms or end2end is True else False if end2end is False else None,
+            stride=stride if isinstance(stride, int) and not isinstance(stride, bool) and stride > 0 else None,
         )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from framesift.errors import ModelError
 from framesift.models.layouts import identify_layout, input_geometry
-from framesift.models.letterbox import Letterbox, tensor_from_av, tensor_from_bgr
+from framesift.models.letterbox import Letterbox, rectangular_input, tensor_from_av, tensor_from_bgr
 from framesift.models.metadata import ModelMetadata, keypoint_names
 from framesift.models.postprocess import (
     MAX_CANDIDATES,
@@ -35,6 +35,7 @@ from framesift.models.session import create_session
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction
 
 log = logging.getLogger(__name__)
+DEFAULT_STRIDE = 32  # a dynamic-size export's stride when its metadata does not say (YOLOv5-v11, YOLO26: 32)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,10 @@ class OnnxModel:
 
     NMS is class-aware unless `class_agnostic`, over at most `max_candidates` boxes. A `multi_label` classifier's
     scores are independent per class (a sigmoid applied when the export gives logits): its predicted classes are
-    those at or above `confidence`."""
+    those at or above `confidence`.
+
+    A dynamic-size export is fed each frame at the frame's aspect ratio while `rectangular` (`input_for`): on the
+    CPU, for frames; a model on crops (`Workflow` turns it off there) and a model on a GPU keep the square."""
 
     def __init__(self, path: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
                  class_names: Sequence[str] | None = None, model_id: str | None = None, max_detections: int = 300,
@@ -83,11 +87,14 @@ class OnnxModel:
         # every run gets exactly this many images, filled up (`_filled`): a static export's N, and on a GPU the one
         # size `fix_batch` chose; else (None) any number up to `max_batch`
         self.call_batch: int | None = geometry.max_batch if geometry.static_batch else None
-        self._batch: np.ndarray | None = None  # the array runs of several images are given (`_filled`)
+        self._batches: dict[tuple[int, ...], np.ndarray] = {}  # per image shape, the array runs are given (`_filled`)
         self._filling = threading.Lock()
         # whether the GPU's batching applies (`fix_batch`, `Workflow.fix_batches`): set from the device; tests set it
         # on a CPU session to run that path
         self.on_gpu = self.device != "cpu"
+        self.dynamic_size, self.stride = geometry.dynamic_size, meta.stride or DEFAULT_STRIDE
+        # frames go in at their own aspect ratio (`input_for`); the workflow turns this off for a model on crops
+        self.fit_frames = True
         self.path = path
         self.model_id = model_id or Path(path).stem
         self.confidence, self.iou, self.max_detections = confidence, iou, max_detections
@@ -118,8 +125,23 @@ class OnnxModel:
         took = time.monotonic() - started
         log.log(logging.INFO if took >= 1 else logging.DEBUG, "model %s ran %s in %.1f s", self.path, what, took)
 
+    @property
+    def rectangular(self) -> bool:
+        """Whether a frame goes in at its own aspect ratio: a dynamic-size export on the CPU, fed frames. On a GPU
+        the square stays: every call there has one fixed shape (`fix_batch`), and a source's size is known only
+        once it connects."""
+        return self.dynamic_size and self.fit_frames and not self.on_gpu
+
+    def input_for(self, frame_w: int, frame_h: int) -> tuple[int, int]:
+        """The (width, height) a frame of `frame_w` × `frame_h` is fed at: `input_size`, or while `rectangular`
+        the frame's aspect ratio within it, each side rounded up to the model's stride (1920×1080 into a 640
+        export: 640×384). One size per frame size, so a source's frames all share one shape."""
+        if not self.rectangular:
+            return self.input_size
+        return rectangular_input(frame_w, frame_h, *self.input_size, self.stride)
+
     def letterbox(self, frame_w: int, frame_h: int) -> Letterbox:
-        return Letterbox.fit(frame_w, frame_h, *self.input_size)
+        return Letterbox.fit(frame_w, frame_h, *self.input_for(frame_w, frame_h))
 
     def prepare(self, frame: Any) -> ModelInput:
         """The model input from a BGR array or a PyAV `VideoFrame` (scaled and converted in one step)."""
@@ -130,30 +152,38 @@ class OnnxModel:
         return ModelInput(tensor_from_av(frame, box), box)
 
     def infer(self, inputs: Sequence[ModelInput]) -> list[Prediction]:
-        """Predictions for prepared inputs, in runs of `call_batch` images (the last filled up: nothing is predicted
-        for what filled it), else of up to `max_batch`."""
-        predictions: list[Prediction] = []
+        """Predictions for prepared inputs, in order: the inputs of each shape (rectangular ones of frames of
+        different sizes differ) in runs of `call_batch` images (the last filled up: nothing is predicted for what
+        filled it), else of up to `max_batch`."""
+        predictions: dict[int, Prediction] = {}
         size = self.call_batch or self.max_batch
-        for start in range(0, len(inputs), size):
-            chunk = inputs[start:start + size]
-            with self._filling:  # one run at a time fills the batch array
-                outputs = self.run(self._filled([i.tensor for i in chunk]))
-            predictions += [self.decode([o[k] for o in outputs], item.letterbox) for k, item in enumerate(chunk)]
-        return predictions
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for k, item in enumerate(inputs):
+            by_shape.setdefault(item.tensor.shape, []).append(k)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), size):
+                chunk = indices[start:start + size]
+                with self._filling:  # one run at a time fills the batch array
+                    outputs = self.run(self._filled([inputs[k].tensor for k in chunk]))
+                for j, k in enumerate(chunk):
+                    predictions[k] = self.decode([o[j] for o in outputs], inputs[k].letterbox)
+        return [predictions[k] for k in range(len(inputs))]
 
     def _filled(self, tensors: list[np.ndarray]) -> np.ndarray:
         """The batch of one run: `tensors`, then up to `call_batch` the images that fill it, in the model's input
-        type. One array is kept from run to run: the filling images (blank at first, then what earlier runs left)
-        cost nothing, and their outputs are never read. A new batch of 16 each run cost 6-8 ms of the inference
-        thread for one frame, the kept one 0.1 ms ("the batch of a fixed-size run", benchmarks/RESULTS.md)."""
+        type (all of one shape). One array per shape is kept from run to run: the filling images (blank at first,
+        then what earlier runs left) cost nothing, and their outputs are never read. A new batch of 16 each run cost
+        6-8 ms of the inference thread for one frame, the kept one 0.1 ms ("the batch of a fixed-size run",
+        benchmarks/RESULTS.md)."""
         if self.call_batch is None and len(tensors) == 1:
             return tensors[0][None]  # no copy
-        size = self.call_batch or len(tensors)
-        if self._batch is None or len(self._batch) < size:
-            self._batch = np.zeros((size, *tensors[0].shape), self._input_type)
+        size, shape = self.call_batch or len(tensors), tensors[0].shape
+        batch = self._batches.get(shape)
+        if batch is None or len(batch) < size:
+            batch = self._batches[shape] = np.zeros((size, *shape), self._input_type)
         for k, tensor in enumerate(tensors):
-            self._batch[k] = tensor
-        return self._batch[:size]
+            batch[k] = tensor
+        return batch[:size]
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """The raw outputs of the network for a `(B, 3, H, W)` batch, as float32 (whatever the export's type)."""

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ class Collection(Resource):
                  outbox: str | os.PathLike[str] = "framesift-outbox", outbox_max_bytes: int = 1 << 30,
                  redis: str | None = None, redis_fallback: str = "pause", seed: int | None = None,
                  cache: ConfigCache | None = None, refresh: float = 60.0, max_datasets: int = 64,
-                 retry: float = 30.0):
+                 retry: float = 30.0, busy: Callable[[], set[str]] = set):
         try:
             dataset_target(target, "probe")
         except TargetError:
@@ -66,6 +67,7 @@ class Collection(Resource):
         self.store, self.cache, self.target, self.api_key = store, cache, target, api_key
         self.outbox, self.outbox_max_bytes, self.seed, self.refresh = outbox, outbox_max_bytes, seed, refresh
         self.max_datasets, self.retry = max_datasets, retry
+        self.busy = busy  # the datasets other writers of this server hold (workflows): not collected here
         self.limiter: Limiter = open_limiter(redis, redis_fallback)
         self.uncollected: Counter[str] = Counter()  # requests not offered to a collector, by reason
         self._collectors: dict[str, Collector] = {}
@@ -111,6 +113,9 @@ class Collection(Resource):
             if looked is not None and time.monotonic() - looked < self.retry:
                 self.uncollected["not_opened"] += 1
                 return None
+            if dataset in self.busy():
+                self.uncollected["written_by_a_workflow"] += 1
+                return None
             if len(self._collectors) >= self.max_datasets:
                 self.uncollected["too_many_datasets"] += 1
                 return None
@@ -138,6 +143,11 @@ class Collection(Resource):
         collector.follow(self.store, first, poll=poll_interval(self.store, self.refresh), cache=self.cache)
         log.info("collecting requests for dataset %r into %s", dataset, spec)
         return collector
+
+    def datasets(self) -> set[str]:
+        """The datasets whose collectors are open."""
+        with self._lock:
+            return set(self._collectors)
 
     def snapshot(self) -> dict[str, CollectorStats]:
         with self._lock:

@@ -124,7 +124,10 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
             for dataset in options.dataset:
                 collection.open(dataset)
         workflows = opened.enter_context(Workflows(functools.partial(_build_workflow, options),
-                                                   max_pending=options.max_pending))
+                                                   max_pending=options.max_pending,
+                                                   busy=collection.datasets if collection is not None else set))
+        if collection is not None:
+            collection.busy = workflows.datasets  # one writer per dataset in this server
         key = options.server_key if options.server_key is not None else os.environ.get(API_KEY_VARIABLE) or None
         server = Server(registry, queue, collection, ServeMetrics(), workflows, api_key=key,
                         max_body_bytes=options.max_body_bytes, uuid=str(uuid.uuid4()),

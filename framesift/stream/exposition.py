@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from framesift.errors import InputError
 from framesift.resources import Resource
 from framesift.stats import Sample, Stats, samples
+from framesift.workers import Worker
 
 if TYPE_CHECKING:
     from framesift.stream.live import LivePage
@@ -76,8 +76,8 @@ class MetricsServer(Resource):
             raise InputError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
         self._loopback = is_loopback(host)
         self.host, self.port = host, self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="framesift-metrics", daemon=True)
-        self._thread.start()
+        self.worker = Worker("metrics server", self._server.serve_forever)
+        self.worker.start()
         self._closed = False
 
     @property
@@ -102,7 +102,7 @@ class MetricsServer(Resource):
             self._closed = True
             self._server.shutdown()
             self._server.server_close()
-            self._thread.join()
+            self.worker.join()
 
 
 class _Server(ThreadingMixIn, WSGIServer):

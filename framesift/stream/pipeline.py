@@ -17,8 +17,10 @@ What runs on each frame is a `Workflow`: given a model (and a collector), the pi
 one-collector workflow, through the same code as any other.
 
 Every thread is a `Worker`: one that dies of an unexpected exception stops the pipeline, and `join()` raises
-`WorkerFailed` naming it (as does `close()`, if `join()` never did). An exception in a callback or a sink is only
-logged and counted: the stream goes on.
+`WorkerFailed` naming it (as does `close()`, if `join()` never did). The collectors' threads (each collector's own,
+the follower of its configuration, a remote target's outbox sender) and the sinks' are checked by the inference
+thread at every turn of its loop (at least every 50 ms), so one that dies ends the run even when no frame comes.
+An exception in a callback or a sink is only logged and counted: the stream goes on.
 
 Example:
     >>> with Pipeline(["rtsp://cam/1"], load_model("yolov8n.onnx"), collector) as pipeline:  # doctest: +SKIP
@@ -157,6 +159,8 @@ class Pipeline(Resource):
             for sink in self._sinks:
                 try:
                     sink.close()
+                except WorkerFailed as error:  # its thread died: what it was given was not all written
+                    self._failure = self._failure or error
                 except Exception as error:
                     log.error("closing the %s sink failed: %s", sink.name, error)
         finally:
@@ -199,6 +203,7 @@ class Pipeline(Resource):
             while True:
                 if self._duration is not None and self.elapsed >= self._duration:
                     self.stop()
+                self._check_threads()
                 frames = self._slots.take(self._frames_per_call(), timeout=0.05)
                 if frames:
                     self._process(frames)
@@ -212,6 +217,13 @@ class Pipeline(Resource):
                 self.metrics.dropped(frame.source, "shutdown")
                 if frame.recording is not None:
                     self._first_left.setdefault(frame.source, (frame.recording, frame.frame_id))
+
+    def _check_threads(self) -> None:
+        """Raise `WorkerFailed` when a thread of a collector or of a sink has died: it ends the run, frames or none
+        (a few attribute reads)."""
+        self.workflow.check()
+        for sink in self._sinks:
+            sink.check()
 
     def _frames_per_call(self) -> int:
         """One frame a call when a source is live and the model runs on the CPU: there a batch across sources took

@@ -111,9 +111,13 @@ class BackgroundSink(Resource):
         self._thread.start()
         self._closed = False
 
+    def check(self) -> None:
+        """Raise `WorkerFailed` when the sink's thread has died."""
+        self._thread.check()
+
     def write(self, frame: Frame, prediction: Prediction, wait: bool = False) -> None:
         """Queue a frame; when the queue is full, drop it (counted), or with `wait` wait for room."""
-        self._thread.check()
+        self.check()
         if not wait:
             try:
                 self._queue.put_nowait((frame, prediction))
@@ -125,13 +129,14 @@ class BackgroundSink(Resource):
                 self._queue.put((frame, prediction), timeout=0.1)
                 return
             except queue.Full:
-                self._thread.check()  # a dead sink thread never makes room
+                self.check()  # a dead sink thread never makes room
 
     def stats(self) -> SinkStats:
         return SinkStats(dropped=self.dropped, failed=self.failed)
 
     def close(self) -> None:
-        """Write what is queued, then close the sink; idempotent."""
+        """Write what is queued, then close the sink; idempotent. Raises `WorkerFailed` when the sink's thread had
+        died (what it was given after that was never written)."""
         if self._closed:
             return
         self._closed = True
@@ -143,6 +148,7 @@ class BackgroundSink(Resource):
                 continue
         self._thread.join()
         self.sink.close()
+        self.check()
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:

@@ -144,6 +144,9 @@ class Workflow(Resource):
         self._frame_models = [step.name for step in definition.order
                               if isinstance(step, MODEL_STEPS) and step.image == f"$inputs.{definition.image}"]
         self.max_batch = min((self.models[name].max_batch for name in self._frame_models), default=DEFAULT_BATCH)
+        for name, model in self.models.items():  # crops come in every shape: one square keeps their batches whole
+            if name not in self._frame_models and hasattr(model, "fit_frames"):
+                model.fit_frames = False
         # a model on the frames runs on the CPU, where a batch of N frames takes about N times as long as one
         self.on_cpu = any(getattr(self.models[name], "device", None) == "cpu" and not _on_gpu(self.models[name])
                           for name in self._frame_models)
@@ -385,6 +388,11 @@ class Workflow(Resource):
     # -- statistics and the end ------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, CollectorStats]:
         return {name: collector.snapshot() for name, collector in self.collectors.items()}
+
+    def check(self) -> None:
+        """Raise `WorkerFailed` when a thread of a collector (its own, its follower, its outbox sender) died."""
+        for collector in self.collectors.values():
+            collector.check()
 
     def close(self, drain_timeout: float = 10.0) -> None:
         """Close every collector (each gets `drain_timeout` to write what it holds), then what the workflow owns;

@@ -23,6 +23,10 @@ class Target(Protocol):
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]: ...
 
+    def check(self) -> None:
+        """Raise `WorkerFailed` when a thread of the target (a remote one's outbox sender) has died."""
+        ...
+
     def stats(self) -> OutboxStats | None:
         """A remote target's outbox; None for a local dataset."""
         ...
@@ -33,13 +37,14 @@ class Target(Protocol):
 
 
 def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
-                outbox_max_bytes: int = 1 << 30, labels: Labels | None = None) -> Target:
+                outbox_max_bytes: int = 1 << 30, labels: Labels | None = None, exclusive: bool = False) -> Target:
     """A target from its command-line form: `roboflow:<dataset>`, `labelstudio:<project>`, or a folder path (the
     local dataset).
 
     A remote target's outbox lives in `outbox/<scheme>-<name>`. Without `api_key`, Roboflow's key comes from
     `ROBOFLOW_API_KEY`, Label Studio's from `LABEL_STUDIO_API_KEY` (its server from `LABEL_STUDIO_URL`). `labels`
-    (the model's task and classes) set up a Label Studio project that does not exist yet.
+    (the model's task and classes) set up a Label Studio project that does not exist yet. `exclusive`: a local
+    dataset's budgets are spent by this process alone (a run without Redis; see `LocalDataset`).
     """
     scheme, _, name = spec.partition(":")
     if scheme == "roboflow":
@@ -53,7 +58,7 @@ def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathL
         return LabelStudioTarget(name, os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL,
                                  api_key or os.environ.get("LABEL_STUDIO_API_KEY", ""), _outbox(outbox, spec),
                                  labels=labels, outbox_max_bytes=outbox_max_bytes)
-    return LocalDataset(spec)
+    return LocalDataset(spec, exclusive=exclusive)
 
 
 def dataset_name(spec: str) -> str:

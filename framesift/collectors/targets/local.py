@@ -25,8 +25,10 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,6 +40,7 @@ from framesift.resources import Resource
 log = logging.getLogger(__name__)
 
 RECORDS = "datapoints.jsonl"
+BUDGETS_LOCK = "budgets.lock"  # held by the one process that spends the dataset's budgets without Redis
 
 
 class LocalDataset(Resource):
@@ -46,20 +49,36 @@ class LocalDataset(Resource):
 
     Example: `LocalDataset("./framesift-data")`; `.records()` reads it back. To read a folder that a run is writing
     to, use `read_records(folder)`, which changes nothing. Raises `TargetError` when the folder cannot be written.
+
+    `exclusive` (a run without Redis: this process alone spends the dataset's budgets) first takes the folder's
+    `budgets.lock`, before anything in it is touched; held by another process, `TargetError` names its pid. Two
+    datasets of one folder in one process share it. `admissions` says when each strategy's datapoints were admitted
+    (seconds since the epoch, sorted), for budgets that go on across runs.
     """
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], *, exclusive: bool = False):
         self.root = Path(root)
         self.name = self.root.resolve().name
         self._records_path = self.root / RECORDS
         self._records = -1
+        self._exclusive = False
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            if exclusive:
+                _hold_budgets(self.root)
+                self._exclusive = True
             repair_records(self._records_path)
             _remove_temporaries(self.root)
-            self._batch_counts = Counter(r.get("batch") for r in read_records(self.root))
+            self._batch_counts: Counter[Any] = Counter()
+            self.admissions: dict[str, list[float]] = {}  # strategy -> when its datapoints were admitted (sorted)
+            for record in read_records(self.root):
+                self._batch_counts[record.get("batch")] += 1
+                _note_admission(record, self.admissions)
+            for times in self.admissions.values():
+                times.sort()
             self._open_records()
         except OSError as error:
+            self.close()
             raise TargetError(f"cannot write the dataset folder {self.root}: {error.strerror or error}") from None
 
     def batch_count(self, batch: str) -> int:
@@ -69,6 +88,9 @@ class LocalDataset(Resource):
     def records(self) -> Iterator[dict[str, Any]]:
         """The records registered so far (see `read_records`)."""
         return read_records(self.root)
+
+    def check(self) -> None:
+        """A local dataset runs no thread: nothing can have died."""
 
     def stats(self) -> None:
         """A local dataset has no outbox: nothing to report beyond the collector's counters."""
@@ -106,6 +128,9 @@ class LocalDataset(Resource):
         if self._records >= 0:
             os.close(self._records)
             self._records = -1
+        if self._exclusive:
+            self._exclusive = False
+            _release_budgets(self.root)
 
     def _open_records(self) -> None:
         self._records = os.open(self._records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -173,6 +198,47 @@ def record_with_image(root: str | os.PathLike[str], line: bytes) -> dict[str, An
     if not (Path(root) / record["image"]).is_file():
         raise UnusableRecord(name, f"its image {record['image']} is missing")
     return record
+
+
+_held: dict[Path, tuple[BinaryIO, int]] = {}  # folder -> its budgets lock, and how many datasets hold it here
+_held_guard = threading.Lock()
+
+
+def _hold_budgets(root: Path) -> None:
+    """Take (or share, within this process) the budgets lock of a dataset folder; `TargetError` naming the holder."""
+    def refused(holder: str) -> TargetError:
+        return TargetError(f"another framesift process (pid {holder}) writes the dataset {root} without --redis: "
+                           "each would spend the whole budget of every limit; let it finish, or give both --redis "
+                           "redis://host:port/db to share the budgets")
+
+    folder = root.resolve()
+    with _held_guard:
+        lock, holders = _held.get(folder) or (exclusive_lock(folder / BUDGETS_LOCK, refused), 0)
+        _held[folder] = (lock, holders + 1)
+
+
+def _release_budgets(root: Path) -> None:
+    folder = root.resolve()
+    with _held_guard:
+        lock, holders = _held.pop(folder)
+        if holders > 1:
+            _held[folder] = (lock, holders - 1)
+        else:
+            lock.close()
+
+
+def _note_admission(record: dict[str, Any], admissions: dict[str, list[float]]) -> None:
+    """Add when a record's datapoint was admitted by the budgets (`admitted_at`, else `captured_at`) under its
+    strategy; a record without a readable time (edited by hand) is left out."""
+    strategy, when = record.get("strategy"), record.get("admitted_at", record.get("captured_at"))
+    if not isinstance(strategy, str) or not isinstance(when, str):
+        return
+    try:
+        moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return
+    if moment.tzinfo is not None:
+        admissions.setdefault(strategy, []).append(moment.timestamp())
 
 
 def _record(line: bytes) -> dict[str, Any] | None:

@@ -37,9 +37,13 @@ class RemoteTarget(Resource):
     def register(self, datapoint: Datapoint) -> dict[str, Any]:
         """Add the datapoint to the outbox; raises `WorkerFailed` when the sender has died (nothing would deliver
         it), `OutboxFull` when the outbox is at its bound."""
-        self.sender.check()
+        self.check()
         self.outbox.add(datapoint)
         return {"id": datapoint.id, "batch": datapoint.batch, "queued": True}
+
+    def check(self) -> None:
+        """Raise `WorkerFailed` when the outbox's sender has died (nothing would deliver what is registered)."""
+        self.sender.check()
 
     def stats(self) -> OutboxStats:
         return self.sender.stats()
