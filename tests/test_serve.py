@@ -204,11 +204,15 @@ def test_request_options_active_learning_switches_and_the_legacy_route(serve, sd
         CLIENT.configure(InferenceConfiguration(active_learning_target_dataset="night-shift", confidence_threshold=0.5,
                                                 class_filter=["red", "blue"]))
         out["elsewhere"] = CLIENT.infer(image, model_id="squares/1")
+        CLIENT.configure(InferenceConfiguration(max_batch_size=2, disable_active_learning=True))
+        out["two in one request"] = CLIENT.infer([image, image[:120]], model_id="squares/1")
         CLIENT.configure(InferenceConfiguration())
         with CLIENT.use_api_v0():
             out["legacy"] = CLIENT.infer(image, model_id="squares/1")
         print(json.dumps(out))
     """)
+    assert [a["image"] for a in answers["two in one request"]] == [{"width": 320, "height": 240},
+                                                                   {"width": 320, "height": 120}]
     assert [p["class"] for p in answers["elsewhere"]["predictions"]] == ["red"]  # blue is under 0.5, green filtered
     assert {p["class"] for p in answers["legacy"]["predictions"]} == {"red", "green", "blue"}
     assert wait_until(lambda: len(records(tmp_path / "datasets" / "night-shift")) == 1)
