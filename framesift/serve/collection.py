@@ -36,7 +36,7 @@ from framesift.errors import InputError, TargetError, WorkerFailed
 from framesift.predictions import Prediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats
-from framesift.workflows.build import _target as dataset_target
+from framesift.workflows.build import dataset_target
 
 log = logging.getLogger(__name__)
 
