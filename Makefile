@@ -7,7 +7,7 @@ DEV    := $(VENV)/.installed-dev
 # ONNX Runtime's wheel: cpu, or gpu on an NVIDIA GPU box (make setup EXTRA=gpu, into a fresh .venv)
 EXTRA  ?= cpu
 
-.PHONY: setup system-deps label-studio onnxruntime-gpu test demo bench lint clean
+.PHONY: setup system-deps label-studio inference-sdk onnxruntime-gpu test demo bench lint clean
 
 # what framesift needs to run (make demo); the tests' and linters' tools come on top, for make setup/test/lint
 $(STAMP): pyproject.toml
@@ -29,12 +29,16 @@ system-deps:
 label-studio:
 	./scripts/label-studio.sh >/dev/null
 
+# Roboflow's inference_sdk client for the tests of `framesift serve`, in its own environment (~/.cache/framesift; once)
+inference-sdk:
+	./scripts/inference-sdk.sh >/dev/null
+
 # ONNX Runtime's GPU wheel beside the environment, not in it (~/.cache/framesift; about 250 MB, once): the tests run
 # framesift with it on this GPU-less machine, where its providers are listed but cannot load
 onnxruntime-gpu: setup
 	PYTHON=$(PY) ./scripts/onnxruntime-gpu.sh >/dev/null
 
-test: setup system-deps label-studio onnxruntime-gpu
+test: setup system-deps label-studio inference-sdk onnxruntime-gpu
 	$(PY) -m pytest
 
 demo: $(STAMP)

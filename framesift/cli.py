@@ -171,7 +171,46 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--summary", metavar="FILE", help="a run's --summary file: adds what it did not collect")
     report.add_argument("--al-config", metavar="FILE",
                         help="the configuration the run used: adds budget use against each strategy's limits")
+    _serve_parser(commands)
     return parser
+
+
+def _serve_parser(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="the inference HTTP API Roboflow's inference_sdk client talks to, "
+                                              "collecting from every request")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=9001, help="the port (default 9001, as Roboflow's server)")
+    serve.add_argument("--models", metavar="DIR", help=MODELS_HELP)
+    serve.add_argument("--stub-task", action="append", default=[], metavar="[DATASET=]TASK",
+                       help="the task type of <dataset>/0, the null model (default object-detection; repeatable)")
+    serve.add_argument("--device", default="auto", help="where models run, as for run")
+    serve.add_argument("--confidence", type=float, default=0.25, help="a request's default confidence")
+    serve.add_argument("--iou", type=float, default=0.45, help="a request's default IoU threshold")
+    serve.add_argument("--al-config", metavar="FILE|STORE",
+                       help="the configuration of each dataset: a file, redis://host:port/db or roboflow:<workspace>; "
+                            "followed live; none: no collection")
+    serve.add_argument("--target", default="framesift-data",
+                       help="a folder of datasets (default ./framesift-data), roboflow: or labelstudio:")
+    serve.add_argument("--api-key", help="the remote target's API key (default: ROBOFLOW_API_KEY or "
+                                         "LABEL_STUDIO_API_KEY)")
+    serve.add_argument("--outbox", default="framesift-outbox", help="folder of remote targets' outboxes")
+    serve.add_argument("--outbox-max-bytes", type=int, default=1 << 30)
+    serve.add_argument("--redis", help="redis://host:port/db: budgets shared with every run and serve on it")
+    serve.add_argument("--redis-fallback", choices=("pause", "memory"), default="pause")
+    serve.add_argument("--seed", type=int)
+    serve.add_argument("--config-cache", metavar="DIR")
+    serve.add_argument("--config-refresh", type=float, default=60.0, metavar="S")
+    serve.add_argument("--max-datasets", type=int, default=64, help="datasets collected at once (default 64)")
+    serve.add_argument("--dataset", action="append", default=[], metavar="NAME",
+                       help="open this dataset's collector at start, not at its first request: what its remote "
+                            "target's outbox holds from an earlier run is delivered at once (repeatable)")
+    serve.add_argument("--max-pending", type=int, default=64,
+                       help="requests waiting for the model; more are answered 503 (default 64)")
+    serve.add_argument("--batch-wait", type=float, metavar="S",
+                       help="how long a request waits for others to share its model call (default 0.002 on a GPU, "
+                            "0 on the CPU)")
+    serve.add_argument("--max-body-bytes", type=int, default=32 << 20, help="larger requests: 413 (default 32 MiB)")
+    serve.add_argument("--drain-timeout", type=float, default=10.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -388,7 +427,15 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-COMMANDS = {"run": _run, "validate": _validate, "demo": _demo, "config": _config, "outbox": _outbox,
+def _serve(args: argparse.Namespace, signals: StopSignals) -> int:
+    from framesift.serve import ServeOptions, serve
+
+    serve(ServeOptions(**{k: v for k, v in vars(args).items() if k in ServeOptions.__dataclass_fields__}),
+          stop=signals.event)
+    return EXIT_OK
+
+
+COMMANDS = {"serve": _serve, "run": _run, "validate": _validate, "demo": _demo, "config": _config, "outbox": _outbox,
             "export": _export, "report": _report}
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framesift.errors import InputError
 from framesift.resources import Resource
-from framesift.stats import Histogram, Stats, samples
+from framesift.stats import Histogram, Sample, Stats, samples
 from framesift.workers import Worker
 
 if TYPE_CHECKING:
@@ -36,20 +36,25 @@ class SnapshotCollector:
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+        yield from metric_families(samples(self._snapshot()))
 
-        kinds = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}
-        families: dict[str, Any] = {}
-        for name, kind, help, labels, value in samples(self._snapshot()):
-            family = families.get(name)
-            if family is None:
-                family = families[name] = kinds[kind](name, help, labels=[label for label, _ in labels])
-            label_values = [label_value for _, label_value in labels]
-            if isinstance(value, Histogram):
-                family.add_metric(label_values, buckets=value.buckets(), sum_value=value.sum)
-            elif value is not None:
-                family.add_metric(label_values, value)
-        yield from families.values()
+
+def metric_families(found: Iterable[Sample]) -> list[Any]:
+    """Prometheus metric families of statistics' samples (`framesift.stats.samples`), one per metric name."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+    kinds = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}
+    families: dict[str, Any] = {}
+    for name, kind, help, labels, value in found:
+        family = families.get(name)
+        if family is None:
+            family = families[name] = kinds[kind](name, help, labels=[label for label, _ in labels])
+        label_values = [label_value for _, label_value in labels]
+        if isinstance(value, Histogram):
+            family.add_metric(label_values, buckets=value.buckets(), sum_value=value.sum)
+        elif value is not None:
+            family.add_metric(label_values, value)
+    return list(families.values())
 
 
 class BuildInfo:
@@ -94,7 +99,7 @@ class MetricsServer(Resource):
             self._server = _listen(host, port, self._app)
         except OSError as error:
             raise InputError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
-        self._loopback = _is_loopback(host)
+        self._loopback = is_loopback(host)
         self.host, self.port = host, self._server.server_port
         self.worker = Worker("metrics server", self._server.serve_forever)
         self.worker.start()
@@ -108,7 +113,7 @@ class MetricsServer(Resource):
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if self._page is not None and (path == "/" or path == "/live" or path.startswith("/live/")):
-            if self._loopback and not _is_loopback(urlsplit("//" + environ.get("HTTP_HOST", "")).hostname or ""):
+            if self._loopback and not is_loopback(urlsplit("//" + environ.get("HTTP_HOST", "")).hostname or ""):
                 start_response("403 Forbidden", [("Content-Type", "text/plain")])
                 return [b"the live page answers only to 127.0.0.1 or localhost (see --metrics-host)\n"]
             if path == "/":
@@ -146,7 +151,8 @@ def _listen(host: str, port: int, app: Any) -> WSGIServer:
     return make_server(str(address[0]), port, app, Server, handler_class=_Quiet)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine's loopback."""
     if host.lower() in ("localhost", "localhost."):
         return True
     try:

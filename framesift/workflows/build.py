@@ -93,7 +93,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if limiter is None:
                 limiter = open_limiter(redis, redis_fallback)
                 opened.callback(limiter.close)
-            spec = _target(target, datasets[step.name])
+            spec = dataset_target(target, datasets[step.name])
             first = None
             if step.name in definition.configurations:
                 config = definition.configurations[step.name]
@@ -273,8 +273,8 @@ def _dataset(step: CollectorStep, value: Callable[[Any], Any]) -> str:
     return check_dataset_name(value(step.target_dataset), f"step {step.name!r}: target_dataset{given}")
 
 
-def _target(target: str, dataset: str) -> str:
-    """Where a collector of `dataset` registers, given the run's `--target`."""
+def dataset_target(target: str, dataset: str) -> str:
+    """Where a collector of `dataset` registers, given the run's (or the server's) `--target`."""
     scheme, colon, name = target.partition(":")
     if colon and scheme in REMOTE_SCHEMES:
         if name:
