@@ -318,7 +318,7 @@ def test_a_budget_is_shared_with_framesift_run_on_the_same_redis(serve, sdk_pyth
     def refused() -> bool:
         nonlocal metrics
         metrics = requests.get(server.url + "/metrics", timeout=30).text
-        return 'framesift_datapoints_rejected_by_limits_total{dataset="squares"} 1.0' in metrics
+        return 'framesift_datapoints_rejected_total{dataset="squares",reason="limits"} 1.0' in metrics
 
     assert wait_until(refused), metrics
     assert len(records(tmp_path / "served" / "squares")) == 3
