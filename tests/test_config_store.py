@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,14 @@ def instance(clip: Path, folder: Path, store: str, limits: str, *extra: str) -> 
                              "--loop", "--al-config", store, "--redis", limits, "--target", str(folder / "ds"),
                              "--summary", str(folder / "summary.json"), "--config-cache", str(folder / "cache"),
                              "--no-progress", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def scrape(port: int) -> str:
+    """The body of a run's /metrics ("" while it does not answer yet)."""
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return ""
 
 
 def records(folder: Path) -> list[dict]:
@@ -338,13 +348,15 @@ def test_a_current_version_set_by_hand_that_is_no_number_is_kept_out_and_the_fle
                                                                                                 clip_path, tmp_path):
     store = RedisStore(redis_server.url)
     first = store.set("ds", configuration(strategy("first", share=0.2)))
-    process = instance(clip_path, tmp_path, redis_server.url, redis_server.url)
+    port = free_port()
+    process = instance(clip_path, tmp_path, redis_server.url, redis_server.url, "--metrics-port", str(port))
     try:
         assert wait_until(lambda: records(tmp_path), timeout=30)
         client = redis.Redis.from_url(redis_server.url)
         client.set("framesift:{ds}:config:current", "not-a-number")  # behind framesift's back
         client.publish("framesift:{ds}:config", "not-a-number")
-        time.sleep(1.5)  # several reads of the store (each announcement, then every second)
+        refused = re.compile(r"^framesift_config_reloads_refused_total(\{[^}]*\})? 1\.0$", re.M)
+        assert wait_until(lambda: refused.search(scrape(port)), timeout=30)  # the follower read it, and lived
         client.publish("framesift:{ds}:config", "again")
         second = store.set("ds", configuration(strategy("second")))  # a later valid version is still followed
         assert wait_until(lambda: any(r["config_version"] == second.version for r in records(tmp_path)), timeout=10)
