@@ -35,12 +35,13 @@ def wait_until(condition, timeout: float = 30.0) -> bool:
 
 
 class SlowModel:
-    """The bundled demo model, made slower by a fixed delay per call (a heavier model on a small machine)."""
+    """The bundled demo model, made slower by a fixed delay per call (a heavier model on a small machine); or the
+    stub (`model="stub"`), when a test needs a model that takes `delay` however busy the machine is."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, model: str = "demo"):
         from framesift.models import load_model
 
-        self._model = load_model("demo", confidence=0.5)
+        self._model = load_model(model, confidence=0.5)
         self.delay = delay
         self.task_type, self.model_id, self.class_names = "object-detection", "slow", self._model.class_names
         self.max_batch, self.input_size = self._model.max_batch, self._model.input_size
