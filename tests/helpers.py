@@ -24,8 +24,9 @@ def collect_all_config(**overrides: Any) -> ActiveLearningConfig:
     return parse_config(data)
 
 
-def wait_until(condition, timeout: float = 30.0) -> bool:
-    """Poll `condition` until it holds or `timeout` seconds pass; returns its last value."""
+def wait_until(condition, timeout: float = 120.0) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; returns its last value. The bound is generous
+    (a busy machine: load 15 on 2 cores): it only ends a wait for what will never come."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
