@@ -416,11 +416,14 @@ def test_run_outputs_summary_predictions_video_and_metrics(clip, tmp_path):
     for key in ("frames_decoded", "frames_inferred", "frames_dropped", "datapoints_sampled",
                 "datapoints_registered", "datapoints_dropped", "datapoints_rejected_by_limits", "strategies"):
         assert key in summary
+    def missing(sink: str) -> int:  # frames a sink dropped (a busy machine: its queue was full) or failed on
+        return summary["sinks"][sink]["dropped"] + summary["sinks"][sink]["failed"]
+
     lines = (tmp_path / "p.jsonl").read_text().splitlines()
-    assert len(lines) == summary["frames_inferred"] > 0
+    assert 0 < len(lines) == summary["frames_inferred"] - missing("PredictionsFile")  # every frame written or counted
     assert json.loads(lines[0])["prediction"]["model_id"] == "demo-shapes"
     with av.open(str(tmp_path / "out.mp4")) as video:
-        assert sum(1 for _ in video.decode(video=0)) == summary["frames_inferred"]
+        assert 0 < sum(1 for _ in video.decode(video=0)) == summary["frames_inferred"] - missing("AnnotatedVideo")
 
 
 def test_missing_and_unreadable_files_exit_2_with_one_sentence(tmp_path):
@@ -454,7 +457,7 @@ def test_passwords_in_source_urls_never_reach_logs_records_outboxes_or_summaries
     monkeypatch.setenv("ROBOFLOW_API_URL", roboflow.url)
     url = {"user info": rtsp_server.url.replace("rtsp://", "rtsp://admin:hunter2@"),
            "query": f"{rtsp_server.url}?user=admin&pass=hunter2"}[shape]
-    summary = run(RunOptions(sources=[url], model="stub", duration=2, api_key=ROBOFLOW_KEY,
+    summary = run(RunOptions(sources=[url], model="stub", max_frames=30, duration=300, api_key=ROBOFLOW_KEY,
                              target=str(tmp_path / "ds") if target == "local" else "roboflow:people",
                              outbox=str(tmp_path / "outbox"), al_config=str(CONFIGS / "stub_bootstrap.yaml"),
                              summary=str(tmp_path / "s.json"), seed=0))
