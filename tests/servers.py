@@ -173,7 +173,7 @@ def _start_label_studio(venv: Path, data: Path, port: int, log: Path, first: boo
                                     "127.0.0.1", "--port", str(port), "--data-dir", str(data)],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     # Until it answers or dies; the bound only stops a server that hangs. The first start runs every migration:
-    # 30 s on a quiet machine, over 4 minutes on a busy one (load 15 on 2 cores).
+    # half a minute on a quiet machine, 7 minutes on a busy one (2 cores under `stress-ng --cpu 4`).
     deadline = time.monotonic() + (900 if first else 300)
     while time.monotonic() < deadline and process.poll() is None:
         try:
