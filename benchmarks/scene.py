@@ -11,7 +11,8 @@ detections are the same on every run.
 The detections are simulated from the ground truth, with a detector's errors: an object is found when at least
 half of it is in the frame and at most 60 % of it hidden by a nearer one, missed on 5 % of frames anyway, its box
 off by a pixel or two; a false detection lasting one frame on 0.5 % of frames. So the comparison measures the
-sampler, not a model.
+sampler, not a model. `detections(*FLICKER)` is a flickering detector instead (its confidence hovering near its
+threshold): it misses 30 % of each object's frames, in runs of 2.5 frames on average.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ LIGHT_AT, LIGHT_RAMP_S, BUMP_AT = 300 * FPS, 3, 450 * FPS
 BUSY = [(60, 240), (300, 440), (450, 560)]  # seconds with arrivals; quiet otherwise
 HORIZON, SIDEWALK, FAR_LANE, NEAR_LANE = 180, 216, 288, 352  # the bottom row of what stands there
 BUMP = (18.0, 10.0, 1.0)  # dx, dy (px), degrees
+MISSED = 0.05  # the share of an object's frames on which the detector misses it
+FLICKER = (0.3, 2.5)  # a flickering detector: it misses 30 % of an object's frames, in runs of 2.5 on average
 VERSION = 1  # of the scene: a cached clip of another version is made again
 
 
@@ -186,15 +189,21 @@ class Scene:
                  "last": spans[visit.id][1]} for visit in self.visits if visit.id in spans]
         return out
 
-    def detections(self) -> list[DetectionPrediction]:
-        """What a detector with the errors described above finds on each frame."""
+    def detections(self, missed: float = MISSED, miss_run: float | None = None) -> list[DetectionPrediction]:
+        """What a detector with the errors described above finds on each frame; it misses an object on `missed` of
+        its frames, each frame on its own (`miss_run` None), or in runs of `miss_run` frames on average (a
+        detector whose confidence hovers near its threshold: it flickers)."""
         rng = np.random.default_rng(99)
         kinds = {visit.id: visit.kind for visit in self.visits}
+        stays = missed if miss_run is None else 1 - 1 / miss_run  # a miss follows a miss
+        starts = missed if miss_run is None else missed / (1 - missed) / miss_run  # a miss follows a detection
+        missing: dict[int, bool] = {}
         out = []
         for seen in self.visible:
             boxes, names = [], []
             for visit_id, box in seen.items():
-                if rng.random() >= 0.05:
+                missing[visit_id] = rng.random() < (stays if missing.get(visit_id) else starts)
+                if not missing[visit_id]:
                     boxes.append(box + rng.normal(0, 1.5, 4))
                     names.append(kinds[visit_id])
             if rng.random() < 0.005:

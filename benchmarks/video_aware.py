@@ -19,8 +19,13 @@ same light and view); and the time `submit` takes per frame on the frame path. T
 frame's pixels (the near-duplicate signature is made on the collector's thread, only for sampled frames: its cost
 at 1080p is in the micro section), so that time does not grow with the resolution.
 
-Run: `python benchmarks/video_aware.py` (about four minutes; each clip is made once, in about one). Prints a
-Markdown section.
+Then, for the `new_objects` strategy alone, the arrivals per object with the simulated detector and with a
+flickering one (it misses 30 % of each object's frames, in runs: its confidence hovers near its threshold): each
+object should be new once, however often the detector misses it (`arrivals`; a few seconds, no decoding: the
+strategy never reads the pixels).
+
+Run: `python benchmarks/video_aware.py` (about four minutes; each clip is made once, in about one), or
+`python benchmarks/video_aware.py arrivals` for the arrivals alone. Prints a Markdown section.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.scene import FPS, FRAMES, Scene, state  # noqa: E402
+from benchmarks.scene import FLICKER, FPS, FRAMES, HEIGHT, MISSED, WIDTH, Scene, state  # noqa: E402
 from framesift import Collector, LocalDataset, parse_config, read_records  # noqa: E402
 from framesift.collectors import MemoryLimiter  # noqa: E402
 from framesift.stream.frames import Frame  # noqa: E402
@@ -115,6 +122,33 @@ def near_duplicate_pairs(scene: Scene, collected: list[int]) -> int:
     return sum(n * (n - 1) // 2 for n in situations.values())
 
 
+def arrivals() -> str:
+    """The arrivals per object of a `new_objects` strategy over each scene, as detected and flickering."""
+    config = parse_config({"enabled": True, "persist_predictions": False, "sampling_strategies": [
+        {"name": "arrivals", "type": "new_objects", "probability": 1.0}],
+        "batching_strategy": {"batches_name_prefix": "arrivals", "recreation_interval": "never"}})
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)  # the strategy decides from the detections alone
+    lines = ["## `new_objects`: arrivals per object, as detected and with a flickering detector", "",
+             "| scene | detector | objects | arrivals | arrivals per object | objects seen arriving |",
+             "|---|---|---|---|---|---|"]
+    detectors = {f"misses {MISSED:.0%} of frames, each on its own": (MISSED, None),
+                 f"flickering: misses {FLICKER[0]:.0%}, in runs of {FLICKER[1]} frames": FLICKER}
+    with tempfile.TemporaryDirectory() as work:
+        for scene_name, every_s in SCENES.items():
+            scene = Scene(every_s)
+            objects = {visit for seen in scene.visible for visit in seen}
+            for detector, (missed, run) in detectors.items():
+                folder = Path(work) / f"{scene_name}-{missed}"
+                with Collector(config, LocalDataset(folder), seed=1) as collector:
+                    for frame_id, prediction in enumerate(scene.detections(missed, run)):
+                        collector.submit(image, prediction, source="street", frame_id=frame_id)
+                arrived = [record["frame_id"] for record in read_records(folder)]
+                seen = {visit for f in arrived for visit in scene.visible[f]}
+                lines.append(f"| {scene_name} | {detector} | {len(objects)} | {len(arrived)} | "
+                             f"{len(arrived) / len(objects):.2f} | {len(seen & objects)} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary(values: list[float], digits: int = 0) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
@@ -135,7 +169,7 @@ def main() -> str:
             label = f"{scene_name}: {sum('visit' in event for event in events)} objects, {len(events)} events"
             for budget in BUDGETS:
                 lines += compare(scene, clip, events, detections, budget, Path(work), label)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + arrivals()
 
 
 def compare(scene: Scene, clip: Path, events: list[dict], detections: list, budget: int, work: Path,
@@ -159,4 +193,4 @@ def compare(scene: Scene, clip: Path, events: list[dict], detections: list, budg
 
 
 if __name__ == "__main__":
-    print(main())
+    print(arrivals() if sys.argv[1:] == ["arrivals"] else main())

@@ -49,8 +49,9 @@ def point_records_outside(root: Path, outside: Path) -> list[tuple[str, str]]:
             ("prediction_out", f"its prediction {beside}/p.json is outside the dataset folder")]
 
 
-def wait_until(condition, timeout: float = 30.0) -> bool:
-    """Poll `condition` until it holds or `timeout` seconds pass; returns its last value."""
+def wait_until(condition, timeout: float = 120.0) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; returns its last value. The bound is generous
+    (a busy machine: load 15 on 2 cores): it only ends a wait for what will never come."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -60,12 +61,13 @@ def wait_until(condition, timeout: float = 30.0) -> bool:
 
 
 class SlowModel:
-    """The bundled demo model, made slower by a fixed delay per call (a heavier model on a small machine)."""
+    """The bundled demo model, made slower by a fixed delay per call (a heavier model on a small machine); or the
+    stub (`model="stub"`), when a test needs a model that takes `delay` however busy the machine is."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, model: str = "demo"):
         from framesift.models import load_model
 
-        self._model = load_model("demo", confidence=0.5)
+        self._model = load_model(model, confidence=0.5)
         self.delay = delay
         self.task_type, self.model_id, self.class_names = "object-detection", "slow", self._model.class_names
         self.max_batch, self.input_size = self._model.max_batch, self._model.input_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -18,7 +19,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, timeout: float = 120.0) -> None:
+    """Until something listens on the port: at once on a quiet machine; the bound only stops a server that never
+    will."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -146,13 +149,16 @@ class LabelStudioServer:
 
 
 def _prepared_data(venv: Path) -> Path:
-    """The data folder every test server starts from, made once next to the environment."""
+    """The data folder every test server starts from, made once next to the environment (by one test session at
+    a time: another one waits for it)."""
     prepared = venv / "framesift-test-data"
-    if not prepared.is_dir():
-        staging = venv / "framesift-test-data.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        kill(_start_label_studio(venv, staging, free_port(), venv / "framesift-prepare.log", first=True))
-        staging.rename(prepared)
+    with (venv / "framesift-test-data.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not prepared.is_dir():
+            staging = venv / "framesift-test-data.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            kill(_start_label_studio(venv, staging, free_port(), venv / "framesift-prepare.log", first=True))
+            staging.rename(prepared)
     return prepared
 
 
@@ -166,10 +172,12 @@ def _start_label_studio(venv: Path, data: Path, port: int, log: Path, first: boo
         process = subprocess.Popen([str(venv / "bin" / "label-studio"), "start", "--no-browser", "--internal-host",
                                     "127.0.0.1", "--port", str(port), "--data-dir", str(data)],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + (240 if first else 90)  # the first start runs every migration
+    # Until it answers or dies; the bound only stops a server that hangs. The first start runs every migration:
+    # half a minute on a quiet machine, 7 minutes on a busy one (2 cores under `stress-ng --cpu 4`).
+    deadline = time.monotonic() + (900 if first else 300)
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=10).ok:
                 return process
         except requests.RequestException:
             pass

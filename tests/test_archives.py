@@ -221,7 +221,7 @@ def test_a_bootstrap_killed_again_and_again_collects_every_frame_exactly_once(tm
 
 def test_a_second_bootstrap_into_the_same_target_is_refused_while_the_first_runs(tmp_path):
     """Both replayed every recording, each drawing its own sample: the budgets were spent twice over."""
-    folder, _ = recordings(tmp_path, 1)
+    folder, _ = recordings(tmp_path, 9)  # 27 s replayed: the second starts long before, on a busy machine too
     command = paced_bootstrap(tmp_path, folder)
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -36,7 +36,9 @@ def test_ten_thousand_submits_never_block_and_the_overflow_is_counted(tmp_path):
     started = time.perf_counter()
     queued = sum(collector.submit(FRAME, STUB, frame_id=i) for i in range(10_000))
     elapsed = time.perf_counter() - started
-    assert elapsed < 5.0  # 10 000 slow writes would take 500 s; the caller never waited for one
+    # The caller never waited for a write (each takes 50 ms): what found the queue full was dropped, and no more
+    # went in than the 16 it holds and the writes made meanwhile freed, however busy the machine.
+    assert queued < 10_000 and queued <= 17 + elapsed / 0.05
     collector.close(timeout=0.2)
     c = collector.snapshot()
     assert c.datapoints_sampled == 10_000

@@ -227,8 +227,8 @@ def test_a_run_creates_the_project_and_tasks_whose_predictions_land_on_the_squar
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.personal_access_token())
     title = f"squares {task}"
     video = str(squares_video(tmp_path / "squares.mp4"))
-    summary = run(RunOptions(sources=[video], model=str(model), al_config=str(config),
-                             target=f"labelstudio:{title}", outbox=str(tmp_path / "outbox")))
+    summary = run(RunOptions(sources=[video], model=str(model), al_config=str(config), drain_timeout=300,
+                             target=f"labelstudio:{title}", outbox=str(tmp_path / "outbox")))  # a busy server: slow
     assert summary["datapoints_registered"] == 4
     assert summary["target"]["delivered"] == 4 and summary["target"]["pending"] == 0  # delivered before the exit
 
@@ -291,7 +291,7 @@ def test_bootstrapping_with_the_stub_makes_tasks_without_predictions_labelled_fr
     summary = run(RunOptions(sources=[str(squares_video(tmp_path / "squares.mp4", frames=3))], model="stub",
                              classes=str(tmp_path / "classes.txt"), al_config=str(config),
                              target="labelstudio:warehouse bootstrap", api_key=LABEL_STUDIO_TOKEN,
-                             outbox=str(tmp_path / "outbox")))
+                             outbox=str(tmp_path / "outbox"), drain_timeout=300))
     assert summary["target"]["delivered"] == 3
     labels = [t.get("value") for t in ET.fromstring(api.project("warehouse bootstrap")["label_config"]).iter("Label")]
     assert labels == ["forklift", "pallet"]

@@ -23,6 +23,7 @@ from framesift.collectors import Collector, LocalDataset
 from framesift.collectors.targets.local import read_records
 from framesift.demo import write_demo_video
 from framesift.models import load_model
+from framesift.stats import StreamStats
 from framesift.stream import Pipeline, SourceOptions, SourceSpec
 from framesift.stream.exposition import MetricsServer
 from framesift.stream.live import LivePage
@@ -207,6 +208,59 @@ def test_the_page_and_the_status_line_show_each_limits_fill_and_when_it_refills(
     full, text, used = dom.limits[("crowded", 3600)]
     assert not full and used == 3 and text.startswith("crowded: 3/50 this hour, next credit in ")
     assert "| crowded: 3/3 this minute, next credit in " in status and "3/50" not in status  # only what is spent
+
+
+class IdleClient:
+    """A connection that sends nothing; `answered()`: whether the server has answered it (`answer`) and closed it."""
+
+    def __init__(self, port: int):
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.socket.setblocking(False)
+        self.answer, self.ended = b"", False
+
+    def answered(self) -> bool:
+        while not self.ended:
+            try:
+                chunk = self.socket.recv(4096)
+            except BlockingIOError:
+                return False
+            except ConnectionResetError:
+                chunk = b""
+            self.answer, self.ended = self.answer + chunk, not chunk
+        return True
+
+
+def test_idle_connections_are_bounded_refused_and_counted_and_the_stream_goes_on(clip):
+    pipeline = Pipeline([SourceSpec(str(clip), "file")], load_model("demo", confidence=0.5),
+                        options=SourceOptions(realtime=True, loop=True))
+    with MetricsServer(pipeline.snapshot, 0, page=LivePage(pipeline), max_connections=8, timeout_s=600) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        pipeline.start()
+        try:
+            assert wait_until(lambda: pipeline.snapshot().frames_inferred > 0, 60)
+            threads = threading.active_count()
+            idle = [IdleClient(server.port) for _ in range(200)]
+            assert wait_until(lambda: sum(c.answered() for c in idle) == 192, 60)  # 8 served, 192 refused at once
+            assert threading.active_count() <= threads + 8  # a thread per connection served, no more
+            assert {c.answer.split(b"\r\n")[0] for c in idle if c.ended} == {b"HTTP/1.0 503 Service Unavailable"}
+            inferred = pipeline.snapshot().frames_inferred
+            assert wait_until(lambda: pipeline.snapshot().frames_inferred > inferred + 10, 60)  # the stream goes on
+            for client in idle:
+                client.socket.close()  # the 8 served see their end: their slots free up
+            assert wait_until(lambda: threading.active_count() <= threads, 60)
+            status, _, body = get(base + "/metrics")
+            assert status == 200 and b"framesift_http_connections_refused_total 192.0" in body
+            assert get(base + "/live/state")[0] == 200
+        finally:
+            pipeline.close()
+
+
+def test_a_connection_that_says_nothing_is_closed_and_counted():
+    with MetricsServer(StreamStats, 0, timeout_s=0.5) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as silent:
+            assert silent.recv(1) == b""  # closed by the server after half a second of silence
+        status, _, body = get(f"http://127.0.0.1:{server.port}/metrics")
+        assert status == 200 and b"framesift_http_connections_timed_out_total 1.0" in body
 
 
 def test_many_pages_asking_at_once_cost_one_picture_per_refresh(clip):

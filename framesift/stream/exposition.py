@@ -1,9 +1,10 @@
 """Prometheus exposition of a pipeline's statistics (`--metrics-port`), derived from their declarations
 (`framesift.stats`): every counter, gauge and histogram a snapshot holds becomes a metric family, labelled by
 source, strategy, sink or reason where it is one of several; beside them `framesift_build_info{version, device,
-onnxruntime}` and prometheus_client's process metrics (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
-`process_open_fds`, ...: read from /proc, so on Linux only). The same server (the standard library's, in background
-threads) serves the live page (`framesift.stream.live`) when given one.
+onnxruntime}`, prometheus_client's process metrics (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
+`process_open_fds`, ...: read from /proc, so on Linux only) and the connections the server's bounds turned away. The
+same server (the standard library's, in background threads, within bounds: `framesift.stream.serving`) serves the
+live page (`framesift.stream.live`) when given one.
 
 Example:
     >>> with MetricsServer(pipeline.snapshot, port=9108, page=LivePage(pipeline)):   # doctest: +SKIP
@@ -13,16 +14,14 @@ Example:
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Callable, Iterable, Iterator
-from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framesift.errors import InputError
 from framesift.resources import Resource
 from framesift.stats import Histogram, Sample, Stats, samples
+from framesift.stream.serving import MAX_CONNECTIONS, TIMEOUT_S, BoundedServer, listen
 from framesift.workers import Worker
 
 if TYPE_CHECKING:
@@ -74,6 +73,21 @@ class BuildInfo:
                                value=self._labels)
 
 
+class ConnectionsCollector:
+    """A prometheus_client collector of what the server's bounds turned away (`framesift.stream.serving`)."""
+
+    def __init__(self, server: BoundedServer):
+        self._server = server
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        yield CounterMetricFamily("framesift_http_connections_refused", "HTTP connections refused at once: "
+                                  "max_connections were being served", value=self._server.connections_refused)
+        yield CounterMetricFamily("framesift_http_connections_timed_out", "HTTP connections closed after "
+                                  "timeout_s without a word", value=self._server.connections_timed_out)
+
+
 class MetricsServer(Resource):
     """`/metrics` served on host:port from background threads until `close()` (idempotent); given a `LivePage`,
     the live page too, at `/live` (and `/` leads there).
@@ -82,11 +96,14 @@ class MetricsServer(Resource):
     only requests addressed to a loopback name (`Host: 127.0.0.1`, `localhost`, `[::1]`), so that no web page the
     machine's browser opens can read the cameras through a name of its own that resolves to 127.0.0.1 (DNS
     rebinding). `port=0` picks a free port (`server.port` says which). `device` says where the models run (in
-    `framesift_build_info`). Raises `InputError` when it cannot listen.
+    `framesift_build_info`). Raises `InputError` when it cannot listen. At most `max_connections` are served at
+    once, each closed after `timeout_s` idle (`framesift.stream.serving`: what they turn away is counted on
+    `/metrics`).
     """
 
     def __init__(self, snapshot: Callable[[], Stats], port: int, host: str = "127.0.0.1",
-                 page: LivePage | None = None, device: str = "none"):
+                 page: LivePage | None = None, device: str = "none", *, max_connections: int = MAX_CONNECTIONS,
+                 timeout_s: float = TIMEOUT_S):
         from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 
         registry = CollectorRegistry(auto_describe=False)
@@ -96,9 +113,10 @@ class MetricsServer(Resource):
         self._metrics = make_wsgi_app(registry)
         self._page = page
         try:
-            self._server = _listen(host, port, self._app)
+            self._server = listen(host, port, self._app, max_connections, timeout_s)
         except OSError as error:
             raise InputError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
+        registry.register(ConnectionsCollector(self._server))
         self._loopback = is_loopback(host)
         self.host, self.port = host, self._server.server_port
         self.worker = Worker("metrics server", self._server.serve_forever)
@@ -128,27 +146,6 @@ class MetricsServer(Resource):
             self._server.shutdown()
             self._server.server_close()
             self.worker.join()
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    """A thread per request; the threads are daemons (a page left open never holds the process)."""
-
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Log no request."""
-
-
-def _listen(host: str, port: int, app: Any) -> WSGIServer:
-    """A WSGI server of `app` listening on host:port, IPv6 when the address is one."""
-    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-
-    class Server(_Server):
-        address_family = family
-
-    return make_server(str(address[0]), port, app, Server, handler_class=_Quiet)
 
 
 def is_loopback(host: str) -> bool:
