@@ -102,7 +102,7 @@ class Pipeline(Resource):
         self._failure_raised = False
         self._closed = False
 
-    def _draws_ahead(self, spec: SourceSpec) -> Callable[[], Any] | None:
+    def _draws_ahead(self, spec: SourceSpec) -> Callable[[str | None], Any] | None:
         """What draws a replayed file's frames before they are decoded, so that only sampled ones are: when its
         sampling does not look at images, nothing else needs every frame (no sink, no callback) and
         `decode_all` is off."""
