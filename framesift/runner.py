@@ -194,7 +194,7 @@ def _model_and_collector(options: RunOptions, opened: ExitStack, before_targets:
             api_key = first.config.target_dataset_api_key.get_secret_value()
         target = open_target(options.target, api_key=api_key, outbox=options.outbox,
                              outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model),
-                             exclusive=options.redis is None)
+                             exclusive=options.redis is None, shared=options.redis is not None)
         opened.callback(target.close)
         limiter = open_limiter(options.redis, options.redis_fallback)
         opened.callback(limiter.close)
@@ -265,8 +265,6 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
         except WorkerFailed as error:
             failure = error
         summary = pipeline.snapshot().summary()
-        if fleet is not None:
-            summary["fleet"] = fleet.summary()
         if failure is not None:
             summary["failure"] = str(failure)
         if options.summary:

@@ -48,7 +48,7 @@ from framesift.collectors.config import (
     StrategyConfig,
     active_learning_disabled_by_env,
 )
-from framesift.collectors.datapoint import Datapoint, iso_utc
+from framesift.collectors.datapoint import Datapoint, NotOurs, iso_utc
 from framesift.collectors.follower import ConfigCache, ConfigFollower
 from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
@@ -421,6 +421,9 @@ class Collector(Resource):
                 continue
             try:
                 self._register(pending)
+            except NotOurs:  # lost while it was written: nothing of it was left behind
+                with self._cond:
+                    self._drop("lease_lost")
             except OutboxFull:  # a remote target's outbox is at its bound: refused, counted, the stream goes on
                 with self._cond:
                     self._drop("outbox_full")
@@ -532,6 +535,7 @@ class Collector(Resource):
             model_id=prediction.model_id,
             task_type=prediction.task_type,
             extra=extra or None,
+            still_ours=pending.still_ours,
         )
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from framesift.collectors.redis_url import redis_client
 from framesift.errors import LimitStoreError
 from framesift.redaction import redact
+from framesift.stats import FleetStats
 from framesift.stream.archives import Recording, last_frames, recording_identity
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class FleetLog:
         self._identities: dict[str, str] = {}  # the path of each recording known -> its identity
         self.box = box or f"{socket.gethostname()}:{os.getpid()}"
         self._records = records  # a local target's folder: its records say what was collected before a crash
-        self._redis: redis.Redis = redis_client(url, max(1.0, lease_s / 3), LimitStoreError)
+        self._redis: redis.Redis = redis_client(url, max(5.0, lease_s / 3), LimitStoreError)
         self._prefix = f"{PREFIX}{dataset}:"
         self._scripts = {name: self._redis.register_script(source) for name, source in
                          (("claim", _CLAIM), ("renew", _RENEW), ("record", _RECORD), ("fail", _FAIL),
@@ -127,6 +128,7 @@ class FleetLog:
         # on it was last known to run `lease_s` more: before the claim or the renewal that said so)
         self.unreachable: str | None = None  # why Redis could not be reached, once it could not
         self.claimed = self.taken_over = self.lost_leases = 0
+        self._counts: dict[str, Any] | None = None  # the fleet's, as last read (`status`)
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self._renew, name="lease renewal", daemon=True)
         self._renewer.start()
@@ -207,10 +209,17 @@ class FleetLog:
             held = self._held.get(self._identities.get(recording.path, ""))
         return held is not None and self.unreachable is None and time.monotonic() < held[1] + SURE * self.lease_s
 
-    def summary(self) -> dict[str, Any]:
-        """This box's part, for its summary."""
-        return {"box": self.box, "recordings_claimed": self.claimed, "taken_over": self.taken_over,
-                "leases_lost": self.lost_leases, "redis_lost": self.unreachable}
+    def stats(self) -> FleetStats:
+        """This box's part, and the fleet's counts as last read."""
+        counts = self._counts or {}
+        return FleetStats(
+            recordings_claimed=self.claimed, recordings_taken_over=self.taken_over, leases_lost=self.lost_leases,
+            recordings=counts.get("recordings", 0), recordings_done=counts.get("done", 0),
+            recordings_held=counts.get("claimed", 0), recordings_failed=len(counts.get("failed", {})),
+            recordings_left=counts.get("left", 0), frames=counts.get("frames", 0),
+            frames_per_second=counts.get("frames_per_second"), seconds_left=counts.get("seconds_left"),
+            leases_expired=counts.get("expired", 0), leases_taken_over=counts.get("taken_over", 0), box=self.box,
+            redis_lost=self.unreachable)
 
     def close(self) -> None:
         """Let go of what this box still holds (another box takes it over at once); idempotent."""
@@ -234,6 +243,7 @@ class FleetLog:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
+            self._counts = self._call(lambda: status(self._redis, self.dataset)) or self._counts
             with self._lock:
                 held = dict(self._held)
             for identity, (recording, renewed) in held.items():
@@ -275,21 +285,26 @@ class FleetLog:
 
 
 def fleet_status(url: str, dataset: str) -> dict[str, Any]:
-    """The fleet's replay of `dataset` as it stands: recordings done, claimed, failed and left, frames, the fleet's
-    frames a second and the estimated end, which box holds what, leases expired and taken over."""
+    """The fleet's replay of `dataset` as it stands (`status`), read from the Redis at `url`."""
     client = redis_client(url, 5.0, LimitStoreError)
-    prefix = f"{PREFIX}{dataset}:"
     try:
-        known = {_text(k): int(v) for k, v in client.hgetall(prefix + "known").items()}
-        entries = {_text(k): json.loads(v) for k, v in client.hgetall(prefix + "log").items()}
-        failed = {_text(k): _text(v) for k, v in client.hgetall(prefix + "failed").items()}
-        holders = {_text(k): json.loads(v) for k, v in client.hgetall(prefix + "holders").items()}
-        stats = {_text(k): int(v) for k, v in client.hgetall(prefix + "stats").items()}
-        now = int(client.time()[0])
-        held = {identity: holder for identity, holder in holders.items()
-                if client.get(prefix + f"lease:{identity}") is not None}
+        return status(client, dataset)
     finally:
         client.close()
+
+
+def status(client: redis.Redis, dataset: str) -> dict[str, Any]:
+    """The fleet's replay of `dataset` as it stands: recordings done, claimed, failed and left, frames, the fleet's
+    frames a second and the estimated end, which box holds what, leases expired and taken over."""
+    prefix = f"{PREFIX}{dataset}:"
+    known = {_text(k): int(v) for k, v in client.hgetall(prefix + "known").items()}
+    entries = {_text(k): json.loads(v) for k, v in client.hgetall(prefix + "log").items()}
+    failed = {_text(k): _text(v) for k, v in client.hgetall(prefix + "failed").items()}
+    holders = {_text(k): json.loads(v) for k, v in client.hgetall(prefix + "holders").items()}
+    stats = {_text(k): int(v) for k, v in client.hgetall(prefix + "stats").items()}
+    now = int(client.time()[0])
+    held = {identity: holder for identity, holder in holders.items()
+            if client.get(prefix + f"lease:{identity}") is not None}
     done = sum(1 for entry in entries.values() if entry["finished"])
     frames = stats.get("frames", 0)
     elapsed = now - stats["started"] if "started" in stats else 0

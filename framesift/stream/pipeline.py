@@ -33,6 +33,7 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +88,13 @@ class Pipeline(Resource):
         self._by_name = {s.name: s for s in self.specs}
         self._stop = threading.Event()
         self._slots = FrameSlots()
+        self._deferred: deque[Callable[[], None]] = deque()  # readers' checkpoints that no frame carries
         prepare = self.workflow.prepare if self.workflow.needs_input else None
         self._readers = []
         for spec in self.specs:
             reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status,
                                   on_failure=self._fail, draw=self._draws_ahead(spec),
-                                  prepare_live=self.workflow.on_gpu)
+                                  prepare_live=self.workflow.on_gpu, defer=self._deferred.append)
             self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
         self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)
@@ -197,7 +199,8 @@ class Pipeline(Resource):
         """The statistics of the stream, its sources and sinks, and (when collecting) of the collector."""
         return StreamStats.of(self.metrics.sources(), elapsed_s=self.elapsed, errors=self.metrics.errors(),
                               sinks={sink.name: sink.stats() for sink in self._sinks},
-                              collectors=self.workflow.snapshot())
+                              collectors=self.workflow.snapshot(),
+                              fleet=None if self.options.fleet is None else self.options.fleet.stats())
 
     # -- the inference thread ---------------------------------------------------------------------------------
     def _infer_loop(self) -> None:
@@ -206,6 +209,8 @@ class Pipeline(Resource):
                 if self._duration is not None and self.elapsed >= self._duration:
                     self.stop()
                 self._check_threads()
+                if self._deferred and not self._slots.pending():  # the frames put before it were all submitted
+                    self.workflow.when_written(self._deferred.popleft())
                 frames = self._slots.take(self._frames_per_call(), timeout=0.05)
                 if frames:
                     self._process(frames)

@@ -151,7 +151,8 @@ class SourceReader(Worker):
     def __init__(self, spec: SourceSpec, options: SourceOptions, slots: FrameSlots, metrics: Metrics,
                  prepare: Callable[[Any], Any] | None, stop: threading.Event,
                  on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None,
-                 draw: DrawAhead | None = None, prepare_live: bool = False):
+                 draw: DrawAhead | None = None, prepare_live: bool = False,
+                 defer: Callable[[Checkpoint], None] | None = None):
         super().__init__(f"source {spec.name}", on_failure=on_failure)
         self.spec, self.options = spec, options
         self.finite = spec.kind in ("file", "archive")  # it ends by itself (so does a stream found to be a VOD)
@@ -172,6 +173,7 @@ class SourceReader(Worker):
         self._first_refused: tuple[str, int] | None = None  # an archive's frame the slots refused at the stop
         self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
         self._prepare_live = prepare_live  # a live frame's input is made here too (a model on a GPU)
+        self._defer = defer  # hands on a checkpoint no frame carries: written once the frames before are collected
 
     def check(self) -> None:
         """Raise `SourceError` with one clear sentence when a file or an archive cannot be read; list what an
@@ -275,6 +277,9 @@ class SourceReader(Worker):
                     claimed = True
                     self._replay(recording)
             if left and not claimed:  # every one left is held by another box: wait for its end or its lease's
+                if self._unconfirmed and self._defer is not None:  # say what this box finished: the others wait
+                    entries, self._unconfirmed = self._unconfirmed, []
+                    self._defer(Checkpoint(fleet, tuple(entries)))
                 self._stop_event.wait(min(1.0, fleet.lease_s / 3))
 
     def _replay(self, recording: Recording) -> None:

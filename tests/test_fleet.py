@@ -1,0 +1,111 @@
+"""Issue 28: one archive replayed by several boxes (real processes) sharing one real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from framesift.collectors.targets.local import read_records
+from tests.helpers import wait_until
+from tests.test_cli import run_cli
+from tests.test_video_time import write_recording
+
+
+def archive(tmp_path: Path, count: int, seconds: int) -> Path:
+    """`count` recordings of `seconds` at 10 fps, an hour apart."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for i in range(count):
+        write_recording(folder / f"cam{i:02d}.mp4", seconds, creation_time=f"2026-11-20T{i:02d}:00:00Z", fps=10)
+    return folder
+
+
+def sampling(tmp_path: Path, share: float) -> Path:
+    config = {"enabled": True, "persist_predictions": True,
+              "sampling_strategies": [{"name": "some", "type": "random", "traffic_percentage": share}],
+              "batching_strategy": {"batches_name_prefix": "rec", "recreation_interval": "never"}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def box(folder: Path, config: Path, target: Path, redis_url: str | None, *extra: str) -> list[str]:
+    command = [sys.executable, "-m", "framesift.cli", "run", str(folder), "--model", "stub", "--al-config",
+               str(config), "--target", str(target), "--seed", "7", "--no-progress"]
+    return command + (["--redis", redis_url, "--replay-lease", "3"] if redis_url else []) + list(extra)
+
+
+def collected(target: Path) -> Counter[tuple[str, int]]:
+    return Counter((Path(r["source"]).name, r["frame_id"]) for r in read_records(target))
+
+
+def test_three_boxes_one_killed_and_restarted_register_every_frame_once_as_one_box_would(tmp_path, redis_server):
+    folder = archive(tmp_path, 12, 5)
+    config = sampling(tmp_path, 0.5)
+    alone = subprocess.run(box(folder, config, tmp_path / "alone", None), capture_output=True, text=True,
+                           timeout=300)
+    assert alone.returncode == 0, alone.stderr
+    expected = collected(tmp_path / "alone")
+    assert set(expected.values()) == {1} and 100 < sum(expected.values()) < 500  # about half of 600 frames
+
+    target = tmp_path / "fleet"
+    logs = [tmp_path / f"box{i}.log" for i in range(4)]
+    command = box(folder, config, target, redis_server.url)
+    boxes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs[:3]]
+    try:
+        assert wait_until(lambda: target.exists() and len(collected(target)) >= 40, timeout=120)
+        os.kill(boxes[0].pid, signal.SIGKILL)  # a power cut, mid-recording
+        boxes[0].wait()
+        boxes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=logs[3].open("w")))
+        for process in boxes[1:]:
+            assert process.wait(timeout=300) == 0, [log.read_text()[-2000:] for log in logs]
+    finally:
+        for process in boxes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert collected(target) == expected  # every frame once, drawn as one box draws it
+
+    status = run_cli("replay", "status", "--redis", redis_server.url, "--target", str(target), "--json")
+    assert status.returncode == 0, status.stderr
+    fleet = json.loads(status.stdout)
+    assert fleet["recordings"] == 12 and fleet["done"] == 12 and fleet["left"] == 0 and fleet["claimed"] == 0
+    assert fleet["frames"] == fleet["frames_total"] == 12 * 50
+    assert fleet["taken_over"] >= 1  # the killed box's recording, once its lease ran out
+
+
+def test_a_box_paused_past_its_lease_stops_its_recording_and_writes_nothing_twice(tmp_path, redis_server):
+    folder = archive(tmp_path, 2, 30)
+    config = sampling(tmp_path, 1.0)
+    target = tmp_path / "ds"
+    command = box(folder, config, target, redis_server.url, "--summary")
+    slow_log, other_log = tmp_path / "slow.log", tmp_path / "other.log"
+    slow = subprocess.Popen([*command, str(tmp_path / "slow.json")], stdout=subprocess.DEVNULL,
+                            stderr=slow_log.open("w"))
+    other = None
+    try:
+        assert wait_until(lambda: target.exists() and len(collected(target)) >= 10, timeout=60)
+        os.kill(slow.pid, signal.SIGSTOP)  # swapping, a stalled disk: alive, but not renewing its lease
+        other = subprocess.Popen([*command, str(tmp_path / "other.json")], stdout=subprocess.DEVNULL,
+                                 stderr=other_log.open("w"))
+        assert other.wait(timeout=120) == 0, other_log.read_text()[-2000:]  # took both recordings over
+        os.kill(slow.pid, signal.SIGCONT)
+        assert slow.wait(timeout=60) == 0, slow_log.read_text()[-2000:]
+    finally:
+        for process in (slow, other):
+            if process is not None and process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+                process.kill()
+                process.wait()
+    assert "lost its lease on" in slow_log.read_text()
+    assert collected(target) == Counter({(f"cam{i:02d}.mp4", n): 1 for i in range(2) for n in range(300)})
+    slow_summary = json.loads((tmp_path / "slow.json").read_text())
+    assert slow_summary["fleet"]["leases_lost"] == 1
+    assert json.loads((tmp_path / "other.json").read_text())["fleet"]["recordings_taken_over"] == 1
