@@ -109,3 +109,24 @@ def test_a_box_paused_past_its_lease_stops_its_recording_and_writes_nothing_twic
     slow_summary = json.loads((tmp_path / "slow.json").read_text())
     assert slow_summary["fleet"]["leases_lost"] == 1
     assert json.loads((tmp_path / "other.json").read_text())["fleet"]["recordings_taken_over"] == 1
+
+
+def test_a_box_that_loses_redis_stops_claiming_says_so_and_writes_nothing_twice(tmp_path, redis_server):
+    folder = archive(tmp_path, 3, 30)
+    target = tmp_path / "ds"
+    log = tmp_path / "box.log"
+    process = subprocess.Popen([*box(folder, sampling(tmp_path, 1.0), target, redis_server.url), "--summary",
+                                str(tmp_path / "summary.json")], stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    try:
+        assert wait_until(lambda: target.exists() and len(collected(target)) >= 10, timeout=60)
+        redis_server.stop()
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "this box stops claiming recordings" in log.read_text()
+    records = collected(target)
+    assert set(records.values()) == {1} and len(records) < 3 * 300  # it did not go on with the archive
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["fleet"]["redis_lost"]
