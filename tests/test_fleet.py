@@ -10,10 +10,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
 from framesift.collectors.targets.local import read_records
 from tests.helpers import wait_until
+from tests.test_archives import every_frame
 from tests.test_cli import run_cli
 from tests.test_video_time import write_recording
 
@@ -25,15 +24,6 @@ def archive(tmp_path: Path, count: int, seconds: int) -> Path:
     for i in range(count):
         write_recording(folder / f"cam{i:02d}.mp4", seconds, creation_time=f"2026-11-20T{i:02d}:00:00Z", fps=10)
     return folder
-
-
-def sampling(tmp_path: Path, share: float) -> Path:
-    config = {"enabled": True, "persist_predictions": True,
-              "sampling_strategies": [{"name": "some", "type": "random", "traffic_percentage": share}],
-              "batching_strategy": {"batches_name_prefix": "rec", "recreation_interval": "never"}}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def box(folder: Path, config: Path, target: Path, redis_url: str | None, *extra: str) -> list[str]:
@@ -48,7 +38,7 @@ def collected(target: Path) -> Counter[tuple[str, int]]:
 
 def test_three_boxes_one_killed_and_restarted_register_every_frame_once_as_one_box_would(tmp_path, redis_server):
     folder = archive(tmp_path, 12, 5)
-    config = sampling(tmp_path, 0.5)
+    config = every_frame(tmp_path, 0.5)
     alone = subprocess.run(box(folder, config, tmp_path / "alone", None), capture_output=True, text=True,
                            timeout=300)
     assert alone.returncode == 0, alone.stderr
@@ -83,7 +73,7 @@ def test_three_boxes_one_killed_and_restarted_register_every_frame_once_as_one_b
 
 def test_a_box_paused_past_its_lease_stops_its_recording_and_writes_nothing_twice(tmp_path, redis_server):
     folder = archive(tmp_path, 2, 30)
-    config = sampling(tmp_path, 1.0)
+    config = every_frame(tmp_path, 1.0)
     target = tmp_path / "ds"
     command = box(folder, config, target, redis_server.url, "--summary")
     slow_log, other_log = tmp_path / "slow.log", tmp_path / "other.log"
@@ -115,7 +105,7 @@ def test_a_box_that_loses_redis_stops_claiming_says_so_and_writes_nothing_twice(
     folder = archive(tmp_path, 3, 30)
     target = tmp_path / "ds"
     log = tmp_path / "box.log"
-    process = subprocess.Popen([*box(folder, sampling(tmp_path, 1.0), target, redis_server.url), "--summary",
+    process = subprocess.Popen([*box(folder, every_frame(tmp_path, 1.0), target, redis_server.url), "--summary",
                                 str(tmp_path / "summary.json")], stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         assert wait_until(lambda: target.exists() and len(collected(target)) >= 10, timeout=60)
@@ -130,3 +120,26 @@ def test_a_box_that_loses_redis_stops_claiming_says_so_and_writes_nothing_twice(
     assert set(records.values()) == {1} and len(records) < 3 * 300  # it did not go on with the archive
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["fleet"]["redis_lost"]
+
+
+def test_one_archive_mounted_at_two_paths_is_one_archive_and_a_failed_recording_is_failed_for_all(tmp_path,
+                                                                                                  redis_server):
+    from framesift.stream.archives import list_recordings
+    from framesift.stream.fleet import FleetLog, fleet_status
+
+    folder = archive(tmp_path, 2, 1)
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "mnt" / "nas").symlink_to(folder)  # the same files under another path, as an NFS mount elsewhere
+    here, there = list_recordings(str(folder)), list_recordings(str(tmp_path / "mnt" / "nas"))
+    assert [r.path for r in here] != [r.path for r in there]
+    with FleetLog(redis_server.url, "ds", box="a") as a, FleetLog(redis_server.url, "ds", box="b") as b:
+        a.known(here, str(folder))
+        b.known(there, str(tmp_path / "mnt" / "nas"))
+        assert a.claim(here[0]) == "claimed" and b.claim(there[0]) == "held"
+        a.fail(here[0], "cannot open it: Invalid data found when processing input")
+        assert b.claim(there[0]) == "failed" and a.claim(here[0]) == "failed"
+        assert b.claim(there[1]) == "claimed" and a.claim(here[1]) == "held"
+        status = fleet_status(redis_server.url, "ds")
+    assert status["recordings"] == 2 and status["left"] == 1
+    assert list(status["failed"].values()) == ["cannot open it: Invalid data found when processing input"]
+    assert list(status["holders"]) == ["cam01.mp4"]  # held by b
