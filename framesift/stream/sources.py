@@ -280,7 +280,7 @@ class SourceReader(Worker):
                 if self._unconfirmed and self._defer is not None:  # say what this box finished: the others wait
                     entries, self._unconfirmed = self._unconfirmed, []
                     self._defer(Checkpoint(fleet, tuple(entries)))
-                self._stop_event.wait(min(1.0, fleet.lease_s / 3))
+                self._stop_event.wait(min(0.25, fleet.lease_s / 3))
 
     def _replay(self, recording: Recording) -> None:
         """Replay one recording of an archive, after what was replayed of it before."""
