@@ -32,11 +32,19 @@ def box(folder: Path, config: Path, target: Path, redis_url: str | None, *extra:
     return command + (["--redis", redis_url, "--replay-lease", "3"] if redis_url else []) + list(extra)
 
 
+def holding(redis_url: str, boxes: list[subprocess.Popen]) -> subprocess.Popen | None:
+    """A running box that holds a recording's lease now."""
+    from framesift.stream.fleet import fleet_status
+
+    pids = {int(holder["box"].rsplit(":", 1)[1]) for holder in fleet_status(redis_url, "fleet")["holders"].values()}
+    return next((p for p in boxes if p.pid in pids and p.poll() is None), None)
+
+
 def collected(target: Path) -> Counter[tuple[str, int]]:
     return Counter((Path(r["source"]).name, r["frame_id"]) for r in read_records(target))
 
 
-def test_three_boxes_one_killed_and_restarted_register_every_frame_once_as_one_box_would(tmp_path, redis_server):
+def test_three_boxes_one_killed_twice_and_restarted_register_every_frame_once_as_one_box_would(tmp_path, redis_server):
     folder = archive(tmp_path, 12, 5)
     config = every_frame(tmp_path, 0.5)
     alone = subprocess.run(box(folder, config, tmp_path / "alone", None), capture_output=True, text=True,
@@ -46,16 +54,20 @@ def test_three_boxes_one_killed_and_restarted_register_every_frame_once_as_one_b
     assert set(expected.values()) == {1} and 100 < sum(expected.values()) < 500  # about half of 600 frames
 
     target = tmp_path / "fleet"
-    logs = [tmp_path / f"box{i}.log" for i in range(4)]
+    logs = [tmp_path / f"box{i}.log" for i in range(5)]
     command = box(folder, config, target, redis_server.url)
     boxes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs[:3]]
     try:
-        assert wait_until(lambda: target.exists() and len(collected(target)) >= 40, timeout=120)
-        os.kill(boxes[0].pid, signal.SIGKILL)  # a power cut, mid-recording
-        boxes[0].wait()
-        boxes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=logs[3].open("w")))
-        for process in boxes[1:]:
-            assert process.wait(timeout=300) == 0, [log.read_text()[-2000:] for log in logs]
+        for enough in (40, 120):  # a box holding a recording, twice, each time another started in its place
+            assert wait_until(lambda n=enough: target.exists() and len(collected(target)) >= n, timeout=120)
+            assert wait_until(lambda: holding(redis_server.url, boxes), timeout=60)
+            killed = holding(redis_server.url, boxes)
+            assert killed is not None
+            os.kill(killed.pid, signal.SIGKILL)  # a power cut, mid-recording
+            killed.wait()
+            boxes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=logs[len(boxes)].open("w")))
+        for process in boxes:
+            assert process.wait(timeout=300) in (0, -signal.SIGKILL), [log.read_text()[-2000:] for log in logs]
     finally:
         for process in boxes:
             if process.poll() is None:
@@ -68,7 +80,7 @@ def test_three_boxes_one_killed_and_restarted_register_every_frame_once_as_one_b
     fleet = json.loads(status.stdout)
     assert fleet["recordings"] == 12 and fleet["done"] == 12 and fleet["left"] == 0 and fleet["claimed"] == 0
     assert fleet["frames"] == fleet["frames_total"] == 12 * 50
-    assert fleet["taken_over"] >= 1  # the killed box's recording, once its lease ran out
+    assert fleet["taken_over"] >= 2  # the killed boxes' recordings, once their leases ran out
 
 
 def test_a_box_paused_past_its_lease_stops_its_recording_and_writes_nothing_twice(tmp_path, redis_server):
