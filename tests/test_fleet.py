@@ -155,3 +155,21 @@ def test_one_archive_mounted_at_two_paths_is_one_archive_and_a_failed_recording_
     assert status["recordings"] == 2 and status["left"] == 1
     assert list(status["failed"].values()) == ["cannot open it: Invalid data found when processing input"]
     assert list(status["holders"]) == ["cam01.mp4"]  # held by b
+
+
+def test_the_fleets_counts_reach_each_box_metrics(tmp_path, redis_server):
+    from framesift.stats import StreamStats, samples
+    from framesift.stream.archives import list_recordings
+    from framesift.stream.fleet import FleetLog
+
+    folder = archive(tmp_path, 3, 1)
+    recordings = list_recordings(str(folder))
+    with FleetLog(redis_server.url, "ds", box="a", lease_s=1.5) as a:
+        a.known(recordings, str(folder))
+        assert a.claim(recordings[0]) == "claimed" and a.claim(recordings[1]) == "claimed"
+        a.record(recordings[0], 10, finished=True)
+        assert wait_until(lambda: a.stats().recordings_done == 1, timeout=30)  # read every third of a lease
+        exposed = {name: value for name, _, _, _, value in samples(StreamStats(fleet=a.stats()))}
+    assert exposed["framesift_fleet_recordings"] == 3 and exposed["framesift_fleet_recordings_left"] == 2
+    assert exposed["framesift_fleet_recordings_held"] == 1 and exposed["framesift_fleet_recordings_claimed"] == 2
+    assert exposed["framesift_fleet_frames"] == 10
