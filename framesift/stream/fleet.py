@@ -243,7 +243,11 @@ class FleetLog:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
-            self._counts = self._call(lambda: status(self._redis, self.dataset)) or self._counts
+            try:
+                self._counts = self._call(lambda: status(self._redis, self.dataset)) or self._counts
+            except (ValueError, KeyError, TypeError) as error:  # keys written by hand: the leases matter more
+                log.warning("the fleet's counts in Redis cannot be read (%s); its leases are kept all the same",
+                            error)
             with self._lock:
                 held = dict(self._held)
             for identity, (recording, renewed) in held.items():
@@ -264,7 +268,7 @@ class FleetLog:
         with self._lock:
             if self._held.pop(identity, None) is None:
                 return
-        self.lost_leases += 1
+            self.lost_leases += 1
         log.warning("this box (%s) lost its lease on %s (another box holds it now, or its lease ran out): it stops "
                     "replaying it", self.box, recording.path)
 
