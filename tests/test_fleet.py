@@ -113,11 +113,12 @@ def test_a_box_paused_past_its_lease_stops_its_recording_and_writes_nothing_twic
     assert json.loads((tmp_path / "other.json").read_text())["fleet"]["recordings_taken_over"] == 1
 
 
-def test_a_box_that_loses_redis_stops_claiming_says_so_and_writes_nothing_twice(tmp_path, redis_server):
+def test_a_box_that_loses_redis_stops_claiming_says_so_and_goes_on_once_it_is_back(tmp_path, redis_server):
     folder = archive(tmp_path, 3, 30)
     target = tmp_path / "ds"
     log = tmp_path / "box.log"
-    process = subprocess.Popen([*box(folder, every_frame(tmp_path, 1.0), target, redis_server.url), "--summary",
+    sampling = every_frame(tmp_path, 1.0)
+    process = subprocess.Popen([*box(folder, sampling, target, redis_server.url), "--summary",
                                 str(tmp_path / "summary.json")], stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         assert wait_until(lambda: target.exists() and len(collected(target)) >= 10, timeout=60)
@@ -132,6 +133,12 @@ def test_a_box_that_loses_redis_stops_claiming_says_so_and_writes_nothing_twice(
     assert set(records.values()) == {1} and len(records) < 3 * 300  # it did not go on with the archive
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["fleet"]["redis_lost"]
+
+    redis_server.start()  # back, empty (no persistence): the same command goes on after what the records hold
+    again = subprocess.run(box(folder, sampling, target, redis_server.url), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert collected(target) == Counter({(f"cam{i:02d}.mp4", n): 1 for i in range(3) for n in range(300)})
 
 
 def test_one_archive_mounted_at_two_paths_is_one_archive_and_a_failed_recording_is_failed_for_all(tmp_path,
