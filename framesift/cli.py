@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--outbox-max-bytes", type=int, default=1 << 30,
                      help="refuse (and count) new datapoints past this many bytes pending (default 1 GiB)")
     run.add_argument("--redis", help="redis://host:port/db to share budgets across processes and machines")
+    run.add_argument("--replay-lease", type=float, default=30.0, metavar="S",
+                     help="with --redis, boxes given the same archive share its recordings: seconds a box that "
+                          "stopped answering keeps one before another takes it over (default 30)")
     run.add_argument("--redis-fallback", choices=("pause", "memory"), default="pause",
                      help="while Redis is unreachable: collect nothing (pause) or use local budgets (memory)")
     run.add_argument("--source-name", action="append", default=[], metavar="NAME",
@@ -148,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="show what a remote target's outbox holds; retry the dead")
     outbox.add_argument("folder", help="an outbox, for example framesift-outbox/roboflow-my-dataset")
     outbox.add_argument("--retry-dead", action="store_true", help="move refused datapoints back to pending")
+
+    replay = commands.add_parser("replay", help="how a fleet's replay of an archive (run --redis) stands")
+    replay_actions = replay.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = replay_actions.add_parser("status", help="recordings done, claimed and left, the fleet's frames a "
+                                                      "second, the estimated end, which box holds what")
+    status.add_argument("--redis", required=True, help="the fleet's redis://host:port/db")
+    status.add_argument("--target", default="framesift-data", help="the fleet's --target (default: "
+                                                                   "./framesift-data)")
+    status.add_argument("--json", action="store_true", help="print it as JSON")
 
     export = commands.add_parser("export", help="turn a collected dataset into COCO, YOLO, Pascal VOC or Label "
                                                 "Studio tasks")
@@ -314,6 +326,37 @@ def _demo(args: argparse.Namespace, signals: StopSignals) -> int:
     return EXIT_OK
 
 
+def _replay(args: argparse.Namespace, signals: StopSignals) -> int:
+    import json
+
+    import redis
+
+    from framesift.collectors.targets import dataset_name
+    from framesift.errors import LimitStoreError
+    from framesift.stream.fleet import fleet_status
+
+    try:
+        status = fleet_status(args.redis, dataset_name(args.target))
+    except redis.RedisError as error:
+        raise LimitStoreError(f"cannot read the fleet's replay from Redis: {error}") from None
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    total = status["frames_total"]
+    rate, left = status["frames_per_second"], status["seconds_left"]
+    print(f"recordings: {status['recordings']} ({status['done']} done, {status['claimed']} claimed, "
+          f"{len(status['failed'])} failed, {status['left']} left)")
+    print(f"frames:     {status['frames']}" + (f" of {total}" if total is not None else "")
+          + (f", {rate} a second" if rate is not None else "")
+          + (f", about {left} s left" if left is not None else ""))
+    print(f"leases:     {status['expired']} expired and not yet taken over, {status['taken_over']} taken over")
+    for recording, holder in sorted(status["holders"].items()):
+        print(f"  {recording}: {holder['box']}")
+    for recording, reason in sorted(status["failed"].items()):
+        print(f"  {recording.split(chr(0))[0]}: failed ({reason})")
+    return EXIT_OK
+
+
 def _outbox(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
@@ -436,7 +479,7 @@ def _serve(args: argparse.Namespace, signals: StopSignals) -> int:
 
 
 COMMANDS = {"serve": _serve, "run": _run, "validate": _validate, "demo": _demo, "config": _config, "outbox": _outbox,
-            "export": _export, "report": _report}
+            "export": _export, "report": _report, "replay": _replay}
 
 if __name__ == "__main__":
     sys.exit(main())

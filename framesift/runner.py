@@ -32,6 +32,7 @@ from framesift.workflows.engine import Workflow
 
 if TYPE_CHECKING:
     from framesift.stream.exposition import MetricsServer
+    from framesift.stream.fleet import FleetLog
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class RunOptions:
     outbox_max_bytes: int = 1 << 30
     redis: str | None = None
     redis_fallback: str = "pause"
+    replay_lease: float = 30.0  # with `redis`: seconds a box holds a recording of an archive without renewing it
     source_name: list[str] = field(default_factory=list)
     device: str = "auto"
     confidence: float = 0.25
@@ -86,7 +88,7 @@ class RunOptions:
         """Refuse in one sentence (exit code 2) an option no run can mean, before anything is opened."""
         require_positive({"--max-fps": self.max_fps, "--max-frames": self.max_frames, "--duration": self.duration,
                           "--status-interval": self.status_interval, "--config-refresh": self.config_refresh,
-                          "--outbox-max-bytes": self.outbox_max_bytes})
+                          "--outbox-max-bytes": self.outbox_max_bytes, "--replay-lease": self.replay_lease})
         if not self.drain_timeout >= 0:
             raise InputError(f"--drain-timeout must be 0 or more, not {self.drain_timeout}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
@@ -100,10 +102,12 @@ class RunOptions:
                 check_redis_url(url, LimitStoreError)
 
 
-def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lambda: None) -> Pipeline:
+def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lambda: None,
+                   fleet: FleetLog | None = None) -> Pipeline:
     """Validate the configuration or workflow first (before any frame is read), then load the models and open the
     targets (`before_targets` is called just before: `run` takes the replay lock there, once the input is known to
-    be valid and before anything is written). When a step fails, what the earlier ones opened (a remote target's
+    be valid and before anything is written); `fleet`, the replay log of a fleet in Redis, replaces the file's.
+    When a step fails, what the earlier ones opened (a remote target's
     sender and outbox lock, a limiter's connection, sink files) is closed before the error is raised."""
     from framesift.stream.sinks import AnnotatedVideo, PredictionsFile, Sink
 
@@ -128,7 +132,8 @@ def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lam
                                        max_frames=options.max_frames, rtsp_transport=options.rtsp_transport,
                                        video_time=not options.wall_clock, start_time=_start_time(options),
                                        replay_log=_replay_log(options), decode_all=options.decode_all,
-                                       keyframe_draws=options.keyframe_draws, skip_gops=options.skip_gops)
+                                       keyframe_draws=options.keyframe_draws, skip_gops=options.skip_gops,
+                                       fleet=fleet)
         specs = [SourceSpec(url, name, parameters=per_source.get(name, {}))
                  for url, name in zip(options.sources, names, strict=True)]
         pipeline = Pipeline(specs, runs, options=source_options, sinks=sinks, duration=options.duration)
@@ -192,7 +197,7 @@ def _model_and_collector(options: RunOptions, opened: ExitStack, before_targets:
             api_key = first.config.target_dataset_api_key.get_secret_value()
         target = open_target(options.target, api_key=api_key, outbox=options.outbox,
                              outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model),
-                             exclusive=options.redis is None)
+                             exclusive=options.redis is None, shared=options.redis is not None)
         opened.callback(target.close)
         limiter = open_limiter(options.redis, options.redis_fallback)
         opened.callback(limiter.close)
@@ -243,7 +248,8 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
     with ExitStack() as scope:
         if stop is None:
             stop = scope.enter_context(StopSignals()).event
-        pipeline = build_pipeline(options, functools.partial(_hold_replay_lock, options, scope))
+        fleet = _fleet(options, scope)
+        pipeline = build_pipeline(options, functools.partial(_hold_replay_lock, options, scope), fleet)
         failure: WorkerFailed | None = None
         try:
             with ExitStack() as running:
@@ -290,10 +296,24 @@ def _check_writable(option: str, path: Path) -> None:
         raise refused("permission denied")
 
 
+def _fleet(options: RunOptions, scope: ExitStack) -> FleetLog | None:
+    """With `--redis`, the replay log of recordings is the fleet's, in Redis: its boxes share the recordings (for
+    as long as `scope`; nothing is written before a recording is claimed)."""
+    if options.redis is None or _replay_log(options) is None:
+        return None
+    from framesift.collectors.targets import dataset_name
+    from framesift.stream.fleet import FleetLog
+
+    local = ":" not in options.target or Path(options.target).exists()
+    return scope.enter_context(FleetLog(options.redis, dataset_name(options.target),
+                                        records=options.target if local else None, lease_s=options.replay_lease))
+
+
 def _hold_replay_lock(options: RunOptions, scope: ExitStack) -> None:
-    """One replay of recordings per target at a time (for as long as `scope`): two would sample them twice."""
+    """One replay of recordings per target at a time (for as long as `scope`): two would sample them twice. With
+    `--redis` the fleet's leases share the recordings instead (`framesift.stream.fleet`)."""
     replay_log = _replay_log(options)
-    if replay_log is None:
+    if replay_log is None or options.redis is not None:
         return
     lock = exclusive_lock(Path(replay_log).with_suffix(".lock"), lambda holder: InputError(
         f"another framesift process (pid {holder}) replays recordings into {options.target}: both would sample "

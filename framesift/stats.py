@@ -182,6 +182,28 @@ class StrategyStats(Stats):
 
 
 @dataclass
+class FleetStats(Stats):
+    """A box's part in a fleet's replay of an archive (`--redis`), and the fleet's counts as the box last read them
+    (every third of a lease; `framesift replay status` reads the same)."""
+
+    recordings_claimed: int = counter("recordings of the archive this box claimed")
+    recordings_taken_over: int = counter("recordings this box took over from a box whose lease had run out")
+    leases_lost: int = counter("recordings this box stopped because its lease ran out (paused past it)")
+    recordings: int = gauge("recordings of the fleet's archive")
+    recordings_done: int = gauge("recordings the fleet replayed to their end")
+    recordings_held: int = gauge("recordings a box of the fleet holds now")
+    recordings_failed: int = gauge("recordings no box could read")
+    recordings_left: int = gauge("recordings not yet replayed to their end")
+    frames: int = gauge("frames the fleet replayed (by its replay log)")
+    frames_per_second: float | None = gauge("the fleet's frames a second since its first claim", default=None)
+    seconds_left: float | None = gauge("the estimated time left to the end of the archive (s)", default=None)
+    leases_expired: int = gauge("leases that ran out and were not yet taken over")
+    leases_taken_over: int = gauge("recordings taken over from a box whose lease ran out, by the whole fleet")
+    box: str = ""  # this box's name in the fleet (host:pid)
+    redis_lost: str | None = None  # why Redis could not be reached, once it could not
+
+
+@dataclass
 class OutboxStats(Stats):
     """A remote target's outbox and its sender."""
 
@@ -254,6 +276,7 @@ class StreamStats(Stats):
     sources: dict[str, SourceStats] = each("source")
     sinks: dict[str, SinkStats] = each("sink")
     collectors: dict[str, CollectorStats] = each("collector")  # by workflow step (`collect` for --al-config)
+    fleet: FleetStats | None = nested("fleet_")  # an archive shared by a fleet (`--redis`)
 
     @classmethod
     def of(cls, sources: dict[str, SourceStats], **others: Any) -> StreamStats:

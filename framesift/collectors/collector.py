@@ -48,7 +48,7 @@ from framesift.collectors.config import (
     StrategyConfig,
     active_learning_disabled_by_env,
 )
-from framesift.collectors.datapoint import Datapoint, iso_utc
+from framesift.collectors.datapoint import Datapoint, NotOurs, iso_utc
 from framesift.collectors.follower import ConfigCache, ConfigFollower
 from framesift.collectors.images import prepare_image
 from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
@@ -137,6 +137,7 @@ class _Pending:
     evidence: dict[str, dict[str, Any]]  # strategy name -> what made it match (`random`: nothing to say)
     extra: Mapping[str, Any] | None = None
     recorded: bool = False  # captured_at is on a recording's clock: budgets and the batch follow it
+    still_ours: Callable[[], bool] | None = None  # a fleet's frame: written only while its box holds its recording
 
 
 def utc_now() -> datetime:
@@ -169,6 +170,7 @@ class Collector(Resource):
         self._recent = RecentSignatures()  # the near-duplicate gate's memory, on the collector's thread
         self._trackers: dict[str, dict[str, IouTracker]] = {}  # new_objects: source -> strategy -> tracker
         self._rng = random.Random(seed)
+        self._seed = random.getrandbits(64) if seed is None else seed  # a replayed frame's own generator's base
         self._rng_lock = threading.Lock()  # sources drawing ahead share the generator with `submit`
         self._clock = clock
         self._max_items = max_queue_items
@@ -204,6 +206,8 @@ class Collector(Resource):
         drawn: Draw | None = None,
         class_names: ClassNames | None = None,
         model_id: str = "",
+        known_as: str | None = None,
+        still_ours: Callable[[], bool] | None = None,
     ) -> bool:
         """Offer one datapoint. Returns True when it was sampled and queued, False otherwise. It never waits, but
         for a `recorded` frame when the queue is full: a replay waits for the collector as it waits for the model.
@@ -215,7 +219,10 @@ class Collector(Resource):
         is a `TypeError`. `extra` goes into the record as it is (a crop says where it was cut from). `recorded` says
         that `captured_at` is when a replayed recording was made: the budgets and the batch go by it instead of the
         wall clock, so a recording replayed fast is sampled as it would have been live. `drawn` are the frame's
-        draws made before it was decoded (`draw_ahead`): they are used instead of drawing again. Raises
+        draws made before it was decoded (`draw_ahead`): they are used instead of drawing again; else a frame
+        `known_as` something (a recording's frame) is drawn with its own generator (`draw_ahead`). `still_ours`
+        (a frame of a fleet's recording) is asked just before the datapoint is written: when false (the box lost
+        its lease on the recording, another box replays it), the datapoint is dropped ("lease_lost"). Raises
         `WorkerFailed` when a thread of the collector has died (see `check`).
         """
         self.check()
@@ -226,6 +233,9 @@ class Collector(Resource):
             return False
         if drawn is not None:
             policy, found = drawn.policy, drawn.found
+        elif known_as is not None:
+            found = matching_strategies(policy.strategies, prediction, self._own_generator(known_as),
+                                        self._trackers_of(source))
         else:
             with self._rng_lock:
                 found = matching_strategies(policy.strategies, prediction, self._rng, self._trackers_of(source))
@@ -235,7 +245,7 @@ class Collector(Resource):
         nbytes = frame.nbytes if isinstance(frame, np.ndarray) else frame.width * frame.height * 3
         pending = _Pending(frame, nbytes, prediction, matched, source, frame_id, captured_at or self._clock(),
                            policy, {name: why for (strategy, why) in found if why for name in [strategy.name]},
-                           extra, recorded and captured_at is not None)
+                           extra, recorded and captured_at is not None, still_ours)
         with self._cond:
             self._stats.datapoints_sampled += 1
             for strategy in matched:
@@ -264,17 +274,25 @@ class Collector(Resource):
                 self._queue.append(callback)
                 self._cond.notify_all()
 
-    def draw_ahead(self, stub_model: bool) -> Draw | None:
-        """The next frame's draws, before it is decoded, as `submit` would make them on its prediction; None
-        when the configuration in force decides from the image (then frames must be decoded and submitted).
-        `stub_model` says the predictions will be the stub's."""
+    def draw_ahead(self, stub_model: bool, frame: str | None = None) -> Draw | None:
+        """A frame's draws, before it is decoded, as `submit` would make them on its prediction; None when the
+        configuration in force decides from the image (then frames must be decoded and submitted). `stub_model`
+        says the predictions will be the stub's. A `frame` named (a recording's identity and the frame's index
+        there) is drawn with its own generator, seeded by the seed and that name: the same draws whichever box of
+        a fleet replays it, and whatever was replayed before; else the collector's generator draws the next."""
         policy = self._policy
         if not policy.enabled:
             return Draw(policy, [])
         if not decided_without_image(policy.strategies, stub_model):
             return None
+        if frame is not None:
+            return Draw(policy, matching_strategies(policy.strategies, STUB_PREDICTION, self._own_generator(frame)))
         with self._rng_lock:
             return Draw(policy, matching_strategies(policy.strategies, STUB_PREDICTION, self._rng))
+
+    def _own_generator(self, frame: str) -> random.Random:
+        """The generator of one frame's draws: seeded by the seed and what the frame is known by."""
+        return random.Random(f"{self._seed}\0{frame}")
 
     def check(self) -> None:
         """Raise `WorkerFailed` when a thread of this collector has died: its own, the follower of its
@@ -422,8 +440,15 @@ class Collector(Resource):
             if not isinstance(pending, _Pending):
                 pending()  # every datapoint submitted before it was written
                 continue
+            if pending.still_ours is not None and not pending.still_ours():
+                with self._cond:
+                    self._drop("lease_lost")  # another box of the fleet replays its recording now
+                continue
             try:
                 self._register(pending)
+            except NotOurs:  # lost while it was written: nothing of it was left behind
+                with self._cond:
+                    self._drop("lease_lost")
             except OutboxFull:  # a remote target's outbox is at its bound: refused, counted, the stream goes on
                 with self._cond:
                     self._drop("outbox_full")
@@ -536,6 +561,7 @@ class Collector(Resource):
             model_id=prediction.model_id,
             task_type=prediction.task_type,
             extra=extra or None,
+            still_ours=pending.still_ours,
         )
 
 

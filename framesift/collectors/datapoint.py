@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+
+class NotOurs(Exception):
+    """A datapoint of a fleet's recording whose box lost its lease on it before the datapoint was written."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class Datapoint:
     model_id: str
     task_type: str
     extra: dict[str, Any] | None = None  # recorded as-is (target_workspace, target_project)
+    still_ours: Callable[[], bool] | None = field(default=None, compare=False, repr=False)  # a fleet's frame: a
+    # local target asks it just before the record is appended (`NotOurs` when false), a remote one does not
 
     def record(self, image: str, prediction: str | None) -> dict[str, Any]:
         """The `datapoints.jsonl` record, given the paths of the image and prediction relative to the dataset."""

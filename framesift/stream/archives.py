@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from stat import S_ISREG
+from typing import Protocol
 
 from framesift.collectors.targets.local import append_durably, read_records
 from framesift.errors import SourceError
@@ -53,6 +54,22 @@ class Recording:
     @property
     def key(self) -> str:
         return f"{os.path.abspath(self.path)}\0{self.size}\0{self.mtime_ns}"
+
+
+def archive_root(pattern: str) -> str:
+    """The folder an archive's recordings are named from: the folder given, or a glob's part before its first
+    wildcard (a file given alone: its folder)."""
+    if Path(pattern).is_dir():
+        return pattern
+    parts = pattern.split(os.sep)
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts) - 1)
+    return os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else ".")
+
+
+def recording_identity(recording: Recording, root: str) -> str:
+    """What a recording is known by wherever its archive is mounted (a fleet's log, its draws): its path relative
+    to the archive's folder `root` (`archive_root`), and its size."""
+    return f"{os.path.relpath(os.path.abspath(recording.path), os.path.abspath(root))}\0{recording.size}"
 
 
 def list_recordings(pattern: str) -> list[Recording]:
@@ -196,7 +213,7 @@ class ReplayLog:
         self._collected: dict[str, int] = {}  # the last frame of each recording in the records beside the log
         if self.path.exists():
             self._read()
-            self._collected = _last_frames(self.path.parent)
+            self._collected = last_frames(self.path.parent)
 
     def _read(self) -> None:
         for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
@@ -277,11 +294,19 @@ class ReplayLog:
 ReplayEntry = tuple[Recording, int, bool]  # a recording, its frames replayed, whether all of them
 
 
+class Replayed(Protocol):
+    """A replay log: a file (`ReplayLog`) or a fleet's in Redis (`framesift.stream.fleet.FleetLog`)."""
+
+    def frames_done(self, recording: Recording) -> int | None: ...
+
+    def record(self, recording: Recording, frames: int, finished: bool) -> None: ...
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Replay-log entries that hold once a frame's datapoints are written (`Frame.checkpoint`): called then."""
 
-    log: ReplayLog
+    log: Replayed
     entries: tuple[ReplayEntry, ...]
 
     def __call__(self) -> None:
@@ -289,7 +314,7 @@ class Checkpoint:
             self.log.record(recording, frames, finished)
 
 
-def _last_frames(folder: Path) -> dict[str, int]:
+def last_frames(folder: Path) -> dict[str, int]:
     """The last frame id collected from each source, in the records of a dataset folder (none: {})."""
     last: dict[str, int] = {}
     for record in read_records(folder):

@@ -37,6 +37,8 @@ class Frame:
     recording: str | None = None  # the file of an archive it came from; frame_id is then its index there
     drawn: Any = None  # the collector's draws, made before the frame was decoded (`Collector.draw_ahead`)
     checkpoint: Callable[[], None] | None = None  # an archive's replay-log entries, written once it is collected
+    known_as: str | None = None  # an archive's frame: its recording's identity and its index (its own draws)
+    still_ours: Callable[[], bool] | None = None  # a fleet's frame: whether this box still holds its recording
     _bgr: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -33,6 +33,7 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +88,13 @@ class Pipeline(Resource):
         self._by_name = {s.name: s for s in self.specs}
         self._stop = threading.Event()
         self._slots = FrameSlots()
+        self._deferred: deque[Callable[[], None]] = deque()  # readers' checkpoints that no frame carries
         prepare = self.workflow.prepare if self.workflow.needs_input else None
         self._readers = []
         for spec in self.specs:
             reader = SourceReader(spec, options, self._slots, self.metrics, prepare, self._stop, on_status,
                                   on_failure=self._fail, draw=self._draws_ahead(spec),
-                                  prepare_live=self.workflow.on_gpu)
+                                  prepare_live=self.workflow.on_gpu, defer=self._deferred.append)
             self._slots.add(spec.name, reader.live)
             self._readers.append(reader)
         self._inference = Worker("inference", self._infer_loop, on_failure=self._fail)
@@ -102,7 +104,7 @@ class Pipeline(Resource):
         self._failure_raised = False
         self._closed = False
 
-    def _draws_ahead(self, spec: SourceSpec) -> Callable[[], Any] | None:
+    def _draws_ahead(self, spec: SourceSpec) -> Callable[[str | None], Any] | None:
         """What draws a replayed file's frames before they are decoded, so that only sampled ones are: when its
         sampling does not look at images, nothing else needs every frame (no sink, no callback) and
         `decode_all` is off."""
@@ -198,7 +200,8 @@ class Pipeline(Resource):
         return StreamStats.of(self.metrics.sources(), elapsed_s=self.elapsed, errors=self.metrics.errors(),
                               inference_s=self.metrics.inference(),
                               sinks={sink.name: sink.stats() for sink in self._sinks},
-                              collectors=self.workflow.snapshot())
+                              collectors=self.workflow.snapshot(),
+                              fleet=None if self.options.fleet is None else self.options.fleet.stats())
 
     # -- the inference thread ---------------------------------------------------------------------------------
     def _infer_loop(self) -> None:
@@ -207,6 +210,8 @@ class Pipeline(Resource):
                 if self._duration is not None and self.elapsed >= self._duration:
                     self.stop()
                 self._check_threads()
+                if self._deferred and not self._slots.pending():  # the frames put before it were all submitted
+                    self.workflow.when_written(self._deferred.popleft())
                 frames = self._slots.take(self._frames_per_call(), timeout=0.05)
                 if frames:
                     self._process(frames)

@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-DrawNext = Callable[[], Any]  # the next frame's draws: falsy for "not sampled", None for "cannot draw ahead any more"
+DrawNext = Callable[[int], Any]  # a frame's draws, given its index: falsy for "not sampled", None for "cannot draw
+# ahead any more"
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ def scan(path: str) -> Scan | str:
 
 
 class SampledDecoding:
-    """The sampled frames of one file, decoded: iterate `frames(container)`. `draw()` is called once per frame
-    in index order, from index `skip` on (earlier frames were replayed before) and below `limit`;
+    """The sampled frames of one file, decoded: iterate `frames(container)`. `draw(index)` is called once per
+    frame in index order, from index `skip` on (earlier frames were replayed before) and below `limit`;
     `passed_over` counts the frames drawn and not handed on; `decode_errors` the packets that did not decode (a
     damaged file goes on with the next), and `lost()` the sampled frames the decoder never returned. With
     `keyframes`, a GOP with a sampled frame hands on its keyframe instead (see the module's docstring)."""
@@ -161,7 +162,7 @@ class SampledDecoding:
             index = ranks[position]
             if index < self.skip or index >= self.limit:
                 continue
-            drawn = self._draw() if self._drawing else None
+            drawn = self._draw(index) if self._drawing else None
             if drawn is None:
                 self._drawing = False  # the sampling now looks at images: decode everything from here
             elif not drawn or self._keyframes:

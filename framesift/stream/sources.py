@@ -24,6 +24,7 @@ With `realtime`, `loop` or `video_time=False`, frames carry the time they were d
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -32,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from framesift.errors import SourceError, require_positive
@@ -40,20 +41,26 @@ from framesift.redaction import redact
 from framesift.stream.archives import (
     Checkpoint,
     Recording,
+    Replayed,
     ReplayEntry,
     ReplayLog,
+    archive_root,
     is_archive,
     list_recordings,
     read_recording,
+    recording_identity,
 )
 from framesift.stream.frames import Frame
 from framesift.stream.keyframes import KeyframeGate
 from framesift.stream.metrics import Metrics
 from framesift.stream.reconnect import Backoff
 from framesift.stream.recordings import RecordingClock, recording_start
-from framesift.stream.sampled_decoding import DrawNext, SampledDecoding, scan
+from framesift.stream.sampled_decoding import SampledDecoding, scan
 from framesift.stream.slots import FrameSlots
 from framesift.workers import Worker
+
+if TYPE_CHECKING:
+    from framesift.stream.fleet import FleetLog
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,7 @@ SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
 RTSP_PROBE_US = "500000"  # how much of an RTSP stream FFmpeg reads to learn its parameters, at most (µs)
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
+DrawAhead = Callable[[str | None], Any]  # a frame's draws, given what it is known by (None: the next one's)
 CHECKPOINT_S = 1.0  # seconds between an archive's replay-log entries while a recording is replayed
 NEVER_CONNECTED_AFTER = 3  # failed opens of a live source never connected since start before it says so
 
@@ -116,6 +124,7 @@ class SourceOptions:
     video_time: bool = True  # a file replayed fast runs on its recording's clock
     start_time: datetime | None = None  # the recording's start, instead of what the file says
     replay_log: str | None = None  # where archives write what they replayed (a `ReplayLog`)
+    fleet: FleetLog | None = None  # ... or the fleet's log in Redis, whose recordings are claimed one at a time
     decode_all: bool = False  # decode every frame even when the draws could be made first (`sampled_decoding`)
     skip_gops: bool = False  # a live camera's GOPs the model will take no frame of: keyframe only (`keyframes`)
     keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe (`sampled_decoding`; opt-in)
@@ -149,7 +158,8 @@ class SourceReader(Worker):
     def __init__(self, spec: SourceSpec, options: SourceOptions, slots: FrameSlots, metrics: Metrics,
                  prepare: Callable[[Any], Any] | None, stop: threading.Event,
                  on_status: StatusCallback | None = None, on_failure: Callable[[Worker], None] | None = None,
-                 draw: DrawNext | None = None, prepare_live: bool = False):
+                 draw: DrawAhead | None = None, prepare_live: bool = False,
+                 defer: Callable[[Checkpoint], None] | None = None):
         super().__init__(f"source {spec.name}", on_failure=on_failure)
         self.spec, self.options = spec, options
         self.finite = spec.kind in ("file", "archive")  # it ends by itself (so does a stream found to be a VOD)
@@ -161,7 +171,8 @@ class SourceReader(Worker):
         self.waiting_since: float | None = None  # monotonic time since which the thread waits for the network
         self.recordings: list[Recording] = []  # an archive's, left to replay (`check`)
         self._replaying = False  # an archive, or a file whose replay is logged: read as `recordings`
-        self._replay_log: ReplayLog | None = None
+        self._replay_log: Replayed | None = None
+        self._root = "."  # an archive's folder, its recordings named from it (`recording_identity`)
         self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
         self._read_through: set[str] = set()  # ... and those read to their end
         self._unconfirmed: list[ReplayEntry] = []  # replay-log entries for the next frame's checkpoint
@@ -169,6 +180,7 @@ class SourceReader(Worker):
         self._first_refused: tuple[str, int] | None = None  # an archive's frame the slots refused at the stop
         self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
         self._prepare_live = prepare_live  # a live frame's input is made here too (a model on a GPU)
+        self._defer = defer  # hands on a checkpoint no frame carries: written once the frames before are collected
 
     def check(self) -> None:
         """Raise `SourceError` with one clear sentence when a file or an archive cannot be read; list what an
@@ -183,6 +195,12 @@ class SourceReader(Worker):
             recording = read_recording(self.spec.url)
             every = [] if recording is None else [replace(recording, start=self.options.start_time or recording.start)]
         self._replaying = True
+        self._root = archive_root(self.spec.url)
+        if self.options.fleet is not None:  # each recording is claimed when its turn comes (`_replay_archive`)
+            self._replay_log = self.options.fleet
+            self.options.fleet.known(every, self._root)
+            self.recordings = every
+            return
         if self.options.replay_log is not None:
             self._replay_log = ReplayLog(self.options.replay_log)
         replayed = self._replay_log
@@ -195,6 +213,8 @@ class SourceReader(Worker):
         """(file, frames already replayed) of each file this source will read."""
         if not self._replaying:
             return [(self.spec.url, 0)]
+        if self.options.fleet is not None:  # the fleet shares them: what this box will read is not known
+            return [(r.path, 0) for r in self.recordings]
         return [(r.path, (self._replay_log.frames_done(r) or 0) if self._replay_log else 0) for r in self.recordings]
 
     # -- the thread ----------------------------------------------------------------------------------------
@@ -247,33 +267,64 @@ class SourceReader(Worker):
             self._status("end", f"{self._decoded} frames read")
 
     def _replay_archive(self) -> None:
+        fleet = self.options.fleet
+        if fleet is None:
+            for recording in self.recordings:
+                if self._stop_event.is_set() or self._enough():
+                    return
+                self._replay(recording)
+            return
+        left = list(self.recordings)  # a fleet's: each claimed in turn, those held by other boxes tried again
+        while left and not self._stop_event.is_set() and not self._enough():
+            claimed = False
+            for recording in list(left):
+                if self._stop_event.is_set() or self._enough():
+                    return
+                state = fleet.claim(recording)
+                if state == "unreachable":
+                    return
+                if state != "held":
+                    left.remove(recording)
+                if state in ("claimed", "taken"):
+                    claimed = True
+                    self._replay(recording)
+            if left and not claimed:  # every one left is held by another box: wait for its end or its lease's
+                if self._unconfirmed and self._defer is not None:  # say what this box finished: the others wait
+                    entries, self._unconfirmed = self._unconfirmed, []
+                    self._defer(Checkpoint(fleet, tuple(entries)))
+                self._stop_event.wait(min(0.25, fleet.lease_s / 3))
+
+    def _replay(self, recording: Recording) -> None:
+        """Replay one recording of an archive, after what was replayed of it before."""
         import av
 
-        for recording in self.recordings:
-            if self._stop_event.is_set() or self._enough():
-                return
-            try:
-                container = av.open(recording.path)
-            except av.error.FFmpegError as error:
-                self._metrics.decode_error(self.spec.name)
-                self._status("error", f"cannot open {recording.path}: {_reason(error)}; going on with the next")
-                continue
-            self._metrics.connected(self.spec.name, True)
-            self._status("connected", recording.path)
-            skip = 0
-            if self._replay_log is not None:
-                skip = self._replay_log.frames_done(recording) or 0
-                self._replay_log.record(recording, skip, finished=False)  # begun: after a crash, see the records
-            try:
-                if self._read(container, recording, skip):
-                    self._read_through.add(recording.path)
-                    self._unconfirmed.append((recording, self._frames_read[recording.path], True))
-            except (av.error.FFmpegError, OSError) as error:  # a damaged file: count it, go on with the next
-                self._metrics.decode_error(self.spec.name)
-                self._status("error", f"{recording.path}: {_reason(error)}; going on with the next")
-            finally:
-                container.close()
-                self._metrics.connected(self.spec.name, False)
+        fleet = self.options.fleet
+        try:
+            container = av.open(recording.path)
+        except av.error.FFmpegError as error:
+            self._metrics.decode_error(self.spec.name)
+            self._status("error", f"cannot open {recording.path}: {_reason(error)}; going on with the next")
+            if fleet is not None:
+                fleet.fail(recording, f"cannot open it: {_reason(error)}")
+            return
+        self._metrics.connected(self.spec.name, True)
+        self._status("connected", recording.path)
+        skip = 0
+        if self._replay_log is not None:
+            skip = self._replay_log.frames_done(recording) or 0
+            self._replay_log.record(recording, skip, finished=False)  # begun: after a crash, see the records
+        try:
+            if self._read(container, recording, skip):
+                self._read_through.add(recording.path)
+                self._unconfirmed.append((recording, self._frames_read[recording.path], True))
+        except (av.error.FFmpegError, OSError) as error:  # a damaged file: count it, go on with the next
+            self._metrics.decode_error(self.spec.name)
+            self._status("error", f"{recording.path}: {_reason(error)}; going on with the next")
+            if fleet is not None:
+                fleet.fail(recording, f"it cannot be read to its end: {_reason(error)}")
+        finally:
+            container.close()
+            self._metrics.connected(self.spec.name, False)
 
     def confirm(self, first_left: tuple[str, int] | None) -> None:
         """Write what was replayed of the archive once its thread has ended and the datapoints of its frames were
@@ -286,7 +337,7 @@ class SourceReader(Worker):
         left = first_left or self._first_refused
         for recording in self.recordings:
             if recording.path not in self._frames_read:
-                return
+                continue  # not read (the stop came first, or another box of the fleet replays it)
             if left is not None and recording.path == left[0]:
                 self._replay_log.record(recording, left[1], finished=False)
                 return
@@ -300,6 +351,11 @@ class SourceReader(Worker):
         self._metrics.reconnecting(self.spec.name)
         self._status("reconnecting", f"in {pause:.1f} s")
         self._stop_event.wait(pause)  # no CPU while waiting; a stop wakes it at once
+
+    def _stopping(self, recording: Recording | None) -> bool:
+        """Whether to stop reading: the run stops, or this box lost the lease on the recording it replays."""
+        fleet = self.options.fleet
+        return self._stop_event.is_set() or (recording is not None and fleet is not None and not fleet.holds(recording))
 
     def _enough(self) -> bool:
         return self.options.max_frames is not None and self._decoded >= self.options.max_frames
@@ -353,7 +409,7 @@ class SourceReader(Worker):
         index = 0  # of the frame in this container
         for packet in container.demux(stream):
             self.waiting_since = None
-            if self._stop_event.is_set():
+            if self._stopping(recording):
                 return False
             if gate is not None and packet.size and \
                     not gate.decode(packet.is_keyframe, self._slots.waiting(self.spec.name), time.monotonic()):
@@ -375,7 +431,7 @@ class SourceReader(Worker):
                     elif clock is not None:
                         clock.at(float(image.time) if image.time is not None else None)
                 index += 1
-                if self._stop_event.is_set() or self._enough():
+                if self._stopping(recording) or self._enough():
                     return False
             self.waiting_since = time.monotonic()
         return True
@@ -391,7 +447,11 @@ class SourceReader(Worker):
             log.info("source %s: every frame of %s is decoded: %s", self.spec.name, path, packets)
             return None
         limit = None if self.options.max_frames is None else self.options.max_frames - self._decoded + skip
-        return SampledDecoding(packets, self._draw, skip, limit, self.options.keyframe_draws)
+        draw, keyframes = self._draw, self.options.keyframe_draws
+        if recording is None:
+            return SampledDecoding(packets, lambda index: draw(None), skip, limit, keyframes)
+        identity = recording_identity(recording, self._root)  # the same draws whichever box replays it
+        return SampledDecoding(packets, lambda index: draw(_known_as(identity, index)), skip, limit, keyframes)
 
     def _read_sampled(self, container: Any, sampled: SampledDecoding, pacing: _Pacing,
                       clock: RecordingClock | None, recording: Recording | None) -> bool:
@@ -407,7 +467,7 @@ class SourceReader(Worker):
             if recording is not None:
                 self._frames_read[recording.path] = index + 1
             self._deliver(image, pacing, clock, recording, index, drawn)
-            if self._stop_event.is_set():
+            if self._stopping(recording):
                 return False
         self._metrics.unsampled(self.spec.name, sampled.passed_over - counted)
         self._metrics.decode_error(self.spec.name, sampled.decode_errors + sampled.lost())
@@ -457,6 +517,9 @@ class SourceReader(Worker):
             frame.model_input = self._prepare(image)
         if recording is not None:
             frame.checkpoint = self._checkpoint(recording, index)
+            frame.known_as = _known_as(recording_identity(recording, self._root), index)
+            if self.options.fleet is not None:
+                frame.still_ours = functools.partial(self.options.fleet.holds, recording)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped
             if recording is not None and self._first_refused is None:
@@ -499,6 +562,11 @@ class SourceReader(Worker):
                 log.error("the status callback raised %s: %s; the stream goes on", type(error).__name__, error)
                 log.debug("the status callback's traceback", exc_info=True)
                 self._metrics.error("status_callback")
+
+
+def _known_as(identity: str, index: int) -> str:
+    """What the frame `index` of the recording `identity` is known by: what its draws are seeded with."""
+    return f"{identity}\0{index}"
 
 
 class _Pacing:

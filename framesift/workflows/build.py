@@ -105,6 +105,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                 config.target_dataset_api_key if spec.startswith("roboflow:") else None)
             dataset = open_target(spec, api_key=key.get_secret_value() if key else api_key, outbox=outbox,
                                   outbox_max_bytes=outbox_max_bytes, exclusive=redis is None,
+                                  shared=redis is not None,
                                   labels=_labels(definition, step, loaded, Labels))
             opened.callback(dataset.close)  # the collector's close closes it too: closing is idempotent
             collectors[step.name] = Collector(config, dataset, limiter, seed=None if seed is None else seed + index,

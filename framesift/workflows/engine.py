@@ -194,7 +194,7 @@ class Workflow(Resource):
         """The inputs of the model steps that run on the whole frame, made from a decoded frame."""
         return {name: self.models[name].prepare(image) for name in self._prepared}
 
-    def draws_ahead(self, source: SourceSpec) -> Callable[[], Draw | None] | None:
+    def draws_ahead(self, source: SourceSpec) -> Callable[[str | None], Draw | None] | None:
         """What draws the next frame of `source` before it is decoded, when that can be done: the workflow is one
         model on the frame and one collector on its predictions, collecting from this source
         (`Collector.draw_ahead` then says, frame by frame, whether its configuration allows it). Else None."""
@@ -370,11 +370,12 @@ class Workflow(Resource):
             for region, prediction in zip(frame_values[step.image], frame_values[predictions], strict=True):
                 if region.box is None:
                     collector.submit(frame, prediction, source=url, frame_id=frame.frame_id,
-                                     captured_at=frame.captured_at, recorded=frame.recorded, drawn=frame.drawn)
+                                     captured_at=frame.captured_at, recorded=frame.recorded, drawn=frame.drawn,
+                                     known_as=frame.known_as, still_ours=frame.still_ours)
                 else:
                     collector.submit(region.bgr(), prediction, source=url, frame_id=frame.frame_id,
                                      captured_at=frame.captured_at, extra={"crop": region.record()},
-                                     recorded=frame.recorded)
+                                     recorded=frame.recorded, still_ours=frame.still_ours)
 
     def _collecting(self, step: CollectorStep, source: SourceSpec | None) -> bool:
         """Whether a collector step collects from a source: not switched off for it, nor by its parameter."""

@@ -37,14 +37,16 @@ class Target(Protocol):
 
 
 def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
-                outbox_max_bytes: int = 1 << 30, labels: Labels | None = None, exclusive: bool = False) -> Target:
+                outbox_max_bytes: int = 1 << 30, labels: Labels | None = None, exclusive: bool = False,
+                shared: bool = False) -> Target:
     """A target from its command-line form: `roboflow:<dataset>`, `labelstudio:<project>`, or a folder path (the
     local dataset).
 
     A remote target's outbox lives in `outbox/<scheme>-<name>`. Without `api_key`, Roboflow's key comes from
     `ROBOFLOW_API_KEY`, Label Studio's from `LABEL_STUDIO_API_KEY` (its server from `LABEL_STUDIO_URL`). `labels`
     (the model's task and classes) set up a Label Studio project that does not exist yet. `exclusive`: a local
-    dataset's budgets are spent by this process alone (a run without Redis; see `LocalDataset`).
+    dataset's budgets are spent by this process alone (a run without Redis; see `LocalDataset`); `shared`: other
+    processes write it too (a fleet's, with Redis).
     """
     scheme, _, name = spec.partition(":")
     if scheme == "roboflow":
@@ -58,7 +60,7 @@ def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathL
         return LabelStudioTarget(name, os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL,
                                  api_key or os.environ.get("LABEL_STUDIO_API_KEY", ""), _outbox(outbox, spec),
                                  labels=labels, outbox_max_bytes=outbox_max_bytes)
-    return LocalDataset(spec, exclusive=exclusive)
+    return LocalDataset(spec, exclusive=exclusive, shared=shared)
 
 
 def dataset_name(spec: str) -> str:

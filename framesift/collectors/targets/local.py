@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.datapoint import Datapoint, NotOurs
 from framesift.errors import TargetError
 from framesift.paths import inside
 from framesift.resources import Resource
@@ -53,10 +53,12 @@ class LocalDataset(Resource):
     `exclusive` (a run without Redis: this process alone spends the dataset's budgets) first takes the folder's
     `budgets.lock`, before anything in it is touched; held by another process, `TargetError` names its pid. Two
     datasets of one folder in one process share it. `admissions` says when each strategy's datapoints were admitted
-    (seconds since the epoch, sorted), for budgets that go on across runs.
+    (seconds since the epoch, sorted), for budgets that go on across runs. `shared` (a folder several processes of
+    a fleet write, `--redis`): a torn last record and temporary files are left alone, not repaired (another
+    process may be writing them).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, exclusive: bool = False):
+    def __init__(self, root: str | os.PathLike[str], *, exclusive: bool = False, shared: bool = False):
         self.root = Path(root)
         self.name = self.root.resolve().name
         self._records_path = self.root / RECORDS
@@ -67,8 +69,9 @@ class LocalDataset(Resource):
             if exclusive:
                 _hold_budgets(self.root)
                 self._exclusive = True
-            repair_records(self._records_path)
-            _remove_temporaries(self.root)
+            if not shared:  # a folder shared by a fleet may be being written by another process
+                repair_records(self._records_path)
+                _remove_temporaries(self.root)
             self._batch_counts: Counter[Any] = Counter()
             self.admissions: dict[str, list[float]] = {}  # strategy -> when its datapoints were admitted (sorted)
             for record in read_records(self.root):
@@ -116,6 +119,8 @@ class LocalDataset(Resource):
                 written.append(self.root / prediction)
             for path in written:  # the files' names are durable before the record that points at them
                 fsync_directory(path.parent)
+            if datapoint.still_ours is not None and not datapoint.still_ours():
+                raise NotOurs(f"frame {datapoint.frame_id} of {datapoint.source}")
             self._append(json.dumps(record).encode() + b"\n")
         except BaseException:
             for path in written:
