@@ -228,12 +228,12 @@ def _workflow(options: RunOptions, names: list[str], opened: ExitStack,
     definition = load_workflow_definition(options.workflow)
     parameters, per_source = parse_parameters(options.param, definition, names)
     store, cache = _store(options, opened) if options.al_config else (None, None)
-    before_targets()
     workflow = build_workflow(definition, parameters=parameters, source_parameters=per_source,
                               target=options.target, api_key=options.api_key, outbox=options.outbox,
                               outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
                               redis_fallback=options.redis_fallback, device=options.device, seed=options.seed,
-                              store=store, cache=cache, refresh=options.config_refresh, models=options.models)
+                              store=store, cache=cache, refresh=options.config_refresh, models=options.models,
+                              before_targets=before_targets)
     return opened.enter_context(workflow), per_source
 
 

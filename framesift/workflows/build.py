@@ -63,8 +63,11 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                    outbox_max_bytes: int = 1 << 30, redis: str | None = None, redis_fallback: str = "pause",
                    device: str = "auto", seed: int | None = None, store: ConfigStore | None = None,
                    cache: ConfigCache | None = None, refresh: float = 60.0,
-                   models: str | os.PathLike[str] | None = None) -> Workflow:
-    """Load the models and open the collectors; whatever was opened is closed again when a later step fails."""
+                   models: str | os.PathLike[str] | None = None,
+                   before_targets: Callable[[], None] = lambda: None) -> Workflow:
+    """Load the models and open the collectors; whatever was opened is closed again when a later step fails.
+    `before_targets` is called once the models are loaded and every name is checked, just before the first target
+    opens (`framesift run` takes its replay lock there: a run refused earlier leaves nothing behind)."""
     from framesift.collectors import Collector, open_limiter, open_target
     from framesift.collectors.follower import first_configuration, poll_interval
     from framesift.collectors.targets import Labels
@@ -86,6 +89,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                          "configuration")
     loaded = {step.name: _load(step, value, device, models) for step in definition.order
               if isinstance(step, MODEL_STEPS)}
+    before_targets()
     with ExitStack() as opened:
         collectors = {}
         limiter = None
