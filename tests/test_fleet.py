@@ -10,6 +10,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from framesift.collectors.targets.local import read_records
 from tests.helpers import wait_until
 from tests.test_archives import every_frame
@@ -180,3 +182,23 @@ def test_the_fleets_counts_reach_each_box_metrics(tmp_path, redis_server):
     assert exposed["framesift_fleet_recordings"] == 3 and exposed["framesift_fleet_recordings_left"] == 2
     assert exposed["framesift_fleet_recordings_held"] == 1 and exposed["framesift_fleet_recordings_claimed"] == 2
     assert exposed["framesift_fleet_frames"] == 10
+
+
+def test_a_lease_renewal_thread_that_dies_ends_the_replay_loudly(tmp_path, redis_server):
+    """It was a plain thread: dead, the box went on claiming recordings whose leases nobody renewed (another box
+    then replayed them beside it). Now the next claim or entry raises its failure, which ends the run."""
+    from framesift.errors import WorkerFailed
+    from framesift.stream.archives import list_recordings
+    from framesift.stream.fleet import FleetLog
+
+    class BrokenRenewal(FleetLog):  # a bug injected into our own code: no real input kills this thread
+        def _renew(self) -> None:
+            raise RuntimeError("injected")
+
+    folder = archive(tmp_path, 1, 1)
+    recordings = list_recordings(str(folder))
+    with BrokenRenewal(redis_server.url, "ds", box="a") as fleet:
+        fleet.known(recordings, str(folder))
+        assert wait_until(lambda: not fleet._renewer.is_alive(), timeout=30)
+        with pytest.raises(WorkerFailed, match="the lease renewal thread failed: RuntimeError: injected"):
+            fleet.claim(recordings[0])

@@ -36,6 +36,7 @@ from framesift.errors import LimitStoreError
 from framesift.redaction import redact
 from framesift.stats import FleetStats
 from framesift.stream.archives import Recording, last_frames, recording_identity
+from framesift.workers import Worker
 
 if TYPE_CHECKING:
     import redis
@@ -130,7 +131,7 @@ class FleetLog:
         self.claimed = self.taken_over = self.lost_leases = 0
         self._counts: dict[str, Any] | None = None  # the fleet's, as last read (`status`)
         self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew, name="lease renewal", daemon=True)
+        self._renewer = Worker("lease renewal", self._renew)  # checked by each claim and entry: its death ends the run
         self._renewer.start()
 
     def key(self, name: str) -> str:
@@ -150,6 +151,7 @@ class FleetLog:
     def claim(self, recording: Recording) -> str:
         """done, failed, held (by another box), claimed or taken (over from a box whose lease ran out);
         unreachable when Redis cannot be reached (`unreachable` says why)."""
+        self._renewer.check()
         identity = self.identity(recording)
         keys = [self.key("log"), self.key("failed"), self.key(f"lease:{identity}"), self.key("holders"),
                 self.key("stats")]
@@ -183,6 +185,7 @@ class FleetLog:
     def record(self, recording: Recording, frames: int, finished: bool) -> None:
         """Say that the first `frames` frames of `recording` were replayed, or all of them, if this box still
         holds its lease (else the recording is noted `lost`: its reader stops it)."""
+        self._renewer.check()
         identity = self.identity(recording)
         entry = json.dumps({"frames": frames, "finished": finished, "file": recording.path})
         keys = [self.key("log"), self.key(f"lease:{identity}"), self.key("holders"), self.key("stats")]
