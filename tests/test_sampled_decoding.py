@@ -248,7 +248,7 @@ def test_keyframe_draws_decode_the_keyframe_of_each_sampled_gop(video, rate):
     packets = scan(str(video))
     assert not isinstance(packets, str)
     keyframe_of = {packets.ranks[i]: packets.ranks[start] for start, end in packets.gops for i in range(start, end)}
-    sampled = SampledDecoding(packets, functools.partial(lambda draws: draws.random() < rate, random.Random(5)),
+    sampled = SampledDecoding(packets, functools.partial(lambda draws, _: draws.random() < rate, random.Random(5)),
                               keyframes=True)
     with av.open(str(video)) as container:
         got = [(index, image.to_ndarray(format="yuv420p")) for index, image, _ in sampled.frames(container)]
