@@ -34,7 +34,7 @@ from pydantic import SecretStr, ValidationError
 
 from framesift.collectors.config.follower import ConfigCache
 from framesift.collectors.config.store import ConfigStore
-from framesift.errors import InputError, ModelError, TargetError
+from framesift.errors import InputError, ModelError
 from framesift.models.files import is_null_model, locate_model
 from framesift.models.model import Model
 from framesift.paths import check_dataset_name
@@ -49,7 +49,6 @@ from framesift.workflows.definition import (
 )
 from framesift.workflows.engine import MODEL_STEPS, Workflow
 
-REMOTE_SCHEMES = ("roboflow", "labelstudio")
 LOADED_ONCE: dict[type, tuple[str, ...]] = {  # fields set up once per run: no value per source
     ModelStep: ("model_id", "confidence", "iou_threshold", "max_detections", "class_filter", "class_agnostic_nms",
                 "max_candidates", "keypoint_confidence"),
@@ -68,11 +67,12 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     """Load the models and open the collectors; whatever was opened is closed again when a later step fails.
     `before_targets` is called once the models are loaded and every name is checked, just before the first target
     opens (`framesift run` takes its replay lock there: a run refused earlier leaves nothing behind)."""
-    from framesift.collectors import Collector, open_limiter, open_target
+    from framesift.collectors import Collector, open_limiter
     from framesift.collectors.config.follower import first_configuration, poll_interval
-    from framesift.collectors.targets import Labels
+    from framesift.collectors.targets import Labels, TargetSpec
 
     _check_parameters(definition, parameters, source_parameters)
+    place = TargetSpec.parse(target)
     values = {**definition.parameters, **parameters}
 
     def value(field: Any) -> Any:
@@ -97,7 +97,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if limiter is None:
                 limiter = open_limiter(redis, redis_fallback)
                 opened.callback(limiter.close)
-            spec = dataset_target(target, datasets[step.name])
+            spec = place.for_dataset(datasets[step.name])
             first = None
             if step.name in definition.configurations:
                 config = definition.configurations[step.name]
@@ -105,12 +105,10 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                 assert store is not None
                 first = first_configuration(store, datasets[step.name], cache)
                 config = first.config
-            key = _secret(step.target_dataset_api_key, value) or (
-                config.target_dataset_api_key if spec.startswith("roboflow:") else None)
-            dataset = open_target(spec, api_key=key.get_secret_value() if key else api_key, outbox=outbox,
-                                  outbox_max_bytes=outbox_max_bytes, exclusive=redis is None,
-                                  shared=redis is not None,
-                                  labels=_labels(definition, step, loaded, Labels))
+            key = _secret(step.target_dataset_api_key, value) or spec.configured_key(config.target_dataset_api_key)
+            dataset = spec.open(api_key=key.get_secret_value() if key else api_key, outbox=outbox,
+                                outbox_max_bytes=outbox_max_bytes, exclusive=redis is None, shared=redis is not None,
+                                labels=_labels(definition, step, loaded, Labels))
             opened.callback(dataset.close)  # the collector's close closes it too: closing is idempotent
             collectors[step.name] = Collector(config, dataset, limiter, seed=None if seed is None else seed + index,
                                               owns_limiter=False)
@@ -276,19 +274,6 @@ def _dataset(step: CollectorStep, value: Callable[[Any], Any]) -> str:
     """The dataset a collector step names, its parameter resolved; `TargetError` unless it is a dataset name."""
     given = f" ({step.target_dataset})" if step.target_dataset.startswith("$") else ""
     return check_dataset_name(value(step.target_dataset), f"step {step.name!r}: target_dataset{given}")
-
-
-def dataset_target(target: str, dataset: str) -> str:
-    """Where a collector of `dataset` registers, given the run's (or the server's) `--target`."""
-    scheme, colon, name = target.partition(":")
-    if colon and scheme in REMOTE_SCHEMES:
-        if name:
-            raise TargetError(f"with a workflow, --target is a folder of datasets, {scheme}: or {scheme} (each "
-                              f"collector's target_dataset names its dataset), not {target!r}")
-        return f"{scheme}:{dataset}"
-    if target in REMOTE_SCHEMES:
-        return f"{target}:{dataset}"
-    return str(Path(target) / dataset)
 
 
 def _labels(definition: WorkflowDefinition, step: CollectorStep, models: Mapping[str, Model], labels: Any) -> Any:
