@@ -96,7 +96,7 @@ class TargetScheme:
 
 
 _SCHEMES: dict[str, TargetScheme] = {}
-_discovery = threading.RLock()  # a module found may look a scheme up as it is imported
+_discovery = threading.RLock()  # re-entrant: a module found registers, or looks a scheme up, as it is imported
 _discovered = False
 
 
@@ -110,10 +110,11 @@ def register_target(scheme: str, *, form: str | None = None, remote: bool = True
                          f"least), not {scheme!r}")
 
     def register(opener: AnyOpener) -> AnyOpener:
-        known = _SCHEMES.get(scheme)
-        if known is not None and known.opener is not opener:
-            raise ValueError(f"the target scheme {scheme!r} is registered already, by {known.opener.__module__}")
-        _SCHEMES[scheme] = TargetScheme(scheme, opener, form or f"{scheme}:<name>", remote, configuration_key)
+        with _discovery:
+            known = _SCHEMES.get(scheme)
+            if known is not None and known.opener is not opener:
+                raise ValueError(f"the target scheme {scheme!r} is registered already, by {known.opener.__module__}")
+            _SCHEMES[scheme] = TargetScheme(scheme, opener, form or f"{scheme}:<name>", remote, configuration_key)
         return opener
 
     return register
