@@ -185,3 +185,14 @@ def test_a_plugin_that_cannot_be_loaded_is_said_in_one_sentence(clip_path, tmp_p
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == ("framesift: the target plug-in notes (notes_target) cannot be loaded: ImportError: "
                                    "no module named boto3"), done.stderr
+
+
+def test_a_folder_whose_name_holds_a_colon_keeps_its_replay_log_in_it(clip_path, tmp_path):
+    """The replay's lock and log once found their place from the target's text on their own (a colon and no such
+    folder yet: remote) while the target opened as a folder: the lock went beside the outboxes, the log (the folder
+    made by then) into the folder, so two runs could each hold a lock of their own."""
+    done = cli("run", str(clip_path), "--model", "stub", "--al-config", "random", "--target", "cams:north",
+               "--no-progress", cwd=tmp_path, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cams:north" / "replayed.jsonl").is_file()
+    assert not (tmp_path / "framesift-outbox").exists()
