@@ -70,8 +70,8 @@ class Opening:
     `labels`: what the model labels (the task and classes, to set up a labeling project); `exclusive`: this process
     alone spends a local dataset's budgets (a run without Redis); `shared`: other processes write it too (a fleet)."""
 
+    outbox: Path
     api_key: str | None = None
-    outbox: Path = Path("framesift-outbox")
     outbox_max_bytes: int = 1 << 30
     labels: Labels | None = None
     exclusive: bool = False
@@ -222,8 +222,8 @@ class TargetSpec:
              outbox_max_bytes: int = 1 << 30, labels: Labels | None = None, exclusive: bool = False,
              shared: bool = False) -> Target:
         """The target, opened (see `Opening`); `outbox` is the folder of remote targets' outboxes."""
-        return self.kind.opener(self.name, Opening(api_key, self.outbox(outbox), outbox_max_bytes, labels,
-                                                   exclusive, shared))
+        return self.kind.opener(self.name, Opening(self.outbox(outbox), api_key, outbox_max_bytes, labels, exclusive,
+                                                   shared))
 
 
 def _load(entry: importlib.metadata.EntryPoint) -> None:
