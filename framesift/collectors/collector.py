@@ -52,7 +52,7 @@ from framesift.collectors.config.store import ConfigStore, StoredConfig
 from framesift.collectors.images import prepare_image
 from framesift.collectors.sampling import signatures
 from framesift.collectors.sampling.near_duplicates import RecentSignatures
-from framesift.collectors.sampling.strategies import Match, States, Strategy, decided_without_image, matching_strategies
+from framesift.collectors.sampling.strategies import Match, SourceStates, decided_without_image, matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
 from framesift.collectors.targets.datapoint import Datapoint, NotOurs, iso_utc
@@ -166,7 +166,7 @@ class Collector(Resource):
         self._policy = _Policy.of(config, environ)
         self._follower: ConfigFollower | None = None
         self._recent = RecentSignatures()  # the near-duplicate gate's memory, on the collector's thread
-        self._states: dict[str, dict[tuple[str, str], Any]] = {}  # source -> (strategy, type) -> its state
+        self._states = SourceStates()  # what strategies keep per source (new_objects' trackers)
         self._rng = random.Random(seed)
         self._seed = random.getrandbits(64) if seed is None else seed  # a replayed frame's own generator's base
         self._rng_lock = threading.Lock()  # sources drawing ahead share the generator with `submit`
@@ -233,10 +233,10 @@ class Collector(Resource):
             policy, found = drawn.policy, drawn.found
         elif known_as is not None:
             found = matching_strategies(policy.strategies, prediction, self._own_generator(known_as),
-                                        self._states_of(source))
+                                        self._states.of(source))
         else:
             with self._rng_lock:
-                found = matching_strategies(policy.strategies, prediction, self._rng, self._states_of(source))
+                found = matching_strategies(policy.strategies, prediction, self._rng, self._states.of(source))
         if not found:
             return False
         matched = tuple(strategy for strategy, _ in found)
@@ -302,19 +302,6 @@ class Collector(Resource):
 
     def _full(self, nbytes: int) -> bool:
         return self._queued >= self._max_items or self._queued_bytes + nbytes > self._max_bytes
-
-    def _states_of(self, source: str) -> States:
-        """The strategies' states for a source (`new_objects`' trackers), one per strategy name and type, made on
-        first use; they outlive a reconfiguration."""
-        by_strategy = self._states.setdefault(source, {})
-
-        def state(strategy: Strategy) -> Any:
-            key = (strategy.name, strategy.type)
-            if key not in by_strategy:
-                by_strategy[key] = strategy.new_state()
-            return by_strategy[key]
-
-        return state
 
     @property
     def config(self) -> ActiveLearningConfig:

@@ -37,12 +37,32 @@ from framesift.collectors.sampling.strategies.new_objects import NewObjectsStrat
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction, StubPrediction
 
 __all__ = ["ClassesBasedStrategy", "CloseToThresholdStrategy", "DetectionsNumberBasedStrategy", "Limit", "Match",
-           "NewObjectsStrategy", "Probability", "RandomStrategy", "States", "Strategy", "StrictModel", "Tag",
-           "UncertaintyStrategy", "content_matches", "decided_without_image", "eligible", "evidence",
-           "matching_strategies", "register", "registered", "strategy_types", "unregister"]
+           "NewObjectsStrategy", "Probability", "RandomStrategy", "SourceStates", "States", "Strategy",
+           "StrictModel", "Tag", "UncertaintyStrategy", "content_matches", "decided_without_image", "eligible",
+           "evidence", "matching_strategies", "register", "registered", "strategy_types", "unregister"]
 
 Match = tuple[Strategy, dict[str, Any]]
 States = Callable[[Strategy], Any]  # a strategy's state (its `new_state()`) for the prediction's source
+
+
+class SourceStates:
+    """What the strategies keep per source (`new_objects`' trackers): one state per source, strategy name and type,
+    made on the source's first frame; it outlives a reconfiguration that keeps the strategy."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, dict[tuple[str, str], Any]] = {}
+
+    def of(self, source: str) -> States:
+        """The states of one source's strategies."""
+        by_strategy = self._states.setdefault(source, {})
+
+        def state(strategy: Strategy) -> Any:
+            key = (strategy.name, strategy.type)
+            if key not in by_strategy:
+                by_strategy[key] = strategy.new_state()
+            return by_strategy[key]
+
+        return state
 
 
 def matching_strategies(strategies: Sequence[Strategy], prediction: Prediction, rng: Random,
