@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -168,6 +169,8 @@ def register_step(kind: type[K]) -> type[K]:
     types = get_args(kind.model_fields["type"].annotation)
     if not types or not all(isinstance(name, str) for name in types):
         raise TypeError(f"{kind.__name__}.type must be a Literal of its type names")
+    if inspect.isabstract(kind):
+        raise TypeError(f"{kind.__name__} does not say how it runs: give it a run(self, batch) method")
     taken = [name for name in types if _KINDS.get(name, kind) is not kind]
     if taken:
         raise ValueError(f"step type {taken[0]!r} is registered already, by {_KINDS[taken[0]].__name__}")
