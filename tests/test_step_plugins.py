@@ -5,6 +5,9 @@ real ONNX models built by tests/model_builders.py, a real collector writing a da
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -182,3 +185,71 @@ def test_registering_refuses_what_is_no_step_kind_and_a_type_taken():
         with pytest.raises(error, match=message):
             register_step(kind)  # type: ignore[arg-type]
     assert register_step(MostConfident) is MostConfident  # the same kind again: nothing changes
+
+
+PLUGIN = '''
+from typing import ClassVar, Literal
+
+from framesift.workflows import Batch, Step, register_step
+
+
+@register_step
+class Area(Step):
+    """Each image's area in pixels."""
+
+    type: Literal["Area"]
+    image: str
+
+    OUTPUTS: ClassVar[tuple[str, ...]] = ("pixels",)
+
+    def run(self, batch: Batch) -> None:
+        for values in batch.values:
+            values[self.output("pixels")] = [width * height for width, height in (i.size for i in values[self.image])]
+'''
+
+
+def installed(folder: Path, module: str, source: str | None) -> dict[str, str]:
+    """A package `my-steps` in `folder` whose `framesift.workflow_steps` entry point names `module` (written from
+    `source` unless None), as pip would install it; the environment that finds it."""
+    info = folder / "my_steps-1.0.dist-info"
+    info.mkdir(parents=True)
+    if source is not None:
+        (folder / f"{module}.py").write_text(source)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-steps\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[framesift.workflow_steps]\nareas = {module}\n")
+    return {**os.environ, "PYTHONPATH": str(folder)}
+
+
+def test_a_packages_entry_point_brings_its_step_to_the_command_line(models, tmp_path):
+    clip = squares_video(tmp_path / "squares.mp4", WIDTH, HEIGHT, FRAMES)
+    env = installed(tmp_path / "site", "my_steps", PLUGIN)
+    workflow = {"inputs": [{"type": "InferenceImage", "name": "image"}], "steps": [
+        {"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image", "model_id": str(models["det"]),
+         "confidence": 0.3},
+        {"type": "Crop", "name": "crop", "image": "$inputs.image", "predictions": "$steps.det.predictions"},
+        {"type": "Area", "name": "area", "image": "$steps.crop.crops"}],
+        "outputs": [{"type": "JsonField", "name": "areas", "selector": "$steps.area.pixels"}]}
+    (tmp_path / "wf.json").write_text(json.dumps(workflow))
+    assert framesift("validate", "wf.json", cwd=tmp_path, env=env).stdout == "valid workflow (3 steps, 0 collectors)\n"
+    result = framesift("run", str(clip), "--workflow", "wf.json", "--predictions", "p.jsonl", "--no-progress",
+                       cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    areas = [(x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in scene(WIDTH, HEIGHT)[1].values()]
+    lines = [json.loads(line)["outputs"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(lines) == FRAMES
+    assert all(line["areas"] == pytest.approx(areas, rel=0.15) for line in lines)  # the three squares, cut out
+
+
+def test_a_plug_in_that_cannot_be_loaded_is_one_sentence(tmp_path):
+    env = installed(tmp_path / "site", "missing_steps", None)
+    (tmp_path / "wf.json").write_text(json.dumps({"inputs": [{"type": "InferenceImage", "name": "image"}],
+                                                  "steps": [], "outputs": []}))
+    result = framesift("validate", "wf.json", cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == "framesift: the workflow step plug-in areas (missing_steps) cannot be loaded: " \
+                            "ModuleNotFoundError: No module named 'missing_steps'\n"
+
+
+def framesift(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framesift.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, env=env)

@@ -14,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, get_args
 
+from framesift.errors import InputError
 from framesift.workflows.fields import Name, Strict
 from framesift.workflows.regions import Region
 
@@ -158,7 +161,10 @@ class Step(Strict, ABC):
 
 
 K = TypeVar("K", bound=Step)
+ENTRY_POINTS = "framesift.workflow_steps"  # a package's entry points here name the modules registering its kinds
 _KINDS: dict[str, type[Step]] = {}  # every step type -> its kind, in the order registered
+_discovery = threading.RLock()
+_discovered = False
 
 
 def register_step(kind: type[K]) -> type[K]:
@@ -178,26 +184,38 @@ def register_step(kind: type[K]) -> type[K]:
     return kind
 
 
+def _kinds() -> dict[str, type[Step]]:
+    """Every step type -> its kind; the modules the `framesift.workflow_steps` entry points name are imported the
+    first time (`InputError` when one cannot be: a plug-in missing is no step type unknown)."""
+    global _discovered
+    with _discovery:
+        if not _discovered:
+            _discovered = True  # a plug-in asking for the kinds while it loads gets those known so far
+            for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+                try:
+                    entry.load()
+                except Exception as error:  # another package's: said in one sentence
+                    _discovered = False
+                    raise InputError(f"the workflow step plug-in {entry.name} ({entry.value}) cannot be loaded: "
+                                     f"{type(error).__name__}: {error}") from None
+    return _KINDS
+
+
 def step_kinds() -> tuple[type[Step], ...]:
     """Every registered kind, in the order registered."""
-    return tuple(dict.fromkeys(_KINDS.values()))
+    return tuple(dict.fromkeys(_kinds().values()))
 
 
 def step_types() -> tuple[str, ...]:
     """Every registered step type name."""
-    return tuple(_KINDS)
+    return tuple(_kinds())
 
 
 def detection_like() -> tuple[str, ...]:
     """The step types whose `predictions` are detections."""
-    return tuple(name for name, kind in _KINDS.items() if kind.detections_of(name))
+    return tuple(name for name, kind in _kinds().items() if kind.detections_of(name))
 
 
 def crop_types() -> tuple[str, ...]:
     """The step types that offer `crops` (an image other steps may take)."""
-    return tuple(name for name, kind in _KINDS.items() if "crops" in kind.outputs_of(name))
-
-
-def collected_outputs(type: str) -> tuple[str, ...]:
-    """The outputs of a step of `type` that a collector samples with."""
-    return _KINDS[type].collected_of(type)
+    return tuple(name for name, kind in _kinds().items() if "crops" in kind.outputs_of(name))
