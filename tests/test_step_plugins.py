@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -18,8 +17,7 @@ import pytest
 from framesift import ConfigError, Pipeline, SourceSpec, build_workflow, parse_workflow, read_records
 from framesift.pipeline.sinks import PredictionsFile
 from framesift.predictions import DetectionPrediction, Prediction
-from framesift.workflows import Batch, Step, register_step
-from framesift.workflows.checks import Checker
+from framesift.workflows import Batch, Filtering, Step, register_step
 from framesift.workflows.fields import Fraction
 from tests.model_builders import CONFIDENCES, build_model, scene, squares_video
 
@@ -28,24 +26,15 @@ TOLERANCE = 2.5  # pixels: H.264 blurs the squares' edges a little
 
 
 @register_step
-class MostConfident(Step):
+class MostConfident(Filtering):
     """Of each image's detections (a detection-like step's `predictions`), the most confident one at or above
     `at_least`: as `predictions` (detections, so crops and collectors read them as any step's), and its class as
     `best_class` (None when none is kept)."""
 
     type: Literal["MostConfident"]
-    predictions: str
     at_least: Fraction = 0.0
 
     OUTPUTS: ClassVar[tuple[str, ...]] = ("predictions", "parent_id", "best_class")
-    DETECTIONS: ClassVar[bool] = True
-    FILTERS: ClassVar[bool] = True  # some of its source's detections, their ids kept
-
-    def made_from(self) -> tuple[str, ...]:
-        return (self.predictions,)
-
-    def problems(self, where: str, checker: Checker) -> Iterator[str]:
-        yield from checker.predictions(f"{where}.predictions", self.predictions)
 
     def run(self, batch: Batch) -> None:
         for _, source, values in batch.each():
@@ -190,7 +179,7 @@ def test_registering_refuses_what_is_no_step_kind_and_a_type_taken():
 PLUGIN = '''
 from typing import ClassVar, Literal
 
-from framesift.workflows import Batch, Step, register_step
+from framesift.workflows import Batch, Filtering, Step, register_step
 
 
 @register_step

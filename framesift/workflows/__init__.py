@@ -17,7 +17,8 @@ from framesift.workflows.definition import (
     parse_workflow,
 )
 from framesift.workflows.engine import FrameResult, Region, StepFailed, Workflow
-from framesift.workflows.step import Batch, Step, register_step
+from framesift.workflows.step import Batch, Filtering, Step, register_step
 
-__all__ = ["Batch", "FrameResult", "Region", "Step", "StepFailed", "Workflow", "WorkflowDefinition", "build_workflow",
-           "is_workflow", "load_workflow_definition", "parse_parameters", "parse_workflow", "register_step"]
+__all__ = ["Batch", "Filtering", "FrameResult", "Region", "Step", "StepFailed", "Workflow", "WorkflowDefinition",
+           "build_workflow", "is_workflow", "load_workflow_definition", "parse_parameters", "parse_workflow",
+           "register_step"]

@@ -160,6 +160,23 @@ class Step(Strict, ABC):
         """Make its values for every frame of `batch` (`batch.values[i][self.output(...)]`)."""
 
 
+class Filtering(Step):
+    """The base of a step that keeps some of the detections of one detection-like step (its `predictions`), ids and
+    all: its own `predictions` are detections on the same images, which crops, filters and collectors read."""
+
+    predictions: str
+
+    OUTPUTS: ClassVar[tuple[str, ...]] = ("predictions", "parent_id", "image")
+    DETECTIONS: ClassVar[bool] = True
+    FILTERS: ClassVar[bool] = True
+
+    def made_from(self) -> tuple[str, ...]:
+        return (self.predictions,)
+
+    def problems(self, where: str, checker: Checker) -> Iterator[str]:
+        yield from checker.predictions(f"{where}.predictions", self.predictions)
+
+
 K = TypeVar("K", bound=Step)
 ENTRY_POINTS = "framesift.workflow_steps"  # a package's entry points here name the modules registering its kinds
 _KINDS: dict[str, type[Step]] = {}  # every step type -> its kind, in the order registered

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import numpy as np
 from pydantic import Field
 
 from framesift.predictions import DetectionPrediction
 from framesift.workflows.fields import Strict
-from framesift.workflows.step import Batch, Step, register_step
-
-if TYPE_CHECKING:
-    from framesift.workflows.checks import Checker
+from framesift.workflows.step import Batch, Filtering, register_step
 
 FILTER_FIELDS = ("class_name", "confidence", "x_min", "y_min", "x_max", "y_max", "width", "height")
 FILTER_OPERATORS = ("equal", "not_equal", "lower_than", "greater_than", "lower_or_equal_than",
@@ -67,24 +64,14 @@ CompoundDetectionFilterDefinition.model_rebuild()
 
 
 @register_step
-class DetectionFilterStep(Step):
+class DetectionFilterStep(Filtering):
     """Keeps the detections for which `filter_definition` holds (by class, confidence or box)."""
 
     type: Literal["DetectionFilter"]
-    predictions: str
     filter_definition: FilterDefinition
 
-    OUTPUTS: ClassVar[tuple[str, ...]] = ("predictions", "parent_id", "image")
-    DETECTIONS: ClassVar[bool] = True
-    FILTERS: ClassVar[bool] = True
     TAGGED: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = dict.fromkeys(
         ("filter_definition", "left", "right"), ("filter", FILTER_TYPES))
-
-    def made_from(self) -> tuple[str, ...]:
-        return (self.predictions,)
-
-    def problems(self, where: str, checker: Checker) -> Iterator[str]:
-        yield from checker.predictions(f"{where}.predictions", self.predictions)
 
     def run(self, batch: Batch) -> None:
         for _, source, values in batch.each():
