@@ -14,12 +14,13 @@ existed, validated as strictly as an active-learning configuration.
  "outputs": [{"type": "JsonField", "name": "classes", "selector": "$steps.cls.top"}]}
 ```
 
-A bare `{"specification": {...}}` wrapper is accepted, and so are the later names `WorkflowImage`,
-`WorkflowParameter` and `Roboflow...Model`. Besides model, crop, filter and collector steps, the block's other
-prediction sources: `DetectionsConsensus`, `YoloWorld` and `MultiLabelClassificationModel`. Every problem is
-listed by its path (`steps[3].predictions: ...`):
-unknown step types and fields, duplicate names, selectors that name nothing or the wrong kind of thing, a collector
-whose predictions were made on another image than the one it collects, cycles.
+The step types are those of the registry (`framesift.workflows.step`: framesift's kinds in
+`framesift.workflows.steps`, one file each, and any registered from outside). A bare `{"specification": {...}}`
+wrapper is accepted, and so are the later names `WorkflowImage`, `WorkflowParameter` and `Roboflow...Model`. Besides
+model, crop, filter and collector steps, the block's other prediction sources: `DetectionsConsensus`, `YoloWorld`
+and `MultiLabelClassificationModel`. Every problem is listed by its path (`steps[3].predictions: ...`): unknown step
+types and fields, duplicate names, selectors that name nothing or the wrong kind of thing, a collector whose
+predictions were made on another image than the one it collects, cycles.
 
 Example:
     >>> definition = parse_workflow({"version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"}],
