@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "framesift"
 
 BOTTOM = frozenset({"errors", "version", "redaction", "resources", "workers", "signals", "stats", "predictions",
-                    "annotations", "documents", "paths", "durable", "redis_url", "http_answers", "frames",
+                    "annotations", "documents", "paths", "durable", "redis_url", "http_answers", "frames", "plugins",
                     "configs"})
 COLLECTING = frozenset({"collectors.config", "collectors.sampling", "collectors.budgets", "collectors.targets",
                         "collectors"})

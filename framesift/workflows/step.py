@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import threading
 from abc import ABC, abstractmethod
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, get_args
 
 from framesift.errors import InputError
+from framesift.plugins import load_entry_points
 from framesift.workflows.fields import Name, Strict
 from framesift.workflows.regions import Region
 
@@ -208,13 +208,11 @@ def _kinds() -> dict[str, type[Step]]:
     with _discovery:
         if not _discovered:
             _discovered = True  # a plug-in asking for the kinds while it loads gets those known so far
-            for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
-                try:
-                    entry.load()
-                except Exception as error:  # another package's: said in one sentence
-                    _discovered = False
-                    raise InputError(f"the workflow step plug-in {entry.name} ({entry.value}) cannot be loaded: "
-                                     f"{type(error).__name__}: {error}") from None
+            try:
+                load_entry_points(ENTRY_POINTS, "workflow step", InputError)
+            except InputError:
+                _discovered = False
+                raise
     return _KINDS
 
 

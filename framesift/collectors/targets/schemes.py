@@ -33,6 +33,7 @@ from framesift.collectors.targets.datapoint import Datapoint
 from framesift.dataset.labelstudio_tasks import Labels
 from framesift.errors import TargetError
 from framesift.paths import check_dataset_name
+from framesift.plugins import load_entry_points
 from framesift.redaction import redact
 from framesift.stats import OutboxStats
 
@@ -129,8 +130,7 @@ def target_schemes() -> dict[str, TargetScheme]:
             package = __name__.rpartition(".")[0]
             for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
                 importlib.import_module(f"{package}.{module.name}")
-            for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
-                _load(entry)
+            load_entry_points(ENTRY_POINTS, "target", TargetError)
             _discovered = True
     return _SCHEMES
 
@@ -224,11 +224,3 @@ class TargetSpec:
         """The target, opened (see `Opening`); `outbox` is the folder of remote targets' outboxes."""
         return self.kind.opener(self.name, Opening(self.outbox(outbox), api_key, outbox_max_bytes, labels, exclusive,
                                                    shared))
-
-
-def _load(entry: importlib.metadata.EntryPoint) -> None:
-    try:
-        entry.load()
-    except Exception as error:  # another package's: said in one sentence
-        raise TargetError(f"the target plug-in {entry.name} ({entry.value}) cannot be loaded: "
-                          f"{type(error).__name__}: {error}") from None
