@@ -260,7 +260,7 @@ def test_every_configuration_shown_is_valid_for_framesift_and_for_the_schema(
 
 @pytest.mark.parametrize("data", [
     {"enabled": True, "persist_predictions": True, "sampling_strategies": [
-        {"name": "a", "type": "random", "traffic_pecentage": 0.1}],
+        {"name": "a", "type": "random", "traffic_percentage": 0.1, "probabilty": 0.5}],
      "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "daily"}},
     {"enabled": True},
     {"enabled": True, "persist_predictions": False, "sampling_strategies": [],
