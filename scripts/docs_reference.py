@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from framesift.collectors.config import REQUIRED_WHEN_ENABLED, ActiveLearningConfig  # the models, from one place
+from framesift.collectors.config.schema import REQUIRED_WHEN_ENABLED, ActiveLearningConfig  # the models, from one place
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "configuration-reference.md"
