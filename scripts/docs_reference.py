@@ -255,7 +255,9 @@ def reference(full: dict[str, Any]) -> str:
         "",
         "A JSON file cannot name it inside: framesift refuses a `$schema` key as it refuses any unknown field. "
         "What a schema cannot say (strategy names unique, and the rules under each table below) "
-        "`framesift validate` checks.",
+        "`framesift validate` checks. The schema knows framesift's own strategies: one of "
+        "[your own](plugins/strategy.md) is validated by framesift where your code registered it, and an editor "
+        "using this schema flags its type.",
     ]
     for name, model in objects(full):
         lines += ["", f"## {name}", "", model["description"], "", "| field | type | default | meaning |",
