@@ -19,7 +19,7 @@ from framesift.run_options import MODELS_HELP
 from framesift.signals import StopSignals
 
 if TYPE_CHECKING:
-    from framesift.run_options import Option
+    from framesift.run_options import Option, RunOptions
 
 EXIT_OK, EXIT_FAILURE = 0, 1  # and 2 (InputError), 3 (NeverConnected): the errors carry their codes
 DESCRIPTION = """Edge active learning on live video: framesift reads cameras (RTSP, RTMP, HLS, webcams) or recordings,
@@ -204,11 +204,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"{type(error).__name__}: {error}", EXIT_FAILURE)
 
 
-def _run(args: argparse.Namespace, signals: StopSignals) -> int:
-    from framesift.run_options import OPTIONS
-    from framesift.runner import RunOptions, run
+def options_of(args: argparse.Namespace) -> RunOptions:
+    """The `RunOptions` of a parsed `framesift run` command line: its destinations are the fields' names."""
+    from framesift.run_options import OPTIONS, RunOptions
 
-    options = RunOptions(**{declared.name: getattr(args, declared.name) for declared in OPTIONS})
+    return RunOptions(**{declared.name: getattr(args, declared.name) for declared in OPTIONS})
+
+
+def _run(args: argparse.Namespace, signals: StopSignals) -> int:
+    from framesift.runner import run
+
+    options = options_of(args)
     summary = run(options, stop=signals.event)
     stream, collected = summary.stats, summary.collected
     said = (f"collected {collected.datapoints_registered} datapoints into {options.target}"

@@ -80,7 +80,7 @@ class RunOptions:
                                "(the bundled model), stub or stub:<task type>", "model", metavar="MODEL")
     workflow: str | None = option("a workflow definition (JSON or YAML): models, crops, filters and collector steps, "
                                   "instead of --model and --al-config", "model", metavar="FILE")
-    param: list[str] = option("a workflow parameter, for every source or for one (repeatable)", "model", [],
+    param: list[str] = option("a workflow parameter, for every source or for one", "model", [],
                               metavar="[SOURCE:]NAME=VALUE")
     model_id: str | None = option("the id recorded with predictions (default: the model id, else the file's name)",
                                   "model", metavar="ID")
@@ -90,7 +90,7 @@ class RunOptions:
     al_config: str | None = option("the active-learning configuration: a JSON or YAML file, a bundled one by name "
                                    "(realistic; see framesift config example), or the store the fleet follows "
                                    "(redis://host:port/db, roboflow:<workspace>); followed live; none: no "
-                                   "collection", "collection", metavar="FILE|NAME|STORE")
+                                   "collection", "collection", metavar="CONFIG")
     target: str = option("dataset folder, roboflow:<dataset> or labelstudio:<project>; with a workflow: a folder of "
                          "datasets, roboflow: or labelstudio:", "targets", defaults.TARGET, metavar="TARGET",
                          workflow=True)
@@ -128,7 +128,7 @@ class RunOptions:
     decode_all: bool = option("decode every frame of a replayed file even when the sampling does not look at images "
                               "(by default only the GOPs of sampled frames are decoded)", "sources", False)
     skip_gops: bool = option("a live camera's GOPs that the model will take no frame of are decoded keyframe only "
-                             "(opt-in: not yet shown to pay; see the README)", "sources", False)
+                             "(opt-in: not yet shown to pay; see docs/stream.md)", "sources", False)
     keyframe_draws: bool = option("replaying with the stub model and random sampling: a GOP with a sampled frame "
                                   "gives its keyframe instead, decoded alone (pays on long GOPs; by default the "
                                   "frames drawn are collected)", "sources", False)
@@ -201,13 +201,18 @@ class Option:
     positive: bool
     workflow: bool
 
+    def meaning(self) -> str:
+        """Its help, and what its declaration adds: that it repeats, that it must be above 0."""
+        return self.help + ("; repeatable" if self.many and not self.positional else "") + \
+            ("; more than 0" if self.positive else "")
+
     def described(self) -> str:
-        """Its help, ending with its default when it has one worth saying."""
-        shown = _shown(self.default)
-        return f"{self.help} (default: {shown})" if shown else self.help
+        """Its meaning, ending with its default when it has one worth saying (the command line's help)."""
+        default = shown(self.default)
+        return f"{self.meaning()} (default: {default})" if default else self.meaning()
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A default as a reader wants it: none for an unset one (None, off, empty), bytes in GiB, numbers short."""
     if value is None or value is False or value == [] or value is dataclasses.MISSING:
         return ""
