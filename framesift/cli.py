@@ -11,15 +11,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from framesift import defaults
 from framesift.errors import CollectionFailed, FramesiftError, InputError, NeverConnected
-from framesift.run_options import MODELS_HELP
+from framesift.run_options import ABOUT, EXAMPLES, GROUPS, MODELS_HELP, OPTIONS, Option, RunOptions
 from framesift.signals import StopSignals
-
-if TYPE_CHECKING:
-    from framesift.run_options import Option, RunOptions
 
 EXIT_OK, EXIT_FAILURE = 0, 1  # and 2 (InputError), 3 (NeverConnected): the errors carry their codes
 DESCRIPTION = """Edge active learning on live video: framesift reads cameras (RTSP, RTMP, HLS, webcams) or recordings,
@@ -43,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _run_parser(commands)
+
     validate = commands.add_parser("validate", help="check an active-learning configuration or a workflow file")
     validate.add_argument("file", help="JSON or YAML configuration or workflow definition")
     validate.add_argument("--models", metavar="DIR",
@@ -112,8 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_parser(commands: argparse._SubParsersAction) -> None:
     """`framesift run`: each option as `framesift.run_options` declares it, under its group's heading, with examples
     at the end."""
-    from framesift.run_options import ABOUT, EXAMPLES, GROUPS, OPTIONS
-
     examples = "".join(f"  {command}\n      {what}\n" for command, what in EXAMPLES)
     run = commands.add_parser("run", help=ABOUT, description=ABOUT[0].upper() + ABOUT[1:] + ".",
                               epilog=f"examples:\n{examples}", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,8 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def options_of(args: argparse.Namespace) -> RunOptions:
     """The `RunOptions` of a parsed `framesift run` command line: its destinations are the fields' names."""
-    from framesift.run_options import OPTIONS, RunOptions
-
     return RunOptions(**{declared.name: getattr(args, declared.name) for declared in OPTIONS})
 
 

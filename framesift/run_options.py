@@ -162,6 +162,10 @@ class RunOptions:
 
         require_positive({declared.flags[0]: getattr(self, declared.name) for declared in OPTIONS
                           if declared.positive})
+        for declared in OPTIONS:
+            if declared.choices and getattr(self, declared.name) not in declared.choices:
+                raise InputError(f"{declared.flags[0]} is {' or '.join(declared.choices)}, not "
+                                 f"{getattr(self, declared.name)!r}")
         if not self.drain_timeout >= 0:
             raise InputError(f"--drain-timeout must be 0 or more, not {self.drain_timeout}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

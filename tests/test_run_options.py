@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from framesift import RunOptions, RunSummary, run
+from framesift import InputError, RunOptions, RunSummary, run
 from framesift.cli import build_parser, options_of
 from framesift.run_options import EXAMPLES, GROUPS, OPTIONS, option
 from framesift.stats import CollectorStats, StreamStats
@@ -78,6 +78,15 @@ def test_build_workflow_is_given_the_run_options_of_its_keywords_with_the_same_d
     assert set(handed) == set(keywords) & fields  # every keyword that is a run option is handed on, by its name
     for name, value in handed.items():
         assert keywords[name].kind is inspect.Parameter.KEYWORD_ONLY and keywords[name].default == value, name
+
+
+def test_the_python_api_refuses_what_the_command_line_refuses():
+    """A value outside an option's choices reached the run from Python: the command line refused it, RunOptions
+    took it."""
+    with pytest.raises(InputError, match="^--rtsp-transport is tcp or udp, not 'http'$"):
+        RunOptions(sources=["clip.mp4"], rtsp_transport="http")
+    with pytest.raises(InputError, match="^--replay-lease must be more than 0, not 0$"):
+        RunOptions(sources=["clip.mp4"], replay_lease=0)
 
 
 def test_a_declaration_names_one_of_the_groups():
