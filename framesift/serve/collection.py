@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from framesift import defaults
 from framesift.collectors import Collector, open_limiter, open_target
 from framesift.collectors.budgets.limits import Limiter
 from framesift.collectors.config.follower import ConfigCache, first_configuration, poll_interval
@@ -55,10 +54,10 @@ class Collection(Resource):
     """The collectors of every dataset requests name; `offer` never waits for I/O but the first time a dataset is
     seen (its configuration read, its target opened), which happens after that request was answered."""
 
-    def __init__(self, store: ConfigStore, *, target: str = defaults.TARGET, api_key: str | None = None,
-                 outbox: str | os.PathLike[str] = defaults.OUTBOX, outbox_max_bytes: int = defaults.OUTBOX_MAX_BYTES,
-                 redis: str | None = None, redis_fallback: str = defaults.REDIS_FALLBACK, seed: int | None = None,
-                 cache: ConfigCache | None = None, refresh: float = defaults.CONFIG_REFRESH_S, max_datasets: int = 64,
+    def __init__(self, store: ConfigStore, *, target: str = "framesift-data", api_key: str | None = None,
+                 outbox: str | os.PathLike[str] = "framesift-outbox", outbox_max_bytes: int = 1 << 30,
+                 redis: str | None = None, redis_fallback: str = "pause", seed: int | None = None,
+                 cache: ConfigCache | None = None, refresh: float = 60.0, max_datasets: int = 64,
                  retry: float = 30.0, busy: Callable[[], set[str]] = set):
         try:
             dataset_target(target, "probe")
