@@ -8,7 +8,6 @@ from typing import Any
 
 from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.outbox import Entry, Outbox, OutboxSender
-from framesift.defaults import OUTBOX_MAX_BYTES
 from framesift.resources import Resource
 from framesift.stats import OutboxStats
 
@@ -20,8 +19,7 @@ class RemoteTarget(Resource):
     outbox; it may be called again (nothing happens then).
     """
 
-    def __init__(self, name: str, outbox: Outbox | str | os.PathLike[str],
-                 outbox_max_bytes: int = OUTBOX_MAX_BYTES):
+    def __init__(self, name: str, outbox: Outbox | str | os.PathLike[str], outbox_max_bytes: int = 1 << 30):
         import requests
 
         self.name = name
