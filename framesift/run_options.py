@@ -34,19 +34,18 @@ GROUPS = {  # the headings of `framesift run --help` and of docs/run.md, in this
     "outputs": "what a run writes besides its dataset",
     "observability": "watching a run",
 }
-EXAMPLES = (  # the end of `framesift run --help` and of docs/run.md: (command, what it does)
-    ("framesift run clip.mp4 --model yolov8n.onnx --al-config realistic --target people",
+EXAMPLES = (  # the end of `framesift run --help` and of docs/run.md (whose tests run them): (command, what it does)
+    ("framesift run sample.mp4 --model yolov8n.onnx --al-config realistic --target people",
      "a recording, collected from with a bundled configuration into the folder people/"),
-    ("framesift run rtsp://cam-1/stream --model yolov8n.onnx --al-config realistic --target roboflow:people",
-     "a camera, sending what it collects to the Roboflow dataset people"),
+    ("framesift run rtsp://cam-1/stream --model yolov8n.onnx --al-config my.yaml --duration 3600 --target entrance",
+     "a camera for an hour, with a configuration of your own"),
     ("framesift run 'recordings/**/*.mp4' --model stub --al-config random --seed 1 --summary summary.json",
-     "an archive of recordings, sampled reproducibly, its counters written at the end"),
-    ("framesift run rtsp://cam-1/stream --model yolov8n.onnx --al-config redis://edge-redis:6379/0 "
-     "--redis redis://edge-redis:6379/0",
-     "one box of a fleet: the configuration it follows and the budgets shared through Redis"),
+     "an archive of recordings, sampled reproducibly before any model exists, its counters written at the end"),
+    ("framesift run rtsp://cam-1/stream --model yolov8n.onnx --al-config realistic --redis redis://edge-redis:6379/0",
+     "one box of a fleet: the budgets shared with the other boxes through Redis"),
     ("framesift run rtsp://cam-1/stream rtsp://cam-2/stream --source-name door --source-name yard --model "
-     "yolov8n.onnx --metrics-port 9100",
-     "two cameras by name, the live page on http://127.0.0.1:9100/live"),
+     "yolov8n.onnx --metrics-port 9108",
+     "two cameras by name, watched on the live page http://127.0.0.1:9108/live"),
 )
 
 
