@@ -25,8 +25,8 @@ BELOW: dict[str, frozenset[str]] = {
     "dataset": frozenset(),
     "models": frozenset(),
     "stream": frozenset({"dataset"}),
-    "collectors.config": frozenset(),
-    "collectors.sampling": frozenset({"collectors.config"}),
+    "collectors.config": frozenset({"collectors.sampling"}),  # a configuration's strategies are the registered ones
+    "collectors.sampling": frozenset(),
     "collectors.budgets": frozenset(),
     "collectors.targets": frozenset({"dataset"}),
     "collectors": COLLECTING | {"dataset"},

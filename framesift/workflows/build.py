@@ -39,23 +39,13 @@ from framesift.errors import InputError, ModelError, TargetError
 from framesift.models.files import is_null_model, locate_model
 from framesift.models.model import Model
 from framesift.paths import check_dataset_name
-from framesift.workflows.definition import (
-    CollectorStep,
-    ConsensusStep,
-    DetectionFilterStep,
-    ModelStep,
-    WorkflowDefinition,
-    YoloWorldStep,
-    named_step,
-)
-from framesift.workflows.engine import MODEL_STEPS, Workflow
+from framesift.workflows.definition import WorkflowDefinition
+from framesift.workflows.engine import Workflow
+from framesift.workflows.fields import named_step
+from framesift.workflows.steps.active_learning_data_collector import CollectorStep
+from framesift.workflows.steps.model import Inferring
 
 REMOTE_SCHEMES = ("roboflow", "labelstudio")
-LOADED_ONCE: dict[type, tuple[str, ...]] = {  # fields set up once per run: no value per source
-    ModelStep: ("model_id", "confidence", "iou_threshold", "max_detections", "class_filter", "class_agnostic_nms",
-                "max_candidates", "keypoint_confidence"),
-    YoloWorldStep: ("model_id", "version", "class_names", "confidence"),
-    CollectorStep: ("target_dataset", "target_dataset_api_key")}
 
 
 def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, Any] = {},
@@ -89,7 +79,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
         raise InputError("--al-config names a configuration store, but every collector step carries its own "
                          "configuration")
     loaded = {step.name: _load(step, value, device, models) for step in definition.order
-              if isinstance(step, MODEL_STEPS)}
+              if isinstance(step, Inferring)}
     before_targets()
     with ExitStack() as opened:
         collectors = {}
@@ -166,7 +156,7 @@ def _check_parameters(definition: WorkflowDefinition, parameters: Mapping[str, A
                 raise InputError(f"parameter {name!r} switches collection off: it is true or false, not "
                                  f"{values[name]!r} (for {where})")
     for step in definition.order:
-        for field in LOADED_ONCE.get(type(step), ()):
+        for field in type(step).ONCE:
             selector = getattr(step, field)
             if isinstance(selector, SecretStr):
                 selector = selector.get_secret_value()
@@ -217,13 +207,6 @@ def _secret(key: SecretStr | None, value: Any) -> SecretStr | None:
     return SecretStr(resolved)
 
 
-def _model_id(step: ModelStep | YoloWorldStep, value: Any) -> Any:
-    """A model step's model id, its parameter's value in place (a `YoloWorld` step's default: yolo_world/<version>)."""
-    if isinstance(step, YoloWorldStep):
-        return value(step.model_id) or f"yolo_world/{value(step.version)}"
-    return value(step.model_id)
-
-
 def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """The ONNX file of each model step (a parameter's default for a `$inputs` model_id; none for `stub`, `demo`, a
     null model or a parameter without a default), found as `build_workflow` finds it: `ModelError` naming the step
@@ -235,9 +218,9 @@ def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str]
 
     found = {}
     for step in definition.order:
-        if not isinstance(step, MODEL_STEPS):
+        if not isinstance(step, Inferring):
             continue
-        model_id = _model_id(step, default)
+        model_id = step.model_id_from(default)
         if model_id is None or str(model_id) in ("stub", "demo") or is_null_model(str(model_id)):
             continue
         try:
@@ -247,11 +230,11 @@ def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str]
     return found
 
 
-def _load(step: ModelStep | YoloWorldStep, value: Any, device: str, models: str | os.PathLike[str] | None) -> Model:
+def _load(step: Inferring, value: Any, device: str, models: str | os.PathLike[str] | None) -> Model:
     from framesift.models import load_model
 
-    model_id = str(_model_id(step, value))
-    confidence, iou = value(step.confidence), value(getattr(step, "iou_threshold", None))
+    model_id = str(step.model_id_from(value))
+    confidence, iou = value(getattr(step, "confidence", None)), value(getattr(step, "iou_threshold", None))
     null = model_id == "stub" or is_null_model(model_id)  # `<dataset>/0`: the dataset's null model
     try:
         model = load_model(f"stub:{step.task_type}" if null else model_id, device=device,
@@ -266,10 +249,9 @@ def _load(step: ModelStep | YoloWorldStep, value: Any, device: str, models: str 
         raise ModelError(f"step {step.name!r}: {error}") from None
     if model.task_type != step.task_type:
         raise ModelError(f"step {step.name!r} is a {step.type}, but {model_id} is a {model.task_type} model")
-    if isinstance(step, YoloWorldStep) and set(model.class_names) != set(value(step.class_names)):
-        raise ModelError(f"step {step.name!r} detects {sorted(value(step.class_names))}, but {model_id} was exported "
-                         f"for {sorted(model.class_names)}: export YOLO-World with these class names "
-                         "(model.set_classes([...]) before the export)")
+    refused = step.refusal(model, model_id, value)
+    if refused is not None:
+        raise ModelError(refused)
     return model
 
 
@@ -303,16 +285,14 @@ def _labels(definition: WorkflowDefinition, step: CollectorStep, models: Mapping
 
 
 def _models_of(definition: WorkflowDefinition, name: str) -> list[str]:
-    """The model steps whose predictions a step's are made of, in order, through any chain of filters (a loop: a
-    chain of 1,000 filters is no recursion)."""
+    """The model steps whose predictions a step's are made of, in order, through any chain of steps made from
+    others (filters, consensus; a loop: a chain of 1,000 filters is no recursion)."""
     found: list[str] = []
     pending = [name]
     while pending:
         source = definition.step(pending.pop())
-        if isinstance(source, DetectionFilterStep):
-            pending.append(named_step(source.predictions))
-        elif isinstance(source, ConsensusStep):
-            pending += [named_step(selector) for selector in reversed(source.predictions_batches)]
+        if source.made_from():
+            pending += [named_step(selector) for selector in reversed(source.made_from())]
         else:
             found.append(str(source.name))
     return found
