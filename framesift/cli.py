@@ -77,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = replay_actions.add_parser("status", help="recordings done, claimed and left, the fleet's frames a "
                                                       "second, the estimated end, which box holds what")
     status.add_argument("--redis", required=True, help="the fleet's redis://host:port/db")
-    status.add_argument("--target", default="framesift-data", help="the fleet's --target (default: "
-                                                                   "./framesift-data)")
+    status.add_argument("--target", default=defaults.TARGET, help="the fleet's --target (default: ./%(default)s)")
     status.add_argument("--json", action="store_true", help="print it as JSON")
 
     export = commands.add_parser("export", help="turn a collected dataset into COCO, YOLO, Pascal VOC or Label "
