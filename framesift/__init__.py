@@ -62,7 +62,8 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
         prediction_from_json,
     )
     from framesift.report import Report, write_report
-    from framesift.runner import RunOptions, build_pipeline, run
+    from framesift.run_options import RunOptions
+    from framesift.runner import RunSummary, build_pipeline, run
     from framesift.signals import StopSignals
     from framesift.stats import CollectorStats, OutboxStats, SinkStats, SourceStats, StrategyStats, StreamStats
     from framesift.stream.sources import SourceOptions
@@ -91,7 +92,8 @@ _EXPORTS = {
     "framesift.predictions": ["ClassificationPrediction", "DetectionPrediction", "Prediction", "StubPrediction",
                               "as_prediction", "prediction_from_json"],
     "framesift.report": ["Report", "write_report"],
-    "framesift.runner": ["RunOptions", "build_pipeline", "run"],
+    "framesift.run_options": ["RunOptions"],
+    "framesift.runner": ["RunSummary", "build_pipeline", "run"],
     "framesift.signals": ["StopSignals"],
     "framesift.stats": ["CollectorStats", "OutboxStats", "SinkStats", "SourceStats", "StrategyStats", "StreamStats"],
     "framesift.observe.exposition": ["MetricsServer"],

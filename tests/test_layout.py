@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "framesift"
 
 BOTTOM = frozenset({"errors", "version", "redaction", "resources", "workers", "signals", "stats", "predictions",
                     "annotations", "documents", "paths", "durable", "redis_url", "http_answers", "frames", "plugins",
-                    "configs"})
+                    "configs", "defaults"})
 COLLECTING = frozenset({"collectors.config", "collectors.sampling", "collectors.budgets", "collectors.targets",
                         "collectors"})
 # each wing and the wings it may import besides the bottom (and itself): a wing not named here is refused
@@ -35,10 +35,11 @@ BELOW: dict[str, frozenset[str]] = {
     "observe": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline"},
     "report": COLLECTING | {"dataset"},
     "serve": COLLECTING | {"dataset", "models", "workflows", "observe"},
-    "runner": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline", "observe"},
+    "run_options": frozenset({"models"}),
+    "runner": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline", "observe", "run_options"},
     "demo": frozenset({"runner", "report"}),
     "cli": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline", "observe", "report", "serve",
-                         "runner", "demo"},
+                         "run_options", "runner", "demo"},
 }
 
 

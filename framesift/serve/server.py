@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from framesift import defaults
 from framesift.errors import InputError, require_positive
 from framesift.models.session import parse_device
 from framesift.observe.exposition import is_loopback
@@ -32,30 +33,30 @@ API_KEY_VARIABLE = "FRAMESIFT_SERVE_API_KEY"
 class ServeOptions:
     """Every option of `framesift serve`, with the CLI's defaults."""
 
-    host: str = "127.0.0.1"
+    host: str = defaults.LISTEN_HOST
     port: int = 9001
     models: str | None = None  # the models folder (default: `default_models_folder()`)
     stub_task: list[str] = field(default_factory=list)  # [DATASET=]TASK: the task type of `<dataset>/0`
-    device: str = "auto"
-    confidence: float = 0.25
-    iou: float = 0.45
+    device: str = defaults.DEVICE
+    confidence: float = defaults.CONFIDENCE
+    iou: float = defaults.IOU
     al_config: str | None = None  # the configuration store (a file, redis://, roboflow:); None: no collection
-    target: str = "framesift-data"  # a folder of datasets, roboflow: or labelstudio:
+    target: str = defaults.TARGET  # a folder of datasets, roboflow: or labelstudio:
     api_key: str | None = field(default=None, repr=False)  # the remote targets' key
-    outbox: str = "framesift-outbox"
-    outbox_max_bytes: int = 1 << 30
+    outbox: str = defaults.OUTBOX
+    outbox_max_bytes: int = defaults.OUTBOX_MAX_BYTES
     redis: str | None = None
-    redis_fallback: str = "pause"
+    redis_fallback: str = defaults.REDIS_FALLBACK
     seed: int | None = None
     config_cache: str | None = None
-    config_refresh: float = 60.0
+    config_refresh: float = defaults.CONFIG_REFRESH_S
     max_datasets: int = 64
     dataset: list[str] = field(default_factory=list)  # datasets whose collectors open at start (outboxes delivered)
     max_pending: int = 64  # requests waiting for the inference thread; more: 503
     batch_wait: float | None = None  # seconds to wait for a batch (default: 0.002 on a GPU, 0 on the CPU)
     max_body_bytes: int = 32 << 20
     server_key: str | None = field(default=None, repr=False)  # default: $FRAMESIFT_SERVE_API_KEY
-    drain_timeout: float = 10.0
+    drain_timeout: float = defaults.DRAIN_TIMEOUT_S
 
     def __post_init__(self) -> None:
         require_positive({"--max-pending": self.max_pending, "--max-body-bytes": self.max_body_bytes,
@@ -193,7 +194,8 @@ def _build_workflow(options: ServeOptions, definition: WorkflowDefinition, param
         return build_workflow(definition, parameters=parameters, target=options.target, api_key=options.api_key,
                               outbox=options.outbox, outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
                               redis_fallback=options.redis_fallback, device=options.device, seed=options.seed,
-                              store=store, cache=cache, refresh=options.config_refresh, models=options.models)
+                              store=store, cache=cache, config_refresh=options.config_refresh,
+                              models=options.models)
     except BaseException:
         if store is not None:
             store.close()

@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from framesift import defaults
 from framesift.collectors.config.follower import ConfigCache
 from framesift.collectors.config.store import ConfigStore
 from framesift.errors import InputError, ModelError
@@ -46,12 +47,12 @@ from framesift.workflows.steps.model import Inferring
 
 
 def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, Any] = {},
-                   source_parameters: Mapping[str, Mapping[str, Any]] = {}, target: str = "framesift-data",
-                   api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
-                   outbox_max_bytes: int = 1 << 30, redis: str | None = None, redis_fallback: str = "pause",
-                   device: str = "auto", seed: int | None = None, store: ConfigStore | None = None,
-                   cache: ConfigCache | None = None, refresh: float = 60.0,
-                   models: str | os.PathLike[str] | None = None,
+                   source_parameters: Mapping[str, Mapping[str, Any]] = {}, target: str = defaults.TARGET,
+                   api_key: str | None = None, outbox: str | os.PathLike[str] = defaults.OUTBOX,
+                   outbox_max_bytes: int = defaults.OUTBOX_MAX_BYTES, redis: str | None = None,
+                   redis_fallback: str = defaults.REDIS_FALLBACK, device: str = defaults.DEVICE,
+                   seed: int | None = None, store: ConfigStore | None = None, cache: ConfigCache | None = None,
+                   config_refresh: float = defaults.CONFIG_REFRESH_S, models: str | os.PathLike[str] | None = None,
                    before_targets: Callable[[], None] = lambda: None) -> Workflow:
     """Load the models and open the collectors; whatever was opened is closed again when a later step fails.
     `before_targets` is called once the models are loaded and every name is checked, just before the first target
@@ -103,7 +104,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                                               owns_limiter=False)
             opened.callback(collectors[step.name].close)
             if first is not None and store is not None:
-                collectors[step.name].follow(store, first, poll=poll_interval(store, refresh), cache=cache)
+                collectors[step.name].follow(store, first, poll=poll_interval(store, config_refresh), cache=cache)
         owned = [resource for resource in (limiter, store) if resource is not None]
         workflow = Workflow(definition, loaded, collectors, parameters=parameters, owned=owned)
         opened.pop_all()  # the workflow owns them all now
@@ -234,8 +235,8 @@ def _load(step: Inferring, value: Any, device: str, models: str | os.PathLike[st
     null = model_id == "stub" or is_null_model(model_id)  # `<dataset>/0`: the dataset's null model
     try:
         model = load_model(f"stub:{step.task_type}" if null else model_id, device=device,
-                           confidence=0.25 if confidence is None else float(confidence),
-                           iou=0.45 if iou is None else float(iou),
+                           confidence=defaults.CONFIDENCE if confidence is None else float(confidence),
+                           iou=defaults.IOU if iou is None else float(iou),
                            model_id=model_id if null and model_id != "stub" else None,
                            max_detections=int(value(getattr(step, "max_detections", None)) or 300),
                            class_agnostic=bool(value(getattr(step, "class_agnostic_nms", False))),
