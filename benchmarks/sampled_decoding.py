@@ -1,15 +1,17 @@
 """Bootstrapping from recordings: decoding only the GOPs of sampled frames (issue 15, part 2).
 
 Two 1080p, 30 fps, one-minute recordings (1800 frames, cached in benchmarks/.work): a camera-like one (a keyframe
-every second, no B-frames) and one with long GOPs (a keyframe every 250 frames) and three B-frames. Each is replayed
+every second, no B-frames) and one with long GOPs (a keyframe every 250 frames) and three B-frames, both of a
+noisy textured scene whose keyframes are large; and `camera-clip`, the 900-frame 1080p clip of the demo scene that
+`many_cameras.py` makes (30 s, a keyframe every second, no B-frames; issue 24's bootstrap figure). Each is replayed
 with the stub model and one random strategy at 1 %, 10 % and 50 %, by framesift as `framesift run` does (frames
 drawn before decoding), by framesift decoding every frame (`--decode-all`), and by the peer (Roboflow Inference's
 InferencePipeline, `benchmarks/peer_runner.py`, the same sampling rate), and by framesift with keyframe draws
 (`--keyframe-draws`, opt-in: a sampled GOP gives its keyframe). Every run is its own process; they are
 interleaved; figures are frames of the file per second (decoded or not), median (min–max) of `--repeats`.
 
-Run: `python benchmarks/sampled_decoding.py [--repeats 3] [--recordings camera,long-gop] [--rates 0.01,0.1,0.5]`
-(part of `make bench`). Prints a Markdown section.
+Run: `python benchmarks/sampled_decoding.py [--repeats 3] [--recordings camera,long-gop,camera-clip]
+[--rates 0.01,0.1,0.5]` (part of `make bench`: the first two). Prints a Markdown section naming the machine.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.many_cameras import camera_clip  # noqa: E402
+from benchmarks.run import cpu_name  # noqa: E402
 from benchmarks.suite import WORK, f, framesift, measure_together, peer, ratio  # noqa: E402
 
-RECORDINGS = {  # name -> (what the table calls it, encoder options)
+RECORDINGS = {  # name -> (what the table calls it, encoder options; None: the demo scene's camera clip)
     "camera": ("camera-like: keyframe every 1 s, no B-frames", {"g": "30", "bf": "0"}),
     "long-gop": ("long GOPs: keyframe every 250 frames, 3 B-frames", {"g": "250", "bf": "3"}),
+    "camera-clip": ("the demo scene's camera clip, 900 frames: keyframe every 1 s, no B-frames", None),
 }
 RATES = (0.01, 0.10, 0.50)
 
@@ -69,17 +74,21 @@ def config(rate: float, folder: Path) -> str:
     return str(path)
 
 
-def main(repeats: int = 3, recordings: tuple[str, ...] = tuple(RECORDINGS), rates: tuple[float, ...] = RATES) -> str:
+DEFAULT_RECORDINGS = ("camera", "long-gop")
+
+
+def main(repeats: int = 3, recordings: tuple[str, ...] = DEFAULT_RECORDINGS, rates: tuple[float, ...] = RATES) -> str:
     folder = Path(tempfile.mkdtemp(prefix="framesift-bench-configs-"))
     out = ["## Bootstrapping from recordings: decoding only what is sampled (stub model, random sampling, 1080p)", "",
-           f"Frames of the recording per second (decoded or not), median (min–max) of {repeats} runs, interleaved; "
-           "1800 frames (one minute at 30 fps) per run. \"decoded\": frames framesift handed to the model.", "",
+           f"On {cpu_name()}. Frames of the recording per second (decoded or not), median (min–max) of {repeats} "
+           "runs, interleaved; 1800 frames (one minute at 30 fps) per run, 900 for the camera clip. \"decoded\": "
+           "frames framesift handed to the model.", "",
            "| recording | sampled | framesift | decoded | every frame decoded (`--decode-all`) | peer | "
            "÷ every frame | ÷ peer | keyframe draws (`--keyframe-draws`) | decoded | ÷ framesift | ÷ peer |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in recordings:
         label, options = RECORDINGS[name]
-        source = recording(name, options)
+        source = recording(name, options) if options else str(camera_clip((1920, 1080), 30))
         for rate in rates:
             cfg = config(rate, folder)
             runs = measure_together({
@@ -99,7 +108,7 @@ def main(repeats: int = 3, recordings: tuple[str, ...] = tuple(RECORDINGS), rate
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--recordings", default=",".join(RECORDINGS))
+    parser.add_argument("--recordings", default=",".join(DEFAULT_RECORDINGS), help=f"of {','.join(RECORDINGS)}")
     parser.add_argument("--rates", default=",".join(f"{rate:g}" for rate in RATES))
     arguments = parser.parse_args()
     print(main(arguments.repeats, tuple(arguments.recordings.split(",")),
