@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from framesift.collectors import LocalDataset  # noqa: E402
-from framesift.collectors.datapoint import Datapoint  # noqa: E402
+from framesift.collectors.targets.datapoint import Datapoint  # noqa: E402
 from framesift.collectors.targets.labelstudio import LabelStudioTarget  # noqa: E402
 from framesift.collectors.targets.outbox import Outbox  # noqa: E402
 from framesift.collectors.targets.remote import RemoteTarget  # noqa: E402

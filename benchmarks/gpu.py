@@ -118,8 +118,8 @@ def child_live(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     from framesift.models import load_model
     from framesift.models.session import nvidia_smi_id, parse_device
-    from framesift.stream import Pipeline, SourceOptions, SourceSpec
-
+    from framesift.pipeline.pipeline import Pipeline
+    from framesift.stream import SourceOptions, SourceSpec
     model = load_model(args.model, device=args.device, confidence=confidence(args.model))
     names = [f"cam{i}" for i in range(args.sources)]
     meter = Meter(names)

@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from framesift.models import load_model  # noqa: E402
-from framesift.stream import Pipeline, SourceOptions  # noqa: E402
+from framesift.pipeline.pipeline import Pipeline
+from framesift.stream import SourceOptions  # noqa: E402
 from tests.helpers import SlowModel  # noqa: E402
 from tests.hls_server import HlsServer, LiveHls  # noqa: E402
 from tests.servers import RtspServer, free_port  # noqa: E402

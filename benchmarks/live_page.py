@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from framesift.collectors import Collector, LocalDataset, load_config  # noqa: E402
 from framesift.demo import write_demo_video  # noqa: E402
 from framesift.models import load_model  # noqa: E402
-from framesift.stream import Pipeline, SourceOptions, SourceSpec  # noqa: E402
-from framesift.stream.exposition import MetricsServer  # noqa: E402
-from framesift.stream.live import LivePage  # noqa: E402
+from framesift.observe.exposition import MetricsServer  # noqa: E402
+from framesift.observe.live import LivePage  # noqa: E402
+from framesift.pipeline.pipeline import Pipeline
+from framesift.stream import SourceOptions, SourceSpec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 60  # the clip's, looped: writing 1080p frames of the demo scene takes longer than reading them
@@ -130,7 +131,7 @@ def picture_cost(clip: Path, repeats: int = 30) -> tuple[list[float], list[float
     import av
     import cv2
 
-    from framesift.stream.frames import Frame
+    from framesift.frames import Frame
 
     with av.open(str(clip)) as container:
         decoded = next(container.decode(video=0))

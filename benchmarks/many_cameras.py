@@ -149,8 +149,8 @@ def launched(args: argparse.Namespace) -> float:
 def child_framesift(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from framesift.models import load_model
-    from framesift.stream import Pipeline, SourceOptions, SourceSpec
-
+    from framesift.pipeline.pipeline import Pipeline
+    from framesift.stream import SourceOptions, SourceSpec
     model = load_model(args.model, device="cpu", confidence=0.5 if args.model == "demo" else 0.25)
     if args.square or args.child == "framesift-square":  # a dynamic-size export fed the 640×640 square, as before
         model.fit_frames = False  # issue 24 (benchmarks/rectangular.py)

@@ -30,7 +30,7 @@ from framesift.collectors import (  # noqa: E402
     load_config,
     parse_config,
 )
-from framesift.collectors.limits import BatchCap, Candidate  # noqa: E402
+from framesift.collectors.budgets.limits import BatchCap, Candidate  # noqa: E402
 from framesift.predictions import DetectionPrediction  # noqa: E402
 from tests.servers import RedisServer, free_port  # noqa: E402
 
@@ -99,9 +99,8 @@ def workflow_section() -> str:
     """µs per 1080p frame on the inference thread: model and collector called directly, then through workflows."""
     import av
 
+    from framesift.frames import Frame, SourceSpec
     from framesift.models import load_model
-    from framesift.stream.frames import Frame
-    from framesift.stream.sources import SourceSpec
     from framesift.workflows import Workflow, parse_workflow
 
     image = av.VideoFrame.from_ndarray(np.zeros((1080, 1920, 3), np.uint8), format="bgr24")
@@ -153,8 +152,8 @@ def near_duplicate_section() -> str:
     """µs for the near-duplicate gate's work on the collector's thread, per sampled 1080p frame."""
     import av
 
-    from framesift.collectors.near_duplicates import RecentSignatures
-    from framesift.collectors.signatures import signature
+    from framesift.collectors.sampling.near_duplicates import RecentSignatures
+    from framesift.collectors.sampling.signatures import signature
     from framesift.demo import demo_frame
 
     bgr = demo_frame(0, 1920, 1080)
@@ -204,8 +203,8 @@ def tracker_section() -> str:
     move 4 px a frame across 480 px, then another enters where each started."""
     import random
 
-    from framesift.collectors.strategies import matching_strategies
-    from framesift.collectors.tracking import IouTracker
+    from framesift.collectors.sampling.strategies import matching_strategies
+    from framesift.collectors.sampling.tracking import IouTracker
 
     strategy = parse_config({
         "enabled": True, "persist_predictions": True,

@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from framesift import Collector, LocalDataset  # noqa: E402
-from framesift.collectors.store import RedisStore, content_sha  # noqa: E402
+from framesift.collectors.config.store import RedisStore, content_sha  # noqa: E402
 from tests.servers import RedisServer, free_port  # noqa: E402
 
 SETS = 10

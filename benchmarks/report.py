@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from framesift.collectors import Collector, LocalDataset, parse_config  # noqa: E402
-from framesift.collectors.targets.local import read_records  # noqa: E402
+from framesift.dataset.records import read_records  # noqa: E402
 from framesift.demo import demo_frame  # noqa: E402
 from framesift.predictions import DetectionPrediction  # noqa: E402
 from framesift.report import write_report  # noqa: E402

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def run_pipeline(args: argparse.Namespace) -> dict:
     from framesift.collectors import Collector, LocalDataset, load_config
     from framesift.models import load_model
-    from framesift.stream import Pipeline, SourceOptions
-
+    from framesift.pipeline.pipeline import Pipeline
+    from framesift.stream import SourceOptions
     model = load_model(args.model, device=args.device, confidence=args.confidence)
     if args.square:  # a dynamic-size export fed the 640×640 square, as before issue 24's rectangular inputs
         model.fit_frames = False

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.scene import FLICKER, FPS, FRAMES, HEIGHT, MISSED, WIDTH, Scene, state  # noqa: E402
 from framesift import Collector, LocalDataset, parse_config, read_records  # noqa: E402
 from framesift.collectors import MemoryLimiter  # noqa: E402
-from framesift.stream.frames import Frame  # noqa: E402
+from framesift.frames import Frame  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work"
 SCENES = {"busy": 7.0, "quiet": 45.0}  # an arrival every so many seconds in the busy stretches

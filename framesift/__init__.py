@@ -15,19 +15,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from framesift.version import __version__
 
 if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a test keeps the two in step)
+    from framesift.collectors.budgets.limits import FallbackLimiter, MemoryLimiter, RedisLimiter, open_limiter
     from framesift.collectors.collector import Collector
-    from framesift.collectors.config import ActiveLearningConfig, load_config, parse_config
-    from framesift.collectors.export import ExportResult, export_dataset
-    from framesift.collectors.limits import FallbackLimiter, MemoryLimiter, RedisLimiter, open_limiter
+    from framesift.collectors.config.schema import ActiveLearningConfig, load_config, parse_config
     from framesift.collectors.targets import Target, open_target
     from framesift.collectors.targets.labelstudio import LabelStudioTarget
-    from framesift.collectors.targets.labelstudio_format import Labels
-    from framesift.collectors.targets.local import LocalDataset, read_records
+    from framesift.collectors.targets.local import LocalDataset
     from framesift.collectors.targets.outbox import Outbox, describe
     from framesift.collectors.targets.roboflow import RoboflowTarget
+    from framesift.dataset.export import ExportResult, export_dataset
+    from framesift.dataset.labelstudio_tasks import Labels
+    from framesift.dataset.records import read_records
     from framesift.errors import (
         CollectionFailed,
         ConfigError,
@@ -44,8 +45,13 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
         TargetError,
         WorkerFailed,
     )
+    from framesift.frames import Frame, SourceSpec
     from framesift.models import default_models_folder, load_model
     from framesift.models.model import Model
+    from framesift.observe.exposition import MetricsServer
+    from framesift.observe.live import LivePage
+    from framesift.pipeline.pipeline import Pipeline
+    from framesift.pipeline.sinks import AnnotatedVideo, PredictionsFile
     from framesift.predictions import (
         ClassificationPrediction,
         DetectionPrediction,
@@ -58,25 +64,21 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
     from framesift.runner import RunOptions, build_pipeline, run
     from framesift.signals import StopSignals
     from framesift.stats import CollectorStats, OutboxStats, SinkStats, SourceStats, StrategyStats, StreamStats
-    from framesift.stream.exposition import MetricsServer
-    from framesift.stream.frames import Frame
-    from framesift.stream.live import LivePage
-    from framesift.stream.pipeline import Pipeline
-    from framesift.stream.sinks import AnnotatedVideo, PredictionsFile
-    from framesift.stream.sources import SourceOptions, SourceSpec
+    from framesift.stream.sources import SourceOptions
     from framesift.workflows.build import build_workflow
     from framesift.workflows.definition import WorkflowDefinition, load_workflow_definition, parse_workflow
     from framesift.workflows.engine import FrameResult, Region, Workflow
 
 _EXPORTS = {
     "framesift.collectors.collector": ["Collector"],
-    "framesift.collectors.config": ["ActiveLearningConfig", "load_config", "parse_config"],
-    "framesift.collectors.export": ["ExportResult", "export_dataset"],
-    "framesift.collectors.limits": ["FallbackLimiter", "MemoryLimiter", "RedisLimiter", "open_limiter"],
+    "framesift.collectors.config.schema": ["ActiveLearningConfig", "load_config", "parse_config"],
+    "framesift.dataset.export": ["ExportResult", "export_dataset"],
+    "framesift.collectors.budgets.limits": ["FallbackLimiter", "MemoryLimiter", "RedisLimiter", "open_limiter"],
     "framesift.collectors.targets": ["Target", "open_target"],
     "framesift.collectors.targets.labelstudio": ["LabelStudioTarget"],
-    "framesift.collectors.targets.labelstudio_format": ["Labels"],
-    "framesift.collectors.targets.local": ["LocalDataset", "read_records"],
+    "framesift.dataset.labelstudio_tasks": ["Labels"],
+    "framesift.collectors.targets.local": ["LocalDataset"],
+    "framesift.dataset.records": ["read_records"],
     "framesift.collectors.targets.outbox": ["Outbox", "describe"],
     "framesift.collectors.targets.roboflow": ["RoboflowTarget"],
     "framesift.errors": ["CollectionFailed", "ConfigError", "DeliveryError", "FramesiftError", "InputError",
@@ -90,12 +92,12 @@ _EXPORTS = {
     "framesift.runner": ["RunOptions", "build_pipeline", "run"],
     "framesift.signals": ["StopSignals"],
     "framesift.stats": ["CollectorStats", "OutboxStats", "SinkStats", "SourceStats", "StrategyStats", "StreamStats"],
-    "framesift.stream.exposition": ["MetricsServer"],
-    "framesift.stream.frames": ["Frame"],
-    "framesift.stream.live": ["LivePage"],
-    "framesift.stream.pipeline": ["Pipeline"],
-    "framesift.stream.sinks": ["AnnotatedVideo", "PredictionsFile"],
-    "framesift.stream.sources": ["SourceOptions", "SourceSpec"],
+    "framesift.observe.exposition": ["MetricsServer"],
+    "framesift.frames": ["Frame", "SourceSpec"],
+    "framesift.observe.live": ["LivePage"],
+    "framesift.pipeline.pipeline": ["Pipeline"],
+    "framesift.pipeline.sinks": ["AnnotatedVideo", "PredictionsFile"],
+    "framesift.stream.sources": ["SourceOptions"],
     "framesift.workflows.build": ["build_workflow"],
     "framesift.workflows.definition": ["WorkflowDefinition", "load_workflow_definition", "parse_workflow"],
     "framesift.workflows.engine": ["FrameResult", "Region", "Workflow"],

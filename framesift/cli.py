@@ -282,8 +282,8 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
 def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
     from pathlib import Path
 
-    from framesift.collectors.config import parse_config
-    from framesift.collectors.documents import read_document
+    from framesift.collectors.config.schema import parse_config
+    from framesift.documents import read_document
     from framesift.workflows.definition import CollectorStep, is_workflow, parse_workflow
 
     data = read_document(Path(args.file))
@@ -384,7 +384,7 @@ def _outbox(args: argparse.Namespace, signals: StopSignals) -> int:
 
 
 def _export(args: argparse.Namespace, signals: StopSignals) -> int:
-    from framesift.collectors.export import export_dataset
+    from framesift.dataset.export import export_dataset
 
     result = export_dataset(args.dataset, args.format, args.out, with_confidence=args.with_confidence,
                             split=args.split, image_prefix=args.image_prefix)
@@ -417,8 +417,8 @@ def _config(args: argparse.Namespace, signals: StopSignals) -> int:
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from framesift.collectors.documents import read_document
-    from framesift.collectors.store import open_store
+    from framesift.collectors.config.store import open_store
+    from framesift.documents import read_document
 
     if args.action == "example":
         return _example(args.name)
@@ -462,8 +462,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
         import platform
 
-        from framesift import __version__
         from framesift.models.session import onnxruntime_version
+        from framesift.version import __version__
 
         print(f"framesift {__version__} (onnxruntime {onnxruntime_version() or 'not installed'}, "
               f"Python {platform.python_version()}, {platform.system()} {platform.machine()})")

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from framesift.collectors.documents import quoted
+from framesift.documents import quoted
 from framesift.errors import TargetError
 
 NAME_MAX_BYTES = 255  # the longest name of one folder on Linux, macOS and Windows file systems

@@ -19,19 +19,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
-from framesift.collectors.redis_url import check_redis_url
-from framesift.collectors.store import ConfigStore, FileStore, open_store
-from framesift.collectors.targets.local import exclusive_lock
+from framesift.collectors.config.follower import DEFAULT_CACHE, ConfigCache
+from framesift.collectors.config.store import ConfigStore, FileStore, open_store
+from framesift.durable import exclusive_lock
 from framesift.errors import InputError, LimitStoreError, WorkerFailed, require_positive
+from framesift.frames import SourceSpec
 from framesift.models.session import parse_device
+from framesift.pipeline.pipeline import Pipeline
+from framesift.redis_url import check_redis_url
 from framesift.signals import StopSignals
-from framesift.stream.pipeline import Pipeline
-from framesift.stream.sources import SourceOptions, SourceSpec
+from framesift.stream.sources import SourceOptions
 from framesift.workflows.engine import Workflow
 
 if TYPE_CHECKING:
-    from framesift.stream.exposition import MetricsServer
+    from framesift.observe.exposition import MetricsServer
     from framesift.stream.fleet import FleetLog
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lam
     be valid and before anything is written); `fleet`, the replay log of a fleet in Redis, replaces the file's.
     When a step fails, what the earlier ones opened (a remote target's
     sender and outbox lock, a limiter's connection, sink files) is closed before the error is raised."""
-    from framesift.stream.sinks import AnnotatedVideo, PredictionsFile, Sink
+    from framesift.pipeline.sinks import AnnotatedVideo, PredictionsFile, Sink
 
     if (options.model is None) == (options.workflow is None):
         raise InputError("give a model (--model) or a workflow (--workflow), one of them")
@@ -145,7 +146,7 @@ def _replay_log(options: RunOptions) -> str | None:
     """Where a run collecting from files or archives of recordings writes what it replayed: in the target (a local
     folder), else beside the remote target's outbox. None when it collects nothing (`--al-config`, `--workflow`)
     or replays no file (a looped one is never done)."""
-    from framesift.stream.archives import is_archive
+    from framesift.frames import is_archive
 
     if options.al_config is None and options.workflow is None:
         return None
@@ -159,7 +160,7 @@ def _replay_log(options: RunOptions) -> str | None:
 
 def _start_time(options: RunOptions) -> datetime | None:
     """`--start-time`, checked: a date and time, for one recording."""
-    from framesift.stream.archives import is_archive
+    from framesift.frames import is_archive
     from framesift.stream.recordings import parse_start_time
 
     if options.start_time is None:
@@ -176,7 +177,7 @@ def _start_time(options: RunOptions) -> datetime | None:
 def _model_and_collector(options: RunOptions, opened: ExitStack, before_targets: Callable[[], None]) -> Workflow:
     """`--model` (and `--al-config`): the one-model, one-collector workflow."""
     from framesift.collectors import Collector, open_limiter, open_target
-    from framesift.collectors.follower import first_configuration, poll_interval
+    from framesift.collectors.config.follower import first_configuration, poll_interval
     from framesift.collectors.targets import Labels, dataset_name
     from framesift.models import load_model
 
@@ -256,8 +257,8 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
                 running.callback(pipeline.close, options.drain_timeout)
                 served = None
                 if options.metrics_port is not None:
-                    from framesift.stream.exposition import MetricsServer
-                    from framesift.stream.live import LivePage
+                    from framesift.observe.exposition import MetricsServer
+                    from framesift.observe.live import LivePage
 
                     served = running.enter_context(MetricsServer(pipeline.snapshot, options.metrics_port,
                                                                  options.metrics_host, page=LivePage(pipeline),
@@ -335,7 +336,7 @@ def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, runni
     of the status line or the metrics server ends the run (`WorkerFailed`)."""
     status = None
     if not options.no_progress:
-        from framesift.stream.progress import Progress
+        from framesift.observe.progress import Progress
 
         live = pipeline.live
         status = running.enter_context(Progress(pipeline.snapshot, None if live else _total_frames(pipeline,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from framesift.collectors.config import ActiveLearningConfig, parse_config
+from framesift.collectors.config.schema import ActiveLearningConfig, parse_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the example configurations shipped with framesift
 ROBOFLOW_KEY = "rf-secret-key-9f8e7d"  # the key the Roboflow stand-in (the `roboflow` fixture) accepts
@@ -29,7 +29,7 @@ def point_records_outside(root: Path, outside: Path) -> list[tuple[str, str]]:
     """Append records edited by hand to the dataset `root`, each a copy of its first record whose image or
     prediction lies outside it: the system's files, files in the folder `outside` beside it (two JPEGs with one
     base name), a link inside the dataset pointing out. Returns each one's (id, why it is left out)."""
-    from framesift.collectors.targets.local import read_records
+    from framesift.dataset.records import read_records
 
     first = next(read_records(root))
     outside.mkdir()

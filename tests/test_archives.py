@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from framesift.runner import RunOptions, run
 from framesift.stream.archives import ReplayLog, list_recordings
 from tests.helpers import wait_until

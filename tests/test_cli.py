@@ -51,7 +51,7 @@ def test_validate_errors_are_sentences_not_tracebacks(tmp_path):
 def test_help_imports_nothing_heavy():
     code = ("import sys; from framesift.cli import main\n"
             "try: main(['validate', '--help'])\nexcept SystemExit: pass\n"
-            "import framesift.collectors.config\n"
+            "import framesift.collectors.config.schema\n"
             "print(sorted(m for m in ('onnxruntime', 'av', 'cv2', 'supervision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]")

@@ -22,8 +22,8 @@ import pytest
 
 from framesift import __version__
 from framesift.cli import build_parser
-from framesift.collectors.config import load_config
-from framesift.collectors.targets.local import read_records
+from framesift.collectors.config.schema import load_config
+from framesift.dataset.records import read_records
 from tests.helpers import CONFIGS
 from tests.servers import free_port
 
@@ -135,7 +135,7 @@ def test_log_lines_go_above_the_status_line_and_the_progress_bar_never_into_them
         import logging, time
         from framesift.redaction import RedactingFilter
         from framesift.stats import SourceStats, StreamStats
-        from framesift.stream.progress import Progress
+        from framesift.observe.progress import Progress
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
         logging.getLogger().handlers[0].addFilter(RedactingFilter())

@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from framesift.collectors import Collector, LocalDataset, RedisLimiter
-from framesift.collectors.limits import FallbackLimiter
-from framesift.collectors.targets.local import read_records
+from framesift.collectors.budgets.limits import FallbackLimiter
+from framesift.dataset.records import read_records
 from framesift.predictions import DetectionPrediction, StubPrediction
 from framesift.stats import StrategyStats
 from tests.helpers import collect_all_config

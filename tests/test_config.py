@@ -7,7 +7,7 @@ from importlib.resources import files
 
 import pytest
 
-from framesift.collectors.config import (
+from framesift.collectors.config.schema import (
     ConfigError,
     active_learning_disabled_by_env,
     load_config,

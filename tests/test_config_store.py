@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from framesift import Collector, LocalDataset, read_records
-from framesift.collectors.follower import ConfigCache
-from framesift.collectors.store import FileStore, RedisStore, StoredConfig, open_store
+from framesift.collectors.config.follower import ConfigCache
+from framesift.collectors.config.store import FileStore, RedisStore, StoredConfig, open_store
 from framesift.predictions import StubPrediction
 from framesift.workflows import build_workflow, parse_workflow
 from tests.helpers import ROBOFLOW_KEY, wait_until
@@ -303,7 +303,7 @@ def test_a_store_on_redis_needs_the_right_password(tmp_path, clip_path):
 
 
 def test_remote_uploads_say_which_configuration_selected_them(redis_server, roboflow, tmp_path):
-    from framesift.collectors.targets.labelstudio_format import LabelingInterface, Labels, labeling_config, task_json
+    from framesift.dataset.labelstudio_tasks import LabelingInterface, Labels, labeling_config, task_json
     from tests.test_roboflow import target_for
 
     store = RedisStore(redis_server.url)
@@ -395,7 +395,7 @@ class FailingFileStore(FileStore):
 def test_a_follower_that_dies_ends_the_run_even_when_no_frame_is_collected(clip_path, tmp_path):
     from framesift.errors import WorkerFailed
     from framesift.models import load_model
-    from framesift.stream.pipeline import Pipeline
+    from framesift.pipeline.pipeline import Pipeline
     from framesift.stream.sources import SourceOptions
 
     path = tmp_path / "al.json"

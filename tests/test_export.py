@@ -27,7 +27,7 @@ from pycocotools.cocoeval import COCOeval
 
 from framesift import export_dataset
 from framesift.collectors import Collector, LocalDataset
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from framesift.errors import InputError
 from framesift.predictions import DetectionPrediction, Prediction, StubPrediction
 from tests.helpers import collect_all_config, point_records_outside

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from tests.helpers import wait_until
 from tests.test_archives import every_frame
 from tests.test_cli import run_cli

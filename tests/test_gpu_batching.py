@@ -17,7 +17,7 @@ from framesift.collectors import Collector
 from framesift.models.layouts import MAX_DYNAMIC_BATCH
 from framesift.models.metadata import ModelMetadata
 from framesift.models.session import tensorrt_options
-from framesift.stream.sinks import PredictionsFile
+from framesift.pipeline.sinks import PredictionsFile
 from framesift.stream.sources import SourceOptions
 from tests.helpers import as_on_a_gpu, collect_all_config, wait_until
 from tests.model_builders import build_model, scene

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from framesift.stream import Pipeline, SourceOptions
+from framesift.pipeline.pipeline import Pipeline
+from framesift.stream import SourceOptions
 from tests.helpers import SlowModel, wait_until
 from tests.hls_server import HlsServer, LiveHls, write_vod
 

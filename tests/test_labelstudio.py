@@ -22,17 +22,17 @@ import numpy as np
 import pytest
 import requests
 
-from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets import open_target
+from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.labelstudio import LabelStudioTarget
-from framesift.collectors.targets.labelstudio_format import (
+from framesift.collectors.targets.outbox import Outbox, RetryableError, describe
+from framesift.dataset.labelstudio_tasks import (
     LabelingInterface,
     Labels,
     labeling_config,
     prediction_json,
     task_json,
 )
-from framesift.collectors.targets.outbox import Outbox, RetryableError, describe
 from framesift.predictions import ClassificationPrediction, DetectionPrediction
 from framesift.runner import RunOptions, run
 from tests import model_builders

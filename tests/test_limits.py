@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from framesift.collectors.limits import (
+from framesift.collectors.budgets.limits import (
     BatchCap,
     Candidate,
     FallbackLimiter,

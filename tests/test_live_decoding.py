@@ -4,7 +4,8 @@ against the real GStreamer RTSP server."""
 from __future__ import annotations
 
 from framesift.models import load_model
-from framesift.stream import Pipeline, SourceOptions, SourceSpec
+from framesift.pipeline.pipeline import Pipeline
+from framesift.stream import SourceOptions, SourceSpec
 from framesift.stream.reconnect import PROMPT_S, Backoff
 from tests.helpers import SlowModel, wait_until
 

@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 
 from framesift.collectors import Collector, LocalDataset
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from framesift.demo import write_demo_video
 from framesift.models import load_model
+from framesift.observe.exposition import MetricsServer
+from framesift.observe.live import LivePage
+from framesift.pipeline.pipeline import Pipeline
 from framesift.stats import StreamStats
-from framesift.stream import Pipeline, SourceOptions, SourceSpec
-from framesift.stream.exposition import MetricsServer
-from framesift.stream.live import LivePage
+from framesift.stream import SourceOptions, SourceSpec
 from tests.browser import dump_dom
 from tests.helpers import collect_all_config, load_script, wait_until
 
@@ -178,7 +179,7 @@ def test_the_server_answers_metrics_and_the_page_only_to_loopback_names(clip):
 def test_the_page_and_the_status_line_show_each_limits_fill_and_when_it_refills(clip, tmp_path):
     """Before, a strategy that spent its budget in seconds was flagged nowhere: the page showed counters only."""
     from framesift.collectors import parse_config
-    from framesift.stream.progress import describe
+    from framesift.observe.progress import describe
 
     config = parse_config({
         "enabled": True, "persist_predictions": True, "batching_strategy": {"batches_name_prefix": "b",

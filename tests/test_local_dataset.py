@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 
 from framesift.collectors import Collector, LocalDataset
-from framesift.collectors.datapoint import Datapoint
-from framesift.collectors.targets.local import read_records
+from framesift.collectors.targets.datapoint import Datapoint
+from framesift.dataset.records import read_records
 from framesift.predictions import DetectionPrediction, StubPrediction
 from tests.helpers import collect_all_config, wait_until
 
 WRITER = """
 import sys, time, cv2, numpy as np  # cv2 loaded up front so kills land among writes
 from framesift.collectors import Collector, LocalDataset
-from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.targets.datapoint import Datapoint
 from framesift.predictions import DetectionPrediction
 from tests.helpers import collect_all_config, wait_until
 collector = Collector(collect_all_config(), LocalDataset(sys.argv[1]), max_queue_items=4)

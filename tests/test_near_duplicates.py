@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from framesift import Collector, ConfigError, LocalDataset, Pipeline, load_model, parse_config, read_records
-from framesift.collectors.signatures import distance, signature
+from framesift.collectors.sampling.signatures import distance, signature
 from framesift.demo import demo_frame
 
 SCENES = (3, 140)  # two frames of the demo scene far apart in time: different squares, different places
@@ -105,7 +105,7 @@ def test_the_bundled_realistic_configuration_spends_no_budget_on_a_still_crowded
 
     from framesift.configs import path as config_path
 
-    from framesift.collectors.config import load_config
+    from framesift.collectors.config.schema import load_config
     from framesift.predictions import DetectionPrediction
 
     config = load_config(str(config_path("realistic.yaml")))

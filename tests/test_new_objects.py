@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from framesift import Collector, LocalDataset, Pipeline, SourceSpec, load_model, parse_config, read_records
-from framesift.collectors.config import NearDuplicates
-from framesift.collectors.tracking import IouTracker
+from framesift.collectors.config.schema import NearDuplicates
+from framesift.collectors.sampling.tracking import IouTracker
 from framesift.predictions import DetectionPrediction
 from tests.helpers import CONFIGS
 from tests.model_builders import BGR, build_model

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from framesift.collectors import Collector, LocalDataset, parse_config
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, StubPrediction
 from framesift.report import write_report
 from framesift.stats import StreamStats

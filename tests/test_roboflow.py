@@ -24,15 +24,15 @@ import pytest
 import requests
 
 from framesift.collectors import Collector
-from framesift.collectors.datapoint import Datapoint
 from framesift.collectors.targets import open_target
-from framesift.collectors.targets.http import retry_after
+from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.outbox import Outbox, describe
 from framesift.collectors.targets.roboflow import RoboflowTarget
 from framesift.errors import OutboxFull
+from framesift.http_answers import retry_after
+from framesift.observe.exposition import SnapshotCollector
 from framesift.predictions import DetectionPrediction
 from framesift.stats import CollectorStats, StreamStats
-from framesift.stream.exposition import SnapshotCollector
 from tests.helpers import ROBOFLOW_KEY, collect_all_config, wait_until
 from tests.roboflow_server import FakeRoboflow
 

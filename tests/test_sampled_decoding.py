@@ -17,10 +17,11 @@ import pytest
 import yaml
 
 from framesift.collectors import Collector, LocalDataset, parse_config
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from framesift.models import load_model
+from framesift.pipeline.pipeline import Pipeline
 from framesift.runner import RunOptions, run
-from framesift.stream import Pipeline, SourceOptions
+from framesift.stream import SourceOptions
 from framesift.stream.sampled_decoding import SampledDecoding, scan
 from tests.helpers import collect_all_config
 from tests.test_video_time import FPS, write_recording

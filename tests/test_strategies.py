@@ -7,13 +7,13 @@ import random
 import numpy as np
 import pytest
 
-from framesift.collectors.config import (
+from framesift.collectors.config.schema import (
     ClassesBasedStrategy,
     CloseToThresholdStrategy,
     DetectionsNumberBasedStrategy,
     RandomStrategy,
 )
-from framesift.collectors.strategies import content_matches, matching_strategies
+from framesift.collectors.sampling.strategies import content_matches, matching_strategies
 from framesift.predictions import (
     ClassificationPrediction,
     DetectionPrediction,

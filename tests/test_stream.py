@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 
 from framesift.collectors import Collector, LocalDataset
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from framesift.demo import demo_frame, write_demo_video
 from framesift.models import load_model
+from framesift.pipeline.pipeline import Pipeline
+from framesift.pipeline.sinks import BackgroundSink
 from framesift.runner import RunOptions, run
-from framesift.stream import Pipeline, SourceOptions, SourceSpec
-from framesift.stream.sinks import BackgroundSink
+from framesift.stream import SourceOptions, SourceSpec
 from tests.helpers import CONFIGS, ROBOFLOW_KEY, SlowModel, collect_all_config, wait_until
 from tests.servers import free_port
 from tests.test_roboflow import target_for
@@ -535,7 +536,7 @@ def test_a_frame_converted_from_several_threads_at_once_converts_once(clip):
     """PyAV deadlocks when two threads convert one VideoFrame at once; Frame.bgr() must serialise it."""
     from datetime import datetime, timezone
 
-    from framesift.stream.frames import Frame
+    from framesift.frames import Frame
 
     with av.open(str(clip)) as container:
         images = [image for _, image in zip(range(30), container.decode(video=0), strict=False)]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from framesift import Collector, ConfigError, LocalDataset, StubPrediction, load_model, parse_config, read_records
-from framesift.collectors.strategies import evidence, matching_strategies
+from framesift.collectors.sampling.strategies import evidence, matching_strategies
 from framesift.predictions import prediction_from_json
 from tests.model_builders import BGR, build_model
 

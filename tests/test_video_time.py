@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from framesift.collectors.targets.local import read_records
+from framesift.dataset.records import read_records
 from framesift.runner import RunOptions, run
 from tests.test_cli import run_cli
 

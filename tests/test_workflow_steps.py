@@ -293,7 +293,7 @@ def test_a_collector_reads_a_multi_label_classifier_and_a_step_named_top(tmp_pat
 
 
 def test_a_label_studio_project_of_a_multi_label_classifier_takes_several_classes(tmp_path):
-    from framesift.collectors.targets.labelstudio_format import Labels, labeling_config
+    from framesift.dataset.labelstudio_tasks import Labels, labeling_config
 
     path = build_multilabel_model(tmp_path / "labels.onnx")
     assert 'choice="multiple"' in labeling_config(Labels.of(load_model(str(path), multi_label=True)))

@@ -24,7 +24,7 @@ from framesift import (
     read_records,
 )
 from framesift.collectors import Collector
-from framesift.stream.sinks import PredictionsFile
+from framesift.pipeline.sinks import PredictionsFile
 from tests.helpers import CONFIGS, as_on_a_gpu, collect_all_config, wait_until
 from tests.model_builders import build_model, scene, squares_video
 

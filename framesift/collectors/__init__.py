@@ -1,8 +1,8 @@
 """Active learning: configuration, strategies, limits, batches, image preparation, targets, the collector."""
 
+from framesift.collectors.budgets.limits import FallbackLimiter, MemoryLimiter, RedisLimiter, open_limiter
 from framesift.collectors.collector import Collector
-from framesift.collectors.config import ActiveLearningConfig, load_config, parse_config
-from framesift.collectors.limits import FallbackLimiter, MemoryLimiter, RedisLimiter, open_limiter
+from framesift.collectors.config.schema import ActiveLearningConfig, load_config, parse_config
 from framesift.collectors.targets import LocalDataset, open_target
 
 __all__ = [

@@ -39,26 +39,26 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from framesift.collectors import signatures
 from framesift.collectors.batches import batch_name
-from framesift.collectors.config import (
+from framesift.collectors.budgets.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
+from framesift.collectors.config.follower import ConfigCache, ConfigFollower
+from framesift.collectors.config.schema import (
     ActiveLearningConfig,
     NearDuplicates,
     NewObjectsStrategy,
     StrategyConfig,
     active_learning_disabled_by_env,
 )
-from framesift.collectors.datapoint import Datapoint, NotOurs, iso_utc
-from framesift.collectors.follower import ConfigCache, ConfigFollower
+from framesift.collectors.config.store import ConfigStore, StoredConfig
 from framesift.collectors.images import prepare_image
-from framesift.collectors.limits import BatchCap, Candidate, Limiter, MemoryLimiter, Outcome
-from framesift.collectors.near_duplicates import RecentSignatures
-from framesift.collectors.store import ConfigStore, StoredConfig
-from framesift.collectors.strategies import Match, Trackers, decided_without_image, matching_strategies
+from framesift.collectors.sampling import signatures
+from framesift.collectors.sampling.near_duplicates import RecentSignatures
+from framesift.collectors.sampling.strategies import Match, Trackers, decided_without_image, matching_strategies
+from framesift.collectors.sampling.tracking import IouTracker
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
+from framesift.collectors.targets.datapoint import Datapoint, NotOurs, iso_utc
 from framesift.collectors.targets.local import LocalDataset
-from framesift.collectors.tracking import IouTracker
 from framesift.errors import OutboxFull, WorkerFailed
 from framesift.predictions import ClassNames, Prediction, PredictionLike, StubPrediction, as_prediction
 from framesift.redaction import redact

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from framesift.frames import scaled_i420
+
 PAD_VALUE = 114
 
 
@@ -86,24 +88,6 @@ def tensor_from_av(frame: Any, box: Letterbox) -> np.ndarray:
         rgb = frame.reformat(width=box.resized_w, height=box.resized_h, format="rgb24",
                              interpolation="BILINEAR").to_ndarray()
     return _padded_tensor(rgb, box)
-
-
-def scaled_i420(frame: Any, width: int, height: int, *, bgr: bool = False) -> np.ndarray:
-    """A yuv420p PyAV frame in RGB (or BGR) at `width` x `height` (both even): its Y, U and V planes resized with
-    OpenCV, then the small image converted. It only reads the frame's planes."""
-    import cv2
-
-    packed = np.empty(width * height * 3 // 2, np.uint8)  # I420: Y, then U, then V
-    sizes = [(frame.width, frame.height, width, height)] + [((frame.width + 1) // 2, (frame.height + 1) // 2,
-                                                             width // 2, height // 2)] * 2
-    offset = 0
-    for plane, (src_w, src_h, dst_w, dst_h) in zip(frame.planes, sizes, strict=True):
-        source = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:src_h, :src_w]
-        target = packed[offset:offset + dst_w * dst_h].reshape(dst_h, dst_w)
-        cv2.resize(source, (dst_w, dst_h), dst=target, interpolation=cv2.INTER_LINEAR)
-        offset += dst_w * dst_h
-    code = cv2.COLOR_YUV2BGR_I420 if bgr else cv2.COLOR_YUV2RGB_I420
-    return cv2.cvtColor(packed.reshape(height * 3 // 2, width), code)
 
 
 def tensor_from_bgr(image: np.ndarray, box: Letterbox) -> np.ndarray:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from framesift.collectors.config import ActiveLearningConfig
+from framesift.collectors.config.schema import ActiveLearningConfig
 from framesift.report.charts import PALETTE, Chart, bar
 from framesift.report.gallery import Gallery
 

@@ -27,8 +27,8 @@ from datetime import datetime
 from typing import Any
 
 from framesift.annotations import Names, compact
-from framesift.collectors.reasons import why
-from framesift.collectors.targets.local import RECORDS, UnusableRecord, record_with_image
+from framesift.collectors.sampling.reasons import why
+from framesift.dataset.records import RECORDS, UnusableRecord, record_with_image
 from framesift.errors import InputError
 
 

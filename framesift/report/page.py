@@ -23,8 +23,8 @@ from importlib import resources
 from pathlib import Path
 
 from framesift.annotations import PALETTE, overlay_script
-from framesift.collectors.config import ActiveLearningConfig, load_config
-from framesift.collectors.targets.local import write_atomically
+from framesift.collectors.config.schema import ActiveLearningConfig, load_config
+from framesift.durable import write_atomically
 from framesift.errors import InputError
 from framesift.report.budgets import budget_chart
 from framesift.report.charts import dataset_charts

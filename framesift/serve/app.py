@@ -39,10 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from framesift import __version__
 from framesift.collectors.targets import Labels
 from framesift.models import StubModel
 from framesift.models.model import Model
+from framesift.observe.exposition import is_loopback
 from framesift.predictions import DetectionPrediction, Prediction, StubPrediction
 from framesift.redaction import redact
 from framesift.serve.bodies import InferRequest, parse_v0, parse_v1
@@ -51,7 +51,7 @@ from framesift.serve.errors import BadRequest, HttpError, TooLarge, Unauthorized
 from framesift.serve.metrics import ServeMetrics
 from framesift.serve.models import InferenceQueue, ModelRegistry
 from framesift.serve.workflows import Workflows
-from framesift.stream.exposition import is_loopback
+from framesift.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class Server:
 
     async def exposition(self, request: Request) -> Response:
         self.check_key(request)
-        body, content_type = self.metrics.exposition(self)
+        body, content_type = self.metrics.exposition(self.queue, self.collection)
         return Response(body, media_type=content_type)
 
 

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from framesift.collectors import Collector, open_limiter, open_target
-from framesift.collectors.follower import ConfigCache, first_configuration, poll_interval
-from framesift.collectors.limits import Limiter
-from framesift.collectors.store import ConfigStore
+from framesift.collectors.budgets.limits import Limiter
+from framesift.collectors.config.follower import ConfigCache, first_configuration, poll_interval
+from framesift.collectors.config.store import ConfigStore
 from framesift.collectors.targets import Labels
 from framesift.errors import InputError, TargetError, WorkerFailed
 from framesift.predictions import Prediction

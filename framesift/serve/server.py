@@ -18,8 +18,8 @@ from typing import Any
 
 from framesift.errors import InputError, require_positive
 from framesift.models.session import parse_device
+from framesift.observe.exposition import is_loopback
 from framesift.predictions import TASK_TYPES
-from framesift.stream.exposition import is_loopback
 from framesift.workflows.definition import CollectorStep, WorkflowDefinition
 from framesift.workflows.engine import Workflow
 
@@ -92,8 +92,8 @@ def serve(options: ServeOptions, stop: threading.Event | None = None,
     thread or a collector's dying ends it with `WorkerFailed`."""
     import uvicorn
 
-    from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
-    from framesift.collectors.store import FileStore, open_store
+    from framesift.collectors.config.follower import DEFAULT_CACHE, ConfigCache
+    from framesift.collectors.config.store import FileStore, open_store
     from framesift.serve.app import Server, build_app
     from framesift.serve.collection import Collection
     from framesift.serve.metrics import ServeMetrics
@@ -180,8 +180,8 @@ def _build_workflow(options: ServeOptions, definition: WorkflowDefinition, param
     """A workflow sent with a request, built as `framesift run --workflow` builds one from the server's options
     (its collector steps without a configuration follow their dataset's in `--al-config`, with a store of their
     own)."""
-    from framesift.collectors.follower import DEFAULT_CACHE, ConfigCache
-    from framesift.collectors.store import FileStore, open_store
+    from framesift.collectors.config.follower import DEFAULT_CACHE, ConfigCache
+    from framesift.collectors.config.store import FileStore, open_store
     from framesift.workflows.build import build_workflow
 
     store = cache = None

@@ -1,10 +1,8 @@
-"""The stream: sources, the threaded pipeline, metrics, sinks."""
+"""The stream: video sources decoded in their own threads (`sources`), archives of recordings (`archives`,
+`fleet`), what to decode (`sampled_decoding`, `keyframes`), reconnects, and the slots frames wait in."""
 
 from framesift.errors import SourceError
-from framesift.stream.frames import Frame
-from framesift.stream.pipeline import Pipeline
-from framesift.stream.sinks import AnnotatedVideo, BackgroundSink, PredictionsFile
-from framesift.stream.sources import SourceOptions, SourceSpec
+from framesift.frames import Frame, SourceSpec
+from framesift.stream.sources import SourceOptions
 
-__all__ = ["AnnotatedVideo", "BackgroundSink", "Frame", "Pipeline", "PredictionsFile", "SourceError",
-           "SourceOptions", "SourceSpec"]
+__all__ = ["Frame", "SourceError", "SourceOptions", "SourceSpec"]

@@ -23,7 +23,8 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Protocol
 
-from framesift.collectors.targets.local import append_durably, read_records
+from framesift.dataset.records import read_records
+from framesift.durable import append_durably
 from framesift.errors import SourceError
 from framesift.stream.recordings import recording_start
 
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv",
                             ".mpg", ".mpeg", ".h264", ".h265", ".hevc", ".3gp"})
-
-
-def is_archive(url: str) -> bool:
-    """A folder, or a glob pattern that is not itself the name of a file (an empty name is neither)."""
-    return bool(url.strip()) and (Path(url).is_dir() or (any(c in url for c in "*?[") and not Path(url).is_file()))
 
 
 @dataclass(frozen=True)

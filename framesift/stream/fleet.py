@@ -31,9 +31,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framesift.collectors.redis_url import redis_client
 from framesift.errors import LimitStoreError
 from framesift.redaction import redact
+from framesift.redis_url import redis_client
 from framesift.stats import FleetStats
 from framesift.stream.archives import Recording, last_frames, recording_identity
 from framesift.workers import Worker

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from framesift.stream.frames import Frame
+from framesift.frames import Frame
 
 REPLAY_SLOT = 2  # a file's thread decodes one frame ahead while the model works
 

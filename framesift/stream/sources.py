@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from framesift.errors import SourceError, require_positive
+from framesift.frames import Frame, SourceSpec
 from framesift.redaction import redact
 from framesift.stream.archives import (
     Checkpoint,
@@ -45,12 +44,10 @@ from framesift.stream.archives import (
     ReplayEntry,
     ReplayLog,
     archive_root,
-    is_archive,
     list_recordings,
     read_recording,
     recording_identity,
 )
-from framesift.stream.frames import Frame
 from framesift.stream.keyframes import KeyframeGate
 from framesift.stream.metrics import Metrics
 from framesift.stream.reconnect import Backoff
@@ -65,49 +62,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
 RTSP_PROBE_US = "500000"  # how much of an RTSP stream FFmpeg reads to learn its parameters, at most (µs)
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
 DrawAhead = Callable[[str | None], Any]  # a frame's draws, given what it is known by (None: the next one's)
 CHECKPOINT_S = 1.0  # seconds between an archive's replay-log entries while a recording is replayed
 NEVER_CONNECTED_AFTER = 3  # failed opens of a live source never connected since start before it says so
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """What to read and what to call it. `disable_active_learning` turns collection off for this source;
-    `parameters` set a workflow's parameters for this source only (`--param SOURCE:NAME=VALUE`)."""
-
-    url: str
-    name: str
-    disable_active_learning: bool = False
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        """Refuse, in one sentence, a source no retry can ever open (a live source is retried for ever)."""
-        if not self.url.strip():  # `framesift run "$CAMERA"` with the variable unset replayed the working folder
-            raise SourceError(f"source {self.name} is empty (an unset variable?): give a URL, a file or a folder")
-        if self.kind != "stream":
-            return
-        try:
-            parts = urlsplit(self.url)
-            host, _ = parts.hostname, parts.port  # reading the port checks it
-        except ValueError as error:
-            raise SourceError(f"source {self.name} ({self.display}) is no valid URL: {error}") from None
-        if host is None and not self.url.lower().startswith(("udp://", "srt://")):  # those may listen on any address
-            raise SourceError(f"source {self.name} ({self.display}) names no camera: its URL has no host")
-
-    @property
-    def kind(self) -> str:
-        if self.url.lower().startswith(STREAM_SCHEMES):
-            return "stream"
-        if self.url.isdigit() or re.fullmatch(r"/dev/video\d+", self.url):
-            return "webcam"
-        return "archive" if is_archive(self.url) else "file"
-
-    @property
-    def display(self) -> str:
-        return redact(self.url)
 
 
 @dataclass(frozen=True)

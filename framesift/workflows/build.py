@@ -32,8 +32,8 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from framesift.collectors.follower import ConfigCache
-from framesift.collectors.store import ConfigStore
+from framesift.collectors.config.follower import ConfigCache
+from framesift.collectors.config.store import ConfigStore
 from framesift.errors import InputError, ModelError, TargetError
 from framesift.models.files import is_null_model, locate_model
 from framesift.models.model import Model
@@ -69,7 +69,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
     `before_targets` is called once the models are loaded and every name is checked, just before the first target
     opens (`framesift run` takes its replay lock there: a run refused earlier leaves nothing behind)."""
     from framesift.collectors import Collector, open_limiter, open_target
-    from framesift.collectors.follower import first_configuration, poll_interval
+    from framesift.collectors.config.follower import first_configuration, poll_interval
     from framesift.collectors.targets import Labels
 
     _check_parameters(definition, parameters, source_parameters)

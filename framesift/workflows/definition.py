@@ -51,13 +51,13 @@ from pydantic import (
     model_validator,
 )
 
-from framesift.collectors.config import (
+from framesift.collectors.config.schema import (
     ActiveLearningConfig,
     Tagged,
     parse_config,
     validation_problems,
 )
-from framesift.collectors.documents import read_document
+from framesift.documents import read_document
 from framesift.errors import ConfigError
 from framesift.paths import dataset_name_refusal
 

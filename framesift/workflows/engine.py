@@ -55,8 +55,7 @@ from framesift.workflows.filters import detection_filter
 
 if TYPE_CHECKING:
     from framesift.collectors.collector import Collector, Draw
-    from framesift.stream.frames import Frame
-    from framesift.stream.sources import SourceSpec
+    from framesift.frames import Frame, SourceSpec
 
 log = logging.getLogger(__name__)
 MODEL_STEPS = (ModelStep, YoloWorldStep)
@@ -224,8 +223,7 @@ class Workflow(Resource):
         of `source`."""
         import av
 
-        from framesift.stream.frames import Frame
-        from framesift.stream.sources import SourceSpec
+        from framesift.frames import Frame, SourceSpec
 
         decoded = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame = Frame(source, frame_id, datetime.now(timezone.utc), time.monotonic(), None, decoded, _bgr=image)

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Any, Protocol
 
-from framesift.collectors.datapoint import Datapoint
-from framesift.collectors.targets.labelstudio_format import Labels
+from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.local import LocalDataset
+from framesift.dataset.labelstudio_tasks import Labels
 from framesift.stats import OutboxStats
 
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from framesift.collectors.targets.http import check, send
-from framesift.collectors.targets.labelstudio_format import LabelingInterface, Labels, labeling_config, task_json
 from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
+from framesift.dataset.labelstudio_tasks import LabelingInterface, Labels, labeling_config, task_json
 from framesift.errors import PermanentError, RetryableError, TargetError
+from framesift.http_answers import check, send
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class LabelStudioTarget(RemoteTarget):
 
 
 class _Client:
-    """Label Studio's API with either kind of key; errors become outbox outcomes (`targets.http`)."""
+    """Label Studio's API with either kind of key; errors become outbox outcomes (`framesift.http_answers`)."""
 
     def __init__(self, http: Any, url: str, api_key: str, timeout: float):
         import requests

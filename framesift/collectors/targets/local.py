@@ -20,26 +20,24 @@ and collection goes on there, so every image written has its record beside it.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from framesift.collectors.datapoint import Datapoint, NotOurs
+from framesift.collectors.targets.datapoint import Datapoint, NotOurs
+from framesift.dataset.records import RECORDS, read_records
+from framesift.durable import append_durably, exclusive_lock, fsync_directory, repair_json_lines, write_atomically
 from framesift.errors import TargetError
-from framesift.paths import inside
 from framesift.resources import Resource
 
 log = logging.getLogger(__name__)
 
-RECORDS = "datapoints.jsonl"
 BUDGETS_LOCK = "budgets.lock"  # held by the one process that spends the dataset's budgets without Redis
 
 
@@ -70,7 +68,7 @@ class LocalDataset(Resource):
                 _hold_budgets(self.root)
                 self._exclusive = True
             if not shared:  # a folder shared by a fleet may be being written by another process
-                repair_records(self._records_path)
+                repair_json_lines(self._records_path)
                 _remove_temporaries(self.root)
             self._batch_counts: Counter[Any] = Counter()
             self.admissions: dict[str, list[float]] = {}  # strategy -> when its datapoints were admitted (sorted)
@@ -162,49 +160,6 @@ class LocalDataset(Resource):
         append_durably(self._records, line, self._records_path)
 
 
-def read_records(root: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The records of a dataset folder (safe while a run appends to it), skipping any line that is not a complete
-    JSON object."""
-    path = Path(root) / RECORDS
-    if not path.exists():
-        return
-    with open(path, "rb") as lines:
-        for line in lines:
-            record = _record(line)
-            if record is not None:
-                yield record
-
-
-class UnusableRecord(Exception):
-    """A records line left out, and why; `name` is its record's id when it has one."""
-
-    def __init__(self, name: str | None, reason: str):
-        super().__init__(reason)
-        self.name = name
-
-
-def record_with_image(root: str | os.PathLike[str], line: bytes) -> dict[str, Any]:
-    """One records line as a record whose image is in the dataset, and whose prediction (when it names one) is
-    inside the dataset folder too; raises `UnusableRecord` saying why not. A path that leaves the folder (absolute,
-    `..`, a link pointing out) is never followed: a record edited by hand cannot make an export or a report read
-    files from elsewhere."""
-    try:
-        record: Any = json.loads(line)
-    except ValueError:
-        raise UnusableRecord(None, "not a complete JSON record") from None
-    if not isinstance(record, dict):
-        raise UnusableRecord(None, "not a JSON object")
-    name = str(record["id"]) if "id" in record else None
-    if not isinstance(record.get("image"), str):
-        raise UnusableRecord(name, "no 'image' key")
-    for key in ("image", "prediction"):
-        if isinstance(record.get(key), str) and record[key] and not inside(root, record[key]):
-            raise UnusableRecord(name, f"its {key} {record[key]} is outside the dataset folder")
-    if not (Path(root) / record["image"]).is_file():
-        raise UnusableRecord(name, f"its image {record['image']} is missing")
-    return record
-
-
 _held: dict[Path, tuple[BinaryIO, int]] = {}  # folder -> its budgets lock, and how many datasets hold it here
 _held_guard = threading.Lock()
 
@@ -244,105 +199,6 @@ def _note_admission(record: dict[str, Any], admissions: dict[str, list[float]]) 
         return
     if moment.tzinfo is not None:
         admissions.setdefault(strategy, []).append(moment.timestamp())
-
-
-def _record(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def repair_records(path: Path) -> None:
-    """Mend the end of a records file a killed run or an editor left: a last line that is a complete record but
-    lacks its newline gets one; a torn last line (not a complete JSON object) is cut off."""
-    if not path.exists():
-        return
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        start = _end_of_last_line(f, size)
-        f.seek(start)
-        if _record(f.read()) is not None:
-            f.write(b"\n")
-            log.warning("added the missing newline after the last record of %s", path)
-        else:
-            f.truncate(start)
-            log.warning("cut a torn last line (%d bytes) off %s", size - start, path)
-
-
-def _end_of_last_line(f: Any, size: int, chunk: int = 65536) -> int:
-    position = size
-    while position > 0:
-        start = max(0, position - chunk)
-        f.seek(start)
-        newline = f.read(position - start).rfind(b"\n")
-        if newline >= 0:
-            return start + newline + 1
-        position = start
-    return 0
-
-
-def exclusive_lock(path: Path, refused: Callable[[str], Exception]) -> BinaryIO:
-    """Take the exclusive lock of the file `path` and note our pid in it; raise `refused(the holder's pid)` when
-    another process holds it. The lock lives as long as the returned file: it is released by closing it, by the
-    garbage collector, or when the process ends, however it ends."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(path, "a+b", buffering=0)  # held open: the lock lasts as long as this file
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = (lock.read(20) or b"").decode(errors="replace").strip() or "unknown"
-        lock.close()
-        raise refused(holder) from None
-    try:
-        lock.truncate(0)
-        lock.write(str(os.getpid()).encode())
-    except OSError:
-        pass  # a full disk: the lock holds all the same, only the next one's message lacks our pid
-    return lock
-
-
-def append_durably(descriptor: int, line: bytes, path: Path) -> None:
-    """Append one line (of the file `path` open at `descriptor`) with one write, fsynced; a failed append is cut
-    off, never left half written (the next line would otherwise be glued to its remains)."""
-    end = os.lseek(descriptor, 0, os.SEEK_END)
-    try:
-        if os.write(descriptor, line) != len(line):
-            raise OSError(errno.ENOSPC, f"{path}: the line was written only in part")
-        os.fsync(descriptor)
-    except BaseException:
-        os.ftruncate(descriptor, end)
-        raise
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def fsync_directory(folder: Path) -> None:
-    """Make the renames and new names in `folder` durable (a power cut cannot undo them)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_temporaries(root: Path) -> None:

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from framesift.collectors.datapoint import Datapoint
-from framesift.collectors.targets.local import exclusive_lock, fsync_directory, write_atomically
+from framesift.collectors.targets.datapoint import Datapoint
+from framesift.durable import exclusive_lock, fsync_directory, write_atomically
 from framesift.errors import OutboxFull, OutboxInUse, PermanentError, RetryableError
 from framesift.resources import Resource
 from framesift.stats import OutboxStats

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from framesift.collectors.datapoint import Datapoint
+from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.outbox import Entry, Outbox, OutboxSender
 from framesift.resources import Resource
 from framesift.stats import OutboxStats

@@ -19,10 +19,10 @@ import json
 import os
 from typing import Any
 
-from framesift.collectors.targets.http import check, send
 from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
 from framesift.errors import PermanentError, TargetError
+from framesift.http_answers import check, send
 from framesift.paths import check_dataset_name
 from framesift.predictions import has_annotation
 from framesift.redaction import redact_logger

@@ -3,8 +3,8 @@
 source, strategy, sink or reason where it is one of several; beside them `framesift_build_info{version, device,
 onnxruntime}`, prometheus_client's process metrics (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
 `process_open_fds`, ...: read from /proc, so on Linux only) and the connections the server's bounds turned away. The
-same server (the standard library's, in background threads, within bounds: `framesift.stream.serving`) serves the
-live page (`framesift.stream.live`) when given one.
+same server (the standard library's, in background threads, within bounds: `framesift.observe.serving`) serves the
+live page (`framesift.observe.live`) when given one.
 
 Example:
     >>> with MetricsServer(pipeline.snapshot, port=9108, page=LivePage(pipeline)):   # doctest: +SKIP
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from framesift.errors import InputError
+from framesift.observe.serving import MAX_CONNECTIONS, TIMEOUT_S, BoundedServer, listen
 from framesift.resources import Resource
 from framesift.stats import Histogram, Sample, Stats, samples
-from framesift.stream.serving import MAX_CONNECTIONS, TIMEOUT_S, BoundedServer, listen
 from framesift.workers import Worker
 
 if TYPE_CHECKING:
-    from framesift.stream.live import LivePage
+    from framesift.observe.live import LivePage
 
 
 class SnapshotCollector:
@@ -60,8 +60,8 @@ class BuildInfo:
     """`framesift_build_info{version, device, onnxruntime} 1`: what runs, for a fleet's dashboards."""
 
     def __init__(self, device: str):
-        from framesift import __version__
         from framesift.models.session import onnxruntime_version
+        from framesift.version import __version__
 
         self._labels = {"version": __version__, "device": device, "onnxruntime": onnxruntime_version() or "none"}
 
@@ -74,7 +74,7 @@ class BuildInfo:
 
 
 class ConnectionsCollector:
-    """A prometheus_client collector of what the server's bounds turned away (`framesift.stream.serving`)."""
+    """A prometheus_client collector of what the server's bounds turned away (`framesift.observe.serving`)."""
 
     def __init__(self, server: BoundedServer):
         self._server = server
@@ -97,7 +97,7 @@ class MetricsServer(Resource):
     machine's browser opens can read the cameras through a name of its own that resolves to 127.0.0.1 (DNS
     rebinding). `port=0` picks a free port (`server.port` says which). `device` says where the models run (in
     `framesift_build_info`). Raises `InputError` when it cannot listen. At most `max_connections` are served at
-    once, each closed after `timeout_s` idle (`framesift.stream.serving`: what they turn away is counted on
+    once, each closed after `timeout_s` idle (`framesift.observe.serving`: what they turn away is counted on
     `/metrics`).
     """
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from framesift.collectors.targets.labelstudio_format import (
+from framesift.dataset.labelstudio_tasks import (
     EXTRA_TASK_FIELDS,
     LabelingInterface,
     Labels,
@@ -32,7 +32,7 @@ from framesift.errors import InputError
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, prediction_from_json
 
 if TYPE_CHECKING:
-    from framesift.collectors.export import Item
+    from framesift.dataset.records import Item
 
 
 def write_tasks(items: Sequence[Item], out: Path, image_prefix: str) -> None:

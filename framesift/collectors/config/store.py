@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from framesift.collectors.config import ActiveLearningConfig, parse_config
-from framesift.collectors.documents import parse_document, read_document
-from framesift.collectors.redis_url import redis_client
+from framesift.collectors.config.schema import ActiveLearningConfig, parse_config
+from framesift.documents import parse_document, read_document
 from framesift.errors import ConfigError, FramesiftError, InputError
 from framesift.redaction import redact
+from framesift.redis_url import redis_client
 from framesift.resources import Resource
 
 
@@ -252,7 +252,7 @@ def _unavailable(name: str) -> Iterator[None]:
     """redis-py's errors as `StoreRefused` (credentials) or `StoreUnavailable` sentences."""
     import redis
 
-    from framesift.collectors.limits import credentials_refused
+    from framesift.redis_url import credentials_refused
 
     try:
         yield
@@ -318,8 +318,8 @@ class RoboflowStore(Resource):
         return seen[-1]
 
     def _request(self, method: str, dataset: str, **kwargs: Any) -> Any:
-        from framesift.collectors.targets.http import check, send
         from framesift.errors import DeliveryError
+        from framesift.http_answers import check, send
 
         url = f"{self._base}/{self._workspace}/{self.project(dataset)}/active_learning"
         try:
@@ -363,7 +363,7 @@ class FileStore(Resource):
         return self._seen[-1]
 
     def set(self, dataset: str, data: Mapping[str, Any]) -> StoredConfig:
-        from framesift.collectors.targets.local import write_atomically
+        from framesift.durable import write_atomically
 
         parse_config(data)
         write_atomically(self.path, json.dumps(data, indent=2).encode())

@@ -1,4 +1,5 @@
-"""A Redis client from a URL the user gave (`--redis`, `--al-config`, `--store`), checked before anything connects.
+"""A Redis client from a URL the user gave (`--redis`, `--al-config`, `--store`), checked before anything connects;
+and what Redis answered, in one sentence.
 
 A password holding `@ / : #` must be percent-encoded (`p%40ss`): otherwise the URL's authority ends early, and
 redis-py would connect to whatever it then reads as the host (`redis://:p@ss/w:rd#1@127.0.0.1:6390/0` has the host
@@ -42,3 +43,21 @@ def check_redis_url(url: str, refused: type[InputError]) -> None:
     if "@" in rest[len(parts.netloc):]:
         raise refused(f"the Redis URL {redact(url)} does not parse: its password holds @, /, : or # that are not "
                       "percent-encoded (write @ as %40, / as %2F, : as %3A, # as %23)")
+
+
+def credentials_refused(error: Exception) -> bool:
+    """Whether Redis refused the URL's user or password (redis-py raises one of several errors for that)."""
+    import redis
+
+    return isinstance(error, redis.AuthenticationError) or any(code in str(error) for code in ("WRONGPASS", "NOAUTH"))
+
+
+def describe_redis_error(error: Exception, url: str) -> str:
+    """A redis-py error as one sentence (never holding a password)."""
+    import redis
+
+    if credentials_refused(error):
+        return f"Redis at {url} refused framesift's credentials ({error})"
+    if isinstance(error, redis.ResponseError):
+        return f"Redis at {url} refused the limit decision ({error})"
+    return f"Redis at {url} is unreachable ({type(error).__name__}: {error})"

@@ -1,4 +1,4 @@
-"""The HTTP server of `/metrics` and the live page (`framesift.stream.exposition`): the standard library's WSGI
+"""The HTTP server of `/metrics` and the live page (`framesift.observe.exposition`): the standard library's WSGI
 server, a thread per connection, within two bounds so that no client can make it grow without end. A connection
 that sends or reads nothing for `timeout_s` is closed (counted as timed out), and at most `max_connections` are
 served at once: one more is answered `503 Service Unavailable` at once, without a thread, and closed (counted as

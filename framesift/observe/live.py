@@ -37,17 +37,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from framesift.annotations import PALETTE, Names, compact, overlay_script
-from framesift.collectors.reasons import why
+from framesift.collectors.sampling.reasons import why
+from framesift.observe.progress import limit_fill
 from framesift.redaction import redact
 from framesift.stats import CollectorStats, SourceStats, StreamStats
-from framesift.stream.progress import limit_fill
 
 if TYPE_CHECKING:
     from framesift.collectors.collector import Collector
-    from framesift.collectors.datapoint import Datapoint
+    from framesift.collectors.targets.datapoint import Datapoint
+    from framesift.frames import Frame
+    from framesift.pipeline.pipeline import Pipeline
     from framesift.predictions import Prediction
-    from framesift.stream.frames import Frame
-    from framesift.stream.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def _asset(name: str) -> bytes:
     body = _assets.get(name)
     if body is None:
         text = overlay_script() if name == "overlay.js" else \
-            (resources.files("framesift.stream") / "assets" / name).read_text(encoding="utf-8")
+            (resources.files("framesift.observe") / "assets" / name).read_text(encoding="utf-8")
         body = _assets[name] = text.encode()
     return body
 

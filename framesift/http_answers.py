@@ -1,4 +1,4 @@
-"""HTTP answers as outbox outcomes, shared by the remote targets.
+"""HTTP answers as outcomes, shared by the remote targets and the hosted configuration store.
 
 A network error, 408, 429 and 5xx are retried (`RetryableError`, with the `Retry-After` the server gave, in seconds
 or as a date, believed up to an hour); any other 4xx is a refusal for good (`PermanentError`, with the start of the

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from framesift.collectors.signatures import distance
+from framesift.collectors.sampling.signatures import distance
 
 
 class RecentSignatures:

@@ -1,14 +1,67 @@
-"""A decoded frame on its way through the pipeline."""
+"""The types every wing shares: a source to read (`SourceSpec`) and a decoded frame on its way (`Frame`).
+
+They sit at the bottom of the package: the stream makes frames, workflows and collectors read them.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
+
+from framesift.errors import SourceError
+from framesift.redaction import redact
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "srt://")
+
+
+def is_archive(url: str) -> bool:
+    """A folder, or a glob pattern that is not itself the name of a file (an empty name is neither)."""
+    return bool(url.strip()) and (Path(url).is_dir() or (any(c in url for c in "*?[") and not Path(url).is_file()))
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to read and what to call it. `disable_active_learning` turns collection off for this source;
+    `parameters` set a workflow's parameters for this source only (`--param SOURCE:NAME=VALUE`)."""
+
+    url: str
+    name: str
+    disable_active_learning: bool = False
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse, in one sentence, a source no retry can ever open (a live source is retried for ever)."""
+        if not self.url.strip():  # `framesift run "$CAMERA"` with the variable unset replayed the working folder
+            raise SourceError(f"source {self.name} is empty (an unset variable?): give a URL, a file or a folder")
+        if self.kind != "stream":
+            return
+        try:
+            parts = urlsplit(self.url)
+            host, _ = parts.hostname, parts.port  # reading the port checks it
+        except ValueError as error:
+            raise SourceError(f"source {self.name} ({self.display}) is no valid URL: {error}") from None
+        if host is None and not self.url.lower().startswith(("udp://", "srt://")):  # those may listen on any address
+            raise SourceError(f"source {self.name} ({self.display}) names no camera: its URL has no host")
+
+    @property
+    def kind(self) -> str:
+        if self.url.lower().startswith(STREAM_SCHEMES):
+            return "stream"
+        if self.url.isdigit() or re.fullmatch(r"/dev/video\d+", self.url):
+            return "webcam"
+        return "archive" if is_archive(self.url) else "file"
+
+    @property
+    def display(self) -> str:
+        return redact(self.url)
 
 
 @dataclass
@@ -62,8 +115,6 @@ class Frame:
         read; another format goes through swscale under the frame's lock)."""
         import cv2
 
-        from framesift.models.letterbox import scaled_i420
-
         made = self._bgr
         if made is not None:
             return cv2.resize(made, (width, height), interpolation=cv2.INTER_AREA)
@@ -73,3 +124,21 @@ class Frame:
         with self._lock:
             return self.image.reformat(width=width, height=height, format="bgr24",
                                        interpolation="BILINEAR").to_ndarray()
+
+
+def scaled_i420(frame: Any, width: int, height: int, *, bgr: bool = False) -> np.ndarray:
+    """A yuv420p PyAV frame in RGB (or BGR) at `width` x `height` (both even): its Y, U and V planes resized with
+    OpenCV, then the small image converted. It only reads the frame's planes."""
+    import cv2
+
+    packed = np.empty(width * height * 3 // 2, np.uint8)  # I420: Y, then U, then V
+    sizes = [(frame.width, frame.height, width, height)] + [((frame.width + 1) // 2, (frame.height + 1) // 2,
+                                                             width // 2, height // 2)] * 2
+    offset = 0
+    for plane, (src_w, src_h, dst_w, dst_h) in zip(frame.planes, sizes, strict=True):
+        source = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:src_h, :src_w]
+        target = packed[offset:offset + dst_w * dst_h].reshape(dst_h, dst_w)
+        cv2.resize(source, (dst_w, dst_h), dst=target, interpolation=cv2.INTER_LINEAR)
+        offset += dst_w * dst_h
+    code = cv2.COLOR_YUV2BGR_I420 if bgr else cv2.COLOR_YUV2RGB_I420
+    return cv2.cvtColor(packed.reshape(height * 3 // 2, width), code)

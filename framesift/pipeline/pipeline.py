@@ -38,15 +38,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from framesift.errors import InputError, WorkerFailed
+from framesift.frames import Frame, SourceSpec
 from framesift.models.model import Model
+from framesift.pipeline.sinks import BackgroundSink, Sink
 from framesift.predictions import Prediction
 from framesift.resources import Resource
 from framesift.stats import StreamStats
-from framesift.stream.frames import Frame
 from framesift.stream.metrics import Metrics
-from framesift.stream.sinks import BackgroundSink, Sink
 from framesift.stream.slots import FrameSlots
-from framesift.stream.sources import SourceOptions, SourceReader, SourceSpec, StatusCallback
+from framesift.stream.sources import SourceOptions, SourceReader, StatusCallback
 from framesift.workers import Worker
 from framesift.workflows.engine import StepFailed, Workflow
 

@@ -27,7 +27,7 @@ def why(record: dict[str, Any]) -> list[Any]:
 
 
 def _reason(because: dict[str, Any]) -> str:
-    """`selected_because` in words (framesift.collectors.strategies.evidence says what each strategy records)."""
+    """`selected_because` in words (`strategies.evidence` says what each strategy records)."""
     boxes = because.get("boxes") or []
     if "track_ids" in because:
         return "new " + ", ".join(f"{c} #{t}" for c, t in zip(because.get("classes", []), because["track_ids"],

@@ -2,7 +2,7 @@
 
 `load_config(path)` reads a JSON or YAML file; `parse_config(data)` validates a mapping. Both raise
 `ConfigError`, whose `problems` list every problem by field path, for example
-`sampling_strategies[1].epsilon: must be <= 1.0`. A file is read as `framesift.collectors.documents` reads every
+`sampling_strategies[1].epsilon: must be <= 1.0`. A file is read as `framesift.documents` reads every
 document (JSON's data only; a key given twice, an alias bomb, a document nested too deeply refused).
 
 Example:
@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from framesift.collectors.documents import TOO_DEEP, quoted, read_document
+from framesift.documents import TOO_DEEP, quoted, read_document
 from framesift.errors import ConfigError
 
 TAG_PATTERN = r"^[a-zA-Z0-9\-_:/.\[\]<>{}@]{1,64}$"
@@ -125,7 +125,7 @@ class UncertaintyStrategy(_StrategyBase):
 
 class NewObjectsStrategy(_StrategyBase):
     """framesift's own: matches a frame on which an object of an eligible class appears that was not in the
-    previous frames of that source — a new track (`framesift.collectors.tracking`), reported once, after it was
+    previous frames of that source — a new track (`framesift.collectors.sampling.tracking`), reported once, after it was
     seen `min_frames` frames in a row — so each object that passes is sampled about once."""
 
     type: Literal["new_objects"]
@@ -211,7 +211,7 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
 
 
 def load_config(path: str | os.PathLike[str]) -> ActiveLearningConfig:
-    """Read a JSON or YAML configuration file (as `framesift.collectors.documents` reads them) and validate it."""
+    """Read a JSON or YAML configuration file (as `framesift.documents` reads them) and validate it."""
     return parse_config(read_document(Path(path)), str(path))
 
 

@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from framesift.collectors.targets.local import RECORDS, UnusableRecord, record_with_image
+from framesift.dataset.records import RECORDS, Item, UnusableRecord, record_with_image
 from framesift.errors import InputError
 from framesift.predictions import DetectionPrediction, prediction_from_json
+from framesift.version import __version__
 
 FORMATS = ("coco", "yolo", "voc", "labelstudio")
 _YOLO_APPROXIMATION = 0.0  # polygon simplification: as_yolo's default, passed to both writers so their lines agree
@@ -51,17 +52,6 @@ class ExportResult:
     exported: int = 0  # images written
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (record id or line, why) of each record left out
     parts: dict[str, int] = field(default_factory=dict)  # images per part of a --split (train, val)
-
-
-@dataclass(frozen=True)
-class Item:
-    """One exportable datapoint: its record, its image's path and its persisted prediction (JSON), if any."""
-
-    name: str
-    record: dict[str, Any]
-    image: str
-    prediction: dict[str, Any] | None
-    captured_at: datetime
 
 
 def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str], *,
@@ -89,7 +79,7 @@ def export_dataset(dataset: str | os.PathLike[str], fmt: str, out: str | os.Path
     items = list(_items(root, result))
     try:
         if fmt == "labelstudio":
-            from framesift.collectors.labelstudio_export import write_tasks
+            from framesift.dataset.labelstudio_export import write_tasks
 
             write_tasks(items, out, image_prefix)
         else:
@@ -227,8 +217,6 @@ def _write_data_yaml(out: Path, classes: list[str], split: bool) -> None:
 def _complete_coco(path: Path, annotations: dict[str, Any], items: list[Item], dataset: str) -> None:
     """Fill what supervision leaves out: each annotation's confidence as `score`, each image's capture time as
     `date_captured` and its provenance as `framesift`, and `info`."""
-    import framesift
-
     coco = json.loads(path.read_text())
     by_name = {Path(item.image).name: item for item in items}
     by_id: dict[int, list[dict[str, Any]]] = {}
@@ -243,7 +231,7 @@ def _complete_coco(path: Path, annotations: dict[str, Any], items: list[Item], d
             for annotation, score in zip(by_id.get(image["id"], []), confidence, strict=True):
                 annotation["score"] = float(score)
     now = datetime.now(timezone.utc)
-    coco["info"] = {"description": f"framesift export of the dataset {dataset}", "version": framesift.__version__,
+    coco["info"] = {"description": f"framesift export of the dataset {dataset}", "version": __version__,
                     "year": now.year, "contributor": "framesift", "url": "",
                     "date_created": now.strftime("%Y-%m-%d %H:%M:%S")}
     path.write_text(json.dumps(coco, indent=3))  # supervision's indent

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from framesift.collectors.config import (
+from framesift.collectors.config.schema import (
     ClassesBasedStrategy,
     CloseToThresholdStrategy,
     DetectionsNumberBasedStrategy,
@@ -32,7 +32,7 @@ from framesift.collectors.config import (
     StrategyConfig,
     UncertaintyStrategy,
 )
-from framesift.collectors.tracking import IouTracker
+from framesift.collectors.sampling.tracking import IouTracker
 from framesift.predictions import ClassificationPrediction, DetectionPrediction, Prediction, StubPrediction
 
 Match = tuple[StrategyConfig, dict[str, Any]]

@@ -34,9 +34,9 @@ from enum import Enum
 from typing import Protocol
 from urllib.parse import quote
 
-from framesift.collectors.redis_url import redis_client
 from framesift.errors import LimitStoreError
 from framesift.redaction import redact
+from framesift.redis_url import credentials_refused, describe_redis_error, redis_client
 from framesift.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -365,24 +365,6 @@ class FallbackLimiter(Resource):
 
     def close(self) -> None:
         self._primary.close()
-
-
-def credentials_refused(error: Exception) -> bool:
-    """Whether Redis refused the URL's user or password (redis-py raises one of several errors for that)."""
-    import redis
-
-    return isinstance(error, redis.AuthenticationError) or any(code in str(error) for code in ("WRONGPASS", "NOAUTH"))
-
-
-def describe_redis_error(error: Exception, url: str) -> str:
-    """A redis-py error as one sentence (never holding a password)."""
-    import redis
-
-    if credentials_refused(error):
-        return f"Redis at {url} refused framesift's credentials ({error})"
-    if isinstance(error, redis.ResponseError):
-        return f"Redis at {url} refused the limit decision ({error})"
-    return f"Redis at {url} is unreachable ({type(error).__name__}: {error})"
 
 
 def open_limiter(redis_url: str | None, fallback: str = "pause") -> Limiter:

@@ -19,10 +19,10 @@ import queue
 from pathlib import Path
 from typing import Any, Protocol
 
+from framesift.frames import Frame
 from framesift.predictions import DetectionPrediction, Prediction
 from framesift.resources import Resource
 from framesift.stats import SinkStats
-from framesift.stream.frames import Frame
 from framesift.workers import Worker
 
 log = logging.getLogger(__name__)

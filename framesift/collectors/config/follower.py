@@ -23,8 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from framesift.collectors.documents import parse_document
-from framesift.collectors.store import (
+from framesift.collectors.config.store import (
     ConfigStore,
     FileStore,
     NotStored,
@@ -33,6 +32,7 @@ from framesift.collectors.store import (
     StoreRefused,
     StoreUnavailable,
 )
+from framesift.documents import parse_document
 from framesift.errors import ConfigError, InputError
 from framesift.resources import Resource
 from framesift.workers import Worker
@@ -50,7 +50,7 @@ class ConfigCache:
         self.folder = Path(folder)
 
     def save(self, store: str, stored: StoredConfig) -> None:
-        from framesift.collectors.targets.local import write_atomically
+        from framesift.durable import write_atomically
 
         body = {"store": store, "dataset": stored.dataset, "version": stored.version, "sha": stored.sha,
                 "config": stored.data, "set_at": stored.set_at}
