@@ -77,6 +77,72 @@ def config(rate: float, folder: Path) -> str:
 DEFAULT_RECORDINGS = ("camera", "long-gop")
 
 
+def nonref_section(repeats: int = 5, recordings: tuple[str, ...] = DEFAULT_RECORDINGS,
+                   rates: tuple[float, ...] = (0.01, 0.1)) -> str:
+    """Skipping non-reference frames that no sample needs (`SampledDecoding(skip_nonref=...)`), off and on
+    alternating in this process: the seconds `SampledDecoding.frames` takes to go through the recording (frame
+    threads, as a replay decodes), and the frames the decoder returned; the frames handed on are checked to be the
+    same. A recording's share of non-reference frames is counted from its H.264 slices' `nal_ref_idc`."""
+    import functools
+    import random
+    import statistics
+    import time
+
+    import av
+
+    from framesift.stream.sampled_decoding import SampledDecoding, scan
+
+    out = ["## Bootstrapping from recordings: non-reference frames no sample needs, not decoded", "",
+           f"On {cpu_name()}. `python benchmarks/sampled_decoding.py --part nonref`: `SampledDecoding.frames` alone "
+           f"(stub draws: random, seed 0), skipping off and on alternating, {repeats} passes each; s per pass, "
+           "median (min–max).", "",
+           "| recording | non-reference frames | sampled | handed on | off: s | decoded | on: s | decoded | off ÷ on |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for name in recordings:
+        label, options = RECORDINGS[name]
+        source = recording(name, options) if options else str(camera_clip((1920, 1080), 30))
+        packets = scan(source)
+        assert not isinstance(packets, str), packets
+        nonref = _nonreference(source)
+        for rate in rates:
+            seconds: dict[bool, list[float]] = {False: [], True: []}
+            decoded, handed = {}, {}
+            for _ in range(repeats):
+                for skip in (False, True):
+                    draw = functools.partial(lambda draws, share, _: draws.random() < share, random.Random(0), rate)
+                    sampled = SampledDecoding(packets, draw, skip_nonref=skip)
+                    with av.open(source) as container:
+                        container.streams.video[0].thread_type = "AUTO"
+                        started = time.perf_counter()
+                        handed[skip] = [index for index, _image, _draws in sampled.frames(container)]
+                        seconds[skip].append(time.perf_counter() - started)
+                    decoded[skip] = sampled.decoded
+            assert handed[True] == handed[False]
+            off, on = (statistics.median(seconds[skip]) for skip in (False, True))
+            out.append(f"| {label} | {nonref} of {packets.frames} | {rate:.0%} | {len(handed[True])} | "
+                       f"{off:.2f} ({min(seconds[False]):.2f}–{max(seconds[False]):.2f}) | {decoded[False]} | "
+                       f"{on:.2f} ({min(seconds[True]):.2f}–{max(seconds[True]):.2f}) | {decoded[True]} | "
+                       f"{off / on:.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def _nonreference(path: str) -> int:
+    """Frames of an H.264 file (length-prefixed NAL units, as in MP4) whose first slice has `nal_ref_idc` 0."""
+    import av
+
+    count = 0
+    with av.open(path) as container:
+        for packet in container.demux(video=0):
+            data, at = bytes(packet), 0
+            while at + 5 <= len(data):
+                header = data[at + 4]
+                if header & 0x1F in (1, 5):  # a slice: coded picture data
+                    count += not header >> 5 & 3
+                    break
+                at += 4 + int.from_bytes(data[at:at + 4], "big")
+    return count
+
+
 def main(repeats: int = 3, recordings: tuple[str, ...] = DEFAULT_RECORDINGS, rates: tuple[float, ...] = RATES) -> str:
     folder = Path(tempfile.mkdtemp(prefix="framesift-bench-configs-"))
     out = ["## Bootstrapping from recordings: decoding only what is sampled (stub model, random sampling, 1080p)", "",
@@ -114,6 +180,9 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--recordings", default=",".join(DEFAULT_RECORDINGS), help=f"of {','.join(RECORDINGS)}")
     parser.add_argument("--rates", default=",".join(f"{rate:g}" for rate in RATES))
+    parser.add_argument("--part", choices=("pipelines", "nonref"), default="pipelines",
+                        help="the pipelines side by side (the default), or non-reference skipping alone")
     arguments = parser.parse_args()
-    print(main(arguments.repeats, tuple(arguments.recordings.split(",")),
-               tuple(float(rate) for rate in arguments.rates.split(","))))
+    section = main if arguments.part == "pipelines" else nonref_section
+    print(section(arguments.repeats, tuple(arguments.recordings.split(",")),
+                  tuple(float(rate) for rate in arguments.rates.split(","))))
