@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
     from framesift.collectors.targets.local import LocalDataset
     from framesift.collectors.targets.outbox import Outbox, describe
     from framesift.collectors.targets.roboflow import RoboflowTarget
+    from framesift.collectors.targets.schemes import Opening, TargetSpec, register_target
     from framesift.dataset.export import ExportResult, export_dataset
     from framesift.dataset.labelstudio_tasks import Labels
     from framesift.dataset.records import read_records
@@ -81,6 +82,7 @@ _EXPORTS = {
     "framesift.dataset.records": ["read_records"],
     "framesift.collectors.targets.outbox": ["Outbox", "describe"],
     "framesift.collectors.targets.roboflow": ["RoboflowTarget"],
+    "framesift.collectors.targets.schemes": ["Opening", "TargetSpec", "register_target"],
     "framesift.errors": ["CollectionFailed", "ConfigError", "DeliveryError", "FramesiftError", "InputError",
                          "LimitStoreError", "ModelError", "OutboxFull", "OutboxInUse", "PermanentError",
                          "RetryableError", "SourceError", "TargetError", "WorkerFailed"],

@@ -331,12 +331,12 @@ def _replay(args: argparse.Namespace, signals: StopSignals) -> int:
 
     import redis
 
-    from framesift.collectors.targets import dataset_name
+    from framesift.collectors.targets import TargetSpec
     from framesift.errors import LimitStoreError
     from framesift.stream.fleet import fleet_status
 
     try:
-        status = fleet_status(args.redis, dataset_name(args.target))
+        status = fleet_status(args.redis, TargetSpec.parse(args.target).dataset)
     except redis.RedisError as error:
         raise LimitStoreError(f"cannot read the fleet's replay from Redis: {error}") from None
     if args.json:

@@ -146,16 +146,18 @@ def _replay_log(options: RunOptions) -> str | None:
     """Where a run collecting from files or archives of recordings writes what it replayed: in the target (a local
     folder), else beside the remote target's outbox. None when it collects nothing (`--al-config`, `--workflow`)
     or replays no file (a looped one is never done)."""
+    from framesift.collectors.targets import TargetSpec
     from framesift.frames import is_archive
 
     if options.al_config is None and options.workflow is None:
         return None
     if not any(is_archive(source) or (not options.loop and Path(source).is_file()) for source in options.sources):
         return None
-    if ":" in options.target and not Path(options.target).exists():  # roboflow:<dataset>, labelstudio:<project>
+    target = TargetSpec.parse(options.target)
+    if target.remote:  # roboflow:<dataset>, labelstudio:<project>
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in options.target)
         return str(Path(options.outbox) / f"replayed-{name}.jsonl")
-    return str(Path(options.target) / "replayed.jsonl")
+    return str(Path(target.name) / "replayed.jsonl")
 
 
 def _start_time(options: RunOptions) -> datetime | None:
@@ -176,33 +178,33 @@ def _start_time(options: RunOptions) -> datetime | None:
 
 def _model_and_collector(options: RunOptions, opened: ExitStack, before_targets: Callable[[], None]) -> Workflow:
     """`--model` (and `--al-config`): the one-model, one-collector workflow."""
-    from framesift.collectors import Collector, open_limiter, open_target
+    from framesift.collectors import Collector, open_limiter
     from framesift.collectors.config.follower import first_configuration, poll_interval
-    from framesift.collectors.targets import Labels, dataset_name
+    from framesift.collectors.targets import Labels, TargetSpec
     from framesift.models import load_model
 
     if options.param:
         raise InputError("--param sets a workflow's parameters; this run has no --workflow")
     first = store = cache = None
+    target = TargetSpec.parse(options.target)
     if options.al_config:
         store, cache = _store(options, opened)
-        first = first_configuration(store, dataset_name(options.target), cache)
+        first = first_configuration(store, target.dataset, cache)
     assert options.model is not None
     model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
                        classes=options.classes, model_id=options.model_id, models=options.models)
     collector = None
     before_targets()
     if first is not None and store is not None:
-        api_key = options.api_key
-        if first.config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
-            api_key = first.config.target_dataset_api_key.get_secret_value()
-        target = open_target(options.target, api_key=api_key, outbox=options.outbox,
-                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model),
-                             exclusive=options.redis is None, shared=options.redis is not None)
-        opened.callback(target.close)
+        key = target.configured_key(first.config.target_dataset_api_key)  # a Roboflow key
+        opened_target = target.open(api_key=key.get_secret_value() if key else options.api_key,
+                                    outbox=options.outbox, outbox_max_bytes=options.outbox_max_bytes,
+                                    labels=Labels.of(model), exclusive=options.redis is None,
+                                    shared=options.redis is not None)
+        opened.callback(opened_target.close)
         limiter = open_limiter(options.redis, options.redis_fallback)
         opened.callback(limiter.close)
-        collector = Collector(first.config, target, limiter, seed=options.seed)
+        collector = Collector(first.config, opened_target, limiter, seed=options.seed)
         opened.callback(collector.close)  # it closes the target and the limiter (again: idempotent)
         collector.follow(store, first, poll=poll_interval(store, options.config_refresh), cache=cache)
     return opened.enter_context(Workflow.single(model, collector, owned=[store] if store is not None else []))
@@ -302,12 +304,12 @@ def _fleet(options: RunOptions, scope: ExitStack) -> FleetLog | None:
     as long as `scope`; nothing is written before a recording is claimed)."""
     if options.redis is None or _replay_log(options) is None:
         return None
-    from framesift.collectors.targets import dataset_name
+    from framesift.collectors.targets import TargetSpec
     from framesift.stream.fleet import FleetLog
 
-    local = ":" not in options.target or Path(options.target).exists()
-    return scope.enter_context(FleetLog(options.redis, dataset_name(options.target),
-                                        records=options.target if local else None, lease_s=options.replay_lease))
+    target = TargetSpec.parse(options.target)
+    return scope.enter_context(FleetLog(options.redis, target.dataset, records=None if target.remote else target.name,
+                                        lease_s=options.replay_lease))
 
 
 def _hold_replay_lock(options: RunOptions, scope: ExitStack) -> None:

@@ -45,7 +45,6 @@ from framesift.collectors.config.follower import ConfigCache, ConfigFollower
 from framesift.collectors.config.schema import (
     ActiveLearningConfig,
     NearDuplicates,
-    NewObjectsStrategy,
     StrategyConfig,
     active_learning_disabled_by_env,
 )
@@ -53,8 +52,7 @@ from framesift.collectors.config.store import ConfigStore, StoredConfig
 from framesift.collectors.images import prepare_image
 from framesift.collectors.sampling import signatures
 from framesift.collectors.sampling.near_duplicates import RecentSignatures
-from framesift.collectors.sampling.strategies import Match, Trackers, decided_without_image, matching_strategies
-from framesift.collectors.sampling.tracking import IouTracker
+from framesift.collectors.sampling.strategies import Match, SourceStates, decided_without_image, matching_strategies
 from framesift.collectors.tags import datapoint_tags
 from framesift.collectors.targets import Target
 from framesift.collectors.targets.datapoint import Datapoint, NotOurs, iso_utc
@@ -168,7 +166,7 @@ class Collector(Resource):
         self._policy = _Policy.of(config, environ)
         self._follower: ConfigFollower | None = None
         self._recent = RecentSignatures()  # the near-duplicate gate's memory, on the collector's thread
-        self._trackers: dict[str, dict[str, IouTracker]] = {}  # new_objects: source -> strategy -> tracker
+        self._states = SourceStates()  # what strategies keep per source (new_objects' trackers)
         self._rng = random.Random(seed)
         self._seed = random.getrandbits(64) if seed is None else seed  # a replayed frame's own generator's base
         self._rng_lock = threading.Lock()  # sources drawing ahead share the generator with `submit`
@@ -235,10 +233,10 @@ class Collector(Resource):
             policy, found = drawn.policy, drawn.found
         elif known_as is not None:
             found = matching_strategies(policy.strategies, prediction, self._own_generator(known_as),
-                                        self._trackers_of(source))
+                                        self._states.of(source))
         else:
             with self._rng_lock:
-                found = matching_strategies(policy.strategies, prediction, self._rng, self._trackers_of(source))
+                found = matching_strategies(policy.strategies, prediction, self._rng, self._states.of(source))
         if not found:
             return False
         matched = tuple(strategy for strategy, _ in found)
@@ -304,18 +302,6 @@ class Collector(Resource):
 
     def _full(self, nbytes: int) -> bool:
         return self._queued >= self._max_items or self._queued_bytes + nbytes > self._max_bytes
-
-    def _trackers_of(self, source: str) -> Trackers:
-        """The `new_objects` trackers of a source (one per strategy name; they outlive a reconfiguration)."""
-        by_strategy = self._trackers.setdefault(source, {})
-
-        def tracker(strategy: NewObjectsStrategy) -> IouTracker:
-            if strategy.name not in by_strategy:
-                by_strategy[strategy.name] = IouTracker(strategy.min_iou, strategy.max_missed_frames,
-                                                        strategy.min_frames)
-            return by_strategy[strategy.name]
-
-        return tracker
 
     @property
     def config(self) -> ActiveLearningConfig:
@@ -508,15 +494,16 @@ class Collector(Resource):
                         gate: NearDuplicates) -> tuple[dict[str, Any], tuple[StrategyConfig, ...]]:
         """The frame's signature and the distance to the nearest one collected lately from its source (for its
         record), and the matched strategies that may still collect it: all when it is no near-duplicate, else only
-        the `new_objects` ones (a new track is itself the proof that it is no copy: a car entering a wide view
-        changes few bits). The others are counted as rejected; the datapoint too when none is left."""
+        those that `passes_near_duplicates` (`new_objects`: a new track is itself the proof that it is no copy, a
+        car entering a wide view changes few bits). The others are counted as rejected; the datapoint too when none
+        is left."""
         signature = signatures.signature(pending.frame)
         nearest = self._recent.nearest(pending.source, signature, pending.captured_at.timestamp(),
                                        gate.within_s)
         signed = {"signature": f"{signature:016x}", "nearest_distance": nearest}
         if nearest is None or nearest > gate.max_distance:
             return signed, pending.matched
-        kept = tuple(s for s in pending.matched if isinstance(s, NewObjectsStrategy))
+        kept = tuple(s for s in pending.matched if s.passes_near_duplicates)
         with self._cond:
             self._stats.datapoints_rejected_near_duplicate += not kept
             for strategy in pending.matched:
