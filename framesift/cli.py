@@ -11,12 +11,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from framesift import defaults
 from framesift.errors import CollectionFailed, FramesiftError, InputError, NeverConnected
-from framesift.run_options import ABOUT, EXAMPLES, GROUPS, MODELS_HELP, OPTIONS, Option, RunOptions
+from framesift.options import Command, Option, declared
+from framesift.run_options import RUN, RunOptions
+from framesift.serve_options import SERVE, ServeOptions
 from framesift.signals import StopSignals
+
+Options = TypeVar("Options")
 
 EXIT_OK, EXIT_FAILURE = 0, 1  # and 2 (InputError), 3 (NeverConnected): the errors carry their codes
 DESCRIPTION = """Edge active learning on live video: framesift reads cameras (RTSP, RTMP, HLS, webcams) or recordings,
@@ -39,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print framesift's, ONNX Runtime's and Python's versions")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    _run_parser(commands)
+    _command_parser(commands, RUN)
 
     validate = commands.add_parser("validate", help="check an active-learning configuration or a workflow file")
     validate.add_argument("file", help="JSON or YAML configuration or workflow definition")
@@ -102,20 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--summary", metavar="FILE", help="a run's --summary file: adds what it did not collect")
     report.add_argument("--al-config", metavar="FILE",
                         help="the configuration the run used: adds budget use against each strategy's limits")
-    _serve_parser(commands)
+    _command_parser(commands, SERVE)
     return parser
 
 
-def _run_parser(commands: argparse._SubParsersAction) -> None:
-    """`framesift run`: each option as `framesift.run_options` declares it, under its group's heading, with examples
-    at the end."""
-    examples = "".join(f"  {command}\n      {what}\n" for command, what in EXAMPLES)
-    run = commands.add_parser("run", help=ABOUT, description=ABOUT[0].upper() + ABOUT[1:] + ".",
-                              epilog=f"examples:\n{examples}", formatter_class=argparse.RawDescriptionHelpFormatter)
-    groups = {name: run.add_argument_group(name, about) for name, about in GROUPS.items()}
-    for declared in OPTIONS:
-        spellings = (declared.name,) if declared.positional else declared.flags
-        groups[declared.group].add_argument(*spellings, **_argument(declared))
+def _command_parser(commands: argparse._SubParsersAction, command: Command) -> None:
+    """A command whose options `framesift.options` declares: each under its group's heading (but those of the Python
+    API alone), with examples at the end."""
+    examples = "".join(f"  {example}\n      {what}\n" for example, what in command.examples)
+    parser = commands.add_parser(command.name, help=command.about,
+                                 description=command.about[0].upper() + command.about[1:] + ".",
+                                 epilog=f"examples:\n{examples}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    groups = {name: parser.add_argument_group(name, about) for name, about in command.groups.items()}
+    for each in command.declared:
+        if not each.python_only:
+            spellings = (each.name,) if each.positional else each.flags
+            groups[each.group].add_argument(*spellings, **_argument(each))
 
 
 def _argument(declared: Option) -> dict[str, Any]:
@@ -136,44 +142,6 @@ def _argument(declared: Option) -> dict[str, Any]:
         if getattr(declared, name) is not None:
             argument[name] = getattr(declared, name)
     return argument
-
-
-def _serve_parser(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="the inference HTTP API Roboflow's inference_sdk client talks to, "
-                                              "collecting from every request")
-    serve.add_argument("--host", default=defaults.LISTEN_HOST, help="the address to listen on (default %(default)s)")
-    serve.add_argument("--port", type=int, default=9001, help="the port (default 9001, as Roboflow's server)")
-    serve.add_argument("--models", metavar="DIR", help=MODELS_HELP)
-    serve.add_argument("--stub-task", action="append", default=[], metavar="[DATASET=]TASK",
-                       help="the task type of <dataset>/0, the null model (default object-detection; repeatable)")
-    serve.add_argument("--device", default=defaults.DEVICE, help="where models run, as for run")
-    serve.add_argument("--confidence", type=float, default=defaults.CONFIDENCE, help="a request's default confidence")
-    serve.add_argument("--iou", type=float, default=defaults.IOU, help="a request's default IoU threshold")
-    serve.add_argument("--al-config", metavar="FILE|STORE",
-                       help="the configuration of each dataset: a file, redis://host:port/db or roboflow:<workspace>; "
-                            "followed live; none: no collection")
-    serve.add_argument("--target", default=defaults.TARGET,
-                       help="a folder of datasets (default ./%(default)s), roboflow: or labelstudio:")
-    serve.add_argument("--api-key", help="the remote target's API key (default: ROBOFLOW_API_KEY or "
-                                         "LABEL_STUDIO_API_KEY)")
-    serve.add_argument("--outbox", default=defaults.OUTBOX, help="folder of remote targets' outboxes")
-    serve.add_argument("--outbox-max-bytes", type=int, default=defaults.OUTBOX_MAX_BYTES)
-    serve.add_argument("--redis", help="redis://host:port/db: budgets shared with every run and serve on it")
-    serve.add_argument("--redis-fallback", choices=("pause", "memory"), default=defaults.REDIS_FALLBACK)
-    serve.add_argument("--seed", type=int)
-    serve.add_argument("--config-cache", metavar="DIR")
-    serve.add_argument("--config-refresh", type=float, default=defaults.CONFIG_REFRESH_S, metavar="S")
-    serve.add_argument("--max-datasets", type=int, default=64, help="datasets collected at once (default 64)")
-    serve.add_argument("--dataset", action="append", default=[], metavar="NAME",
-                       help="open this dataset's collector at start, not at its first request: what its remote "
-                            "target's outbox holds from an earlier run is delivered at once (repeatable)")
-    serve.add_argument("--max-pending", type=int, default=64,
-                       help="requests waiting for the model; more are answered 503 (default 64)")
-    serve.add_argument("--batch-wait", type=float, metavar="S",
-                       help="how long a request waits for others to share its model call (default 0.002 on a GPU, "
-                            "0 on the CPU)")
-    serve.add_argument("--max-body-bytes", type=int, default=32 << 20, help="larger requests: 413 (default 32 MiB)")
-    serve.add_argument("--drain-timeout", type=float, default=defaults.DRAIN_TIMEOUT_S)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,8 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def options_of(args: argparse.Namespace) -> RunOptions:
-    """The `RunOptions` of a parsed `framesift run` command line: its destinations are the fields' names."""
-    return RunOptions(**{declared.name: getattr(args, declared.name) for declared in OPTIONS})
+    """The `RunOptions` of a parsed `framesift run` command line."""
+    return parsed(RunOptions, args)
+
+
+def parsed(options: type[Options], args: argparse.Namespace) -> Options:
+    """The options dataclass of a parsed command line: its destinations are the fields' names (every field but the
+    Python API's alone, left at its default)."""
+    return options(**{each.name: getattr(args, each.name) for each in declared(options) if not each.python_only})
 
 
 def _run(args: argparse.Namespace, signals: StopSignals) -> int:
@@ -426,10 +400,9 @@ class _Version(argparse.Action):
 
 
 def _serve(args: argparse.Namespace, signals: StopSignals) -> int:
-    from framesift.serve import ServeOptions, serve
+    from framesift.serve import serve
 
-    serve(ServeOptions(**{k: v for k, v in vars(args).items() if k in ServeOptions.__dataclass_fields__}),
-          stop=signals.event)
+    serve(parsed(ServeOptions, args), stop=signals.event)
     return EXIT_OK
 
 

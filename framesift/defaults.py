@@ -16,3 +16,7 @@ RTSP_TRANSPORT = "tcp"
 DRAIN_TIMEOUT_S = 10.0  # for writing queued datapoints at the end
 LISTEN_HOST = "127.0.0.1"  # where /metrics, /live and serve listen: this machine only
 STATUS_INTERVAL_S = 60.0  # between status lines when stderr is not a terminal
+SERVE_PORT = 9001  # serve's, as Roboflow's inference server's
+MAX_PENDING = 64  # requests serve keeps waiting for the model; more are answered 503
+MAX_DATASETS = 64  # datasets serve collects at once
+MAX_BODY_BYTES = 32 << 20  # serve answers larger requests 413

@@ -1,5 +1,5 @@
-"""The options of `framesift run`, each declared once: a field of `RunOptions` with its type (the annotation), its
-default (named in `framesift.defaults`), its help and its group.
+"""The options of `framesift run`, each declared once (`framesift.options`): a field of `RunOptions` with its type
+(the annotation), its default (named in `framesift.defaults`), its help and its group.
 
 Everything else derives from these declarations: the command line's parser (`framesift.cli`, whose destinations are
 the fields' names), what a workflow is built with (`RunOptions.for_workflow()`, `build_workflow`'s keywords of the
@@ -13,13 +13,14 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import typing
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from framesift import defaults
-from framesift.errors import InputError, LimitStoreError, require_positive
+from framesift.errors import InputError, LimitStoreError
+from framesift.options import Command, declared, for_workflow, refuse_invalid
+from framesift.options import option as declare
 from framesift.redis_url import check_redis_url
 
 MODELS_HELP = ("the models folder: a model id is its file <id>.onnx there (<project>/<version>.onnx, "
@@ -49,22 +50,7 @@ EXAMPLES = (  # the end of `framesift run --help` and of docs/run.md (whose test
 )
 
 
-def option(help: str, group: str, default: Any = None, *, required: bool = False, flags: tuple[str, ...] = (),
-           metavar: str | None = None, choices: tuple[str, ...] | None = None, positive: bool = False,
-           workflow: bool = False, secret: bool = False, command_line: Any = dataclasses.MISSING) -> Any:
-    """A field of `RunOptions`. `required`: no default (the command line's positional argument); `flags`: other
-    spellings than `--<name>`; `positive`: refused unless above 0; `workflow`: handed to `build_workflow` (the
-    keyword of the same name); `secret`: kept out of the repr; `command_line`: the default when the command line
-    leaves it out, where it is not the Python API's."""
-    if group not in GROUPS:
-        raise ValueError(f"no group {group!r}: {', '.join(GROUPS)}")
-    metadata = {"help": help, "group": group, "flags": flags, "metavar": metavar, "choices": choices,
-                "positive": positive, "workflow": workflow, "command_line": command_line}
-    if required:
-        return dataclasses.field(metadata=metadata, repr=not secret)
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=list, metadata=metadata, repr=not secret)
-    return dataclasses.field(default=default, metadata=metadata, repr=not secret)
+option = functools.partial(declare, GROUPS)  # a field of `RunOptions`: `framesift.options.option`
 
 
 @dataclass
@@ -159,12 +145,7 @@ class RunOptions:
         """Refuse in one sentence (exit code 2) an option no run can mean, before anything is opened."""
         from framesift.models.session import parse_device  # here: the command line's parser stays light
 
-        require_positive({declared.flags[0]: getattr(self, declared.name) for declared in OPTIONS
-                          if declared.positive})
-        for declared in OPTIONS:
-            if declared.choices and getattr(self, declared.name) not in declared.choices:
-                raise InputError(f"{declared.flags[0]} is {' or '.join(declared.choices)}, not "
-                                 f"{getattr(self, declared.name)!r}")
+        refuse_invalid(self)
         if not self.drain_timeout >= 0:
             raise InputError(f"--drain-timeout must be 0 or more, not {self.drain_timeout}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
@@ -179,67 +160,12 @@ class RunOptions:
 
     def for_workflow(self) -> dict[str, Any]:
         """The keywords `build_workflow` takes from a run's options (those declared `workflow=True`)."""
-        return {declared.name: getattr(self, declared.name) for declared in OPTIONS if declared.workflow}
+        return for_workflow(self)
 
     def source_names(self) -> list[str]:
         """The sources' names: `source_name`, else source0, source1, ..."""
         return self.source_name or [f"source{i}" for i in range(len(self.sources))]
 
 
-@dataclass(frozen=True)
-class Option:
-    """One option of `framesift run` as the command line and the docs show it."""
-
-    name: str  # the field of `RunOptions`, and the parser's destination
-    kind: type  # str, int, float, or bool (a switch)
-    many: bool  # a list: repeatable, or (positional) one or more
-    positional: bool  # required: the command line's positional argument
-    flags: tuple[str, ...]  # `--<name>` first
-    default: Any  # when the command line leaves it out
-    api_default: Any  # when a `RunOptions` leaves it out
-    help: str
-    group: str
-    metavar: str | None
-    choices: tuple[str, ...] | None
-    positive: bool
-    workflow: bool
-
-    def meaning(self) -> str:
-        """Its help, and what its declaration adds: that it repeats, that it must be above 0."""
-        return self.help + ("; repeatable" if self.many and not self.positional else "") + \
-            ("; more than 0" if self.positive else "")
-
-    def described(self) -> str:
-        """Its meaning, ending with its default when it has one worth saying (the command line's help)."""
-        default = shown(self.default)
-        return f"{self.meaning()} (default: {default})" if default else self.meaning()
-
-
-def shown(value: Any) -> str:
-    """A default as a reader wants it: none for an unset one (None, off, empty), bytes in GiB, numbers short."""
-    if value is None or value is False or value == [] or value is dataclasses.MISSING:
-        return ""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1 << 30 and value % (1 << 30) == 0:
-        return f"{value >> 30} GiB"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _declared(options: type[RunOptions]) -> tuple[Option, ...]:
-    """Each field of `options` as an `Option`: its kind and repetition read from its annotation."""
-    hints = typing.get_type_hints(options)
-    found = []
-    for declared in dataclasses.fields(options):
-        meta, hint = declared.metadata, hints[declared.name]
-        many = typing.get_origin(hint) is list
-        kind = next(arg for arg in typing.get_args(hint) or (hint,) if arg is not type(None))
-        positional = declared.default is dataclasses.MISSING and declared.default_factory is dataclasses.MISSING
-        api_default = [] if declared.default_factory is not dataclasses.MISSING else declared.default
-        cli_default = api_default if meta["command_line"] is dataclasses.MISSING else meta["command_line"]
-        found.append(Option(declared.name, kind, many, positional, (f"--{declared.name.replace('_', '-')}",
-                                                                     *meta["flags"]),
-                            cli_default, api_default, meta["help"], meta["group"], meta["metavar"], meta["choices"],
-                            meta["positive"], meta["workflow"]))
-    return tuple(found)
-
-
-OPTIONS = _declared(RunOptions)  # in declaration order
+OPTIONS = declared(RunOptions)  # in declaration order
+RUN = Command("run", ABOUT, GROUPS, RunOptions, EXAMPLES)

@@ -7,23 +7,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
-import re
-import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from framesift import InputError, RunOptions, RunSummary, run
 from framesift.cli import build_parser, options_of
-from framesift.run_options import EXAMPLES, GROUPS, OPTIONS, option
+from framesift.run_options import OPTIONS, RUN, option
 from framesift.stats import CollectorStats, StreamStats
 from framesift.workflows.build import build_workflow
+from tests.options_checks import ROOT, every_flag_arrives, help_is_grouped, reference_is_checked
 
-ROOT = Path(__file__).resolve().parents[1]
-GENERATOR = ROOT / "scripts" / "run_reference.py"
 SPECIAL = {"device": "cpu", "redis": "redis://127.0.0.1:6390/2", "source_name": "door", "redis_fallback": "memory",
            "rtsp_transport": "udp", "start_time": "2026-11-20T08:00:00Z"}
 
@@ -31,17 +24,7 @@ SPECIAL = {"device": "cpu", "redis": "redis://127.0.0.1:6390/2", "source_name": 
 def test_every_flag_of_the_command_line_reaches_its_run_options_field():
     """The CLI kept the fields of `vars(args)` that RunOptions knows: a flag whose destination was renamed was
     dropped without a word. Now the parser's destinations are the fields, and every value given arrives."""
-    defaults = build_parser().parse_args(["run", "clip.mp4"])
-    assert set(vars(defaults)) - {"command", "verbose", "version"} == {f.name for f in dataclasses.fields(RunOptions)}
-    argv, expected = ["run", "clip.mp4"], {"sources": ["clip.mp4"]}
-    for declared in (declared for declared in OPTIONS if not declared.positional):
-        value = SPECIAL.get(declared.name) or {bool: True, int: 7, float: 0.5, str: f"{declared.name}-given"}[
-            declared.kind]
-        argv += [declared.flags[0]] if declared.kind is bool else [declared.flags[0], str(value)]
-        expected[declared.name] = [value] if declared.many else value
-    options = options_of(build_parser().parse_args(argv))
-    assert {name: getattr(options, name) for name in expected} == expected
-    assert set(expected) == {f.name for f in dataclasses.fields(RunOptions)}
+    assert every_flag_arrives(RUN, ["clip.mp4"], SPECIAL).sources == ["clip.mp4"]
 
 
 def test_the_command_line_defaults_are_the_declared_ones():
@@ -53,22 +36,8 @@ def test_the_command_line_defaults_are_the_declared_ones():
 
 
 def test_run_help_is_grouped_with_each_default_and_ends_with_examples_that_parse():
-    out = subprocess.run([sys.executable, "-m", "framesift.cli", "run", "--help"], capture_output=True, text=True,
-                         check=True, env={**os.environ, "COLUMNS": "200"}).stdout
-    headings = [out.index(f"\n{group}:\n  {about}\n") for group, about in GROUPS.items()]
-    assert headings == sorted(headings)
-    ends = dict(zip(GROUPS, [*headings[1:], out.index("\nexamples:\n")], strict=True))
-    for declared in OPTIONS:
-        spelling = declared.metavar if declared.positional else declared.flags[0]
-        where = out.index(f"  {spelling}", headings[list(GROUPS).index(declared.group)])
-        assert where < ends[declared.group], f"{spelling} is not under {declared.group}"
-        entry = out[where:where + 1 + re.search(r"\n(?:  \S|\n)", out[where + 1:]).start()]  # to the next entry
-        assert " ".join(entry.split()).endswith(declared.described()), declared.name
+    out = help_is_grouped(RUN)
     assert "(default: 1 GiB)" in out and "(default: 0.25)" in out and "(default: framesift-data)" in out
-    examples = out[out.index("\nexamples:\n"):]
-    for command, what in EXAMPLES:
-        assert f"  {command}\n      {what}\n" in examples
-        options_of(build_parser().parse_args(shlex.split(command)[1:]))  # parses, and is a valid RunOptions
 
 
 def test_build_workflow_is_given_the_run_options_of_its_keywords_with_the_same_defaults():
@@ -112,14 +81,6 @@ def test_run_returns_a_typed_summary_whose_dict_is_the_summary_file(clip_path, t
 
 def test_docs_run_md_is_written_from_the_declarations(tmp_path):
     """docs/run.md's options are the declarations': `--check` fails on a page that lost or changed a line."""
-    checked = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, cwd=ROOT)
-    assert checked.returncode == 0, checked.stderr + " (run python scripts/run_reference.py)"
-    page = (ROOT / "docs" / "run.md").read_text()
-    assert all(f"`{declared.flags[0]}" in page for declared in OPTIONS if not declared.positional)
-    stale = tmp_path / "run.md"
-    stale.write_text(page.replace("(default: source0, source1, ...)", "(default: cam0, cam1, ...)"))
-    result = subprocess.run([sys.executable, str(GENERATOR), "--check", "--page", str(stale)], capture_output=True,
-                            text=True, cwd=ROOT)
-    assert result.returncode == 1 and "is stale" in result.stderr
-    assert subprocess.run([sys.executable, str(GENERATOR), "--page", str(stale)], cwd=ROOT).returncode == 0
-    assert stale.read_text() == page
+    page = ROOT / "docs" / "run.md"
+    assert all(f"`{declared.flags[0]}" in page.read_text() for declared in OPTIONS if not declared.positional)
+    reference_is_checked(page, tmp_path / "run.md", ("(default: source0, source1, ...)", "(default: cam0, cam1, ...)"))
