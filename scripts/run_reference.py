@@ -88,7 +88,8 @@ def updated(path: Path, page: str) -> str:
     """`page` with its generated part rendered again, as the declarations its first marker names say."""
     command = next((command for command in PAGES.values() if begin(command) in page), None)
     if command is None or END not in page:
-        raise SystemExit(f"{path}: the markers of the generated part are missing ({begin(RUN)} or serve's ... {END})")
+        raise SystemExit(f"{path}: the markers of the generated part are missing (one of "
+                         f"{' '.join(begin(each) for each in PAGES.values())}, then {END})")
     before, rest = page.split(begin(command), 1)
     return before + render(command) + rest.split(END, 1)[1]
 
