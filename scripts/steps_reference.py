@@ -93,7 +93,7 @@ _NO_EFFECT_CLASSIFIER = "No effect on a classifier."
 MEANINGS = {
     "name": "The step's name, unique in the definition: other steps and the outputs name what it offers as "
             "`$steps.<name>.<output>`.",
-    "type": "The step's type: the name above or one of its other names.",
+    "type": "The step's type.",
     "Inferring.image": "What the model runs on: an image input (`$inputs.<name>`) or a crop step's crops "
                        "(`$steps.<s>.crops`).",
     "ModelStep.model_id": "An ONNX file, a model id found in the [models folder](models.md#the-models-folder), "
@@ -257,13 +257,14 @@ def default(info: FieldInfo) -> str:
     return "optional" if info.default is None else f"`{json.dumps(info.default)}`"
 
 
-def table(model: type[BaseModel], fields: list[str], type_name: str, schema: dict[str, Any]) -> list[str]:
-    """A model's fields as a table."""
+def table(model: type[BaseModel], fields: list[str], names: list[str], schema: dict[str, Any]) -> list[str]:
+    """A model's fields as a table, for the types `names` (its `type` field takes each of them)."""
     lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
     for field in fields:
         info = model.model_fields[field]
-        kind = f"`{json.dumps(type_name)}`" if field == "type" else taken(model, field, schema["properties"][field])
-        lines.append(f"| {spelled(field, info)} | {kind} | {default(info)} | {meaning(model, field, type_name)} |")
+        kind = " \\| ".join(f"`{json.dumps(name)}`" for name in names) if field == "type" \
+            else taken(model, field, schema["properties"][field])
+        lines.append(f"| {spelled(field, info)} | {kind} | {default(info)} | {meaning(model, field, names[0])} |")
     return lines
 
 
@@ -288,12 +289,11 @@ def section(kind: type[Step], names: list[str], fields: list[str]) -> list[str]:
     lines = ["", f"## {first}", ""]
     if names[1:]:
         lines += ["Also named " + ", ".join(f"`{name}`" for name in names[1:]) + ".", ""]
-    lines += [about(first), "", *table(kind, fields, first, schema), "", offers(kind, first)]
+    lines += [about(first), "", *table(kind, fields, names, schema), "", offers(kind, first)]
     for name, part in schema.get("$defs", {}).items():
         model = _part(kind, name)
-        own_type = get_args(model.model_fields["type"].annotation)[0]
-        lines += ["", f"### {name}", "", about(name), "",
-                  *table(model, list(model.model_fields), own_type, part)]
+        own_types = list(get_args(model.model_fields["type"].annotation))
+        lines += ["", f"### {name}", "", about(name), "", *table(model, list(model.model_fields), own_types, part)]
     return lines
 
 
