@@ -70,9 +70,10 @@ OUTPUTS = {
     "predictions": "The predictions, one per image: the detections (a consensus's: boxes, each with a new "
                    "`detection_id`), or a classifier's prediction; as an output, their JSON as in `--predictions`.",
     "image": "Roboflow's name for the image the step saw, accepted in a selector so that a definition naming it "
-             "runs; framesift puts no image in it, and `$steps.<s>.*` leaves it out.",
+             "runs; framesift puts no image in it (it gives what `parent_id` gives), and `$steps.<s>.*` leaves it "
+             "out.",
     "parent_id": "A crop step's: the `detection_id` each crop was cut from; a model's: its detections' "
-                 "`detection_id`s.",
+                 "`detection_id`s (null unless a crop step cuts them).",
     "prediction_type": "The predictions' task type: `object-detection`, `instance-segmentation`, "
                        "`keypoint-detection` or `classification`.",
     "top": "A classifier's top class.",
@@ -185,8 +186,8 @@ MEANINGS = {
     "CollectorStep.target_dataset_api_key": "Overrides the run's key (cross-workspace uploads); a parameter "
                                             "(`$inputs.<name>`) takes the run's value of it (`--param key=...`). "
                                             "Never shown: no output may name it.",
-    "CollectorStep.disable_active_learning": "`true` collects nothing from the sources it holds for: it overrides "
-                                             "every configuration.",
+    "CollectorStep.disable_active_learning": "`true` collects nothing (a parameter may be set per source: "
+                                             "`--param SOURCE:NAME=true`); it overrides every configuration.",
     "CollectorStep.active_learning_configuration": "Exactly the format of `--al-config` ([the "
                                                    "reference](configuration-reference.md)); without it, the "
                                                    "dataset's configuration comes from the store named by "
