@@ -226,9 +226,8 @@ def taken(model: type[BaseModel], field: str, prop: dict[str, Any]) -> str:
     refusal = _refusal(model, field)
     if refusal is not None and refusal.endswith(" or a parameter ($inputs.<name>)"):
         return refusal.removeprefix("must be ").replace(" or a parameter ($inputs.<name>)", ", or a parameter")
-    if field in getattr(model, "READS", ()) and prop.get("type") == "string":
-        return "selector"
-    return described(prop) if prop else "any"
+    words = described(prop) if prop else "any"
+    return words.replace("text", "selector") if field in getattr(model, "READS", ()) else words
 
 
 def _refusal(model: type[BaseModel], field: str) -> str | None:
