@@ -185,7 +185,8 @@ def kind(prop: dict[str, Any]) -> str:
         return f"`{json.dumps(prop['const'])}`"
     if "enum" in prop:
         return " \\| ".join(f"`{json.dumps(value)}`" for value in prop["enum"])
-    kinds = {"boolean": "boolean", "integer": "integer", "number": "number", "string": "text", "null": "null"}
+    kinds = {"boolean": "boolean", "integer": "integer", "number": "number", "string": "text", "null": "null",
+             "object": "object"}
     if prop.get("type") == "array":
         count = prop.get("minItems"), prop.get("maxItems")
         items = kind(prop.get("items", {}))

@@ -1,8 +1,8 @@
 """The documentation's examples run: every ```python block of README.md and docs/*.md is executed by Python, every
 ```bash block by bash (`set -euo pipefail`: each command must succeed), and every `framesift ...` command of a
 bash block is also parsed by the CLI's own parser (so a renamed or removed option fails even in a block that
-cannot run here). The configuration reference and its JSON Schema are generated and checked fresh, and the schema
-agrees with the configuration's own validation.
+cannot run here). The configuration reference and its JSON Schema, and the workflow steps' reference, are generated
+and checked fresh, and the schema agrees with the configuration's own validation.
 
 A block runs in a folder of its own, prepared with what the docs name: `configs/` (the project's), `yolov8n.onnx`
 (a detector built by tests/model_builders.py), `sample.mp4` (the demo's video, short), `framesift-demo/` (that
@@ -36,6 +36,7 @@ from framesift import Outbox, parse_config
 from framesift.cli import build_parser
 from framesift.demo import write_demo_video
 from framesift.errors import ConfigError
+from framesift.workflows.step import step_types
 from tests.model_builders import build_model
 from tests.servers import free_port
 
@@ -50,6 +51,8 @@ REDIS = re.compile(r"redis://[^\s\"']+")
 METRICS_PORT = re.compile(r"--metrics-port 9108\b")
 ARCHIVE = ("/mnt/nas", "recordings")
 GENERATOR = ROOT / "scripts" / "docs_reference.py"
+STEPS_GENERATOR = ROOT / "scripts" / "steps_reference.py"
+STEPS_REFERENCE = ROOT / "docs" / "workflow-steps-reference.md"
 SCHEMA = ROOT / "docs" / "schema" / "active-learning-config.schema.json"
 
 
@@ -228,6 +231,40 @@ def test_the_generator_finds_a_stale_reference(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(tmp_path / "scripts" / GENERATOR.name), "--check"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "configuration-reference.md is stale" in result.stderr, result.stderr
+
+
+def test_the_workflow_steps_reference_is_generated_fresh_from_the_registry() -> None:
+    result = subprocess.run([sys.executable, str(STEPS_GENERATOR), "--check"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    page = STEPS_REFERENCE.read_text()
+    headed = re.findall(r"^## (\w+)$", page, re.MULTILINE)
+    also = [name for line in page.splitlines() if line.startswith("Also named ")
+            for name in re.findall(r"`(\w+)`", line)]
+    shown = {*headed, *also}
+    assert set(step_types()) <= shown, "a registered step type is missing from the reference"
+
+
+def test_the_steps_generator_finds_a_stale_reference_and_writes_it_fresh(tmp_path: Path) -> None:
+    """--check compares the page with what it would write: a copy that lost a field's line is stale, and the
+    generator writes it back as it was."""
+    page = STEPS_REFERENCE.read_text()
+    stale = tmp_path / "workflow-steps-reference.md"
+    stale.write_text("\n".join(line for line in page.splitlines() if not line.startswith("| `padding` |")) + "\n")
+    checked = subprocess.run([sys.executable, str(STEPS_GENERATOR), "--check", "--page", str(stale)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 1 and "is stale" in checked.stderr, checked.stderr
+    assert subprocess.run([sys.executable, str(STEPS_GENERATOR), "--page", str(stale)], cwd=ROOT,
+                          capture_output=True, timeout=120).returncode == 0
+    assert stale.read_text() == page
+
+
+def test_a_step_field_without_a_meaning_stops_the_steps_generator(tmp_path: Path) -> None:
+    forgotten = ("import sys; sys.path.insert(0, 'scripts'); import steps_reference as generator; "
+                 f"del generator.MEANINGS['CropStep.padding']; generator.main(['--page', {str(tmp_path / 'p.md')!r}])")
+    result = subprocess.run([sys.executable, "-c", forgotten], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "CropStep.padding has no meaning" in result.stderr, result.stderr
+    assert not (tmp_path / "p.md").exists()
 
 
 def config_examples() -> list[tuple[str, object]]:
