@@ -35,7 +35,8 @@ from framesift.errors import LimitStoreError
 from framesift.redaction import redact
 from framesift.redis_url import redis_client
 from framesift.stats import FleetStats
-from framesift.stream.archives import Recording, last_frames, recording_identity
+from framesift.stream.archives import Recording, recording_identity
+from framesift.stream.replay import last_frames
 from framesift.workers import Worker
 
 if TYPE_CHECKING:
