@@ -48,6 +48,7 @@ from framesift.collectors.sampler import Draw, FrameSource, LazyFrame, Sampled, 
 from framesift.collectors.targets import Target
 from framesift.collectors.targets.datapoint import Datapoint, NotOurs
 from framesift.errors import OutboxFull, WorkerFailed
+from framesift.frames import Drawn
 from framesift.predictions import ClassNames, PredictionLike, as_prediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats, StrategyStats
@@ -105,7 +106,7 @@ class Collector(Resource):
         captured_at: datetime | None = None,
         extra: Mapping[str, Any] | None = None,
         recorded: bool = False,
-        drawn: Draw | None = None,
+        drawn: Drawn | None = None,
         class_names: ClassNames | None = None,
         model_id: str = "",
         known_as: str | None = None,

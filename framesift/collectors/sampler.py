@@ -36,6 +36,7 @@ from framesift.collectors.config.schema import (
 )
 from framesift.collectors.sampling.strategies import Match, Trackers, decided_without_image, matching_strategies
 from framesift.collectors.sampling.tracking import IouTracker
+from framesift.frames import Drawn
 from framesift.predictions import Prediction, StubPrediction
 
 
@@ -79,7 +80,8 @@ class Policy:
 @dataclass(frozen=True)
 class Draw:
     """A frame's draws, made before it was decoded (`Collector.draw_ahead`), under the configuration then in
-    force; `submit` uses them instead of drawing again. False when nothing was sampled."""
+    force; `submit` uses them instead of drawing again. False when nothing was sampled. The stream carries it as a
+    `framesift.frames.Drawn`: the thread that decodes knows no collector."""
 
     policy: Policy
     found: list[Match]
@@ -134,13 +136,15 @@ class Sampler:
 
     def sample(self, frame: FrameSource, prediction: Prediction, *, source: str = "source0", frame_id: int = 0,
                captured_at: datetime | None = None, extra: Mapping[str, Any] | None = None, recorded: bool = False,
-               drawn: Draw | None = None, known_as: str | None = None,
+               drawn: Drawn | None = None, known_as: str | None = None,
                still_ours: Callable[[], bool] | None = None) -> Sampled | None:
         """The frame with the strategies it matched, or None when none did (see `Collector.submit`)."""
         policy = self.policy  # read once: a new configuration swaps in between two datapoints
         if drawn is None and not policy.enabled:
             return None
         if drawn is not None:
+            if not isinstance(drawn, Draw):
+                raise TypeError(f"drawn is what Collector.draw_ahead returned, not a {type(drawn).__qualname__}")
             policy, found = drawn.policy, drawn.found
         elif known_as is not None:
             found = matching_strategies(policy.strategies, prediction, self._own_generator(known_as),

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from framesift.errors import SourceError, require_positive
-from framesift.frames import Frame, SourceSpec
+from framesift.frames import DrawAhead, Drawn, Frame, SourceSpec
 from framesift.redaction import redact
 from framesift.stream.archives import Recording, archive_root, list_recordings, read_recording
 from framesift.stream.keyframes import KeyframeGate
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 RTSP_PROBE_US = "500000"  # how much of an RTSP stream FFmpeg reads to learn its parameters, at most (µs)
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
-DrawAhead = Callable[[str | None], Any]  # a frame's draws, given what it is known by (None: the next one's)
 NEVER_CONNECTED_AFTER = 3  # failed opens of a live source never connected since start before it says so
 
 
@@ -379,7 +378,7 @@ class SourceReader(Worker):
         return RecordingClock(start, rate)
 
     def _deliver(self, image: Any, pacing: _Pacing, clock: RecordingClock | None,
-                 recording: Recording | None = None, index: int = 0, drawn: Any = None) -> None:
+                 recording: Recording | None = None, index: int = 0, drawn: Drawn | None = None) -> None:
         """Hand a decoded frame on (with its draws, when they were made before decoding); an archive's frames are
         numbered within their recording. A replayed frame's model input is prepared here, while the model works on
         the frame before; a live frame's only once the inference thread takes it (`Workflow`): on the CPU most live

@@ -54,8 +54,8 @@ from framesift.workflows.definition import (
 from framesift.workflows.filters import detection_filter
 
 if TYPE_CHECKING:
-    from framesift.collectors.collector import Collector, Draw
-    from framesift.frames import Frame, SourceSpec
+    from framesift.collectors.collector import Collector
+    from framesift.frames import DrawAhead, Frame, SourceSpec
 
 log = logging.getLogger(__name__)
 MODEL_STEPS = (ModelStep, YoloWorldStep)
@@ -193,7 +193,7 @@ class Workflow(Resource):
         """The inputs of the model steps that run on the whole frame, made from a decoded frame."""
         return {name: self.models[name].prepare(image) for name in self._prepared}
 
-    def draws_ahead(self, source: SourceSpec) -> Callable[[str | None], Draw | None] | None:
+    def draws_ahead(self, source: SourceSpec) -> DrawAhead | None:
         """What draws the next frame of `source` before it is decoded, when that can be done: the workflow is one
         model on the frame and one collector on its predictions, collecting from this source
         (`Collector.draw_ahead` then says, frame by frame, whether its configuration allows it). Else None."""
