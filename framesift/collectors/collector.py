@@ -5,24 +5,27 @@ datapoint to a bounded queue without ever waiting; when the queue is full (by co
 is dropped and counted. The collector's thread makes the atomic limit/batch decision, prepares the image and
 registers the datapoint with the target. `close()` drains the queue within a timeout.
 
+The roles: `framesift.collectors.sampler` samples (the policy, the draws, the trackers) on the caller's thread;
+`framesift.collectors.registration` gates near-duplicates, names the batch, decides the budgets and builds the
+datapoint on the collector's thread; the collector holds the queue between them, the thread, and the counters.
+
+Making a collector starts nothing: `start()` starts its thread and its target's (a remote target's outbox sender),
+and so does entering it (`with`), a pipeline or workflow that owns it when it starts, and its first `submit` or
+`when_written`, so a collector used without `with` still collects.
+
 A new configuration (`reconfigure`, or a store the collector `follow`s) swaps in between two datapoints: one
 attribute assignment, read once per `submit`, so no frame waits for it. A datapoint already queued is registered
 under the configuration that sampled it (its record says which: `config_version`, `config_sha`), budgets of
 strategies that kept their name carry over (the limiter keys them by dataset and strategy name), and the counters
 of every strategy, old or new, stay in the snapshot.
 
-The roles: `framesift.collectors.sampler` samples (the policy, the draws, the trackers) on the caller's thread;
-`framesift.collectors.registration` gates near-duplicates, names the batch, decides the budgets and builds the
-datapoint on the collector's thread; the collector holds the queue between them, the thread, and the counters.
-
 If the collector's thread dies of an unexpected exception, the next `submit()` raises `WorkerFailed` (so a
 pipeline ends loudly instead of streaming into a collector that no longer collects), and `close()` counts what was
 still queued as dropped (`collector_failed`), closes the target and the limiter, and raises it too.
 
 Example:
-    >>> collector = Collector(load_config("configs/random.json"), LocalDataset("data"))  # doctest: +SKIP
-    >>> collector.submit(frame_bgr, prediction, source="cam1", frame_id=7)                # doctest: +SKIP
-    >>> collector.close()                                                                  # doctest: +SKIP
+    >>> with Collector(load_config("configs/random.json"), LocalDataset("data")) as collector:  # doctest: +SKIP
+    ...     collector.submit(frame_bgr, prediction, source="cam1", frame_id=7)
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from framesift.collectors.targets.datapoint import Datapoint, NotOurs
 from framesift.errors import OutboxFull, WorkerFailed
 from framesift.frames import Drawn
 from framesift.predictions import ClassNames, PredictionLike, as_prediction
-from framesift.resources import Resource
+from framesift.resources import Service
 from framesift.stats import CollectorStats, StrategyStats
 from framesift.workers import Worker
 
@@ -59,7 +62,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Collector", "Draw", "FrameSource", "LazyFrame"]
 
 
-class Collector(Resource):
+class Collector(Service):
     """Samples datapoints and registers the accepted ones with a target. Owns (and closes) its target, and its
     limiter unless `owns_limiter` is false (a limit store shared by several collectors)."""
 
@@ -92,8 +95,15 @@ class Collector(Resource):
         policy = self._sampler.policy
         self._stats = CollectorStats(strategies={s.name: StrategyStats() for s in policy.strategies})
         self._registration = Registration(target, self.limiter, self._stats, self._cond, clock, environ)
-        self._thread = Worker("collector", self._run)
-        self._thread.start()
+        self._thread = Worker("collector", self._run)  # started by `start`
+
+    def start(self) -> None:
+        """Start the collector's thread and its target's; idempotent. Entering the collector (`with`) calls it, and
+        so do its first `submit` and `when_written`. After `close()` it does nothing."""
+        if self._closing:
+            return
+        self.target.start()
+        self._thread.start_once()
 
     # -- the caller's side: cheap, never waits for I/O ------------------------------------------------------
     def submit(
@@ -129,6 +139,8 @@ class Collector(Resource):
         `WorkerFailed` when a thread of the collector has died (see `check`).
         """
         self.check()
+        if not self._thread.started:
+            self.start()  # made without `with`: the first datapoint starts the thread that writes it
         size = (frame.shape[1], frame.shape[0]) if isinstance(frame, np.ndarray) else (frame.width, frame.height)
         prediction = as_prediction(prediction, size, class_names=class_names, model_id=model_id)
         pending = self._sampler.sample(frame, prediction, source=source, frame_id=frame_id, captured_at=captured_at,
@@ -160,6 +172,7 @@ class Collector(Resource):
         """Call `callback` on the collector's thread once every datapoint submitted before has been written to
         the target (durably: a local dataset's record, a remote target's outbox) or refused; never when they are
         not (the collector closed first: a drain timeout, a thread that died)."""
+        self.start()
         with self._cond:
             if not self._closing:
                 self._queue.append(callback)
@@ -252,7 +265,8 @@ class Collector(Resource):
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        if self._thread.started:
+            self._thread.join(timeout)
         if self._thread.is_alive() or self._thread.error is not None:
             reason = "drain_timeout" if self._thread.is_alive() else "collector_failed"
             with self._cond:

@@ -115,6 +115,9 @@ class Pipeline(Resource):
     def start(self) -> None:
         for reader in self._readers:
             reader.check()
+        self.workflow.start()
+        for sink in self._sinks:
+            sink.start()
         self._started_at = time.monotonic()
         for reader in self._readers:
             reader.start()

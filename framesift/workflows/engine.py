@@ -32,7 +32,7 @@ import numpy as np
 from framesift.models.model import GpuModel, Model
 from framesift.models.stub import StubModel
 from framesift.predictions import DetectionPrediction, Prediction, StubPrediction, as_prediction
-from framesift.resources import Resource
+from framesift.resources import Service
 from framesift.stats import CollectorStats
 from framesift.workflows.consensus import Rules, consensus
 from framesift.workflows.definition import (
@@ -127,9 +127,10 @@ class FrameResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-class Workflow(Resource):
-    """A validated definition with its models loaded and its collectors open; owns the collectors, and closes
-    them, then what else it was given to own (`owned`: the limit store they share, their configuration store).
+class Workflow(Service):
+    """A validated definition with its models loaded and its collectors open; owns the collectors, starts them
+    (`start()`: entering it, or the pipeline that runs it), and closes them, then what else it was given to own
+    (`owned`: the limit store they share, their configuration store).
 
     `parameters` are the run's values of the definition's parameters; a source's own (`SourceSpec.parameters`)
     win for that source.
@@ -389,6 +390,11 @@ class Workflow(Resource):
         primary = next((frame_values[f"$steps.{name}.predictions"][0] for name in self._frame_models), None)
         outputs = {output.name: _output(output.selector, frame_values, self) for output in self.definition.outputs}
         return FrameResult(primary if primary is not None else StubPrediction("workflow"), outputs)
+
+    def start(self) -> None:
+        """Start the collectors (their threads, their targets' senders); idempotent."""
+        for collector in self.collectors.values():
+            collector.start()
 
     def when_written(self, callback: Callable[[], None]) -> None:
         """Call `callback` once every collector has written (`Collector.when_written`) what was submitted to it so

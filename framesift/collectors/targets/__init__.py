@@ -23,6 +23,11 @@ class Target(Protocol):
 
     def register(self, datapoint: Datapoint) -> dict[str, Any]: ...
 
+    def start(self) -> None:
+        """Start what delivers the datapoints (a remote target's outbox sender); idempotent. The collector that owns
+        the target calls it when it starts."""
+        ...
+
     def check(self) -> None:
         """Raise `WorkerFailed` when a thread of the target (a remote one's outbox sender) has died."""
         ...

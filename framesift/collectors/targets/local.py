@@ -90,6 +90,9 @@ class LocalDataset(Resource):
         """The records registered so far (see `read_records`)."""
         return read_records(self.root)
 
+    def start(self) -> None:
+        """A local dataset runs no thread: registering writes the record."""
+
     def check(self) -> None:
         """A local dataset runs no thread: nothing can have died."""
 
