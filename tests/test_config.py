@@ -13,6 +13,7 @@ from framesift.collectors.config.schema import (
     load_config,
     parse_config,
 )
+from framesift.collectors.sampling.strategies import strategy_types
 
 
 def valid(**overrides):
@@ -124,8 +125,7 @@ def test_detections_number_based_bounds():
 
 def test_unknown_strategy_type_is_an_error_not_a_skip():
     assert problems(strategy(type="entropy")) == [
-        "sampling_strategies[0]: unknown strategy type 'entropy' (expected one of random, "
-        "close_to_threshold, classes_based, detections_number_based, uncertainty, new_objects)"
+        f"sampling_strategies[0]: unknown strategy type 'entropy' (expected one of {', '.join(strategy_types())})"
     ]
 
 

@@ -26,7 +26,7 @@ from framesift.demo import write_demo_video
 from tests.model_builders import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]  # docs/plugins/ too
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 SKIP = re.compile(r"^<!-- docs-test: skip \((.+)\) -->$")
 BLOCK_TIMEOUT_S = 300.0  # a block's decoding, inference and collection on a loaded 2-core machine, generously

@@ -25,8 +25,8 @@ BELOW: dict[str, frozenset[str]] = {
     "dataset": frozenset(),
     "models": frozenset(),
     "stream": frozenset({"dataset"}),
-    "collectors.config": frozenset(),
-    "collectors.sampling": frozenset({"collectors.config"}),
+    "collectors.config": frozenset({"collectors.sampling"}),  # a configuration's strategies are the registered ones
+    "collectors.sampling": frozenset(),
     "collectors.budgets": frozenset(),
     "collectors.targets": frozenset({"dataset"}),
     "collectors": COLLECTING | {"dataset"},
@@ -118,3 +118,13 @@ def test_the_local_target_serves_only_the_collectors() -> None:
     """The durable-file helpers are `framesift.durable`; a dataset folder's reading is `framesift.dataset`."""
     users = {module for module, targets in GRAPH.items() if "framesift.collectors.targets.local" in targets}
     assert users and all(wing(user) in COLLECTING | {"framesift"} for user in users), users
+
+
+def test_the_wheel_lists_every_package() -> None:
+    """pyproject.toml names each package the wheel holds: a new folder left out would be missing once installed."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(folder.relative_to(PACKAGE.parent).parts) for folder in PACKAGE.rglob("*")
+               if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py"))}
+    assert folders <= listed, f"missing from pyproject.toml's packages: {sorted(folders - listed)}"

@@ -5,9 +5,10 @@ datapoint to a bounded queue without ever waiting; when the queue is full (by co
 is dropped and counted. The collector's thread makes the atomic limit/batch decision, prepares the image and
 registers the datapoint with the target. `close()` drains the queue within a timeout.
 
-The roles: `framesift.collectors.sampler` samples (the policy, the draws, the trackers) on the caller's thread;
-`framesift.collectors.registration` gates near-duplicates, names the batch, decides the budgets and builds the
-datapoint on the collector's thread; the collector holds the queue between them, the thread, and the counters.
+The roles: `framesift.collectors.sampler` samples (the policy, the draws, the strategies' per-source state) on
+the caller's thread; `framesift.collectors.registration` gates near-duplicates, names the batch, decides the
+budgets and builds the datapoint on the collector's thread; the collector holds the queue between them, the
+thread, and the counters.
 
 Making a collector starts nothing: `start()` starts its thread and its target's (a remote target's outbox sender),
 and so does entering it (`with`), a pipeline or workflow that owns it when it starts, and its first `submit` or

@@ -24,7 +24,7 @@ import numpy as np
 
 from framesift.collectors.batches import batch_name
 from framesift.collectors.budgets.limits import BatchCap, Limiter, MemoryLimiter, Outcome
-from framesift.collectors.config.schema import NearDuplicates, NewObjectsStrategy, StrategyConfig
+from framesift.collectors.config.schema import NearDuplicates, StrategyConfig
 from framesift.collectors.images import prepare_image
 from framesift.collectors.sampler import Policy, Sampled
 from framesift.collectors.sampling import signatures
@@ -124,15 +124,16 @@ class Registration:
                         gate: NearDuplicates) -> tuple[dict[str, Any], tuple[StrategyConfig, ...]]:
         """The frame's signature and the distance to the nearest one collected lately from its source (for its
         record), and the matched strategies that may still collect it: all when it is no near-duplicate, else only
-        the `new_objects` ones (a new track is itself the proof that it is no copy: a car entering a wide view
-        changes few bits). The others are counted as rejected; the datapoint too when none is left."""
+        those that `passes_near_duplicates` (`new_objects`: a new track is itself the proof that it is no copy, a
+        car entering a wide view changes few bits). The others are counted as rejected; the datapoint too when none
+        is left."""
         signature = signatures.signature(pending.frame)
         nearest = self._recent.nearest(pending.source, signature, pending.captured_at.timestamp(),
                                        gate.within_s)
         signed = {"signature": f"{signature:016x}", "nearest_distance": nearest}
         if nearest is None or nearest > gate.max_distance:
             return signed, pending.matched
-        kept = tuple(s for s in pending.matched if isinstance(s, NewObjectsStrategy))
+        kept = tuple(s for s in pending.matched if s.passes_near_duplicates)
         with self._lock:
             self._stats.datapoints_rejected_near_duplicate += not kept
             for strategy in pending.matched:

@@ -1,5 +1,6 @@
-"""The collector's sampling, on the caller's thread: the configuration in force (`Policy`), the draws, the
-`new_objects` trackers, and what a sampled frame carries to the collector's thread (`Sampled`).
+"""The collector's sampling, on the caller's thread: the configuration in force (`Policy`), the draws, what the
+strategies keep per source (`new_objects`' trackers), and what a sampled frame carries to the collector's thread
+(`Sampled`).
 
 `Sampler.sample` evaluates the strategies where it is called (microseconds, no I/O, no waiting). A frame known
 by a name (a recording's frame) is drawn with its own generator, seeded by the seed and that name; a frame's draws
@@ -28,14 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from framesift.collectors.budgets.limits import Candidate
-from framesift.collectors.config.schema import (
-    ActiveLearningConfig,
-    NewObjectsStrategy,
-    StrategyConfig,
-    active_learning_disabled_by_env,
-)
-from framesift.collectors.sampling.strategies import Match, Trackers, decided_without_image, matching_strategies
-from framesift.collectors.sampling.tracking import IouTracker
+from framesift.collectors.config.schema import ActiveLearningConfig, StrategyConfig, active_learning_disabled_by_env
+from framesift.collectors.sampling.strategies import Match, SourceStates, decided_without_image, matching_strategies
 from framesift.frames import Drawn
 from framesift.predictions import Prediction, StubPrediction
 
@@ -122,7 +117,7 @@ class Sampler:
                  clock: Callable[[], datetime] = utc_now):
         self.environ = environ
         self.policy = Policy.of(config, environ)  # replaced whole by `reconfigure`: read once per frame
-        self._trackers: dict[str, dict[str, IouTracker]] = {}  # new_objects: source -> strategy -> tracker
+        self._states = SourceStates()  # what strategies keep per source (new_objects' trackers)
         self._rng = random.Random(seed)
         self._seed = random.getrandbits(64) if seed is None else seed  # a replayed frame's own generator's base
         self._rng_lock = threading.Lock()  # sources drawing ahead share the generator with `submit`
@@ -148,10 +143,10 @@ class Sampler:
             policy, found = drawn.policy, drawn.found
         elif known_as is not None:
             found = matching_strategies(policy.strategies, prediction, self._own_generator(known_as),
-                                        self._trackers_of(source))
+                                        self._states.of(source))
         else:
             with self._rng_lock:
-                found = matching_strategies(policy.strategies, prediction, self._rng, self._trackers_of(source))
+                found = matching_strategies(policy.strategies, prediction, self._rng, self._states.of(source))
         if not found:
             return None
         matched = tuple(strategy for strategy, _ in found)
@@ -175,15 +170,3 @@ class Sampler:
     def _own_generator(self, frame: str) -> random.Random:
         """The generator of one frame's draws: seeded by the seed and what the frame is known by."""
         return random.Random(f"{self._seed}\0{frame}")
-
-    def _trackers_of(self, source: str) -> Trackers:
-        """The `new_objects` trackers of a source (one per strategy name; they outlive a reconfiguration)."""
-        by_strategy = self._trackers.setdefault(source, {})
-
-        def tracker(strategy: NewObjectsStrategy) -> IouTracker:
-            if strategy.name not in by_strategy:
-                by_strategy[strategy.name] = IouTracker(strategy.min_iou, strategy.max_missed_frames,
-                                                        strategy.min_frames)
-            return by_strategy[strategy.name]
-
-        return tracker

@@ -3,7 +3,9 @@
 `load_config(path)` reads a JSON or YAML file; `parse_config(data)` validates a mapping. Both raise
 `ConfigError`, whose `problems` list every problem by field path, for example
 `sampling_strategies[1].epsilon: must be <= 1.0`. A file is read as `framesift.documents` reads every
-document (JSON's data only; a key given twice, an alias bomb, a document nested too deeply refused).
+document (JSON's data only; a key given twice, an alias bomb, a document nested too deeply refused). The
+strategies' models are the registered ones (`framesift.collectors.sampling.strategies`, one file each, yours
+too): their types, fields and messages come from there.
 
 Example:
     >>> parse_config({"enabled": False}).enabled
@@ -19,139 +21,50 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     StringConstraints,
     ValidationError,
+    create_model,
     field_validator,
-    model_validator,
 )
 
+from framesift.collectors.sampling.strategies import ClassesBasedStrategy as ClassesBasedStrategy
+from framesift.collectors.sampling.strategies import CloseToThresholdStrategy as CloseToThresholdStrategy
+from framesift.collectors.sampling.strategies import DetectionsNumberBasedStrategy as DetectionsNumberBasedStrategy
+from framesift.collectors.sampling.strategies import Limit as Limit
+from framesift.collectors.sampling.strategies import NewObjectsStrategy as NewObjectsStrategy
+from framesift.collectors.sampling.strategies import Probability as Probability
+from framesift.collectors.sampling.strategies import RandomStrategy as RandomStrategy
+from framesift.collectors.sampling.strategies import Strategy, StrictModel, Tag, registered, strategy_types
+from framesift.collectors.sampling.strategies import UncertaintyStrategy as UncertaintyStrategy
+from framesift.collectors.sampling.strategies.base import LIMIT_WINDOWS as LIMIT_WINDOWS
+from framesift.collectors.sampling.strategies.base import TAG_PATTERN as TAG_PATTERN
+from framesift.collectors.sampling.strategies.registry import strategy_union
 from framesift.documents import TOO_DEEP, quoted, read_document
 from framesift.errors import ConfigError
 
-TAG_PATTERN = r"^[a-zA-Z0-9\-_:/.\[\]<>{}@]{1,64}$"
 BATCH_PREFIX_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$"
-LIMIT_WINDOWS = {"minutely": 60, "hourly": 3600, "daily": 86400}
 REQUIRED_WHEN_ENABLED = ("persist_predictions", "sampling_strategies", "batching_strategy")
 
-Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+_BUILT_WITH = registered()  # the strategies `ActiveLearningConfig` knows (`config_model`: also those added since)
+if TYPE_CHECKING:
+    StrategyConfig: TypeAlias = Strategy
+else:
+    StrategyConfig = strategy_union(_BUILT_WITH)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class Limit(_Strict):
-    """At most `value` datapoints of a strategy in any sliding window of the given length."""
-
-    type: Literal["minutely", "hourly", "daily"]
-    value: Annotated[int, Field(gt=0)]
-
-    @property
-    def window_seconds(self) -> int:
-        return LIMIT_WINDOWS[self.type]
-
-
-class _StrategyBase(_Strict):
-    name: Annotated[str, StringConstraints(min_length=1)]
-    tags: list[Tag] = []
-    limits: list[Limit] = []
-
-
-class RandomStrategy(_StrategyBase):
-    type: Literal["random"]
-    traffic_percentage: Probability
-
-
-class CloseToThresholdStrategy(_StrategyBase):
-    type: Literal["close_to_threshold"]
-    threshold: Probability
-    epsilon: Probability
-    probability: Probability
-    selected_class_names: list[str] | None = None
-    minimum_objects_close_to_threshold: Annotated[int, Field(ge=1)] = 1
-    only_top_classes: bool = True
-
-
-class ClassesBasedStrategy(_StrategyBase):
-    type: Literal["classes_based"]
-    selected_class_names: Annotated[list[str], Field(min_length=1)]
-    probability: Probability
-
-
-class DetectionsNumberBasedStrategy(_StrategyBase):
-    type: Literal["detections_number_based"]
-    probability: Probability
-    selected_class_names: list[str] | None = None
-    more_than: Annotated[int, Field(ge=0)] | None = None
-    less_than: Annotated[int, Field(ge=0)] | None = None
-
-    @model_validator(mode="after")
-    def _bounds_ordered(self) -> DetectionsNumberBasedStrategy:
-        if self.more_than is not None and self.less_than is not None and self.more_than >= self.less_than:
-            raise ValueError("more_than must be smaller than less_than")
-        return self
-
-
-class UncertaintyStrategy(_StrategyBase):
-    """framesift's own: matches on what the model computed before its confidence threshold and NMS — for
-    detection, `minimum_candidates` candidates of eligible classes whose best class score lies in `score_band`
-    (below the threshold too: the objects the model almost missed); for classification, a top-two margin below
-    `max_margin` or a normalised entropy of at least `min_entropy`. Never matches a stub."""
-
-    type: Literal["uncertainty"]
-    probability: Probability
-    score_band: Annotated[list[Probability], Field(min_length=2, max_length=2)] | None = None
-    minimum_candidates: Annotated[int, Field(ge=1)] = 1
-    selected_class_names: list[str] | None = None
-    max_margin: Probability | None = None
-    min_entropy: Probability | None = None
-
-    @model_validator(mode="after")
-    def _something_to_match(self) -> UncertaintyStrategy:
-        if self.score_band is None and self.max_margin is None and self.min_entropy is None:
-            raise ValueError("give score_band (detection), max_margin or min_entropy (classification)")
-        if self.score_band is not None and self.score_band[0] >= self.score_band[1]:
-            raise ValueError("score_band is [low, high] with low < high")
-        return self
-
-
-class NewObjectsStrategy(_StrategyBase):
-    """framesift's own: matches a frame on which an object of an eligible class appears that was not in the
-    previous frames of that source — a new track (`framesift.collectors.sampling.tracking`), reported once, after it was
-    seen `min_frames` frames in a row — so each object that passes is sampled about once."""
-
-    type: Literal["new_objects"]
-    probability: Probability
-    selected_class_names: list[str] | None = None
-    min_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
-    max_missed_frames: Annotated[int, Field(ge=0)] = 30
-    min_frames: Annotated[int, Field(ge=1)] = 2
-
-
-StrategyConfig = Annotated[
-    RandomStrategy | CloseToThresholdStrategy | ClassesBasedStrategy | DetectionsNumberBasedStrategy
-    | UncertaintyStrategy | NewObjectsStrategy,
-    Field(discriminator="type"),
-]
-STRATEGY_TYPES = ("random", "close_to_threshold", "classes_based", "detections_number_based", "uncertainty",
-                  "new_objects")
-
-
-class BatchingStrategy(_Strict):
+class BatchingStrategy(StrictModel):
     batches_name_prefix: Annotated[str, StringConstraints(pattern=BATCH_PREFIX_PATTERN)]
     recreation_interval: Literal["never", "daily", "weekly", "monthly"]
     max_batch_images: Annotated[int, Field(gt=0)] | None = None
 
 
-class NearDuplicates(_Strict):
+class NearDuplicates(StrictModel):
     """framesift's own: a sampled frame whose signature (a 64-bit difference hash of its brightness) lies within
     `max_distance` bits of one collected from the same source in the last `within_s` seconds (among the last
     `memory` collected) is not collected — before any budget is spent."""
@@ -161,7 +74,7 @@ class NearDuplicates(_Strict):
     within_s: Annotated[float, Field(gt=0)] = 600.0
 
 
-class ActiveLearningConfig(_Strict):
+class ActiveLearningConfig(StrictModel):
     """SPEC §1, and framesift's own optional additions (`near_duplicates`). Only `enabled` is required when
     collection is off."""
 
@@ -194,10 +107,11 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
         raise ConfigError([f"(top level): must be a mapping, got {type(data).__name__}"], source)
     problems: list[str] = []
     config = None
+    model = config_model()
     try:
-        config = ActiveLearningConfig.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as error:
-        problems = validation_problems(error, CONFIG_LISTS, CONFIG_PATTERNS, ActiveLearningConfig)
+        problems = validation_problems(error, config_lists(), CONFIG_PATTERNS, model)
     except RecursionError:
         raise ConfigError([TOO_DEEP], source) from None
     if data.get("enabled") is True:
@@ -208,6 +122,21 @@ def parse_config(data: Any, source: str = "configuration") -> ActiveLearningConf
         raise ConfigError(list(dict.fromkeys(problems)), source)
     assert config is not None
     return config
+
+
+def config_model() -> type[ActiveLearningConfig]:
+    """The configuration's model for the strategies registered now: `ActiveLearningConfig`, or (once a strategy
+    was registered after it was made: a plug-in) a subclass whose `sampling_strategies` know them all."""
+    return _model_for(registered())
+
+
+@functools.cache
+def _model_for(strategies: tuple[type[Strategy], ...]) -> type[ActiveLearningConfig]:
+    if strategies == _BUILT_WITH:
+        return ActiveLearningConfig
+    listed: Any = list  # a list of a union made at run time
+    return create_model(ActiveLearningConfig.__name__, __base__=ActiveLearningConfig, __module__=__name__,
+                        sampling_strategies=(listed[strategy_union(strategies)], []))
 
 
 def load_config(path: str | os.PathLike[str]) -> ActiveLearningConfig:
@@ -228,7 +157,11 @@ class Tagged:
     types: tuple[str, ...]
 
 
-CONFIG_LISTS = {"sampling_strategies": Tagged("strategy", STRATEGY_TYPES)}
+def config_lists() -> dict[str, Tagged]:
+    """The configuration's lists of items told apart by `type`: its strategies, of the types registered now."""
+    return {"sampling_strategies": Tagged("strategy", strategy_types())}
+
+
 CONFIG_PATTERNS = {
     "batches_name_prefix": "must be 1-64 characters from A-Z a-z 0-9 - _ . and not start with '.'",
     "tags": "must be 1-64 characters from a-z A-Z 0-9 - _ : / . [ ] < > { } @",
