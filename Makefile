@@ -9,7 +9,7 @@ EXTRA  ?= cpu
 
 .PHONY: setup system-deps label-studio inference-sdk onnxruntime-gpu test demo bench lint clean
 
-# what framesift needs to run (make demo); the tests' and linters' tools come on top, for make setup/test/lint
+# what framesift needs to run (make demo); the tests', linters' and docs' tools come on top, for make setup/test/lint
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(DEV): $(STAMP)
-	$(PY) -m pip install -q -e '.[$(EXTRA),test]'
+	$(PY) -m pip install -q -e '.[$(EXTRA),test,docs]'
 	touch $(DEV)
 
 setup: $(DEV)
@@ -50,6 +50,7 @@ bench: setup system-deps
 lint: setup
 	$(VENV)/bin/ruff check framesift tests benchmarks configs scripts
 	$(VENV)/bin/mypy
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) framesift-demo framesift-data .pytest_cache benchmarks/.work
+	rm -rf $(VENV) framesift-demo framesift-data .pytest_cache benchmarks/.work site

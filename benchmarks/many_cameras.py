@@ -7,8 +7,11 @@ every source is independent (each starts when it connects) and the server costs 
 (its frames were encoded once). Both pipelines read them over RTSP/TCP (the peer's OpenCV through
 `OPENCV_FFMPEG_CAPTURE_OPTIONS=rtsp_transport;tcp`).
 
-Each run is its own process and is measured over a window of `--duration` seconds that opens 2 s after every
-source has had a frame inferred:
+Each run is its own process and is measured over a window of `--duration` seconds (at least 20 s with 4 sources or
+more) that opens 2 s after every source has had a frame inferred, so that a pipeline's start (the peer takes
+3–17 s to start 4–16 cameras) is never inside it; how long the start took is reported beside the window:
+- first prediction: seconds from the launch of the run's process to its first prediction, and to the moment
+  every source had had one (the window opens 2 s later);
 - frames inferred per second: in total, and per source (the mean, and the slowest and fastest source);
 - decoded: both pipelines number the frames they decode per source (`frame_id`), so each source's decoding rate
   is the ids its predictions went through per second between its first and last prediction of the window; shown
@@ -18,20 +21,25 @@ source has had a frame inferred:
 - frame age p50 and p99: from when the frame was decoded to its prediction (framesift: `Frame.received`; the
   peer: `VideoFrame.frame_timestamp`, taken when it grabbed the frame);
 - CPU: the process's CPU time over the window divided by the window (2.0 = both cores of this machine); peak RSS.
-framesift runs with its defaults (`--device cpu`); the peer with `init_with_custom_logic` and its defaults, the
-model called by `peer_runner.UserModel` (a user's OpenCV letterbox and ONNX Runtime session), no collection.
-YOLOv8n is the dynamic-batch export, so that framesift could batch across sources (on the CPU it takes one frame a
-call); the peer's user code runs one frame a call.
+framesift runs with its defaults (`--device cpu`); `framesift-square` feeds a dynamic-size export the 640×640 square
+(as before issue 24's rectangular inputs); `framesift-skip-gops` runs with `--skip-gops`. The peer runs with
+`init_with_custom_logic` and its defaults, the model called by `peer_runner.UserModel` (a user's OpenCV letterbox
+and ONNX Runtime session), no collection. YOLOv8n is the dynamic-batch export, so that framesift could batch across
+sources (on the CPU it takes one frame a call); the peer's user code runs one frame a call.
 
-The machine may be shared: each run waits (up to 2 min) until the rest of the machine uses less than 0.3 of a
-core, and a run during which it used more all the same is made again (twice at most); the JSON line says how much
-it used (`others`, the RTSP server included: about 0.01 core per camera).
+With `--repeats` above 1 the pipelines alternate run by run at each size, and a summary follows the runs: medians
+(min–max) of each pipeline, and framesift's ratios to the others, of the medians, with the range of the ratios of
+runs made side by side (`paired`).
 
-Run: `python benchmarks/many_cameras.py [--sizes 1,2,4,8,16] [--models stub,demo,yolo] [--duration 12]
-[--pipelines framesift,framesift-skip-gops,peer] [--repeats 1] [--quiet-wait 120]`
-(starts its own RTSP server on 127.0.0.1; about 14 min on a quiet machine, with the peer installed by
-`benchmarks/install_peer.sh`). Prints a Markdown section. `--child framesift|peer` is one run, printing one JSON
-line.
+The machine may be shared: each run waits (up to `--quiet-wait` s) until the rest of the machine uses less than 0.3
+of a core, and a run during which it used more all the same is made again (`--attempts` runs at most); the JSON
+line says how much it used (`others`, the RTSP server included: about 0.01 core per camera). Every table names the
+machine (CPU model, cores).
+
+Run: `python benchmarks/many_cameras.py [--sizes 1,2,4,8,16] [--models stub,demo,yolo] [--duration 20]
+[--pipelines framesift,framesift-square,framesift-skip-gops,peer] [--repeats 1] [--quiet-wait 120] [--attempts 3]`
+(starts its own RTSP server on 127.0.0.1; about 20 min on a quiet machine, with the peer installed by
+`benchmarks/install_peer.sh`). Prints a Markdown section. `--child PIPELINE` is one run, printing one JSON line.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import threading
@@ -55,19 +64,22 @@ PEER_PYTHON = HERE / ".peer-venv" / "bin" / "python"
 YOLO = ROOT.parent / "shared" / "models" / "yolov8n-random-dyn.onnx"
 SIZE, FPS = (1280, 720), 30
 SETTLE_S = 2.0  # from every source having a prediction to the window's start
+MIN_WINDOW_S, MANY = 20.0, 4  # the shortest window for MANY sources or more (the peer's start is long and uneven)
 START_LIMIT_S = 40.0  # a source that has had nothing inferred by then is measured as it is
 QUIET_CORES, QUIET_WAIT_S = 0.3, 120.0  # before each run, wait for the machine's other work to fall below this
-PIPELINES = ("framesift", "framesift-skip-gops", "peer")  # framesift-skip-gops: with `--skip-gops`
+PIPELINES = ("framesift", "framesift-square", "framesift-skip-gops", "peer")  # see the docstring
 ATTEMPTS = 3  # a run disturbed by other work all the same (more than QUIET_CORES) is made again, this many times
 
 
 class Meter:
     """What one run measures, fed by the prediction callback (any thread): per source, when each prediction inside
-    the window came and the id of its frame, and every frame's age."""
+    the window came and the id of its frame, and every frame's age. `launched`: when the run's process was launched
+    (`time.monotonic()`'s clock), from which the first predictions are reported."""
 
-    def __init__(self, sources: list[str]):
+    def __init__(self, sources: list[str], launched: float | None = None):
         self._lock = threading.Lock()
         self.sources = sources
+        self.launched = launched
         self.first: dict[str, float] = {}
         self.window: tuple[float, float] | None = None
         self.seen: dict[str, list[tuple[float, int]]] = {s: [] for s in sources}
@@ -114,6 +126,9 @@ class Meter:
                "age_p99": float(np.percentile(self.ages, 99)) if self.ages else None,
                "cpu": (cpu1 - cpu0) / duration, "others": (busy1 - busy0 - (cpu1 - cpu0)) / duration,
                "duration": duration}
+        if self.launched is not None and self.first:
+            out["first_s"] = min(self.first.values()) - self.launched
+            out["all_first_s"] = max(self.first.values()) - self.launched
         if before is not None and after is not None:
             out.update({f"counted_{name}": after.get(name, before.get(name, 0)) - before.get(name, 0)
                         for name in before.keys() | after.keys()})  # a counter gone at the end: nothing counted
@@ -126,16 +141,21 @@ def machine_busy() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # not idle, not waiting for I/O
 
 
+def launched(args: argparse.Namespace) -> float:
+    """When the parent launched this run (`--t0`, `time.time()`), on `time.monotonic()`'s clock."""
+    return time.monotonic() - (time.time() - args.t0)
+
+
 def child_framesift(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from framesift.models import load_model
     from framesift.pipeline.pipeline import Pipeline
     from framesift.stream import SourceOptions, SourceSpec
     model = load_model(args.model, device="cpu", confidence=0.5 if args.model == "demo" else 0.25)
-    if args.square:  # a dynamic-size export fed the 640×640 square, as before issue 24 (benchmarks/rectangular.py)
-        model.fit_frames = False
+    if args.square or args.child == "framesift-square":  # a dynamic-size export fed the 640×640 square, as before
+        model.fit_frames = False  # issue 24 (benchmarks/rectangular.py)
     names = [f"cam{i}" for i in range(args.sources)]
-    meter = Meter(names)
+    meter = Meter(names, launched(args))
     pipeline = Pipeline([SourceSpec(args.url, name) for name in names], model,
                         options=SourceOptions(skip_gops=args.child == "framesift-skip-gops"),
                         on_prediction=[lambda frame, _p: meter.predicted(frame.source, frame.frame_id,
@@ -162,7 +182,7 @@ def child_peer(args: argparse.Namespace) -> dict[str, Any]:
 
     path = {"stub": None, "demo": str(DEMO_MODEL)}.get(args.model, args.model)
     model = UserModel(path, 0.5 if args.model == "demo" else 0.25) if path else None
-    meter = Meter([str(i) for i in range(args.sources)])
+    meter = Meter([str(i) for i in range(args.sources)], launched(args))
 
     def on_video_frame(frames: list[Any]) -> list[Any]:
         return [model(f.image) if model else [] for f in frames]
@@ -221,16 +241,17 @@ def wait_quiet(limit_s: float = QUIET_WAIT_S) -> None:
 
 
 def run_child(pipeline: str, url: str, sources: int, model: str, duration: float,
-              quiet_wait_s: float = QUIET_WAIT_S) -> dict[str, Any] | None:
+              quiet_wait_s: float = QUIET_WAIT_S, attempts: int = ATTEMPTS) -> dict[str, Any] | None:
     if pipeline == "peer" and not PEER_PYTHON.exists():
         return None
     python = str(PEER_PYTHON) if pipeline == "peer" else sys.executable
     env = {**os.environ, "OPENCV_FFMPEG_CAPTURE_OPTIONS": "rtsp_transport;tcp"}
     command = [python, str(Path(__file__).resolve()), "--child", pipeline, "--url", url, "--sources", str(sources),
                "--model", model, "--duration", str(duration)]
-    for _ in range(ATTEMPTS):
+    for _ in range(max(1, attempts)):
         wait_quiet(quiet_wait_s)
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+        done = subprocess.run([*command, "--t0", repr(time.time())], capture_output=True, text=True, cwd=ROOT,
+                              env=env)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -241,24 +262,60 @@ def run_child(pipeline: str, url: str, sources: int, model: str, duration: float
 
 def row(label: str, sources: int, pipeline: str, r: dict[str, Any] | None) -> str:
     if r is None:
-        return f"| {label} | {sources} | {pipeline} | not measured: the peer is not installed |" + " |" * 7
+        return f"| {label} | {sources} | {pipeline} | not measured: the peer is not installed |" + " |" * 9
     sent = FPS * sources * r["duration"]
     started = "" if r["started"] == sources else f" ({sources - r['started']} never inferred)"
     share = r["dropped"] / r["decoded"] if r["decoded"] else 0.0
     return (f"| {label} | {sources} | {pipeline} | {r['fps']:.1f} | {r['fps'] / sources:.2f} "
             f"({r['fps_min']:.2f}–{r['fps_max']:.2f}){started} | {r['dropped']:.0f} ({share:.0%}) | "
             f"{r['decoded'] / sent:.0%} | {_seconds(r['age_p50'])} | {_seconds(r['age_p99'])} | {r['cpu']:.2f} | "
-            f"{r['rss_mib']:.0f} |")
+            f"{r['others']:.2f} | {r['rss_mib']:.0f} | {_seconds(r.get('first_s'), 1)} / "
+            f"{_seconds(r.get('all_first_s'), 1)} |")
 
 
-def _seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+def _seconds(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _spread(values: list[float], digits: int) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def summary(label: str, sources: int, runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Rows of the summary for one model and size: each pipeline's medians (min–max) over its runs, and framesift's
+    ratios to each other pipeline — frames inferred per second (framesift ÷ other) and frame age p50 (other ÷
+    framesift: how many times fresher) — of the medians, with the range of the ratios of runs made side by side."""
+    ours = runs.get("framesift", [])
+    lines = []
+    for pipeline, results in runs.items():
+        if not results:
+            continue
+        fps, ages = [r["fps"] for r in results], [r["age_p50"] for r in results if r["age_p50"] is not None]
+        ratio = fresher = ""
+        if pipeline != "framesift" and ours and ages:
+            pairs = list(zip(ours, results, strict=False))
+            fps_ratios = [a["fps"] / b["fps"] for a, b in pairs if b["fps"]]
+            age_ratios = [b["age_p50"] / a["age_p50"] for a, b in pairs if a["age_p50"] and b["age_p50"]]
+            ours_fps = statistics.median(r["fps"] for r in ours)
+            ours_age = statistics.median(r["age_p50"] for r in ours)
+            if fps_ratios:
+                ratio = (f"{ours_fps / statistics.median(fps):.2f}× (paired {min(fps_ratios):.2f}–"
+                         f"{max(fps_ratios):.2f})")
+            if age_ratios:
+                fresher = (f"{statistics.median(ages) / ours_age:.1f}× (paired {min(age_ratios):.1f}–"
+                           f"{max(age_ratios):.1f})")
+        firsts = [r["first_s"] for r in results if r.get("first_s") is not None]
+        lines.append(f"| {label} | {sources} | {pipeline} | {len(results)} | {_spread(fps, 1)} | "
+                     f"{_spread(ages, 3) if ages else '–'} | {_spread([r['rss_mib'] for r in results], 0)} | "
+                     f"{_spread(firsts, 1) if firsts else '–'} | {ratio} | {fresher} |")
+    return lines
 
 
 def main(sizes: tuple[int, ...] = (1, 2, 4, 8, 16), models: tuple[str, ...] = ("stub", "demo", "yolo"),
-         duration: float = 12.0, pipelines: tuple[str, ...] = ("framesift", "peer"), repeats: int = 1,
-         quiet_wait_s: float = QUIET_WAIT_S) -> str:
+         duration: float = MIN_WINDOW_S, pipelines: tuple[str, ...] = ("framesift", "peer"), repeats: int = 1,
+         quiet_wait_s: float = QUIET_WAIT_S, attempts: int = ATTEMPTS) -> str:
     sys.path.insert(0, str(ROOT))
+    from benchmarks.run import cpu_name
     from tests.servers import RtspServer, free_port
 
     clip = camera_clip()
@@ -267,25 +324,42 @@ def main(sizes: tuple[int, ...] = (1, 2, 4, 8, 16), models: tuple[str, ...] = ("
     server = RtspServer(free_port(), size=(*SIZE, FPS), video=clip)
     server.start()
     lines = ["## Many live cameras on one box (720p at 30 fps each)", "",
-             f"One run of {duration:.0f} s per line, framesift and the peer one after the other on the same cameras "
-             "(`python benchmarks/many_cameras.py`; how each figure is obtained: its docstring). Frame age: from "
-             "decoding to prediction, s; CPU: cores busy (2 = the whole machine); RSS: peak, MiB.", "",
+             f"On {cpu_name()}. One run per line, a window of {duration:.0f} s (at least {MIN_WINDOW_S:.0f} s from "
+             f"{MANY} sources on), the pipelines one after the other on the same cameras (`python "
+             "benchmarks/many_cameras.py`; how each figure is obtained: its docstring). Frame age: from decoding to "
+             "prediction, s; CPU: cores busy (2 = the whole machine); others: cores the rest of the machine used; "
+             "RSS: peak, MiB; first prediction: s from launch to the first, and to every source's first.", "",
              "| model | sources | pipeline | inferred fps, total | per source, mean (min–max) | dropped (share of "
-             "decoded) | decoded ÷ sent | age p50 | age p99 | CPU | RSS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "decoded) | decoded ÷ sent | age p50 | age p99 | CPU | others | RSS | first prediction |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    summaries = []
     try:
         for model in models:
             if model == "yolo" and not YOLO.is_file():
-                lines.append(f"| {labels[model]} | | | not measured: {YOLO} is missing |" + " |" * 7)
+                lines.append(f"| {labels[model]} | | | not measured: {YOLO} is missing |" + " |" * 9)
                 continue
             for sources in sizes:
+                window = max(duration, MIN_WINDOW_S) if sources >= MANY else duration
+                runs: dict[str, list[dict[str, Any]]] = {pipeline: [] for pipeline in pipelines}
                 for _ in range(repeats):
                     for pipeline in pipelines:
-                        result = run_child(pipeline, server.url, sources, paths[model], duration, quiet_wait_s)
+                        result = run_child(pipeline, server.url, sources, paths[model], window, quiet_wait_s,
+                                           attempts)
                         lines.append(row(labels[model], sources, pipeline, result))
                         print(lines[-1], json.dumps(result), file=sys.stderr, flush=True)
+                        if result is not None:
+                            runs[pipeline].append(result)
+                summaries += summary(labels[model], sources, runs)
     finally:
         server.stop()
+    if repeats > 1:
+        lines += ["", f"Summary on {cpu_name()}: median (min–max) of {repeats} runs each, alternating; framesift's "
+                  "ratios to each other pipeline: frames inferred per second (framesift ÷ it) and frame age p50 "
+                  "(it ÷ framesift: times fresher), of the medians, with the range of the ratios of runs made side by "
+                  "side.", "",
+                  "| model | sources | pipeline | runs | inferred fps, total | age p50, s | peak RSS, MiB | "
+                  "first prediction, s | framesift ÷ it, fps | framesift fresher, age p50 |",
+                  "|---|---|---|---|---|---|---|---|---|---|", *summaries]
     return "\n".join(lines) + "\n"
 
 
@@ -295,7 +369,9 @@ if __name__ == "__main__":
     parser.add_argument("--url")
     parser.add_argument("--sources", type=int, default=1)
     parser.add_argument("--model", default="stub")
-    parser.add_argument("--duration", type=float, default=12.0)
+    parser.add_argument("--duration", type=float, default=MIN_WINDOW_S,
+                        help=f"the window, s (at least {MIN_WINDOW_S:.0f} with {MANY} sources or more)")
+    parser.add_argument("--t0", type=float, default=time.time(), help="a child: when it was launched (time.time())")
     parser.add_argument("--square", action="store_true", help="a child: feed a dynamic-size export its square")
     parser.add_argument("--sizes", default="1,2,4,8,16")
     parser.add_argument("--models", default="stub,demo,yolo")
@@ -303,6 +379,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=1, help="runs of each, interleaved")
     parser.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_S,
                         help="seconds to wait at most for the rest of the machine to be quiet before each run")
+    parser.add_argument("--attempts", type=int, default=ATTEMPTS,
+                        help="runs at most of each line while the rest of the machine is busy all the same")
     arguments = parser.parse_args()
     if arguments.child:
         measured = (child_peer if arguments.child == "peer" else child_framesift)(arguments)
@@ -310,4 +388,5 @@ if __name__ == "__main__":
         print(json.dumps(measured))
     else:
         print(main(tuple(int(s) for s in arguments.sizes.split(",")), tuple(arguments.models.split(",")),
-                   arguments.duration, tuple(arguments.pipelines.split(",")), arguments.repeats, arguments.quiet_wait))
+                   arguments.duration, tuple(arguments.pipelines.split(",")), arguments.repeats, arguments.quiet_wait,
+                   arguments.attempts))

@@ -17,19 +17,24 @@ SECTIONS = ["benchmarks.micro", "benchmarks.video_aware", "benchmarks.delivery",
             "benchmarks.models", "benchmarks.sampled_decoding", "benchmarks.suite", "benchmarks.gpu"]
 
 
-def machine() -> str:
-    import av
-    import numpy
-    import onnxruntime
-
+def cpu_name() -> str:
+    """The machine a figure was measured on: its CPU model and cores ("AMD EPYC, 2 cores")."""
     cpu = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def machine() -> str:
+    import av
+    import numpy
+    import onnxruntime
+
     return (f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-            f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}\n"
+            f"- machine: {cpu_name()}, {platform.system()} {platform.release()}\n"
             f"- Python {platform.python_version()}, numpy {numpy.__version__}, PyAV {av.__version__}, "
             f"ONNX Runtime {onnxruntime.__version__}\n")
 

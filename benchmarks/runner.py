@@ -28,6 +28,8 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     from framesift.pipeline.pipeline import Pipeline
     from framesift.stream import SourceOptions
     model = load_model(args.model, device=args.device, confidence=args.confidence)
+    if args.square:  # a dynamic-size export fed the 640×640 square, as before issue 24's rectangular inputs
+        model.fit_frames = False
     collector = None
     work = tempfile.mkdtemp(prefix="framesift-bench-")
     if args.config:
@@ -144,6 +146,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float)
     parser.add_argument("--decode-all", action="store_true", help="decode every frame (pipeline mode)")
     parser.add_argument("--keyframe-draws", action="store_true", help="sampled GOPs give their keyframe (pipeline)")
+    parser.add_argument("--square", action="store_true", help="feed a dynamic-size export its square (pipeline)")
     parser.add_argument("--as-run", action="store_true", help="no prediction callback, as `framesift run` (pipeline)")
     parser.add_argument("--t0", type=float, default=time.time(), help="when the command started (time.time())")
     arguments = parser.parse_args()

@@ -2,7 +2,9 @@
 latency and memory. Every run is its own process; figures are medians with min–max over `--repeats` runs, and
 each ratio compares runs made side by side in this one invocation, interleaved (a, b, a, b, ...).
 
-Run: `python benchmarks/suite.py [--repeats 3] [--yolo PATH]` (part of `make bench`). Prints Markdown.
+Run: `python benchmarks/suite.py [--repeats 3] [--yolo PATH]
+[--sections collection,overlap,peer,handloop,latency,memory]` (part of `make bench`). Prints Markdown; every
+section names the machine (CPU model, cores).
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ ROOT = HERE.parent
 WORK = HERE / ".work"
 PEER_PYTHON = HERE / ".peer-venv" / "bin" / "python"
 YOLO = ROOT.parent / "shared" / "models" / "yolov8n-random-static.onnx"
+YOLO_DYNAMIC = ROOT.parent / "shared" / "models" / "yolov8n-random-dyn.onnx"  # fed 640×384 on 16:9 (issue 24)
+SECTIONS = ("collection", "overlap", "peer", "handloop", "latency", "memory")
 SIZES = {"480p": (640, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import cpu_name  # noqa: E402
 
 
 def video(name: str, size: tuple[int, int], frames: int) -> str:
@@ -89,18 +95,33 @@ def ratio(a: dict, b: dict, key: str = "fps") -> str:
     return f"{a[key][0] / b[key][0]:.2f}" if a.get(key) and b.get(key) else "–"
 
 
-def main(repeats: int = 3, yolo: Path = YOLO) -> str:
+def main(repeats: int = 3, yolo: Path = YOLO, sections: tuple[str, ...] = SECTIONS) -> str:
     from framesift.models import ModelError  # noqa: F401 - fail early if the package is missing
 
     WORK.mkdir(exist_ok=True)
     clips = {name: video(f"clip-{name}", size, 300) for name, size in SIZES.items()}
-    long_clip = video("long-480p", SIZES["480p"], 3000)
     cfg = {name: str(HERE / "configs" / f"{name}.yaml") for name in ("realistic", "stress", "bootstrap")}
     yolo_model = str(yolo) if yolo.is_file() else None
-    out = [f"## End to end ({repeats} runs each; fps median (min–max))", ""]
+    out = [f"## End to end ({repeats} runs each; fps median (min–max); {cpu_name()})", ""]
+    if "collection" in sections:
+        out += collection(repeats, clips, cfg, yolo_model)
+    if "overlap" in sections:
+        out += overlap(repeats, clips, yolo_model)
+    if "peer" in sections:
+        out += against_peer(repeats, clips, cfg, yolo_model)
+    if "handloop" in sections and yolo_model:
+        out += handloop(repeats, clips, cfg, yolo_model)
+    if "latency" in sections:
+        out += ["", "### 5. Live latency: a 30 fps source, a model slower than that (YOLOv8n or the demo model, 480p)",
+                ""]
+        out += live_latency(repeats, yolo_model or "demo")
+    if "memory" in sections:
+        out += memory(repeats, clips, cfg)
+    return "\n".join(out) + "\n"
 
-    # 1. the cost of collection -------------------------------------------------------------------------------
-    out += ["### 1. Cost of collection (1080p, 300 frames)", "",
+
+def collection(repeats: int, clips: dict[str, str], cfg: dict[str, str], yolo_model: str | None) -> list[str]:
+    out = ["### 1. Cost of collection (1080p, 300 frames)", "",
             "| model | run | fps | sampled | registered | dropped (counted) | ratio to no collection | target |",
             "|---|---|---|---|---|---|---|---|"]
     for model in ("demo", yolo_model):
@@ -116,9 +137,11 @@ def main(repeats: int = 3, yolo: Path = YOLO) -> str:
             out.append(f"| {Path(model).stem} | {name} | {f(run['fps'])} | {f(run['datapoints_sampled'], 0)} | "
                        f"{f(run['datapoints_registered'], 0)} | {f(run['datapoints_dropped'], 0)} | "
                        f"{ratio(run, base)} | {target} |")
+    return out
 
-    # 2. overlap of stages ------------------------------------------------------------------------------------
-    out += ["", "### 2. Overlap of stages (1080p)", "",
+
+def overlap(repeats: int, clips: dict[str, str], yolo_model: str | None) -> list[str]:
+    out = ["", "### 2. Overlap of stages (1080p)", "",
             "| model | decode only | model only (with preprocessing) | full pipeline | pipeline ÷ min(stages) |",
             "|---|---|---|---|---|"]
     for model in ("demo", yolo_model):
@@ -131,53 +154,60 @@ def main(repeats: int = 3, yolo: Path = YOLO) -> str:
         slowest = min(decode["fps"][0], alone["fps"][0])
         out.append(f"| {Path(model).stem} | {f(decode['fps'])} | {f(alone['fps'])} | {f(full['fps'])} | "
                    f"{full['fps'][0] / slowest:.2f} (target ≥ 0.95) |")
+    return out
 
-    # 3. against the peer -------------------------------------------------------------------------------------
-    out += ["", "### 3. Against Roboflow Inference's InferencePipeline (1080p, 300 frames)", ""]
+
+def against_peer(repeats: int, clips: dict[str, str], cfg: dict[str, str], yolo_model: str | None) -> list[str]:
+    """framesift and the peer replaying the 1080p file, timed from each pipeline's start to its end (the first
+    prediction, imports included, reported apart). The dynamic-size YOLOv8n export is also run fed its 640×640
+    square (`--square`: framesift before issue 24's rectangular inputs; the peer's user code feeds it that too)."""
+    out = ["", "### 3. Against Roboflow Inference's InferencePipeline (1080p, 300 frames)", ""]
     if not PEER_PYTHON.exists():
-        out.append("Not measured: the peer is not installed (`benchmarks/install_peer.sh`).")
-    else:
-        out += ["| case | framesift fps | peer fps | ratio | target | framesift first prediction (s) | "
-                "peer first prediction (s) | framesift peak RSS (MiB) | peer peak RSS (MiB) |",
-                "|---|---|---|---|---|---|---|---|---|"]
-        cases = [("bootstrapping: stub, random 1 %, every frame decoded", "stub", cfg["bootstrap"], "≥ 2.0"),
-                 ("light model: demo", "demo", cfg["realistic"], "≥ 1.5")]
-        if yolo_model:
-            cases.append(("YOLOv8n export", yolo_model, cfg["realistic"], "≥ 1.1"))
-        for label, model, config, target in cases:
-            runs = measure_together({
-                "ours": framesift("pipeline", clips["1080p"], model=model, config=config),
-                "theirs": peer(clips["1080p"], model=model, sample=0.01 if model == "stub" else 0.1)}, repeats)
-            ours, theirs = runs["ours"], runs["theirs"]
-            out.append(f"| {label} | {f(ours['fps'])} | {f(theirs['fps'])} | {ratio(ours, theirs)} | {target} | "
-                       f"{f(ours['first_prediction_s'], 2)} | {f(theirs['first_prediction_s'], 2)} | "
-                       f"{f(ours['rss_mib'], 0)} | {f(theirs['rss_mib'], 0)} |")
-        out += ["", f"Installed size: framesift's environment {_du(ROOT / '.venv')}, "
-                    f"the peer's {_du(HERE / '.peer-venv')}."]
-
-    # 4. against a hand-written loop --------------------------------------------------------------------------
+        return [*out, "Not measured: the peer is not installed (`benchmarks/install_peer.sh`)."]
+    out += ["| case | framesift fps | peer fps | ratio | target | framesift first prediction (s) | "
+            "peer first prediction (s) | framesift peak RSS (MiB) | peer peak RSS (MiB) | framesift fed the square: "
+            "fps | framesift ÷ fed the square |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    cases = [("bootstrapping: stub, random 1 %, every frame decoded", "stub", cfg["bootstrap"], "≥ 2.0"),
+             ("light model: demo", "demo", cfg["realistic"], "≥ 1.5")]
     if yolo_model:
-        out += ["", "### 4. Against a hand-written OpenCV + ONNX Runtime loop (YOLOv8n, realistic config, 1080p)", "",
-                "| run | fps | ratio | target |", "|---|---|---|---|"]
+        cases.append(("YOLOv8n export", yolo_model, cfg["realistic"], "≥ 1.1"))
+    if YOLO_DYNAMIC.is_file():
+        cases.append(("YOLOv8n dynamic-size export (640×384)", str(YOLO_DYNAMIC), cfg["realistic"], "≥ 1.1"))
+    for label, model, config, target in cases:
+        square = model == str(YOLO_DYNAMIC)
         runs = measure_together({
-            "hand": framesift("handloop", clips["1080p"], model=yolo_model),
-            "ours": framesift("pipeline", clips["1080p"], model=yolo_model, config=cfg["realistic"])}, repeats)
-        hand, ours = runs["hand"], runs["ours"]
-        out += [f"| hand-written loop | {f(hand['fps'])} | 1.00 | |",
-                f"| framesift | {f(ours['fps'])} | {ratio(ours, hand)} | ≥ 1.2 |"]
+            "ours": framesift("pipeline", clips["1080p"], model=model, config=config),
+            "square": framesift("pipeline", clips["1080p"], model=model, config=config, square=True)
+            if square else None,
+            "theirs": peer(clips["1080p"], model=model, sample=0.01 if model == "stub" else 0.1)}, repeats)
+        ours, theirs, before = runs["ours"], runs["theirs"], runs.get("square")
+        out.append(f"| {label} | {f(ours['fps'])} | {f(theirs['fps'])} | {ratio(ours, theirs)} | {target} | "
+                   f"{f(ours['first_prediction_s'], 2)} | {f(theirs['first_prediction_s'], 2)} | "
+                   f"{f(ours['rss_mib'], 0)} | {f(theirs['rss_mib'], 0)} | "
+                   f"{f(before['fps']) if before else '–'} | {ratio(ours, before) if before else '–'} |")
+    return [*out, "", f"Installed size: framesift's environment {_du(ROOT / '.venv')}, "
+                      f"the peer's {_du(HERE / '.peer-venv')}."]
 
-    # 5. live latency -----------------------------------------------------------------------------------------
-    out += ["", "### 5. Live latency: a 30 fps source, a model slower than that (YOLOv8n or the demo model, 480p)", ""]
-    out += live_latency(repeats, yolo_model or "demo")
 
-    # 6. memory -----------------------------------------------------------------------------------------------
-    out += ["", "### 6. Memory: peak RSS with the realistic configuration (demo model, 480p)", "",
-            "| video | frames | peak RSS (MiB) |", "|---|---|---|"]
+def handloop(repeats: int, clips: dict[str, str], cfg: dict[str, str], yolo_model: str) -> list[str]:
+    out = ["", "### 4. Against a hand-written OpenCV + ONNX Runtime loop (YOLOv8n, realistic config, 1080p)", "",
+           "| run | fps | ratio | target |", "|---|---|---|---|"]
+    runs = measure_together({
+        "hand": framesift("handloop", clips["1080p"], model=yolo_model),
+        "ours": framesift("pipeline", clips["1080p"], model=yolo_model, config=cfg["realistic"])}, repeats)
+    hand, ours = runs["hand"], runs["ours"]
+    return [*out, f"| hand-written loop | {f(hand['fps'])} | 1.00 | |",
+            f"| framesift | {f(ours['fps'])} | {ratio(ours, hand)} | ≥ 1.2 |"]
+
+
+def memory(repeats: int, clips: dict[str, str], cfg: dict[str, str]) -> list[str]:
+    long_clip = video("long-480p", SIZES["480p"], 3000)
+    out = ["", "### 6. Memory: peak RSS with the realistic configuration (demo model, 480p)", "",
+           "| video | frames | peak RSS (MiB) |", "|---|---|---|"]
     runs = measure_together({label: framesift("pipeline", clip, model="demo", config=cfg["realistic"])
                              for label, clip in (("300 frames", clips["480p"]), ("3000 frames", long_clip))}, repeats)
-    for label, run in runs.items():
-        out.append(f"| {label} | {f(run['frames'], 0)} | {f(run['rss_mib'], 0)} |")
-    return "\n".join(out) + "\n"
+    return [*out, *(f"| {label} | {f(run['frames'], 0)} | {f(run['rss_mib'], 0)} |" for label, run in runs.items())]
 
 
 def live_latency(repeats: int, model: str) -> list[str]:
@@ -217,5 +247,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--yolo", type=Path, default=YOLO)
+    parser.add_argument("--sections", default=",".join(SECTIONS))
     arguments = parser.parse_args()
-    print(main(arguments.repeats, arguments.yolo))
+    print(main(arguments.repeats, arguments.yolo, tuple(arguments.sections.split(","))))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
     from framesift.collectors.targets.local import LocalDataset
     from framesift.collectors.targets.outbox import Outbox, describe
     from framesift.collectors.targets.roboflow import RoboflowTarget
+    from framesift.collectors.targets.schemes import Opening, TargetSpec, register_target
     from framesift.dataset.export import ExportResult, export_dataset
     from framesift.dataset.labelstudio_tasks import Labels
     from framesift.dataset.records import read_records
@@ -61,7 +62,8 @@ if TYPE_CHECKING:  # the public names; `_EXPORTS` below says where each lives (a
         prediction_from_json,
     )
     from framesift.report import Report, write_report
-    from framesift.runner import RunOptions, build_pipeline, run
+    from framesift.run_options import RunOptions
+    from framesift.runner import RunSummary, build_pipeline, run
     from framesift.signals import StopSignals
     from framesift.stats import CollectorStats, OutboxStats, SinkStats, SourceStats, StrategyStats, StreamStats
     from framesift.stream.sources import SourceOptions
@@ -81,6 +83,7 @@ _EXPORTS = {
     "framesift.dataset.records": ["read_records"],
     "framesift.collectors.targets.outbox": ["Outbox", "describe"],
     "framesift.collectors.targets.roboflow": ["RoboflowTarget"],
+    "framesift.collectors.targets.schemes": ["Opening", "TargetSpec", "register_target"],
     "framesift.errors": ["CollectionFailed", "ConfigError", "DeliveryError", "FramesiftError", "InputError",
                          "LimitStoreError", "ModelError", "OutboxFull", "OutboxInUse", "PermanentError",
                          "RetryableError", "SourceError", "TargetError", "WorkerFailed"],
@@ -89,7 +92,8 @@ _EXPORTS = {
     "framesift.predictions": ["ClassificationPrediction", "DetectionPrediction", "Prediction", "StubPrediction",
                               "as_prediction", "prediction_from_json"],
     "framesift.report": ["Report", "write_report"],
-    "framesift.runner": ["RunOptions", "build_pipeline", "run"],
+    "framesift.run_options": ["RunOptions"],
+    "framesift.runner": ["RunSummary", "build_pipeline", "run"],
     "framesift.signals": ["StopSignals"],
     "framesift.stats": ["CollectorStats", "OutboxStats", "SinkStats", "SourceStats", "StrategyStats", "StreamStats"],
     "framesift.observe.exposition": ["MetricsServer"],

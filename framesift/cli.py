@@ -11,10 +11,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from framesift import defaults
 from framesift.errors import CollectionFailed, FramesiftError, InputError, NeverConnected
+from framesift.options import Command, Option, declared
+from framesift.run_options import RUN, RunOptions
+from framesift.serve_options import SERVE, ServeOptions
 from framesift.signals import StopSignals
+
+Options = TypeVar("Options")
 
 EXIT_OK, EXIT_FAILURE = 0, 1  # and 2 (InputError), 3 (NeverConnected): the errors carry their codes
 DESCRIPTION = """Edge active learning on live video: framesift reads cameras (RTSP, RTMP, HLS, webcams) or recordings,
@@ -29,8 +35,6 @@ EPILOG = """examples:
 
 Each command has its own --help. Exit codes: 0 done, 2 bad input, 3 a live source never connected during a
 --duration run, 1 another failure."""
-MODELS_HELP = ("the models folder: a model id is its file <id>.onnx there (<project>/<version>.onnx, "
-               "yolov8n-640.onnx; default: $XDG_DATA_HOME/framesift/models, else ~/.local/share/framesift/models)")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="framesift", description=DESCRIPTION, epilog=EPILOG,
@@ -39,87 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print framesift's, ONNX Runtime's and Python's versions")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="read sources, run the model, collect the frames worth labeling")
-    run.add_argument("sources", nargs="+", metavar="SOURCE",
-                     help="video file, folder or glob of recordings ('rec/**/*.mp4'), rtsp:// rtmp:// http(s):// URL, "
-                          "or webcam (/dev/videoN or an index)")
-    run.add_argument("--model", help="PATH.onnx, a model id found in --models (<project>/<version>, yolov8n-640), "
-                                     "'demo' (the bundled model), stub or stub:<task type>")
-    run.add_argument("--workflow", metavar="FILE",
-                     help="a workflow definition (JSON or YAML): models, crops, filters and collector steps, instead "
-                          "of --model and --al-config")
-    run.add_argument("--param", action="append", default=[], metavar="[SOURCE:]NAME=VALUE",
-                     help="a workflow parameter, for every source or for one (repeatable)")
-    run.add_argument("--models", metavar="DIR", help=MODELS_HELP)
-    run.add_argument("--model-id", help="the id recorded with predictions (default: the model id, else the file's "
-                                        "name)")
-    run.add_argument("--classes", help="class names, one per line (default: the model's metadata)")
-    run.add_argument("--al-config", metavar="FILE|NAME|STORE",
-                     help="the active-learning configuration: a JSON or YAML file, a bundled one by name "
-                          "(realistic; see framesift config example), or the store the fleet follows "
-                          "(redis://host:port/db, roboflow:<workspace>); followed live; none: no collection")
-    run.add_argument("--config-refresh", type=float, default=60.0, metavar="S",
-                     help="seconds between reads of a store that announces no change (the Roboflow API; 60)")
-    run.add_argument("--config-cache", metavar="DIR",
-                     help="where the last configuration known from a store is kept, to start without it "
-                          "(default ~/.cache/framesift/configs)")
-    run.add_argument("--target", default="framesift-data",
-                     help="dataset folder (default: ./framesift-data), roboflow:<dataset> or labelstudio:<project>; "
-                          "with a workflow: a folder of datasets, roboflow: or labelstudio:")
-    run.add_argument("--api-key", help="the remote target's API key (default: ROBOFLOW_API_KEY or "
-                                       "LABEL_STUDIO_API_KEY; for Roboflow the configuration's "
-                                       "target_dataset_api_key wins)")
-    run.add_argument("--outbox", default="framesift-outbox", help="folder of remote targets' outboxes")
-    run.add_argument("--outbox-max-bytes", type=int, default=1 << 30,
-                     help="refuse (and count) new datapoints past this many bytes pending (default 1 GiB)")
-    run.add_argument("--redis", help="redis://host:port/db to share budgets across processes and machines")
-    run.add_argument("--replay-lease", type=float, default=30.0, metavar="S",
-                     help="with --redis, boxes given the same archive share its recordings: seconds a box that "
-                          "stopped answering keeps one before another takes it over (default 30)")
-    run.add_argument("--redis-fallback", choices=("pause", "memory"), default="pause",
-                     help="while Redis is unreachable: collect nothing (pause) or use local budgets (memory)")
-    run.add_argument("--source-name", action="append", default=[], metavar="NAME",
-                     help="name the sources in order (default: source0, source1, ...)")
-    run.add_argument("--device", default="auto",
-                     help="where models run: auto (TensorRT, else CUDA, else the CPU: the first that loads), cpu, "
-                          "cuda, tensorrt, cuda:N or tensorrt:N (GPU N), or N alone (cuda:N)")
-    run.add_argument("--confidence", "--conf", type=float, default=0.25,
-                     help="the model's confidence threshold (0.25; --conf as in Ultralytics)")
-    run.add_argument("--iou", type=float, default=0.45)
-    run.add_argument("--max-fps", type=float, help="at most N frames per second from EACH source")
-    run.add_argument("--realtime", action="store_true", help="pace files at their frame rate (they behave as live)")
-    run.add_argument("--wall-clock", action="store_true",
-                     help="files replayed fast keep the wall clock: budgets, batches and captured_at follow the "
-                          "replay, not the recording's own time")
-    run.add_argument("--start-time", metavar="ISO",
-                     help="when the recording began (2026-11-20T08:00:00Z), instead of its creation_time tag or "
-                          "its modification time less its duration")
-    run.add_argument("--loop", action="store_true", help="restart files at their end (on the wall clock)")
-    run.add_argument("--decode-all", action="store_true",
-                     help="decode every frame of a replayed file even when the sampling does not look at images "
-                          "(by default only the GOPs of sampled frames are decoded)")
-    run.add_argument("--skip-gops", action="store_true",
-                     help="a live camera's GOPs that the model will take no frame of are decoded keyframe only "
-                          "(opt-in: not yet shown to pay; see the README)")
-    run.add_argument("--keyframe-draws", action="store_true",
-                     help="replaying with the stub model and random sampling: a GOP with a sampled frame gives its "
-                          "keyframe instead, decoded alone (pays on long GOPs; by default the frames drawn are "
-                          "collected)")
-    run.add_argument("--max-frames", type=int, help="stop each source after N frames")
-    run.add_argument("--duration", type=float, help="stop after S seconds")
-    run.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
-    run.add_argument("--seed", type=int, help="make every sampling draw reproducible")
-    run.add_argument("--predictions", help="write one JSON line per inferred frame to this file")
-    run.add_argument("--save-video", help="write the annotated frames to this MP4 file")
-    run.add_argument("--summary", help="write the counters as JSON to this file at exit")
-    run.add_argument("--drain-timeout", type=float, default=10.0,
-                     help="seconds to write queued datapoints at the end (default 10)")
-    run.add_argument("--metrics-port", type=int,
-                     help="serve Prometheus metrics (/metrics) and the live page (/live) on this port")
-    run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
-    run.add_argument("--status-interval", type=float, default=60.0, metavar="S",
-                     help="seconds between status lines when stderr is not a terminal (default 60)")
+    _command_parser(commands, RUN)
 
     validate = commands.add_parser("validate", help="check an active-learning configuration or a workflow file")
     validate.add_argument("file", help="JSON or YAML configuration or workflow definition")
@@ -157,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = replay_actions.add_parser("status", help="recordings done, claimed and left, the fleet's frames a "
                                                       "second, the estimated end, which box holds what")
     status.add_argument("--redis", required=True, help="the fleet's redis://host:port/db")
-    status.add_argument("--target", default="framesift-data", help="the fleet's --target (default: "
-                                                                   "./framesift-data)")
+    status.add_argument("--target", default=defaults.TARGET, help="the fleet's --target (default: ./%(default)s)")
     status.add_argument("--json", action="store_true", help="print it as JSON")
 
     export = commands.add_parser("export", help="turn a collected dataset into COCO, YOLO, Pascal VOC or Label "
@@ -183,46 +106,42 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--summary", metavar="FILE", help="a run's --summary file: adds what it did not collect")
     report.add_argument("--al-config", metavar="FILE",
                         help="the configuration the run used: adds budget use against each strategy's limits")
-    _serve_parser(commands)
+    _command_parser(commands, SERVE)
     return parser
 
 
-def _serve_parser(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="the inference HTTP API Roboflow's inference_sdk client talks to, "
-                                              "collecting from every request")
-    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=9001, help="the port (default 9001, as Roboflow's server)")
-    serve.add_argument("--models", metavar="DIR", help=MODELS_HELP)
-    serve.add_argument("--stub-task", action="append", default=[], metavar="[DATASET=]TASK",
-                       help="the task type of <dataset>/0, the null model (default object-detection; repeatable)")
-    serve.add_argument("--device", default="auto", help="where models run, as for run")
-    serve.add_argument("--confidence", type=float, default=0.25, help="a request's default confidence")
-    serve.add_argument("--iou", type=float, default=0.45, help="a request's default IoU threshold")
-    serve.add_argument("--al-config", metavar="FILE|STORE",
-                       help="the configuration of each dataset: a file, redis://host:port/db or roboflow:<workspace>; "
-                            "followed live; none: no collection")
-    serve.add_argument("--target", default="framesift-data",
-                       help="a folder of datasets (default ./framesift-data), roboflow: or labelstudio:")
-    serve.add_argument("--api-key", help="the remote target's API key (default: ROBOFLOW_API_KEY or "
-                                         "LABEL_STUDIO_API_KEY)")
-    serve.add_argument("--outbox", default="framesift-outbox", help="folder of remote targets' outboxes")
-    serve.add_argument("--outbox-max-bytes", type=int, default=1 << 30)
-    serve.add_argument("--redis", help="redis://host:port/db: budgets shared with every run and serve on it")
-    serve.add_argument("--redis-fallback", choices=("pause", "memory"), default="pause")
-    serve.add_argument("--seed", type=int)
-    serve.add_argument("--config-cache", metavar="DIR")
-    serve.add_argument("--config-refresh", type=float, default=60.0, metavar="S")
-    serve.add_argument("--max-datasets", type=int, default=64, help="datasets collected at once (default 64)")
-    serve.add_argument("--dataset", action="append", default=[], metavar="NAME",
-                       help="open this dataset's collector at start, not at its first request: what its remote "
-                            "target's outbox holds from an earlier run is delivered at once (repeatable)")
-    serve.add_argument("--max-pending", type=int, default=64,
-                       help="requests waiting for the model; more are answered 503 (default 64)")
-    serve.add_argument("--batch-wait", type=float, metavar="S",
-                       help="how long a request waits for others to share its model call (default 0.002 on a GPU, "
-                            "0 on the CPU)")
-    serve.add_argument("--max-body-bytes", type=int, default=32 << 20, help="larger requests: 413 (default 32 MiB)")
-    serve.add_argument("--drain-timeout", type=float, default=10.0)
+def _command_parser(commands: argparse._SubParsersAction, command: Command) -> None:
+    """A command whose options `framesift.options` declares: each under its group's heading (but those of the Python
+    API alone), with examples at the end."""
+    examples = "".join(f"  {example}\n      {what}\n" for example, what in command.examples)
+    parser = commands.add_parser(command.name, help=command.about,
+                                 description=command.about[0].upper() + command.about[1:] + ".",
+                                 epilog=f"examples:\n{examples}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    groups = {name: parser.add_argument_group(name, about) for name, about in command.groups.items()}
+    for each in command.declared:
+        if not each.python_only:
+            spellings = (each.name,) if each.positional else each.flags
+            groups[each.group].add_argument(*spellings, **_argument(each))
+
+
+def _argument(declared: Option) -> dict[str, Any]:
+    """What `add_argument` is told of a declared option: its kind (a switch, repeatable, a typed value), its
+    destination (the `RunOptions` field) and default, and its help with the default."""
+    argument: dict[str, Any] = {"help": declared.described().replace("%", "%%")}
+    if declared.positional:
+        argument["nargs"] = "+" if declared.many else None
+    else:
+        argument.update(dest=declared.name, default=declared.default)
+    if declared.kind is bool:
+        argument["action"] = "store_true"
+    elif declared.many and not declared.positional:
+        argument["action"] = "append"
+    elif declared.kind is not str:
+        argument["type"] = declared.kind
+    for name in ("metavar", "choices"):
+        if getattr(declared, name) is not None:
+            argument[name] = getattr(declared, name)
+    return argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,35 +167,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"{type(error).__name__}: {error}", EXIT_FAILURE)
 
 
-def _run(args: argparse.Namespace, signals: StopSignals) -> int:
-    from framesift.runner import RunOptions, run
+def options_of(args: argparse.Namespace) -> RunOptions:
+    """The `RunOptions` of a parsed `framesift run` command line."""
+    return parsed(RunOptions, args)
 
-    options = RunOptions(**{k: v for k, v in vars(args).items() if k in RunOptions.__dataclass_fields__})
+
+def parsed(options: type[Options], args: argparse.Namespace) -> Options:
+    """The options dataclass of a parsed command line: its destinations are the fields' names (every field but the
+    Python API's alone, left at its default)."""
+    return options(**{each.name: getattr(args, each.name) for each in declared(options) if not each.python_only})
+
+
+def _run(args: argparse.Namespace, signals: StopSignals) -> int:
+    from framesift.runner import run
+
+    options = options_of(args)
     summary = run(options, stop=signals.event)
-    collected = (f"collected {summary['datapoints_registered']} datapoints into {args.target}"
-                 if args.al_config or args.workflow else "no collection (no --al-config)")
-    outbox = summary.get("target")
-    if outbox:
-        collected += f" ({outbox['delivered']} delivered, {outbox['pending']} pending, {outbox['dead']} dead"
-        collected += f": framesift outbox {outbox['outbox']})" if outbox["pending"] or outbox["dead"] else ")"
-    unsampled = summary.get("frames_unsampled")
-    passed = f", passed over {unsampled} unsampled ones" if unsampled else ""
-    print(f"inferred {summary['frames_inferred']} frames{passed}, dropped {summary['frames_dropped']}; {collected}",
+    stream, collected = summary.stats, summary.collected
+    said = (f"collected {collected.datapoints_registered} datapoints into {options.target}"
+            if options.al_config or options.workflow else "no collection (no --al-config)")
+    outbox = collected.target
+    if outbox is not None:
+        said += f" ({outbox.delivered} delivered, {outbox.pending} pending, {outbox.dead} dead"
+        said += f": framesift outbox {outbox.outbox})" if outbox.pending or outbox.dead else ")"
+    passed = f", passed over {stream.frames_unsampled} unsampled ones" if stream.frames_unsampled else ""
+    print(f"inferred {stream.frames_inferred} frames{passed}, dropped {stream.frames_dropped}; {said}",
           file=sys.stderr)
-    if summary["limit_store_unavailable_decisions"]:
-        print(f"framesift: {summary['limit_store_unavailable_decisions']} limit decisions were made without Redis "
-              f"({summary['limit_store_error']})", file=sys.stderr)
-    if "unwritten" in summary:
-        print(f"framesift: {summary['unwritten']}", file=sys.stderr)
-    names = args.source_name or [f"source{i}" for i in range(len(args.sources))]
-    never = [f"{name} ({url})" for name, url in zip(names, args.sources, strict=True)
-             if not summary["sources"].get(name, {}).get("ever_connected", True)]
-    if never and args.duration is not None:
-        raise NeverConnected(f"{' and '.join(never)} never connected in {args.duration:g} s: check the URL")
-    if summary["datapoints_failed"]:
-        raise CollectionFailed(f"{summary['datapoints_failed']} datapoints could not be written (the last: "
-                               f"{summary['last_failure']})")
-    return EXIT_FAILURE if "unwritten" in summary else EXIT_OK
+    if collected.limit_store_unavailable_decisions:
+        print(f"framesift: {collected.limit_store_unavailable_decisions} limit decisions were made without Redis "
+              f"({collected.limit_store_error})", file=sys.stderr)
+    if summary.unwritten is not None:
+        print(f"framesift: {summary.unwritten}", file=sys.stderr)
+    never = [f"{name} ({url})" for name, url in zip(options.source_names(), options.sources, strict=True)
+             if name in stream.sources and not stream.sources[name].ever_connected]
+    if never and options.duration is not None:
+        raise NeverConnected(f"{' and '.join(never)} never connected in {options.duration:g} s: check the URL")
+    if collected.datapoints_failed:
+        raise CollectionFailed(f"{collected.datapoints_failed} datapoints could not be written (the last: "
+                               f"{collected.last_failure})")
+    return EXIT_FAILURE if summary.unwritten is not None else EXIT_OK
 
 
 def _validate(args: argparse.Namespace, signals: StopSignals) -> int:
@@ -314,10 +243,10 @@ def _demo(args: argparse.Namespace, signals: StopSignals) -> int:
     from framesift.report.page import REPORT
 
     summary = run_demo(args.out, stop=signals.event)
-    print(f"framesift demo: the bundled shape detector ran on {summary['frames_inferred']} frames of "
+    strategies = ", ".join(f"{name}: {counts.registered}" for name, counts in summary.collected.strategies.items())
+    print(f"framesift demo: the bundled shape detector ran on {summary.stats.frames_inferred} frames of "
           f"{args.out}/sample.mp4")
-    print(f"collected {summary['datapoints_registered']} datapoints "
-          f"({', '.join(f'{k}: {v}' for k, v in summary['strategies'].items())}) into {args.out}/dataset")
+    print(f"collected {summary.collected.datapoints_registered} datapoints ({strategies}) into {args.out}/dataset")
     print(f"  records:     {args.out}/dataset/datapoints.jsonl")
     print(f"  images:      {args.out}/dataset/<batch>/images/, predictions beside them")
     print(f"  every frame: {args.out}/predictions.jsonl; counters: {args.out}/summary.json")
@@ -331,12 +260,12 @@ def _replay(args: argparse.Namespace, signals: StopSignals) -> int:
 
     import redis
 
-    from framesift.collectors.targets import dataset_name
+    from framesift.collectors.targets import TargetSpec
     from framesift.errors import LimitStoreError
     from framesift.stream.fleet import fleet_status
 
     try:
-        status = fleet_status(args.redis, dataset_name(args.target))
+        status = fleet_status(args.redis, TargetSpec.parse(args.target).dataset)
     except redis.RedisError as error:
         raise LimitStoreError(f"cannot read the fleet's replay from Redis: {error}") from None
     if args.json:
@@ -471,10 +400,9 @@ class _Version(argparse.Action):
 
 
 def _serve(args: argparse.Namespace, signals: StopSignals) -> int:
-    from framesift.serve import ServeOptions, serve
+    from framesift.serve import serve
 
-    serve(ServeOptions(**{k: v for k, v in vars(args).items() if k in ServeOptions.__dataclass_fields__}),
-          stop=signals.event)
+    serve(parsed(ServeOptions, args), stop=signals.event)
     return EXIT_OK
 
 

@@ -10,9 +10,12 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from framesift.runner import RunSummary
 
 SHAPE_COLOURS_BGR = {"red": (40, 40, 220), "green": (40, 200, 40), "blue": (220, 60, 30)}
 
@@ -63,7 +66,7 @@ def write_demo_video(path: str | os.PathLike[str], frames: int = 150, width: int
 
 
 def run_demo(out_dir: str | os.PathLike[str] = "framesift-demo", seed: int = 0,
-             stop: threading.Event | None = None) -> dict[str, Any]:
+             stop: threading.Event | None = None) -> RunSummary:
     """Generate the sample video and run the bundled demo model over it through the whole pipeline, collecting
     with `configs/demo.yaml` into `out_dir/dataset`, then write the dataset's report (`out_dir/dataset/report.html`).
     Returns the run's summary."""

@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -14,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack, closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 from framesift.collectors.config.follower import DEFAULT_CACHE, ConfigCache
 from framesift.collectors.config.store import ConfigStore, FileStore, open_store
 from framesift.durable import exclusive_lock
-from framesift.errors import InputError, LimitStoreError, WorkerFailed, require_positive
+from framesift.errors import InputError, WorkerFailed
 from framesift.frames import SourceSpec
-from framesift.models.session import parse_device
 from framesift.pipeline.pipeline import Pipeline
-from framesift.redis_url import check_redis_url
+from framesift.run_options import RunOptions
 from framesift.signals import StopSignals
+from framesift.stats import CollectorStats, StreamStats
 from framesift.stream.sources import SourceOptions
 from framesift.workflows.engine import Workflow
 
@@ -38,69 +39,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunOptions:
-    """Every option of `framesift run`; the defaults are the CLI's (except `no_progress`: a library caller asks
-    for the status line)."""
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, typed: the statistics of its stream (`stats`, the collectors' added up in `collected`), why a
+    thread of it died (`failure`), and why its `--summary` file could not be written (`unwritten`). `as_dict()` is
+    the `--summary` file's JSON (with `unwritten` when it could not be written)."""
 
-    sources: list[str]
-    model: str | None = None  # a model (with `al_config`, its one collector), or ...
-    workflow: str | None = None  # ... a workflow definition file
-    param: list[str] = field(default_factory=list)  # a workflow's parameters: NAME=VALUE or SOURCE:NAME=VALUE
-    model_id: str | None = None
-    classes: str | None = None
-    models: str | None = None  # the models folder model ids resolve in (default: `default_models_folder()`)
-    al_config: str | None = None
-    target: str = "framesift-data"
-    api_key: str | None = field(default=None, repr=False)
-    outbox: str = "framesift-outbox"
-    outbox_max_bytes: int = 1 << 30
-    redis: str | None = None
-    redis_fallback: str = "pause"
-    replay_lease: float = 30.0  # with `redis`: seconds a box holds a recording of an archive without renewing it
-    source_name: list[str] = field(default_factory=list)
-    device: str = "auto"
-    confidence: float = 0.25
-    iou: float = 0.45
-    max_fps: float | None = None
-    realtime: bool = False
-    wall_clock: bool = False  # files replayed fast keep the wall clock instead of their recording's
-    start_time: str | None = None  # ISO 8601: when the (one) recording began, instead of what its file says
-    loop: bool = False
-    decode_all: bool = False  # decode every frame even when the draws could be made before decoding
-    skip_gops: bool = False  # a live camera's GOPs the model will take no frame of: decoded keyframe only
-    keyframe_draws: bool = False  # a replay's sampled GOPs hand on their keyframe instead of the frame drawn
-    max_frames: int | None = None
-    duration: float | None = None
-    rtsp_transport: str = "tcp"
-    seed: int | None = None
-    predictions: str | None = None
-    save_video: str | None = None
-    summary: str | None = None
-    drain_timeout: float = 10.0
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    no_progress: bool = True
-    status_interval: float = 60.0  # seconds between status lines when stderr is not a terminal
-    config_cache: str | None = None  # where the last configuration known from a store is kept (a start without it)
-    config_refresh: float = 60.0  # seconds between reads of a store that announces nothing (the Roboflow API)
+    stats: StreamStats
+    failure: str | None = None
+    unwritten: str | None = None
 
-    def __post_init__(self) -> None:
-        """Refuse in one sentence (exit code 2) an option no run can mean, before anything is opened."""
-        require_positive({"--max-fps": self.max_fps, "--max-frames": self.max_frames, "--duration": self.duration,
-                          "--status-interval": self.status_interval, "--config-refresh": self.config_refresh,
-                          "--outbox-max-bytes": self.outbox_max_bytes, "--replay-lease": self.replay_lease})
-        if not self.drain_timeout >= 0:
-            raise InputError(f"--drain-timeout must be 0 or more, not {self.drain_timeout}")
-        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
-            raise InputError(f"--metrics-port must be a port number from 0 (any free port) to 65535, "
-                             f"not {self.metrics_port}")
-        parse_device(self.device)
-        if self.source_name and len(self.source_name) != len(self.sources):
-            raise InputError(f"{len(self.source_name)} --source-name given for {len(self.sources)} sources")
-        for url in (self.redis, self.al_config):
-            if url is not None:
-                check_redis_url(url, LimitStoreError)
+    @functools.cached_property
+    def collected(self) -> CollectorStats:
+        return self.stats.collected()
+
+    def as_dict(self) -> dict[str, Any]:
+        out = self.stats.summary()
+        for name, text in (("failure", self.failure), ("unwritten", self.unwritten)):
+            if text is not None:
+                out[name] = text
+        return out
 
 
 def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lambda: None,
@@ -118,7 +76,7 @@ def build_pipeline(options: RunOptions, before_targets: Callable[[], None] = lam
                          ("--summary", options.summary)):
         if path:
             _check_writable(option, Path(path))
-    names = options.source_name or [f"source{i}" for i in range(len(options.sources))]
+    names = options.source_names()
     with ExitStack() as opened:
         if options.workflow is not None:
             runs, per_source = _workflow(options, names, opened, before_targets)
@@ -146,16 +104,18 @@ def _replay_log(options: RunOptions) -> str | None:
     """Where a run collecting from files or archives of recordings writes what it replayed: in the target (a local
     folder), else beside the remote target's outbox. None when it collects nothing (`--al-config`, `--workflow`)
     or replays no file (a looped one is never done)."""
+    from framesift.collectors.targets import TargetSpec
     from framesift.frames import is_archive
 
     if options.al_config is None and options.workflow is None:
         return None
     if not any(is_archive(source) or (not options.loop and Path(source).is_file()) for source in options.sources):
         return None
-    if ":" in options.target and not Path(options.target).exists():  # roboflow:<dataset>, labelstudio:<project>
+    target = TargetSpec.parse(options.target)
+    if target.remote:  # roboflow:<dataset>, labelstudio:<project>
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in options.target)
         return str(Path(options.outbox) / f"replayed-{name}.jsonl")
-    return str(Path(options.target) / "replayed.jsonl")
+    return str(Path(target.name) / "replayed.jsonl")
 
 
 def _start_time(options: RunOptions) -> datetime | None:
@@ -176,33 +136,33 @@ def _start_time(options: RunOptions) -> datetime | None:
 
 def _model_and_collector(options: RunOptions, opened: ExitStack, before_targets: Callable[[], None]) -> Workflow:
     """`--model` (and `--al-config`): the one-model, one-collector workflow."""
-    from framesift.collectors import Collector, open_limiter, open_target
+    from framesift.collectors import Collector, open_limiter
     from framesift.collectors.config.follower import first_configuration, poll_interval
-    from framesift.collectors.targets import Labels, dataset_name
+    from framesift.collectors.targets import Labels, TargetSpec
     from framesift.models import load_model
 
     if options.param:
         raise InputError("--param sets a workflow's parameters; this run has no --workflow")
     first = store = cache = None
+    target = TargetSpec.parse(options.target)
     if options.al_config:
         store, cache = _store(options, opened)
-        first = first_configuration(store, dataset_name(options.target), cache)
+        first = first_configuration(store, target.dataset, cache)
     assert options.model is not None
     model = load_model(options.model, device=options.device, confidence=options.confidence, iou=options.iou,
                        classes=options.classes, model_id=options.model_id, models=options.models)
     collector = None
     before_targets()
     if first is not None and store is not None:
-        api_key = options.api_key
-        if first.config.target_dataset_api_key and options.target.startswith("roboflow:"):  # a Roboflow key
-            api_key = first.config.target_dataset_api_key.get_secret_value()
-        target = open_target(options.target, api_key=api_key, outbox=options.outbox,
-                             outbox_max_bytes=options.outbox_max_bytes, labels=Labels.of(model),
-                             exclusive=options.redis is None, shared=options.redis is not None)
-        opened.callback(target.close)
+        key = target.configured_key(first.config.target_dataset_api_key)  # a Roboflow key
+        opened_target = target.open(api_key=key.get_secret_value() if key else options.api_key,
+                                    outbox=options.outbox, outbox_max_bytes=options.outbox_max_bytes,
+                                    labels=Labels.of(model), exclusive=options.redis is None,
+                                    shared=options.redis is not None)
+        opened.callback(opened_target.close)
         limiter = open_limiter(options.redis, options.redis_fallback)
         opened.callback(limiter.close)
-        collector = Collector(first.config, target, limiter, seed=options.seed)
+        collector = Collector(first.config, opened_target, limiter, seed=options.seed)
         opened.callback(collector.close)  # it closes the target and the limiter (again: idempotent)
         collector.start()  # a remote target delivers what its outbox holds from now on
         collector.follow(store, first, poll=poll_interval(store, options.config_refresh), cache=cache)
@@ -230,16 +190,12 @@ def _workflow(options: RunOptions, names: list[str], opened: ExitStack,
     definition = load_workflow_definition(options.workflow)
     parameters, per_source = parse_parameters(options.param, definition, names)
     store, cache = _store(options, opened) if options.al_config else (None, None)
-    workflow = build_workflow(definition, parameters=parameters, source_parameters=per_source,
-                              target=options.target, api_key=options.api_key, outbox=options.outbox,
-                              outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
-                              redis_fallback=options.redis_fallback, device=options.device, seed=options.seed,
-                              store=store, cache=cache, refresh=options.config_refresh, models=options.models,
-                              before_targets=before_targets)
+    workflow = build_workflow(definition, parameters=parameters, source_parameters=per_source, store=store,
+                              cache=cache, before_targets=before_targets, **options.for_workflow())
     return opened.enter_context(workflow), per_source
 
 
-def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, Any]:
+def run(options: RunOptions, stop: threading.Event | None = None) -> RunSummary:
     """Run until the sources end, `duration` passes, `stop` is set or a signal arrives; returns (and writes) the
     summary. When its file cannot be written (a full disk), the summary says why in `unwritten`.
 
@@ -270,11 +226,9 @@ def run(options: RunOptions, stop: threading.Event | None = None) -> dict[str, A
                 _watch(pipeline, options, stop, running, served)
         except WorkerFailed as error:
             failure = error
-        summary = pipeline.snapshot().summary()
-        if failure is not None:
-            summary["failure"] = str(failure)
+        summary = RunSummary(pipeline.snapshot(), failure=None if failure is None else str(failure))
         if options.summary:
-            _write_summary(Path(options.summary), summary)
+            summary = _write_summary(Path(options.summary), summary)
         if failure is not None:
             raise failure
         return summary
@@ -303,12 +257,12 @@ def _fleet(options: RunOptions, scope: ExitStack) -> FleetLog | None:
     as long as `scope`; nothing is written before a recording is claimed)."""
     if options.redis is None or _replay_log(options) is None:
         return None
-    from framesift.collectors.targets import dataset_name
+    from framesift.collectors.targets import TargetSpec
     from framesift.stream.fleet import FleetLog
 
-    local = ":" not in options.target or Path(options.target).exists()
-    return scope.enter_context(FleetLog(options.redis, dataset_name(options.target),
-                                        records=options.target if local else None, lease_s=options.replay_lease))
+    target = TargetSpec.parse(options.target)
+    return scope.enter_context(FleetLog(options.redis, target.dataset, records=None if target.remote else target.name,
+                                        lease_s=options.replay_lease))
 
 
 def _hold_replay_lock(options: RunOptions, scope: ExitStack) -> None:
@@ -323,12 +277,13 @@ def _hold_replay_lock(options: RunOptions, scope: ExitStack) -> None:
     scope.enter_context(closing(lock))
 
 
-def _write_summary(path: Path, summary: dict[str, Any]) -> None:
+def _write_summary(path: Path, summary: RunSummary) -> RunSummary:
     """Write the summary; when that fails (a full disk), the sentence saying why goes into it as `unwritten`."""
     try:
-        path.write_text(json.dumps(summary, indent=2))
+        path.write_text(json.dumps(summary.as_dict(), indent=2))
     except OSError as error:
-        summary["unwritten"] = f"cannot write the summary {path}: {error.strerror or error}"
+        return dataclasses.replace(summary, unwritten=f"cannot write the summary {path}: {error.strerror or error}")
+    return summary
 
 
 def _watch(pipeline: Pipeline, options: RunOptions, stop: threading.Event, running: ExitStack,

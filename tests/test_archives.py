@@ -158,15 +158,16 @@ def test_a_bootstrap_replayed_to_its_end_is_not_replayed_again(tmp_path, share):
                          target=str(tmp_path / "ds"), seed=3)
     first = run(options)
     records = list(read_records(tmp_path / "ds"))
-    assert first["frames_unsampled"] == 90 - first["frames_inferred"] and len(records) == first["frames_inferred"]
+    assert first.stats.frames_unsampled == 90 - first.stats.frames_inferred
+    assert len(records) == first.stats.frames_inferred
     last = max((r["frame_id"] for r in records if r["source"].endswith("part2.mp4")), default=None)
     assert last is None or last < 29  # the case this is about: frames after the last sampled one
     entries = [json.loads(line) for line in (tmp_path / "ds" / "replayed.jsonl").read_text().splitlines()]
     last = {Path(e["file"]).name: (e["frames"], e["finished"]) for e in entries}  # a recording's last line tells
     assert last == {f"part{i}.mp4": (30, True) for i in range(3)}
 
-    again = run(options)
-    assert again["frames_decoded"] == again["frames_unsampled"] == 0
+    again = run(options).stats
+    assert again.frames_decoded == again.frames_unsampled == 0
     assert list(read_records(tmp_path / "ds")) == records
 
 
@@ -313,14 +314,14 @@ def test_a_file_given_alone_is_skipped_when_replayed_and_resumed_when_not_as_in_
                          target=str(tmp_path / "ds"), seed=1)
     run(dataclasses.replace(options, max_frames=5))  # stopped after 5 frames
     assert [r["frame_id"] for r in read_records(tmp_path / "ds")] == list(range(5))
-    rest = run(options)
-    assert rest["frames_decoded"] == frames - 5
-    again = run(options)
-    assert again["frames_decoded"] == again["frames_unsampled"] == 0
+    rest = run(options).stats
+    assert rest.frames_decoded == frames - 5
+    again = run(options).stats
+    assert again.frames_decoded == again.frames_unsampled == 0
     assert [(r["source"], r["frame_id"]) for r in read_records(tmp_path / "ds")] == \
         [(str(clip), i) for i in range(frames)]
     predicted = run(dataclasses.replace(options, al_config=None))  # collecting nothing: nothing to resume
-    assert predicted["frames_inferred"] == frames
+    assert predicted.stats.frames_inferred == frames
 
 
 def test_a_disk_that_fills_up_under_a_bootstrap_fails_datapoints_and_the_log_not_the_run(small_disk, tmp_path):

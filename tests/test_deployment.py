@@ -128,4 +128,4 @@ def test_make_demo_installs_only_what_the_demo_needs(tmp_path):
     demo = planned("demo")
     assert "pip install -q -e '.[cpu]'" in demo and ",test]" not in demo
     for target in ("test", "lint"):
-        assert "pip install -q -e '.[cpu,test]'" in planned(target)
+        assert "pip install -q -e '.[cpu,test,docs]'" in planned(target)

@@ -229,8 +229,9 @@ def test_a_run_creates_the_project_and_tasks_whose_predictions_land_on_the_squar
     video = str(squares_video(tmp_path / "squares.mp4"))
     summary = run(RunOptions(sources=[video], model=str(model), al_config=str(config), drain_timeout=300,
                              target=f"labelstudio:{title}", outbox=str(tmp_path / "outbox")))  # a busy server: slow
-    assert summary["datapoints_registered"] == 4
-    assert summary["target"]["delivered"] == 4 and summary["target"]["pending"] == 0  # delivered before the exit
+    outbox = summary.collected.target
+    assert summary.collected.datapoints_registered == 4 and outbox is not None
+    assert outbox.delivered == 4 and outbox.pending == 0  # delivered before the exit
 
     project = api.project(title)
     assert {tag.get("value") for tag in ET.fromstring(project["label_config"]).iter("Label")} | \
@@ -292,7 +293,7 @@ def test_bootstrapping_with_the_stub_makes_tasks_without_predictions_labelled_fr
                              classes=str(tmp_path / "classes.txt"), al_config=str(config),
                              target="labelstudio:warehouse bootstrap", api_key=LABEL_STUDIO_TOKEN,
                              outbox=str(tmp_path / "outbox"), drain_timeout=300))
-    assert summary["target"]["delivered"] == 3
+    assert summary.collected.target is not None and summary.collected.target.delivered == 3
     labels = [t.get("value") for t in ET.fromstring(api.project("warehouse bootstrap")["label_config"]).iter("Label")]
     assert labels == ["forklift", "pallet"]
     tasks = api.tasks("warehouse bootstrap")

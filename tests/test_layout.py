@@ -16,8 +16,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "framesift"
 
 BOTTOM = frozenset({"errors", "version", "redaction", "resources", "workers", "signals", "stats", "predictions",
-                    "annotations", "documents", "paths", "durable", "redis_url", "http_answers", "frames",
-                    "configs"})
+                    "annotations", "documents", "paths", "durable", "redis_url", "http_answers", "frames", "plugins",
+                    "configs", "defaults", "options"})
 COLLECTING = frozenset({"collectors.config", "collectors.sampling", "collectors.budgets", "collectors.targets",
                         "collectors"})
 # each wing and the wings it may import besides the bottom (and itself): a wing not named here is refused
@@ -34,11 +34,13 @@ BELOW: dict[str, frozenset[str]] = {
     "pipeline": COLLECTING | {"dataset", "models", "stream", "workflows"},
     "observe": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline"},
     "report": COLLECTING | {"dataset"},
-    "serve": COLLECTING | {"dataset", "models", "workflows", "observe"},
-    "runner": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline", "observe"},
+    "serve": COLLECTING | {"dataset", "models", "workflows", "observe", "serve_options"},
+    "run_options": frozenset({"models"}),
+    "serve_options": frozenset({"models", "run_options"}),  # run's help of --models
+    "runner": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline", "observe", "run_options"},
     "demo": frozenset({"runner", "report"}),
     "cli": COLLECTING | {"dataset", "models", "stream", "workflows", "pipeline", "observe", "report", "serve",
-                         "runner", "demo"},
+                         "run_options", "serve_options", "runner", "demo"},
 }
 
 

@@ -167,12 +167,12 @@ def test_a_model_of_ones_own_in_a_workflow_on_crops(tmp_path):
     assert crop["model_id"] == "own/1" and crop["predictions"][0]["class"] == "apple"
 
 
-def test_the_readme_bring_your_own_model_example_runs_as_written(tmp_path, monkeypatch):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Bring your own model"):]
+def test_the_docs_bring_your_own_model_example_runs_as_written(tmp_path, monkeypatch):
+    page = (ROOT / "docs" / "python.md").read_text()
+    section = page[page.index("## Bring your own model"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     os.symlink(ROOT / "configs", tmp_path / "configs")
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "docs/python.md", "exec"), {})
     [prediction] = persisted(tmp_path / "framesift-data")
     assert prediction["model_id"] == "yolo11n" and prediction["predictions"][0]["class"] == "person"

@@ -411,3 +411,17 @@ def test_records_pointing_outside_the_dataset_are_skipped_and_named(dataset, tmp
                                           *(f"  {name}: {why}" for name, why in skipped)]
     page = open_page(copy / "report.html")
     assert page.items == 9 and all((copy / unquote(src)).resolve().is_relative_to(copy) for src in page.images)
+
+
+def test_a_frame_where_the_model_found_nothing_is_reported(tmp_path):
+    """A detection datapoint without detections (a random draw of an empty scene: the commonest datapoint of a quiet
+    camera) is shown and counts no class; writing the report failed on it (a TypeError, exit 1) before."""
+    config = parse_config({**CONFIG, "sampling_strategies": [
+        {"name": "everything", "type": "random", "traffic_percentage": 1.0}]})
+    with Collector(config, LocalDataset(tmp_path / "ds"), seed=0) as collector:
+        assert collector.submit(frame(0), detections("object-detection", []))
+        assert collector.submit(frame(1), detections("object-detection", [("car", 0.9, [10, 10, 80, 60])]))
+    written = write_report(tmp_path / "ds")
+    assert (written.datapoints, written.skipped) == (2, [])
+    [classes] = [chart for chart in embedded(written.path)["charts"] if chart["key"] == "classes"]
+    assert classes["config"]["data"]["labels"] == ["car"], classes

@@ -104,6 +104,28 @@ def test_the_sampled_frames_decode_to_the_same_pixels(video, rate):
             assert np.array_equal(pixels, every[index][1]), f"frame {index} differs"
 
 
+def test_non_reference_frames_that_no_sample_needs_are_not_decoded(tmp_path):
+    """Three B-frames between P-frames, none of them a reference (no B-pyramid): three frames in four are
+    non-reference; a sampled one is decoded, the others only when skipping is off, and the sampled frames' pixels
+    are the same either way."""
+    video = write_video(tmp_path / "clip.mp4", "libx264",
+                        {"g": "60", "bf": "3", "x264-params": "b-adapt=0:b-pyramid=none"})
+    every = full_decode(video)
+    for rate, skipped in ((0.05, 0.5), (0.3, 0.2)):  # the share of the frames fed that is skipped, at least
+        got, decoded = {}, {}
+        for skip in (False, True):
+            draw = functools.partial(lambda draws, share, _: draws.random() < share, random.Random(2), rate)
+            sampled = SampledDecoding(scan(str(video)), draw, skip_nonref=skip)
+            with av.open(str(video)) as container:
+                container.streams.video[0].thread_type = "AUTO"
+                got[skip] = [(index, image.to_ndarray(format="yuv420p")) for index, image, _ in
+                             sampled.frames(container)]
+            decoded[skip] = sampled.decoded
+        assert [index for index, _ in got[True]] == [index for index, _ in got[False]] != []
+        assert all(np.array_equal(pixels, every[index][1]) for index, pixels in got[True])
+        assert decoded[True] < (1 - skipped) * decoded[False]
+
+
 def test_resumed_and_limited_frames_are_drawn_from_where_they_start(video):
     every = full_decode(video)
     drawn: list[int] = []

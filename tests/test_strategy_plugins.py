@@ -5,6 +5,9 @@ samples a real run like framesift's own."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -184,3 +187,71 @@ def test_each_strategy_of_framesift_is_one_file_named_after_its_type():
     files = {path.stem for path in folder.glob("*.py")} - {"__init__", "base", "registry"}
     assert {strategy.__module__.rsplit(".", 1)[1]: type_of(strategy) for strategy in registered()} == \
         {name: name for name in files}
+
+
+EVERY_OTHER = '''
+from typing import Any, ClassVar, Literal
+
+from framesift.collectors.sampling.strategies import Probability, Strategy, register
+
+
+@register
+class EveryOther(Strategy):
+    """Every other frame of a source (its state counts the frames)."""
+
+    needs_image: ClassVar[bool] = False
+    type: Literal["every_other"]
+    probability: Probability = 1.0
+
+    def new_state(self) -> Any:
+        return [0]
+
+    def evidence(self, prediction, state):
+        state[0] += 1
+        return {"frame": state[0]} if state[0] % 2 else None
+'''
+
+
+def installed(folder: Path, module: str, source: str | None) -> dict[str, str]:
+    """A package whose `framesift.strategies` entry point names `module` (written from `source` unless None), as
+    pip would install it in `folder`; the environment that finds it."""
+    info = folder / "my_strategies-1.0.dist-info"
+    info.mkdir(parents=True)
+    if source is not None:
+        (folder / f"{module}.py").write_text(source)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-strategies\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[framesift.strategies]\nevery_other = {module}\n")
+    return {**os.environ, "PYTHONPATH": str(folder)}
+
+
+def plugin_config(tmp_path: Path) -> Path:
+    config = {"enabled": True, "persist_predictions": True, "sampling_strategies": [
+        {"name": "half", "type": "every_other", "limits": [{"type": "minutely", "value": 1000}]}],
+        "batching_strategy": {"batches_name_prefix": "b", "recreation_interval": "never",
+                              "max_batch_images": 1000}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_a_packages_entry_point_brings_its_strategy_to_the_command_line(clip_path, tmp_path):
+    env = installed(tmp_path / "site", "my_strategies", EVERY_OTHER)
+    config = plugin_config(tmp_path)
+    cli = [sys.executable, "-m", "framesift.cli"]
+    checked = subprocess.run([*cli, "validate", str(config)], capture_output=True, text=True, env=env, timeout=300)
+    assert checked.returncode == 0, checked.stderr
+    result = subprocess.run([*cli, "run", str(clip_path), "--model", "stub", "--al-config", str(config),
+                             "--target", str(tmp_path / "ds"), "--no-progress"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    frames = sorted(record["frame_id"] for record in read_records(tmp_path / "ds"))
+    assert frames and frames == list(range(frames[0], frames[0] + 2 * len(frames), 2))  # every other one
+
+
+def test_a_strategy_plug_in_that_cannot_be_loaded_is_one_sentence(tmp_path):
+    env = installed(tmp_path / "site", "missing_strategies", None)
+    result = subprocess.run([sys.executable, "-m", "framesift.cli", "validate", str(plugin_config(tmp_path))],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == "framesift: the sampling strategy plug-in every_other (missing_strategies) cannot be " \
+                            "loaded: ModuleNotFoundError: No module named 'missing_strategies'\n"

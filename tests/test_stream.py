@@ -483,7 +483,7 @@ def test_passwords_in_source_urls_never_reach_logs_records_outboxes_or_summaries
                              target=str(tmp_path / "ds") if target == "local" else "roboflow:people",
                              outbox=str(tmp_path / "outbox"), al_config=str(CONFIGS / "stub_bootstrap.yaml"),
                              summary=str(tmp_path / "s.json"), seed=0))
-    assert summary["frames_inferred"] > 0
+    assert summary.stats.frames_inferred > 0
     assert ("admin:***@" if shape == "user info" else "pass=***") in caplog.text and "hunter2" not in caplog.text
     for path in tmp_path.rglob("*"):
         if path.is_file():

@@ -114,4 +114,4 @@ def test_a_meaningless_creation_time_falls_back_to_the_modification_time(tmp_pat
     summary = run(RunOptions(sources=[str(clip)], model="stub", al_config=str(two_a_minute(tmp_path)),
                              target=str(tmp_path / "ds"), seed=1))
     first = next(iter(read_records(tmp_path / "ds")))
-    assert first["batch"] == "rec_2026_05_05", json.dumps(summary)
+    assert first["batch"] == "rec_2026_05_05", json.dumps(summary.as_dict())

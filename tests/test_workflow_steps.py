@@ -6,6 +6,7 @@ Python API."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -372,3 +373,25 @@ def test_a_parameter_value_a_field_would_refuse_is_refused_before_the_run(square
     result = framesift("run", str(squares[0]), "--source-name", "cam", "--workflow", "wf.json", *MODELS,
                        "--param", param, "--no-progress", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and problem in result.stderr, result.stderr
+
+
+def test_a_relative_static_crop_of_several_crops_takes_each_its_own_fraction(tmp_path):
+    """Each crop's left half: the fractions were turned into pixels of the first crop, then of the second crop
+    once more (the first crop's pixels times the second's size), and so on."""
+    frame, boxes = scene(WIDTH, HEIGHT)
+    definition = parse_workflow({
+        "version": "1.0", "inputs": [{"type": "InferenceImage", "name": "image"}],
+        "steps": [{"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image",
+                   "model_id": "det", "confidence": 0.3},
+                  {"type": "Crop", "name": "crop", "image": "$inputs.image", "predictions": "$steps.det.predictions"},
+                  {"type": "RelativeStaticCrop", "name": "half", "image": "$steps.crop.crops", "x_center": 0.25,
+                   "y_center": 0.5, "width": 0.5, "height": 1.0}],
+        "outputs": [{"type": "JsonField", "name": "crops", "selector": "$steps.crop.crops"},
+                    {"type": "JsonField", "name": "halves", "selector": "$steps.half.crops"}]})
+    detector = load_model(str(build_model(tmp_path / "det.onnx", "detect", size=160)), confidence=0.3)
+    with Workflow(definition, {"det": detector}) as workflow:
+        outputs = workflow.on_image(frame).outputs
+    assert sorted(c["class"] for c in outputs["crops"]) == sorted(boxes) and len(outputs["halves"]) == 3
+    for crop, half in zip(outputs["crops"], outputs["halves"], strict=True):
+        x1, y1, x2, y2 = crop["box"]
+        assert half["box"] == [x1, y1, x1 + math.ceil((x2 - x1) / 2), y2]

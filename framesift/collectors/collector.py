@@ -103,7 +103,8 @@ class Collector(Service):
         so do its first `submit` and `when_written`. After `close()` it does nothing."""
         if self._closing:
             return
-        self.target.start()
+        if isinstance(self.target, Service):  # a remote target: its outbox's sender
+            self.target.start()
         self._thread.start_once()
 
     # -- the caller's side: cheap, never waits for I/O ------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from framesift import defaults
 from framesift.errors import ModelError
 from framesift.models.files import default_models_folder, is_null_model, locate_model
 from framesift.models.metadata import read_classes_file
@@ -20,8 +21,8 @@ from framesift.models.stub import StubModel
 DEMO_MODEL = Path(__file__).parent / "assets" / "demo-shapes.onnx"
 
 
-def load_model(spec: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
-               classes: str | os.PathLike[str] | None = None, model_id: str | None = None,
+def load_model(spec: str, *, device: str = defaults.DEVICE, confidence: float = defaults.CONFIDENCE,
+               iou: float = defaults.IOU, classes: str | os.PathLike[str] | None = None, model_id: str | None = None,
                max_detections: int = 300, class_agnostic: bool = False, max_candidates: int = 3000,
                multi_label: bool = False, models: str | os.PathLike[str] | None = None) -> Model:
     """A model from `spec`: a path to an `.onnx` file, a model id found in the models folder `models` (see

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from framesift import defaults
 from framesift.errors import ModelError
 from framesift.models.layouts import identify_layout, input_geometry
 from framesift.models.letterbox import Letterbox, rectangular_input, tensor_from_av, tensor_from_bgr
@@ -56,9 +57,10 @@ class OnnxModel:
     A dynamic-size export is fed each frame at the frame's aspect ratio while `rectangular` (`input_for`): on the
     CPU, for frames; a model on crops (`Workflow` turns it off there) and a model on a GPU keep the square."""
 
-    def __init__(self, path: str, *, device: str = "auto", confidence: float = 0.25, iou: float = 0.45,
-                 class_names: Sequence[str] | None = None, model_id: str | None = None, max_detections: int = 300,
-                 class_agnostic: bool = False, max_candidates: int = MAX_CANDIDATES, multi_label: bool = False):
+    def __init__(self, path: str, *, device: str = defaults.DEVICE, confidence: float = defaults.CONFIDENCE,
+                 iou: float = defaults.IOU, class_names: Sequence[str] | None = None, model_id: str | None = None,
+                 max_detections: int = 300, class_agnostic: bool = False, max_candidates: int = MAX_CANDIDATES,
+                 multi_label: bool = False):
         if not 0 <= confidence <= 1 or not 0 <= iou <= 1:
             raise ModelError("confidence and iou thresholds must be between 0 and 1")
         self._session, self.device = create_session(path, device)

@@ -122,8 +122,8 @@ def classes_chart(gallery: Gallery) -> Chart:
     counts: Counter[int] = Counter()
     for item in gallery.items:
         annotation = item[9]
-        if annotation is not None:
-            counts.update(entry[0] for entry in annotation.get("d") or annotation.get("c"))
+        if annotation is not None:  # objects ("d", none when the model found nothing) or a classification's classes
+            counts.update(entry[0] for key in ("d", "c") for entry in annotation.get(key) or ())
     title = "Classes in the pre-annotations"
     if not counts:
         return Chart("classes", title, None, "No datapoint has a pre-annotation (a stub model's, or predictions not "

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from framesift.collectors import Collector, open_limiter, open_target
+from framesift.collectors import Collector, open_limiter
 from framesift.collectors.budgets.limits import Limiter
 from framesift.collectors.config.follower import ConfigCache, first_configuration, poll_interval
 from framesift.collectors.config.store import ConfigStore
-from framesift.collectors.targets import Labels
+from framesift.collectors.targets import Labels, TargetSpec
+from framesift.collectors.targets.schemes import remote_forms
 from framesift.errors import InputError, TargetError, WorkerFailed
 from framesift.predictions import Prediction
 from framesift.resources import Resource
 from framesift.stats import CollectorStats
-from framesift.workflows.build import dataset_target
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,13 @@ class Collection(Resource):
                  redis: str | None = None, redis_fallback: str = "pause", seed: int | None = None,
                  cache: ConfigCache | None = None, refresh: float = 60.0, max_datasets: int = 64,
                  retry: float = 30.0, busy: Callable[[], set[str]] = set):
+        self.target = TargetSpec.parse(target)
         try:
-            dataset_target(target, "probe")
+            self.target.for_dataset("probe")
         except TargetError:
-            raise TargetError(f"framesift serve's --target is a folder of datasets, roboflow: or labelstudio: (each "
-                              f"request's dataset is its own), not {target!r}") from None
-        self.store, self.cache, self.target, self.api_key = store, cache, target, api_key
+            raise TargetError(f"framesift serve's --target is a folder of datasets, {remote_forms()} (each request's "
+                              f"dataset is its own), not {target!r}") from None
+        self.store, self.cache, self.api_key = store, cache, api_key
         self.outbox, self.outbox_max_bytes, self.seed, self.refresh = outbox, outbox_max_bytes, seed, refresh
         self.max_datasets, self.retry = max_datasets, retry
         self.busy = busy  # the datasets other writers of this server hold (workflows): not collected here
@@ -134,10 +135,10 @@ class Collection(Resource):
 
     def _open(self, dataset: str, labels: Labels | None) -> Collector:
         first = first_configuration(self.store, dataset, self.cache)
-        spec = dataset_target(self.target, dataset)
-        key = first.config.target_dataset_api_key if spec.startswith("roboflow:") else None
-        target = open_target(spec, api_key=key.get_secret_value() if key else self.api_key, outbox=self.outbox,
-                             outbox_max_bytes=self.outbox_max_bytes, labels=labels)
+        spec = self.target.for_dataset(dataset)
+        key = spec.configured_key(first.config.target_dataset_api_key)
+        target = spec.open(api_key=key.get_secret_value() if key else self.api_key, outbox=self.outbox,
+                           outbox_max_bytes=self.outbox_max_bytes, labels=labels)
         seed = None if self.seed is None else self.seed + len(self._collectors)
         collector = Collector(first.config, target, self.limiter, seed=seed, owns_limiter=False)
         collector.start()

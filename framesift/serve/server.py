@@ -1,4 +1,4 @@
-"""`framesift serve` as a Python API: the options, and the uvicorn server running the application until stopped.
+"""`framesift serve` as a Python API: the uvicorn server running the application until stopped.
 
 Example:
     >>> serve(ServeOptions(port=9001, models="models", al_config="redis://127.0.0.1:6379/0"))  # doctest: +SKIP
@@ -13,76 +13,18 @@ import socket
 import threading
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
-from framesift.errors import InputError, require_positive
+from framesift.errors import InputError
 from framesift.models.session import parse_device
 from framesift.observe.exposition import is_loopback
-from framesift.predictions import TASK_TYPES
+from framesift.serve_options import ServeOptions
 from framesift.workflows.definition import CollectorStep, WorkflowDefinition
 from framesift.workflows.engine import Workflow
 
 log = logging.getLogger(__name__)
 
 API_KEY_VARIABLE = "FRAMESIFT_SERVE_API_KEY"
-
-
-@dataclass
-class ServeOptions:
-    """Every option of `framesift serve`, with the CLI's defaults."""
-
-    host: str = "127.0.0.1"
-    port: int = 9001
-    models: str | None = None  # the models folder (default: `default_models_folder()`)
-    stub_task: list[str] = field(default_factory=list)  # [DATASET=]TASK: the task type of `<dataset>/0`
-    device: str = "auto"
-    confidence: float = 0.25
-    iou: float = 0.45
-    al_config: str | None = None  # the configuration store (a file, redis://, roboflow:); None: no collection
-    target: str = "framesift-data"  # a folder of datasets, roboflow: or labelstudio:
-    api_key: str | None = field(default=None, repr=False)  # the remote targets' key
-    outbox: str = "framesift-outbox"
-    outbox_max_bytes: int = 1 << 30
-    redis: str | None = None
-    redis_fallback: str = "pause"
-    seed: int | None = None
-    config_cache: str | None = None
-    config_refresh: float = 60.0
-    max_datasets: int = 64
-    dataset: list[str] = field(default_factory=list)  # datasets whose collectors open at start (outboxes delivered)
-    max_pending: int = 64  # requests waiting for the inference thread; more: 503
-    batch_wait: float | None = None  # seconds to wait for a batch (default: 0.002 on a GPU, 0 on the CPU)
-    max_body_bytes: int = 32 << 20
-    server_key: str | None = field(default=None, repr=False)  # default: $FRAMESIFT_SERVE_API_KEY
-    drain_timeout: float = 10.0
-
-    def __post_init__(self) -> None:
-        require_positive({"--max-pending": self.max_pending, "--max-body-bytes": self.max_body_bytes,
-                          "--max-datasets": self.max_datasets, "--config-refresh": self.config_refresh})
-        if not 0 <= self.port <= 65535:
-            raise InputError(f"--port must be a port number from 0 to 65535, not {self.port}")
-        if self.batch_wait is not None and not 0 <= self.batch_wait <= 1:
-            raise InputError(f"--batch-wait must be from 0 to 1 second, not {self.batch_wait}")
-        from framesift.paths import check_dataset_name
-
-        parse_device(self.device)
-        self.stub_tasks()
-        for dataset in self.dataset:
-            check_dataset_name(dataset, "--dataset")
-
-    def stub_tasks(self) -> tuple[str, dict[str, str]]:
-        """`--stub-task`s as the default task type and each dataset's."""
-        default, per_dataset = "object-detection", {}
-        for text in self.stub_task:
-            dataset, _, task = text.rpartition("=")
-            if task not in TASK_TYPES:
-                raise InputError(f"--stub-task {text!r}: the task type must be one of {', '.join(TASK_TYPES)}")
-            if dataset:
-                per_dataset[dataset] = task
-            else:
-                default = task
-        return default, per_dataset
 
 
 def serve(options: ServeOptions, stop: threading.Event | None = None,
@@ -190,10 +132,7 @@ def _build_workflow(options: ServeOptions, definition: WorkflowDefinition, param
         store = open_store(options.al_config, api_key=options.api_key)
         cache = None if isinstance(store, FileStore) else ConfigCache(options.config_cache or DEFAULT_CACHE)
     try:
-        return build_workflow(definition, parameters=parameters, target=options.target, api_key=options.api_key,
-                              outbox=options.outbox, outbox_max_bytes=options.outbox_max_bytes, redis=options.redis,
-                              redis_fallback=options.redis_fallback, device=options.device, seed=options.seed,
-                              store=store, cache=cache, refresh=options.config_refresh, models=options.models)
+        return build_workflow(definition, parameters=parameters, store=store, cache=cache, **options.for_workflow())
     except BaseException:
         if store is not None:
             store.close()

@@ -17,6 +17,13 @@ Exactly the frames and pixels of decoding everything:
 - when the file has B-frames, the decoder is flushed at each gap (after a jump over GOPs its reordering dropped
   frames of an open GOP that starts with a non-IDR keyframe; measured, `tests/test_sampled_decoding.py`).
 
+Non-reference frames that no sample needs are not decoded (`skip_nonref`, H.264 only): while the decoder is fed a
+GOP up to its last sampled frame, each packet is decoded with `skip_frame` "NONREF" unless its own frame is sampled
+("DEFAULT"). An H.264 frame whose `nal_ref_idc` is 0 is never referred to by another, so every sampled frame
+decodes to the same pixels; in a file with B-frames (x264's default B-pyramid) about half the frames are such.
+HEVC is left alone: FFmpeg's "NONREF" there discards sub-layer non-reference pictures, which frames of a higher
+temporal sub-layer may refer to.
+
 Keyframe draws (`keyframes=True`, opt-in: `--keyframe-draws`) trade those exact frames for speed: the draws are made
 for every frame as above, and a GOP in which one or more frames are sampled hands on its keyframe instead, with the
 draws of its first sampled frame, so one frame is decoded per sampled GOP (a keyframe decodes alone) instead of
@@ -89,14 +96,18 @@ def scan(path: str) -> Scan | str:
 class SampledDecoding:
     """The sampled frames of one file, decoded: iterate `frames(container)`. `draw(index)` is called once per
     frame in index order, from index `skip` on (earlier frames were replayed before) and below `limit`;
-    `passed_over` counts the frames drawn and not handed on; `decode_errors` the packets that did not decode (a
-    damaged file goes on with the next), and `lost()` the sampled frames the decoder never returned. With
-    `keyframes`, a GOP with a sampled frame hands on its keyframe instead (see the module's docstring)."""
+    `passed_over` counts the frames drawn and not handed on; `decoded` the frames the decoder returned, handed on or
+    not (the decoding done); `decode_errors` the packets that did not decode (a damaged file goes on with the
+    next), and `lost()` the sampled frames the decoder never returned. With `keyframes`, a GOP with a sampled frame
+    hands on its keyframe instead; with `skip_nonref`, non-reference frames no sample needs are not decoded (see
+    the module's docstring)."""
 
-    def __init__(self, scan: Scan, draw: DrawNext, skip: int = 0, limit: int | None = None, keyframes: bool = False):
-        self.scan, self._draw, self._keyframes = scan, draw, keyframes
+    def __init__(self, scan: Scan, draw: DrawNext, skip: int = 0, limit: int | None = None, keyframes: bool = False,
+                 skip_nonref: bool = True):
+        self.scan, self._draw, self._keyframes, self._skip_nonref = scan, draw, keyframes, skip_nonref
         self.skip, self.limit = skip, scan.frames if limit is None else min(limit, scan.frames)
         self.passed_over = 0
+        self.decoded = 0
         self.decode_errors = 0
         self._wanted: dict[int, tuple[int, Drawn | None]] = {}  # pts -> (index, its draws; None: drawn later)
         self._feed_end: dict[int, int] = {}  # GOP -> packets of it to feed
@@ -111,6 +122,7 @@ class SampledDecoding:
         decoder = stream.codec_context
         gops = self.scan.gops
         stop = next(end for start, end in gops if start <= self.limit - 1 < end) if self.limit else 0
+        skipping = self._skip_nonref and decoder.name == "h264"
         gop, position, last_fed = -1, 0, -1
         for packet in container.demux(stream):
             if not packet.size or position >= stop:
@@ -123,6 +135,8 @@ class SampledDecoding:
                     yield from self._matched(decoder.decode(None), stream.time_base)
                     decoder.flush_buffers()
                 last_fed = position
+                if skipping:
+                    decoder.skip_frame = "DEFAULT" if self.scan.pts[position] in self._wanted else "NONREF"
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError:  # a corrupt packet: counted, the next ones go on
@@ -139,6 +153,7 @@ class SampledDecoding:
 
     def _matched(self, decoded: Any, time_base: Any) -> Iterator[tuple[int, Any, Drawn | None]]:
         for image in decoded:
+            self.decoded += 1
             found = self._wanted.pop(image.pts, None)
             if found is not None:
                 image.time_base = image.time_base or time_base  # a drained decoder's frames lack it

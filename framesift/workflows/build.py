@@ -32,47 +32,37 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from framesift import defaults
 from framesift.collectors.config.follower import ConfigCache
 from framesift.collectors.config.store import ConfigStore
-from framesift.errors import InputError, ModelError, TargetError
+from framesift.errors import InputError, ModelError
 from framesift.models.files import is_null_model, locate_model
 from framesift.models.model import Model
 from framesift.paths import check_dataset_name
-from framesift.workflows.definition import (
-    CollectorStep,
-    ConsensusStep,
-    DetectionFilterStep,
-    ModelStep,
-    WorkflowDefinition,
-    YoloWorldStep,
-    named_step,
-)
-from framesift.workflows.engine import MODEL_STEPS, Workflow
-
-REMOTE_SCHEMES = ("roboflow", "labelstudio")
-LOADED_ONCE: dict[type, tuple[str, ...]] = {  # fields set up once per run: no value per source
-    ModelStep: ("model_id", "confidence", "iou_threshold", "max_detections", "class_filter", "class_agnostic_nms",
-                "max_candidates", "keypoint_confidence"),
-    YoloWorldStep: ("model_id", "version", "class_names", "confidence"),
-    CollectorStep: ("target_dataset", "target_dataset_api_key")}
+from framesift.workflows.definition import WorkflowDefinition
+from framesift.workflows.engine import Workflow
+from framesift.workflows.fields import named_step
+from framesift.workflows.steps.active_learning_data_collector import CollectorStep
+from framesift.workflows.steps.model import Inferring
 
 
 def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, Any] = {},
-                   source_parameters: Mapping[str, Mapping[str, Any]] = {}, target: str = "framesift-data",
-                   api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
-                   outbox_max_bytes: int = 1 << 30, redis: str | None = None, redis_fallback: str = "pause",
-                   device: str = "auto", seed: int | None = None, store: ConfigStore | None = None,
-                   cache: ConfigCache | None = None, refresh: float = 60.0,
-                   models: str | os.PathLike[str] | None = None,
+                   source_parameters: Mapping[str, Mapping[str, Any]] = {}, target: str = defaults.TARGET,
+                   api_key: str | None = None, outbox: str | os.PathLike[str] = defaults.OUTBOX,
+                   outbox_max_bytes: int = defaults.OUTBOX_MAX_BYTES, redis: str | None = None,
+                   redis_fallback: str = defaults.REDIS_FALLBACK, device: str = defaults.DEVICE,
+                   seed: int | None = None, store: ConfigStore | None = None, cache: ConfigCache | None = None,
+                   config_refresh: float = defaults.CONFIG_REFRESH_S, models: str | os.PathLike[str] | None = None,
                    before_targets: Callable[[], None] = lambda: None) -> Workflow:
     """Load the models and open the collectors; whatever was opened is closed again when a later step fails.
     `before_targets` is called once the models are loaded and every name is checked, just before the first target
     opens (`framesift run` takes its replay lock there: a run refused earlier leaves nothing behind)."""
-    from framesift.collectors import Collector, open_limiter, open_target
+    from framesift.collectors import Collector, open_limiter
     from framesift.collectors.config.follower import first_configuration, poll_interval
-    from framesift.collectors.targets import Labels
+    from framesift.collectors.targets import Labels, TargetSpec
 
     _check_parameters(definition, parameters, source_parameters)
+    place = TargetSpec.parse(target)
     values = {**definition.parameters, **parameters}
 
     def value(field: Any) -> Any:
@@ -88,7 +78,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
         raise InputError("--al-config names a configuration store, but every collector step carries its own "
                          "configuration")
     loaded = {step.name: _load(step, value, device, models) for step in definition.order
-              if isinstance(step, MODEL_STEPS)}
+              if isinstance(step, Inferring)}
     before_targets()
     with ExitStack() as opened:
         collectors = {}
@@ -97,7 +87,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             if limiter is None:
                 limiter = open_limiter(redis, redis_fallback)
                 opened.callback(limiter.close)
-            spec = dataset_target(target, datasets[step.name])
+            spec = place.for_dataset(datasets[step.name])
             first = None
             if step.name in definition.configurations:
                 config = definition.configurations[step.name]
@@ -105,19 +95,17 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
                 assert store is not None
                 first = first_configuration(store, datasets[step.name], cache)
                 config = first.config
-            key = _secret(step.target_dataset_api_key, value) or (
-                config.target_dataset_api_key if spec.startswith("roboflow:") else None)
-            dataset = open_target(spec, api_key=key.get_secret_value() if key else api_key, outbox=outbox,
-                                  outbox_max_bytes=outbox_max_bytes, exclusive=redis is None,
-                                  shared=redis is not None,
-                                  labels=_labels(definition, step, loaded, Labels))
+            key = _secret(step.target_dataset_api_key, value) or spec.configured_key(config.target_dataset_api_key)
+            dataset = spec.open(api_key=key.get_secret_value() if key else api_key, outbox=outbox,
+                                outbox_max_bytes=outbox_max_bytes, exclusive=redis is None, shared=redis is not None,
+                                labels=_labels(definition, step, loaded, Labels))
             opened.callback(dataset.close)  # the collector's close closes it too: closing is idempotent
             collectors[step.name] = Collector(config, dataset, limiter, seed=None if seed is None else seed + index,
                                               owns_limiter=False)
             opened.callback(collectors[step.name].close)
             collectors[step.name].start()  # a remote target delivers what its outbox holds from now on
             if first is not None and store is not None:
-                collectors[step.name].follow(store, first, poll=poll_interval(store, refresh), cache=cache)
+                collectors[step.name].follow(store, first, poll=poll_interval(store, config_refresh), cache=cache)
         owned = [resource for resource in (limiter, store) if resource is not None]
         workflow = Workflow(definition, loaded, collectors, parameters=parameters, owned=owned)
         opened.pop_all()  # the workflow owns them all now
@@ -166,7 +154,7 @@ def _check_parameters(definition: WorkflowDefinition, parameters: Mapping[str, A
                 raise InputError(f"parameter {name!r} switches collection off: it is true or false, not "
                                  f"{values[name]!r} (for {where})")
     for step in definition.order:
-        for field in LOADED_ONCE.get(type(step), ()):
+        for field in type(step).ONCE:
             selector = getattr(step, field)
             if isinstance(selector, SecretStr):
                 selector = selector.get_secret_value()
@@ -217,13 +205,6 @@ def _secret(key: SecretStr | None, value: Any) -> SecretStr | None:
     return SecretStr(resolved)
 
 
-def _model_id(step: ModelStep | YoloWorldStep, value: Any) -> Any:
-    """A model step's model id, its parameter's value in place (a `YoloWorld` step's default: yolo_world/<version>)."""
-    if isinstance(step, YoloWorldStep):
-        return value(step.model_id) or f"yolo_world/{value(step.version)}"
-    return value(step.model_id)
-
-
 def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """The ONNX file of each model step (a parameter's default for a `$inputs` model_id; none for `stub`, `demo`, a
     null model or a parameter without a default), found as `build_workflow` finds it: `ModelError` naming the step
@@ -235,9 +216,9 @@ def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str]
 
     found = {}
     for step in definition.order:
-        if not isinstance(step, MODEL_STEPS):
+        if not isinstance(step, Inferring):
             continue
-        model_id = _model_id(step, default)
+        model_id = step.model_id_from(default)
         if model_id is None or str(model_id) in ("stub", "demo") or is_null_model(str(model_id)):
             continue
         try:
@@ -247,16 +228,16 @@ def locate_models(definition: WorkflowDefinition, models: str | os.PathLike[str]
     return found
 
 
-def _load(step: ModelStep | YoloWorldStep, value: Any, device: str, models: str | os.PathLike[str] | None) -> Model:
+def _load(step: Inferring, value: Any, device: str, models: str | os.PathLike[str] | None) -> Model:
     from framesift.models import load_model
 
-    model_id = str(_model_id(step, value))
-    confidence, iou = value(step.confidence), value(getattr(step, "iou_threshold", None))
+    model_id = str(step.model_id_from(value))
+    confidence, iou = value(getattr(step, "confidence", None)), value(getattr(step, "iou_threshold", None))
     null = model_id == "stub" or is_null_model(model_id)  # `<dataset>/0`: the dataset's null model
     try:
         model = load_model(f"stub:{step.task_type}" if null else model_id, device=device,
-                           confidence=0.25 if confidence is None else float(confidence),
-                           iou=0.45 if iou is None else float(iou),
+                           confidence=defaults.CONFIDENCE if confidence is None else float(confidence),
+                           iou=defaults.IOU if iou is None else float(iou),
                            model_id=model_id if null and model_id != "stub" else None,
                            max_detections=int(value(getattr(step, "max_detections", None)) or 300),
                            class_agnostic=bool(value(getattr(step, "class_agnostic_nms", False))),
@@ -266,10 +247,9 @@ def _load(step: ModelStep | YoloWorldStep, value: Any, device: str, models: str 
         raise ModelError(f"step {step.name!r}: {error}") from None
     if model.task_type != step.task_type:
         raise ModelError(f"step {step.name!r} is a {step.type}, but {model_id} is a {model.task_type} model")
-    if isinstance(step, YoloWorldStep) and set(model.class_names) != set(value(step.class_names)):
-        raise ModelError(f"step {step.name!r} detects {sorted(value(step.class_names))}, but {model_id} was exported "
-                         f"for {sorted(model.class_names)}: export YOLO-World with these class names "
-                         "(model.set_classes([...]) before the export)")
+    refused = step.refusal(model, model_id, value)
+    if refused is not None:
+        raise ModelError(refused)
     return model
 
 
@@ -277,19 +257,6 @@ def _dataset(step: CollectorStep, value: Callable[[Any], Any]) -> str:
     """The dataset a collector step names, its parameter resolved; `TargetError` unless it is a dataset name."""
     given = f" ({step.target_dataset})" if step.target_dataset.startswith("$") else ""
     return check_dataset_name(value(step.target_dataset), f"step {step.name!r}: target_dataset{given}")
-
-
-def dataset_target(target: str, dataset: str) -> str:
-    """Where a collector of `dataset` registers, given the run's (or the server's) `--target`."""
-    scheme, colon, name = target.partition(":")
-    if colon and scheme in REMOTE_SCHEMES:
-        if name:
-            raise TargetError(f"with a workflow, --target is a folder of datasets, {scheme}: or {scheme} (each "
-                              f"collector's target_dataset names its dataset), not {target!r}")
-        return f"{scheme}:{dataset}"
-    if target in REMOTE_SCHEMES:
-        return f"{target}:{dataset}"
-    return str(Path(target) / dataset)
 
 
 def _labels(definition: WorkflowDefinition, step: CollectorStep, models: Mapping[str, Model], labels: Any) -> Any:
@@ -303,16 +270,14 @@ def _labels(definition: WorkflowDefinition, step: CollectorStep, models: Mapping
 
 
 def _models_of(definition: WorkflowDefinition, name: str) -> list[str]:
-    """The model steps whose predictions a step's are made of, in order, through any chain of filters (a loop: a
-    chain of 1,000 filters is no recursion)."""
+    """The model steps whose predictions a step's are made of, in order, through any chain of steps made from
+    others (filters, consensus; a loop: a chain of 1,000 filters is no recursion)."""
     found: list[str] = []
     pending = [name]
     while pending:
         source = definition.step(pending.pop())
-        if isinstance(source, DetectionFilterStep):
-            pending.append(named_step(source.predictions))
-        elif isinstance(source, ConsensusStep):
-            pending += [named_step(selector) for selector in reversed(source.predictions_batches)]
+        if source.made_from():
+            pending += [named_step(selector) for selector in reversed(source.made_from())]
         else:
             found.append(str(source.name))
     return found

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
+from framesift.collectors.targets.schemes import Opening, register_target
 from framesift.dataset.labelstudio_tasks import LabelingInterface, Labels, labeling_config, task_json
 from framesift.errors import PermanentError, RetryableError, TargetError
 from framesift.http_answers import check, send
@@ -42,6 +43,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://localhost:8080"
 TITLE_LENGTH = (3, 50)  # what Label Studio accepts for a project title
+
+
+@register_target("labelstudio", form="labelstudio:<project>")
+def open_labelstudio(project: str, opening: Opening) -> LabelStudioTarget:
+    """`--target labelstudio:<project>` (a project's title; made, from `opening.labels`, when missing): the server
+    `LABEL_STUDIO_URL`, else `http://localhost:8080`; the key from `--api-key`, else `LABEL_STUDIO_API_KEY`."""
+    return LabelStudioTarget(project, os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL,
+                             opening.api_key or os.environ.get("LABEL_STUDIO_API_KEY", ""), opening.outbox,
+                             labels=opening.labels, outbox_max_bytes=opening.outbox_max_bytes)
 
 
 @dataclass(frozen=True)

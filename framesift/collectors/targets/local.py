@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from framesift.collectors.targets.datapoint import Datapoint, NotOurs
+from framesift.collectors.targets.schemes import FOLDER, Opening, register_target
 from framesift.dataset.records import RECORDS, read_records
 from framesift.durable import append_durably, exclusive_lock, fsync_directory, repair_json_lines, write_atomically
 from framesift.errors import TargetError
@@ -39,6 +40,12 @@ from framesift.resources import Resource
 log = logging.getLogger(__name__)
 
 BUDGETS_LOCK = "budgets.lock"  # held by the one process that spends the dataset's budgets without Redis
+
+
+@register_target(FOLDER, form="<folder>", remote=False)
+def open_folder(path: str, opening: Opening) -> LocalDataset:
+    """`--target <folder>`: any text that names no other scheme."""
+    return LocalDataset(path, exclusive=opening.exclusive, shared=opening.shared)
 
 
 class LocalDataset(Resource):
@@ -89,9 +96,6 @@ class LocalDataset(Resource):
     def records(self) -> Iterator[dict[str, Any]]:
         """The records registered so far (see `read_records`)."""
         return read_records(self.root)
-
-    def start(self) -> None:
-        """A local dataset runs no thread: registering writes the record."""
 
     def check(self) -> None:
         """A local dataset runs no thread: nothing can have died."""

@@ -23,7 +23,7 @@ and image; whatever instant a crash interrupts it, the next open finds either th
 pending entry is kept: it is delivered again, idempotently), never neither.
 
 Example:
-    >>> outbox = Outbox("outbox", max_bytes=1 << 30)                             # doctest: +SKIP
+    >>> outbox = Outbox("outbox", max_bytes=256 << 20)                            # doctest: +SKIP
     >>> sender = OutboxSender(outbox, deliver=my_target.deliver); sender.start()  # doctest: +SKIP
 """
 
@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from framesift.collectors.targets.datapoint import Datapoint
+from framesift.defaults import OUTBOX_MAX_BYTES
 from framesift.durable import exclusive_lock, fsync_directory, write_atomically
 from framesift.errors import OutboxFull, OutboxInUse, PermanentError, RetryableError
 from framesift.resources import Resource
@@ -100,7 +101,7 @@ class Outbox(Resource):
     `close()` releases the lock.
     """
 
-    def __init__(self, root: str | os.PathLike[str], max_bytes: int = 1 << 30):
+    def __init__(self, root: str | os.PathLike[str], max_bytes: int = OUTBOX_MAX_BYTES):
         self.root = Path(root)
         self.pending_dir, self.dead_dir = self.root / "pending", self.root / "dead"
         for folder in (self.pending_dir, self.dead_dir):

@@ -21,6 +21,7 @@ from typing import Any
 
 from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
+from framesift.collectors.targets.schemes import Opening, register_target
 from framesift.errors import PermanentError, TargetError
 from framesift.http_answers import check, send
 from framesift.paths import check_dataset_name
@@ -28,6 +29,14 @@ from framesift.predictions import has_annotation
 from framesift.redaction import redact_logger
 
 DEFAULT_API_URL = "https://api.roboflow.com"
+
+
+@register_target("roboflow", form="roboflow:<dataset>", configuration_key=True)
+def open_roboflow(dataset: str, opening: Opening) -> RoboflowTarget:
+    """`--target roboflow:<dataset>`: the key from `--api-key`, else `ROBOFLOW_API_KEY` (a configuration's
+    `target_dataset_api_key` wins); the server `ROBOFLOW_API_URL`, else Roboflow's."""
+    return RoboflowTarget(dataset, opening.api_key or os.environ.get("ROBOFLOW_API_KEY", ""), opening.outbox,
+                          outbox_max_bytes=opening.outbox_max_bytes)
 
 
 class RoboflowTarget(RemoteTarget):

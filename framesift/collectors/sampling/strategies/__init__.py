@@ -80,7 +80,10 @@ def matching_strategies(strategies: Sequence[Strategy], prediction: Prediction, 
 def decided_without_image(strategies: Sequence[Strategy], stub_model: bool) -> bool:
     """Whether every strategy's decision is made without looking at the frame: none `needs_image` (`random`), or
     the model is the stub (whose predictions only those match). Then a frame can be drawn before it is decoded
-    (`Collector.draw_ahead`), with the same draws as `matching_strategies` on its prediction."""
+    (`Collector.draw_ahead`), with the same draws as `matching_strategies` on its prediction. A strategy that
+    keeps state per source and decides without the image is never drawn ahead: its state is its source's."""
+    if any(strategy.keeps_state() and not strategy.needs_image for strategy in strategies):
+        return False
     return stub_model or not any(strategy.needs_image for strategy in strategies)
 
 

@@ -67,6 +67,12 @@ class Strategy(StrictModel):
         """What the strategy keeps per source between frames (made on the source's first frame), or None."""
         return None
 
+    @classmethod
+    def keeps_state(cls) -> bool:
+        """Whether it keeps something per source (`new_state` overridden): then its frames are never drawn before
+        they are decoded, a draw made ahead knowing no source."""
+        return cls.new_state is not Strategy.new_state
+
     def evidence(self, prediction: Prediction, state: Any) -> dict[str, Any] | None:
         """None when the rule fails on `prediction`; else what made it match (the record's `selected_because`:
         `boxes`, the indexes of the detections that decided, and what the strategy saw). `state` is this source's

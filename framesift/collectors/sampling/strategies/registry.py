@@ -1,7 +1,9 @@
 """The registry of sampling strategies: a configuration's `sampling_strategies` know the types registered here.
 
 The six of framesift register themselves, one file each in this package; a strategy of yours registers with the
-same decorator (`@register`) before a configuration naming its type is validated (docs/plugins/strategy.md).
+same decorator (`@register`) before a configuration naming its type is validated (docs/plugins/strategy.md), or,
+for the command line, from a module a package names in the `framesift.strategies` entry point group (imported
+the first time the registered strategies are asked for).
 
 Example:
     >>> "new_objects" in strategy_types()
@@ -10,15 +12,21 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import Field
 
 from framesift.collectors.sampling.strategies.base import Strategy
+from framesift.errors import InputError
+from framesift.plugins import load_entry_points
 
 S = TypeVar("S", bound=Strategy)
 
+ENTRY_POINTS = "framesift.strategies"  # a package's entry points here name the modules registering its strategies
 _REGISTERED: dict[str, type[Strategy]] = {}  # type -> its model, in the order registered
+_discovery = threading.RLock()  # re-entrant: a plug-in's module registers as it is imported
+_discovered = False
 
 
 def register(strategy: type[S]) -> type[S]:
@@ -43,12 +51,27 @@ def unregister(strategy: type[Strategy]) -> None:
 
 def registered() -> tuple[type[Strategy], ...]:
     """The strategies a configuration knows now, in the order registered (framesift's six first)."""
-    return tuple(_REGISTERED.values())
+    return tuple(_discover().values())
 
 
 def strategy_types() -> tuple[str, ...]:
     """The types a configuration's strategies may have now."""
-    return tuple(_REGISTERED)
+    return tuple(_discover())
+
+
+def _discover() -> dict[str, type[Strategy]]:
+    """The registered strategies, the `framesift.strategies` entry points' modules imported the first time
+    (`InputError` when one cannot be)."""
+    global _discovered
+    with _discovery:
+        if not _discovered:
+            _discovered = True  # a plug-in asking for the strategies while it loads gets those known so far
+            try:
+                load_entry_points(ENTRY_POINTS, "sampling strategy", InputError)
+            except InputError:
+                _discovered = False
+                raise
+    return _REGISTERED
 
 
 def type_of(strategy: type[Any]) -> str:

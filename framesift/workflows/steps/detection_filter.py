@@ -1,4 +1,4 @@
-"""The `DetectionFilter` step's definitions as boolean masks over a prediction's detections.
+"""`DetectionFilter`: the detections for which its `filter_definition` holds, as a boolean mask.
 
 A `DetectionFilterDefinition` compares one field of each detection (`class_name`, `confidence`, the box's `x_min`,
 `y_min`, `x_max`, `y_max`, `width`, `height`) with a reference value (or a parameter); a
@@ -16,15 +16,22 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import numpy as np
+from pydantic import Field
 
 from framesift.predictions import DetectionPrediction
-from framesift.workflows.definition import CompoundDetectionFilterDefinition, DetectionFilterDefinition
+from framesift.workflows.fields import Strict
+from framesift.workflows.step import Batch, Filtering, register_step
 
+FILTER_FIELDS = ("class_name", "confidence", "x_min", "y_min", "x_max", "y_max", "width", "height")
+FILTER_OPERATORS = ("equal", "not_equal", "lower_than", "greater_than", "lower_or_equal_than",
+                    "greater_or_equal_than", "in", "str_starts_with", "str_ends_with", "str_contains")
+FILTER_TYPES = ("DetectionFilterDefinition", "CompoundDetectionFilterDefinition")
 Mask = Callable[[DetectionPrediction], np.ndarray]
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -35,6 +42,43 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "str_ends_with": lambda value, reference: str(value).endswith(str(reference)),
     "str_contains": lambda value, reference: str(reference) in str(value),
 }
+
+
+class DetectionFilterDefinition(Strict):
+    type: Literal["DetectionFilterDefinition"]
+    field_name: Literal[FILTER_FIELDS]  # type: ignore[valid-type]
+    operator: Literal[FILTER_OPERATORS]  # type: ignore[valid-type]
+    reference_value: Any
+
+
+class CompoundDetectionFilterDefinition(Strict):
+    type: Literal["CompoundDetectionFilterDefinition"]
+    left: FilterDefinition
+    operator: Literal["and", "or"]
+    right: FilterDefinition
+
+
+FilterDefinition = Annotated[Union[DetectionFilterDefinition, CompoundDetectionFilterDefinition],  # noqa: UP007
+                             Field(discriminator="type")]
+CompoundDetectionFilterDefinition.model_rebuild()
+
+
+@register_step
+class DetectionFilterStep(Filtering):
+    """Keeps the detections for which `filter_definition` holds (by class, confidence or box)."""
+
+    type: Literal["DetectionFilter"]
+    filter_definition: FilterDefinition
+
+    TAGGED: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = dict.fromkeys(
+        ("filter_definition", "left", "right"), ("filter", FILTER_TYPES))
+
+    def run(self, batch: Batch) -> None:
+        for _, source, values in batch.each():
+            keep = detection_filter(self.filter_definition, functools.partial(batch.workflow.parameter,
+                                                                              source=source))
+            values[self.output("predictions")] = [p.subset(keep(p)) if isinstance(p, DetectionPrediction) else p
+                                                  for p in values[self.predictions]]
 
 
 def detection_filter(definition: DetectionFilterDefinition | CompoundDetectionFilterDefinition,
