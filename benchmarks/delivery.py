@@ -57,7 +57,6 @@ class NullTarget(RemoteTarget):
 
     def __init__(self, outbox: Outbox):
         super().__init__("null", outbox)
-        self.start()
 
     def deliver(self, entry, outbox) -> None:
         entry.jpeg()  # a real target reads the image
@@ -65,7 +64,7 @@ class NullTarget(RemoteTarget):
 
 def label_studio(server: LabelStudioServer, title: str, reuse_connection: bool):
     def open_target(outbox: Outbox) -> LabelStudioTarget:
-        target = LabelStudioTarget(title, server.url, LABEL_STUDIO_TOKEN, outbox, start=False)
+        target = LabelStudioTarget(title, server.url, LABEL_STUDIO_TOKEN, outbox)
         if reuse_connection:  # the baseline: the session's keep-alive connection, as over HTTPS
             target._client._http = target.http
         target.start()
@@ -80,6 +79,7 @@ def drain_per_second(open_target, items: list[Datapoint], folder: Path) -> float
         outbox.add(item)
     started = time.perf_counter()
     target = open_target(outbox)
+    target.start()  # idempotent: Label Studio's was started already
     while target.stats().pending:
         time.sleep(0.01)
     elapsed = time.perf_counter() - started

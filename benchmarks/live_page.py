@@ -63,6 +63,8 @@ def run_once(clip: Path, work: Path, mode: str, live: bool) -> dict[str, float]:
     viewers = None
     with pipeline:
         server = MetricsServer(pipeline.snapshot, 0, page=page) if page is not None else None
+        if server is not None:
+            server.start()
         try:
             if server is not None and mode.startswith("open"):
                 viewers = subprocess.Popen([sys.executable, __file__, "view", str(server.port), str(VIEWERS)],

@@ -1,4 +1,5 @@
-"""The types every wing shares: a source to read (`SourceSpec`) and a decoded frame on its way (`Frame`).
+"""The types every wing shares: a source to read (`SourceSpec`), a decoded frame on its way (`Frame`), and the
+draws made for a frame before it is decoded (`Drawn`, `DrawAhead`).
 
 They sit at the bottom of the package: the stream makes frames, workflows and collectors read them.
 """
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -64,6 +65,18 @@ class SourceSpec:
         return redact(self.url)
 
 
+class Drawn(Protocol):
+    """A frame's draws, made before it was decoded (the collector's `Draw`, from `Collector.draw_ahead`): true when
+    the frame is sampled. The stream only tests it and carries it with the frame, from the source's thread that drew
+    it to the collector that made it (on the inference thread)."""
+
+    def __bool__(self) -> bool: ...
+
+
+DrawAhead = Callable[[str | None], Drawn | None]  # a frame's draws, given what it is known by (None: the next
+# frame's); None when they cannot be made before decoding (the configuration in force looks at the image)
+
+
 @dataclass
 class Frame:
     """One decoded frame of one source.
@@ -88,7 +101,7 @@ class Frame:
     outputs: dict[str, Any] | None = None  # a workflow's declared outputs, once inferred
     recorded: bool = False  # captured_at is on the recording's clock (a file replayed in video time)
     recording: str | None = None  # the file of an archive it came from; frame_id is then its index there
-    drawn: Any = None  # the collector's draws, made before the frame was decoded (`Collector.draw_ahead`)
+    drawn: Drawn | None = None  # the collector's draws, made before the frame was decoded (`Collector.draw_ahead`)
     checkpoint: Callable[[], None] | None = None  # an archive's replay-log entries, written once it is collected
     known_as: str | None = None  # an archive's frame: its recording's identity and its index (its own draws)
     still_ours: Callable[[], bool] | None = None  # a fleet's frame: whether this box still holds its recording

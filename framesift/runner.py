@@ -164,6 +164,7 @@ def _model_and_collector(options: RunOptions, opened: ExitStack, before_targets:
         opened.callback(limiter.close)
         collector = Collector(first.config, opened_target, limiter, seed=options.seed)
         opened.callback(collector.close)  # it closes the target and the limiter (again: idempotent)
+        collector.start()  # a remote target delivers what its outbox holds from now on
         collector.follow(store, first, poll=poll_interval(store, options.config_refresh), cache=cache)
     return opened.enter_context(Workflow.single(model, collector, owned=[store] if store is not None else []))
 

@@ -35,6 +35,18 @@ class Worker(threading.Thread):
         self._target_work = target
         self.on_failure = on_failure
         self.error: BaseException | None = None
+        self.started = False  # start() was called (a thread that was never started cannot be joined)
+        self._start_lock = threading.Lock()
+
+    def start(self) -> None:
+        super().start()
+        self.started = True
+
+    def start_once(self) -> None:
+        """Start the thread unless it was started already (whichever thread asks first starts it)."""
+        with self._start_lock:
+            if not self.started:
+                self.start()
 
     def work(self) -> None:
         if self._target_work is not None:

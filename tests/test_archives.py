@@ -17,7 +17,8 @@ import yaml
 
 from framesift.dataset.records import read_records
 from framesift.runner import RunOptions, run
-from framesift.stream.archives import ReplayLog, list_recordings
+from framesift.stream.archives import list_recordings
+from framesift.stream.replay import ReplayLog
 from tests.helpers import wait_until
 from tests.test_cli import run_cli
 from tests.test_video_time import utc, write_recording

@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from framesift.collectors import Collector, LocalDataset, RedisLimiter
 from framesift.collectors.budgets.limits import FallbackLimiter
@@ -187,3 +188,15 @@ def test_a_prediction_given_as_json_is_persisted_with_every_id_it_came_with(tmp_
                                    {"x": 17.0, "y": 6.0, "confidence": 0.7, "class_id": 0, "class": "nose"}]
     assert small["detection_id"] == "d-18" and small["keypoints"] == []
     assert KEYPOINTS["predictions"][0]["x"] == 32.0  # the caller's prediction is never modified
+
+
+def test_draws_made_ahead_come_back_as_the_collectors_own_and_anything_else_is_refused(tmp_path):
+    """The stream carries a frame's draws typed as `framesift.frames.Drawn` (it knows no collector): what comes
+    back to `submit` is the collector's `Draw`, used as it is; another truthy value is a `TypeError`, not a frame
+    sampled under no configuration."""
+    with Collector(collect_all_config(), LocalDataset(tmp_path / "ds"), seed=0) as collector:
+        drawn = collector.draw_ahead(stub_model=True, frame="clip.mp4 7")
+        assert drawn and collector.submit(FRAME, STUB, frame_id=7, drawn=drawn)
+        with pytest.raises(TypeError, match="draw_ahead"):
+            collector.submit(FRAME, STUB, frame_id=8, drawn=True)
+    assert [r["frame_id"] for r in read_records(tmp_path / "ds")] == [7]

@@ -301,8 +301,7 @@ def test_bootstrapping_with_the_stub_makes_tasks_without_predictions_labelled_fr
 
 
 def test_a_retry_after_a_lost_reply_creates_no_second_task(tmp_path, server, api):
-    target = LabelStudioTarget("lost replies", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"),
-                               start=False)
+    target = LabelStudioTarget("lost replies", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"))
     target.register(datapoint(1, detection_json()))
     entry = target.outbox.oldest()
     target.deliver(entry, target.outbox)  # the task is created, but say its reply never came back:
@@ -320,6 +319,7 @@ from framesift.collectors.targets.labelstudio import LabelStudioTarget
 from tests.servers import LABEL_STUDIO_TOKEN
 from tests.test_labelstudio import datapoint, detection_json
 target = LabelStudioTarget("killed senders", sys.argv[2], LABEL_STUDIO_TOKEN, sys.argv[1], timeout=5)
+target.start()
 for i in range(int(sys.argv[4]) if len(sys.argv) > 4 else 0):
     target.register(datapoint(i, detection_json()))
 print("ready", flush=True)
@@ -349,8 +349,7 @@ def test_sigkill_of_the_sender_mid_delivery_then_restart_gives_exactly_one_task_
 
 
 def test_an_expired_access_token_is_renewed_from_the_personal_token(tmp_path, server, api):
-    target = LabelStudioTarget("renewed", server.url, server.personal_access_token(), Outbox(tmp_path / "outbox"),
-                               start=False)
+    target = LabelStudioTarget("renewed", server.url, server.personal_access_token(), Outbox(tmp_path / "outbox"))
     target.register(datapoint(1))
     target.register(datapoint(2))
     target.deliver(target.outbox.oldest(), target.outbox)
@@ -363,7 +362,7 @@ def test_an_expired_access_token_is_renewed_from_the_personal_token(tmp_path, se
 
 def test_a_project_deleted_during_the_run_is_made_again(tmp_path, server, api):
     target = LabelStudioTarget("deleted midway", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"),
-                               labels=Labels("object-detection", ("red",)), start=False)
+                               labels=Labels("object-detection", ("red",)))
     target.register(datapoint(1, detection_json()))
     target.deliver(target.outbox.oldest(), target.outbox)
     target.outbox.remove(target.outbox.oldest())
@@ -386,6 +385,7 @@ def test_an_existing_project_keeps_its_configuration(tmp_path, server, api):
                   timeout=30).raise_for_status()
     target = LabelStudioTarget("made by hand", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"),
                                labels=Labels("classification", ("cat",)))
+    target.start()
     target.register(datapoint(2, detection_json()))
     assert wait_until(lambda: target.stats().delivered == 1)
     target.close()
@@ -399,7 +399,7 @@ def test_server_down_then_restart_delivers_what_was_pending(tmp_path, server, ap
     from tests.servers import free_port
 
     down = LabelStudioTarget("was down", f"http://127.0.0.1:{free_port()}", LABEL_STUDIO_TOKEN,
-                             Outbox(tmp_path / "outbox"), start=False)
+                             Outbox(tmp_path / "outbox"))
     down.sender._initial = 0.05
     down.sender.start()
     for i in range(3):
@@ -408,6 +408,7 @@ def test_server_down_then_restart_delivers_what_was_pending(tmp_path, server, ap
     assert down.stats().pending == 3 and "ConnectionError" in down.stats().last_error
     down.close(0)
     again = LabelStudioTarget("was down", server.url, LABEL_STUDIO_TOKEN, Outbox(tmp_path / "outbox"))
+    again.start()
     assert wait_until(lambda: again.stats().delivered == 3)
     again.close()
     assert sorted(t["data"]["frame_id"] for t in api.tasks("was down")) == [0, 1, 2]
@@ -418,6 +419,7 @@ def test_a_refused_key_is_dead_lettered_with_the_reason_and_never_shown(tmp_path
     for key in ("not-a-valid-legacy-token-42", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"):
         outbox = Outbox(tmp_path / key[:8])
         target = LabelStudioTarget("refused", server.url, key, outbox)
+        target.start()
         target.register(datapoint(1))
         assert wait_until(lambda: target.stats().dead == 1)  # noqa: B023
         target.close()

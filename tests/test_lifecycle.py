@@ -4,6 +4,7 @@ end a run in order, and a log file does not fill with a status line a second."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import framesift
@@ -32,7 +34,7 @@ from framesift import (
     run,
 )
 from framesift.collectors.targets.remote import RemoteTarget
-from tests.helpers import CONFIGS, collect_all_config, wait_until
+from tests.helpers import CONFIGS, ROBOFLOW_KEY, collect_all_config, wait_until
 from tests.servers import free_port
 
 
@@ -138,6 +140,55 @@ def test_everything_that_owns_a_resource_is_a_context_manager_closed_once(clip_p
     dataset.close()
     with Outbox(tmp_path / "outbox") as box:
         box.close()
+
+
+# -- threads run from start(), never from a constructor ---------------------------------------------------------------
+def running_threads() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.is_alive()}
+
+
+def test_nothing_starts_a_thread_when_made_and_entering_it_starts_and_closing_ends_them(tmp_path, redis_server,
+                                                                                       roboflow):
+    from framesift.collectors.targets.labelstudio import LabelStudioTarget
+    from framesift.observe.progress import Progress
+    from framesift.pipeline.sinks import BackgroundSink
+    from framesift.serve.models import InferenceQueue
+    from framesift.stream.fleet import FleetLog
+
+    makers = {
+        "Collector": lambda: Collector(collect_all_config(), LocalDataset(tmp_path / "ds")),
+        "RoboflowTarget": lambda: framesift.RoboflowTarget("people", ROBOFLOW_KEY, Outbox(tmp_path / "rf"),
+                                                           base_url=roboflow.url),
+        "LabelStudioTarget": lambda: LabelStudioTarget("a project", f"http://127.0.0.1:{free_port()}", "key",
+                                                       tmp_path / "ls"),
+        "Workflow": lambda: framesift.Workflow.single(load_model("stub"),
+                                                      Collector(collect_all_config(), LocalDataset(tmp_path / "wf"))),
+        "FleetLog": lambda: FleetLog(redis_server.url, "ds"),
+        "MetricsServer": lambda: framesift.MetricsServer(framesift.StreamStats, 0),
+        "Progress": lambda: Progress(framesift.StreamStats, None, True, stream=io.StringIO()),
+        "BackgroundSink": lambda: BackgroundSink(framesift.PredictionsFile(tmp_path / "p.jsonl")),
+        "InferenceQueue": lambda: InferenceQueue(),
+    }
+    for name, make in makers.items():
+        before = running_threads()
+        made = make()
+        assert running_threads() == before, f"making a {name} started a thread"
+        with made:
+            assert running_threads() - before, f"entering a {name} started no thread"
+        assert wait_until(lambda: not running_threads() - before, timeout=30), f"closing a {name} left a thread"  # noqa: B023
+
+
+def test_a_collector_made_without_with_still_collects_into_a_remote_target(tmp_path, roboflow):
+    """What users wrote before threads moved out of the constructors keeps collecting and delivering: the first
+    `submit` starts the collector, which starts its target's sender."""
+    before = running_threads()
+    target = framesift.RoboflowTarget("people", ROBOFLOW_KEY, Outbox(tmp_path / "outbox"), base_url=roboflow.url)
+    collector = Collector(collect_all_config(), target)
+    assert running_threads() == before
+    assert collector.submit(np.zeros((48, 64, 3), np.uint8), framesift.StubPrediction("stub"), frame_id=1)
+    assert wait_until(lambda: len(roboflow.uploads) == 1)
+    collector.close()
+    assert collector.snapshot().datapoints_registered == 1 and target.stats().delivered == 1
 
 
 def test_a_failed_start_up_releases_the_outbox_lock_and_the_sender(tmp_path, roboflow, monkeypatch):

@@ -54,7 +54,7 @@ def datapoint(i: int, prediction: bool = True, boxes: tuple[dict, ...] = (BOX,))
 
 
 def target_for(server: FakeRoboflow, folder: Path, **kwargs) -> RoboflowTarget:
-    target = RoboflowTarget("people", KEY, Outbox(folder), base_url=server.url, timeout=2, start=False)
+    target = RoboflowTarget("people", KEY, Outbox(folder), base_url=server.url, timeout=2)
     target.sender._initial, target.sender._max = 0.05, 0.3  # fast retries for the test
     target.sender.start()
     return target
@@ -101,6 +101,7 @@ from framesift.collectors.targets.outbox import Outbox
 from framesift.collectors.targets.roboflow import RoboflowTarget
 from tests.test_roboflow import datapoint, KEY
 target = RoboflowTarget("people", KEY, Outbox(sys.argv[1]), base_url=sys.argv[2], timeout=2)
+target.start()
 if len(sys.argv) > 4:
     for i in range(int(sys.argv[4])):
         target.register(datapoint(i))
@@ -155,8 +156,7 @@ def test_a_full_outbox_refuses_and_the_collector_counts_it(tmp_path, roboflow):
     with pytest.raises(OutboxFull):
         for i in range(20):
             box.add(datapoint(i))
-    target = RoboflowTarget("people", KEY, Outbox(tmp_path / "outbox2", max_bytes=2000), base_url=roboflow.url,
-                            start=False)
+    target = RoboflowTarget("people", KEY, Outbox(tmp_path / "outbox2", max_bytes=2000), base_url=roboflow.url)
     collector = Collector(collect_all_config(), target, max_queue_items=100)
     prediction = DetectionPrediction.from_lists("object-detection", "m", (64, 48), xyxy=[], confidence=[],
                                                 class_name=[])

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from framesift.errors import InputError
 from framesift.observe.serving import MAX_CONNECTIONS, TIMEOUT_S, BoundedServer, listen
-from framesift.resources import Resource
+from framesift.resources import Service
 from framesift.stats import Histogram, Sample, Stats, samples
 from framesift.workers import Worker
 
@@ -88,9 +88,10 @@ class ConnectionsCollector:
                                   "timeout_s without a word", value=self._server.connections_timed_out)
 
 
-class MetricsServer(Resource):
-    """`/metrics` served on host:port from background threads until `close()` (idempotent); given a `LivePage`,
-    the live page too, at `/live` (and `/` leads there).
+class MetricsServer(Service):
+    """`/metrics` served on host:port from background threads, from `start()` (or `with`) until `close()`
+    (idempotent); given a `LivePage`, the live page too, at `/live` (and `/` leads there). Made, it holds its
+    address (a port in use is refused then) but answers nothing yet.
 
     Bound to 127.0.0.1 unless `host` says otherwise; while it is bound to a loopback address, the live page answers
     only requests addressed to a loopback name (`Host: 127.0.0.1`, `localhost`, `[::1]`), so that no web page the
@@ -120,8 +121,12 @@ class MetricsServer(Resource):
         self._loopback = is_loopback(host)
         self.host, self.port = host, self._server.server_port
         self.worker = Worker("metrics server", self._server.serve_forever)
-        self.worker.start()
         self._closed = False
+
+    def start(self) -> None:
+        """Serve from now on (idempotent)."""
+        if not self._closed:
+            self.worker.start_once()
 
     @property
     def url(self) -> str:
@@ -143,9 +148,10 @@ class MetricsServer(Resource):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._server.shutdown()
+            if self.worker.started:
+                self._server.shutdown()  # it waits for serve_forever to end: only when it runs
+                self.worker.join()
             self._server.server_close()
-            self.worker.join()
 
 
 def is_loopback(host: str) -> bool:

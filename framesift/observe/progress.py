@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, TextIO
 
-from framesift.resources import Resource
+from framesift.resources import Service
 from framesift.stats import SourceStats, StreamStats
 from framesift.stream.sources import NEVER_CONNECTED_AFTER
 from framesift.workers import Worker
@@ -33,9 +33,9 @@ from framesift.workers import Worker
 log = logging.getLogger("framesift.status")
 
 
-class Progress(Resource):
-    """Reports from `snapshot()` until `close()`: drawn every `interval` s on a terminal, logged every
-    `report_every` s elsewhere. `total_frames` (files) makes it a progress bar."""
+class Progress(Service):
+    """Reports from `snapshot()`, from `start()` (or `with`) until `close()`: drawn every `interval` s on a terminal,
+    logged every `report_every` s elsewhere. `total_frames` (files) makes it a progress bar."""
 
     def __init__(self, snapshot: Callable[[], StreamStats], total_frames: int | None, live: bool, *,
                  interval: float = 1.0, report_every: float = 60.0, stream: TextIO | None = None):
@@ -47,18 +47,23 @@ class Progress(Resource):
         self._done = threading.Event()
         self._bar: Any = None
         self._redirected = ExitStack()
+        self.worker = Worker("status", self._run)
+        self._closed = False
+
+    def start(self) -> None:
+        """Draw the bar (on a terminal) and report from now on; idempotent."""
+        if self.worker.started or self._closed:
+            return
         if self._interactive:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
             # the status line is a bar that shows only its text; log lines go through tqdm, which clears the bar,
             # writes the line and draws the bar again below it (the handlers' filters, redaction, are kept)
-            self._bar = tqdm(total=None, bar_format="{desc}", dynamic_ncols=True, file=self._stream) if live else \
-                tqdm(total=total_frames, unit="frame", dynamic_ncols=True, file=self._stream)
+            self._bar = tqdm(total=None, bar_format="{desc}", dynamic_ncols=True, file=self._stream) \
+                if self._live else tqdm(total=self._total, unit="frame", dynamic_ncols=True, file=self._stream)
             self._redirected.enter_context(logging_redirect_tqdm())
-        self.worker = Worker("status", self._run)
         self.worker.start()
-        self._closed = False
 
     def close(self) -> None:
         """Stop reporting, after a last report; idempotent."""
@@ -66,6 +71,8 @@ class Progress(Resource):
             return
         self._closed = True
         self._done.set()
+        if not self.worker.started:
+            return
         self.worker.join()
         if self._interactive:
             self._draw()

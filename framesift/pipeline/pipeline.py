@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from framesift.errors import InputError, WorkerFailed
-from framesift.frames import Frame, SourceSpec
+from framesift.frames import DrawAhead, Frame, SourceSpec
 from framesift.models.model import Model
 from framesift.pipeline.sinks import BackgroundSink, Sink
 from framesift.predictions import Prediction
@@ -104,7 +104,7 @@ class Pipeline(Resource):
         self._failure_raised = False
         self._closed = False
 
-    def _draws_ahead(self, spec: SourceSpec) -> Callable[[str | None], Any] | None:
+    def _draws_ahead(self, spec: SourceSpec) -> DrawAhead | None:
         """What draws a replayed file's frames before they are decoded, so that only sampled ones are: when its
         sampling does not look at images, nothing else needs every frame (no sink, no callback) and
         `decode_all` is off."""
@@ -115,6 +115,9 @@ class Pipeline(Resource):
     def start(self) -> None:
         for reader in self._readers:
             reader.check()
+        self.workflow.start()
+        for sink in self._sinks:
+            sink.start()
         self._started_at = time.monotonic()
         for reader in self._readers:
             reader.start()

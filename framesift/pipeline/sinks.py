@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from framesift.frames import Frame
 from framesift.predictions import DetectionPrediction, Prediction
-from framesift.resources import Resource
+from framesift.resources import Resource, Service
 from framesift.stats import SinkStats
 from framesift.workers import Worker
 
@@ -97,9 +97,10 @@ class AnnotatedVideo(Resource):
             container.close()
 
 
-class BackgroundSink(Resource):
+class BackgroundSink(Service):
     """Runs a sink on its own thread behind a queue of `capacity` frames; overflow is counted in `dropped`, writes
-    that raised in `failed`. `write` raises `WorkerFailed` once the thread has died (also while it waits)."""
+    that raised in `failed`. `write` raises `WorkerFailed` once the thread has died (also while it waits). The
+    thread starts with `start()` (the pipeline's, or `with`), or else with the first `write`."""
 
     def __init__(self, sink: Sink, capacity: int = 64):
         self.sink = sink
@@ -108,8 +109,11 @@ class BackgroundSink(Resource):
         self.failed = 0
         self._queue: queue.Queue[tuple[Frame, Prediction] | None] = queue.Queue(capacity)
         self._thread = Worker(f"sink {self.name}", self._run)
-        self._thread.start()
         self._closed = False
+
+    def start(self) -> None:
+        """Start the sink's thread (idempotent)."""
+        self._thread.start_once()
 
     def check(self) -> None:
         """Raise `WorkerFailed` when the sink's thread has died."""
@@ -118,6 +122,8 @@ class BackgroundSink(Resource):
     def write(self, frame: Frame, prediction: Prediction, wait: bool = False) -> None:
         """Queue a frame; when the queue is full, drop it (counted), or with `wait` wait for room."""
         self.check()
+        if not self._thread.started:
+            self.start()  # never a queue that nothing empties
         if not wait:
             try:
                 self._queue.put_nowait((frame, prediction))
@@ -146,7 +152,8 @@ class BackgroundSink(Resource):
                 break
             except queue.Full:
                 continue
-        self._thread.join()
+        if self._thread.started:
+            self._thread.join()
         self.sink.close()
         self.check()
 

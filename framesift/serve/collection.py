@@ -141,6 +141,7 @@ class Collection(Resource):
                            outbox_max_bytes=self.outbox_max_bytes, labels=labels)
         seed = None if self.seed is None else self.seed + len(self._collectors)
         collector = Collector(first.config, target, self.limiter, seed=seed, owns_limiter=False)
+        collector.start()
         collector.follow(self.store, first, poll=poll_interval(self.store, self.refresh), cache=self.cache)
         log.info("collecting requests for dataset %r into %s", dataset, spec)
         return collector

@@ -33,7 +33,7 @@ from framesift.models import StubModel, default_models_folder, load_model
 from framesift.models.files import is_model_id, is_null_model
 from framesift.models.model import Model
 from framesift.predictions import Prediction
-from framesift.resources import Resource
+from framesift.resources import Resource, Service
 from framesift.serve.errors import HttpError, Overloaded, UnknownModel
 from framesift.workers import Worker
 
@@ -116,8 +116,9 @@ class _Job:
         return other.model is self.model and (other.confidence, other.iou) == (self.confidence, self.iou)
 
 
-class InferenceQueue(Resource):
-    """One thread running the models, fed by a bounded queue of requests (`submit`)."""
+class InferenceQueue(Service):
+    """One thread running the models, fed by a bounded queue of requests (`submit`); started by `start()` (`with`),
+    or else by the first request."""
 
     def __init__(self, max_pending: int = 64, batch_wait: float = 0.0):
         self.max_pending, self.batch_wait = max_pending, batch_wait
@@ -127,11 +128,16 @@ class InferenceQueue(Resource):
         self._cond = threading.Condition()
         self._closed = False
         self._thread = Worker("serve inference", self._run)
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start the inference thread (idempotent)."""
+        self._thread.start_once()
 
     def submit(self, model: Model, inputs: list[Any], confidence: float, iou: float) -> Future[list[Prediction]]:
         """Queue prepared inputs of `model`; the future holds their predictions. `Overloaded` when full."""
         job = _Job(model, inputs, confidence, iou)
+        if not self._thread.started and not self._closed:
+            self.start()
         with self._cond:
             if self._closed or not self._thread.is_alive():
                 raise HttpError("the server is stopping", status=503, retry_after=1)
@@ -200,4 +206,5 @@ class InferenceQueue(Resource):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(30)
+        if self._thread.started:
+            self._thread.join(30)

@@ -2,29 +2,22 @@
 
 `framesift run 'recordings/**/*.mp4'` (or a folder) replays every recording it matches one after another, oldest
 first (by each recording's start, `framesift.stream.recordings`), as one source; each real file once, whichever
-links name it (`video_files`). What was replayed is written to a `ReplayLog` in the target, once the datapoints of
-those frames are written (`Checkpoint`): a recording replayed to its end is skipped when the same command runs
-again, and one interrupted halfway goes on with its first frame neither inferred nor passed over unsampled (after
-a crash: after its last frame in the target's records, when that is later), so no frame is sampled twice. A file
-given alone is replayed as an archive of one recording (`SourceReader`), by the same rule."""
+links name it (`video_files`). What was replayed of them is kept by `framesift.stream.replay`: a recording
+replayed to its end is skipped when the same command runs again, one interrupted halfway goes on where it stopped.
+This module finds the recordings and says what each is (`Recording`, `recording_identity`)."""
 
 from __future__ import annotations
 
 import fnmatch
 import glob
-import json
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from stat import S_ISREG
-from typing import Protocol
 
-from framesift.dataset.records import read_records
-from framesift.durable import append_durably
 from framesift.errors import SourceError
 from framesift.stream.recordings import recording_start
 
@@ -184,137 +177,3 @@ def _folders(root: str, hidden: bool) -> list[str]:
                 links += [os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d))]
         tops = links
     return found
-
-
-class ReplayLog:
-    """What was replayed of each recording, as JSON lines appended to one file (`replayed.jsonl` in the target):
-    `{"file", "key", "frames", "finished", "size", "identity"}`, the last line of a recording telling; a
-    recording's first line is written when its replay begins, the others once the datapoints of its frames are
-    written (`Checkpoint`). A line that cannot be read (a hand-edited file) is left out with a warning: its
-    recording is replayed again; so is a line claiming more frames than its file holds.
-
-    After a crash (no orderly stop) the log may say less than was replayed: a recording begun and not finished then
-    goes on after the last of its frames in the dataset's records beside the log (a local target's), when that is
-    later, so no frame collected before the crash is collected again. A file that only grew since (the same
-    device and inode, larger: a recording still being written) goes on after its frames replayed before.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._done: dict[str, tuple[int, bool]] = {}
-        self._files: dict[str, tuple[tuple[int, int], int, int]] = {}  # file -> its last (identity, size, frames)
-        self._failing = False  # the last write failed (warned once until one succeeds)
-        self._checked: set[tuple[str, int]] = set()  # (recording, frames claimed) found to be right
-        self._collected: dict[str, int] = {}  # the last frame of each recording in the records beside the log
-        if self.path.exists():
-            self._read()
-            self._collected = last_frames(self.path.parent)
-
-    def _read(self) -> None:
-        for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
-            try:
-                entry = json.loads(line)
-                frames, finished = entry["frames"], entry["finished"]
-                if type(frames) is not int or frames < 0 or not isinstance(finished, bool):
-                    raise ValueError(line)
-                self._done[str(entry["key"])] = (frames, finished)
-            except (ValueError, KeyError, TypeError):
-                log.warning("%s line %d is not a replay entry; it is left out", self.path, number)
-                continue
-            identity, size = entry.get("identity"), entry.get("size")
-            if isinstance(identity, list) and len(identity) == 2 and all(type(n) is int for n in identity) \
-                    and type(size) is int:
-                self._files[str(entry.get("file"))] = ((identity[0], identity[1]), size, frames)
-
-    def frames_done(self, recording: Recording) -> int | None:
-        """Frames of `recording` already replayed, or None when it was replayed to its end. An entry claiming more
-        frames than the file holds is warned about and forgotten (`_overclaims`): the records then tell."""
-        after_records = self._collected.get(recording.path, -1) + 1
-        if recording.key in self._done:
-            frames, finished = self._done[recording.key]
-            if self._overclaims(recording, frames, finished):
-                self._done[recording.key] = (0, False)
-                return after_records
-            return None if finished else max(frames, after_records)
-        file = os.path.abspath(recording.path)
-        last = self._files.get(file)
-        if last is None or last[0] != recording.identity or not last[1] < recording.size:
-            return 0
-        if self._overclaims(recording, last[2], False):
-            del self._files[file]
-            return after_records
-        return max(last[2], after_records)  # it only grew: it goes on after what was replayed of it
-
-    def _overclaims(self, recording: Recording, frames: int, finished: bool) -> bool:
-        """Whether an entry claims more than the frames the file holds (warned). The container's count, or without
-        one a frame a byte, bounds it at no cost; the packets are counted when the claim passes that bound, and
-        for an unfinished entry of a file whose container does not say (a `.ts`: it is read next anyway)."""
-        cheap = recording.frames is not None or finished or frames == 0
-        if (recording.key, frames) in self._checked or (cheap and frames <= (recording.frames or recording.size)):
-            return False
-        holds = count_frames(recording.path)
-        if holds is None or frames <= holds:
-            self._checked.add((recording.key, frames))
-            return False
-        log.warning("%s says %d frames of %s were replayed, but it holds %d: the entry is wrong and left out",
-                    self.path, frames, recording.path, holds)
-        return True
-
-    def record(self, recording: Recording, frames: int, finished: bool) -> None:
-        """Say (durably) that the first `frames` frames of `recording` were replayed, or all of them; an entry
-        saying less than the last one (written by another collector's thread a moment later) is left out."""
-        entry = {"file": os.path.abspath(recording.path), "key": recording.key, "frames": frames,
-                 "finished": finished, "size": recording.size, "identity": list(recording.identity)}
-        with self._lock:
-            last = self._done.get(recording.key)
-            if last is not None and (last[1] or (not finished and frames <= last[0])):
-                return
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    append_durably(descriptor, (json.dumps(entry) + "\n").encode(), self.path)
-                finally:
-                    os.close(descriptor)
-            except OSError as error:  # a full disk: the replay goes on, the log says less than was replayed
-                if not self._failing:
-                    log.warning("cannot write %s (%s): the same command would replay %s again from where the log "
-                                "last said", self.path, error.strerror or error, recording.path)
-                self._failing = True
-                return
-            self._failing = False
-            self._done[recording.key] = (frames, finished)
-
-
-ReplayEntry = tuple[Recording, int, bool]  # a recording, its frames replayed, whether all of them
-
-
-class Replayed(Protocol):
-    """A replay log: a file (`ReplayLog`) or a fleet's in Redis (`framesift.stream.fleet.FleetLog`)."""
-
-    def frames_done(self, recording: Recording) -> int | None: ...
-
-    def record(self, recording: Recording, frames: int, finished: bool) -> None: ...
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Replay-log entries that hold once a frame's datapoints are written (`Frame.checkpoint`): called then."""
-
-    log: Replayed
-    entries: tuple[ReplayEntry, ...]
-
-    def __call__(self) -> None:
-        for recording, frames, finished in self.entries:
-            self.log.record(recording, frames, finished)
-
-
-def last_frames(folder: Path) -> dict[str, int]:
-    """The last frame id collected from each source, in the records of a dataset folder (none: {})."""
-    last: dict[str, int] = {}
-    for record in read_records(folder):
-        source, frame = record.get("source"), record.get("frame_id")
-        if isinstance(source, str) and type(frame) is int:
-            last[source] = max(frame, last.get(source, frame))
-    return last

@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 from framesift.errors import LimitStoreError
 from framesift.redaction import redact
 from framesift.redis_url import redis_client
+from framesift.resources import Service
 from framesift.stats import FleetStats
-from framesift.stream.archives import Recording, last_frames, recording_identity
+from framesift.stream.archives import Recording, recording_identity
+from framesift.stream.replay import last_frames
 from framesift.workers import Worker
 
 if TYPE_CHECKING:
@@ -108,10 +110,11 @@ return redis.call('DEL', KEYS[1])
 """
 
 
-class FleetLog:
+class FleetLog(Service):
     """The replay log of an archive shared by a fleet through Redis, with the leases of the recordings it replays
-    (`claim`), renewed by a thread while held; the same `frames_done` and `record` as `ReplayLog`. Close it (a
-    context manager): what it still holds is let go, so another box takes it over at once."""
+    (`claim`), renewed by a thread while held (started by `start()`, `with`, or else the first claim); the same
+    `frames_done` and `record` as `ReplayLog`. Close it (a context manager): what it still holds is let go, so
+    another box takes it over at once."""
 
     def __init__(self, url: str, dataset: str, records: str | None = None,
                  lease_s: float = DEFAULT_LEASE_S, box: str | None = None):
@@ -132,7 +135,11 @@ class FleetLog:
         self._counts: dict[str, Any] | None = None  # the fleet's, as last read (`status`)
         self._stop = threading.Event()
         self._renewer = Worker("lease renewal", self._renew)  # checked by each claim and entry: its death ends the run
-        self._renewer.start()
+
+    def start(self) -> None:
+        """Start renewing the leases this box holds (idempotent; nothing after `close()`)."""
+        if not self._stop.is_set():
+            self._renewer.start_once()
 
     def key(self, name: str) -> str:
         return self._prefix + name
@@ -152,6 +159,7 @@ class FleetLog:
         """done, failed, held (by another box), claimed or taken (over from a box whose lease ran out);
         unreachable when Redis cannot be reached (`unreachable` says why)."""
         self._renewer.check()
+        self.start()  # a lease is never held without its renewal
         identity = self.identity(recording)
         keys = [self.key("log"), self.key("failed"), self.key(f"lease:{identity}"), self.key("holders"),
                 self.key("stats")]
@@ -229,7 +237,8 @@ class FleetLog:
         if self._stop.is_set():
             return
         self._stop.set()
-        self._renewer.join()
+        if self._renewer.started:
+            self._renewer.join()
         with self._lock:
             held, self._held = dict(self._held), {}
         if self.unreachable is None:
@@ -237,12 +246,6 @@ class FleetLog:
                 self._call(lambda i=identity: self._scripts["release"](
                     keys=[self.key(f"lease:{i}"), self.key("holders")], args=[self.box, i]))
         self._redis.close()
-
-    def __enter__(self) -> FleetLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 3):

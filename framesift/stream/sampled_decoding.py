@@ -41,8 +41,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-DrawNext = Callable[[int], Any]  # a frame's draws, given its index: falsy for "not sampled", None for "cannot draw
-# ahead any more"
+from framesift.frames import Drawn
+
+DrawNext = Callable[[int], Drawn | None]  # a frame's draws, given its index: falsy for "not sampled", None for
+# "cannot draw ahead any more"
 
 
 @dataclass(frozen=True)
@@ -107,12 +109,12 @@ class SampledDecoding:
         self.passed_over = 0
         self.decoded = 0
         self.decode_errors = 0
-        self._wanted: dict[int, tuple[int, Any]] = {}  # pts -> (index, its draws) of frames to deliver
+        self._wanted: dict[int, tuple[int, Drawn | None]] = {}  # pts -> (index, its draws; None: drawn later)
         self._feed_end: dict[int, int] = {}  # GOP -> packets of it to feed
         self._leading: dict[int, bool] = {}  # GOP -> whether a frame shown before its keyframe is wanted
         self._drawing = True  # False once `draw` said it cannot draw ahead: every frame is decoded from then on
 
-    def frames(self, container: Any) -> Iterator[tuple[int, Any, Any]]:
+    def frames(self, container: Any) -> Iterator[tuple[int, Any, Drawn | None]]:
         """(index, decoded frame, its draws) of each sampled frame, in order."""
         import av
 
@@ -149,7 +151,7 @@ class SampledDecoding:
         """Sampled frames the decoder did not return (after `frames` ended)."""
         return len(self._wanted)
 
-    def _matched(self, decoded: Any, time_base: Any) -> Iterator[tuple[int, Any, Any]]:
+    def _matched(self, decoded: Any, time_base: Any) -> Iterator[tuple[int, Any, Drawn | None]]:
         for image in decoded:
             self.decoded += 1
             found = self._wanted.pop(image.pts, None)
@@ -172,7 +174,7 @@ class SampledDecoding:
         start, end = self.scan.gops[gop]
         pts, ranks = self.scan.pts, self.scan.ranks
         leading, feed = False, 0
-        first: Any = None  # with keyframe draws: the draws of the GOP's first sampled frame
+        first: Drawn | None = None  # with keyframe draws: the draws of the GOP's first sampled frame
         for position in sorted(range(start, end), key=ranks.__getitem__):
             index = ranks[position]
             if index < self.skip or index >= self.limit:

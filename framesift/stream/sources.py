@@ -15,7 +15,9 @@ across reconnects and loops.
 An archive (a folder or a glob of recordings, `framesift.stream.archives`) is replayed like one file made of its
 recordings, oldest first; its frames carry the recording they came from and their index in it, and what was
 replayed is written to the options' `replay_log`, so that the same run started again goes on where it stopped. A
-file given alone, with a `replay_log` and not looped, is replayed as an archive of one recording.
+file given alone, with a `replay_log` and not looped, is replayed as an archive of one recording. The reader reads;
+the replay's books (which recording next, how far each was read, the log's checkpoints) are an `ArchiveReplay`
+(`framesift.stream.replay`).
 
 A file replayed faster than real time runs on its recording's clock (`video_time`, the default): each frame's
 `captured_at` is when it was recorded (`framesift.stream.recordings`), so budgets and batches follow the recording.
@@ -24,7 +26,6 @@ With `realtime`, `loop` or `video_time=False`, frames carry the time they were d
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -35,23 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from framesift.errors import SourceError, require_positive
-from framesift.frames import Frame, SourceSpec
+from framesift.frames import DrawAhead, Drawn, Frame, SourceSpec
 from framesift.redaction import redact
-from framesift.stream.archives import (
-    Checkpoint,
-    Recording,
-    Replayed,
-    ReplayEntry,
-    ReplayLog,
-    archive_root,
-    list_recordings,
-    read_recording,
-    recording_identity,
-)
+from framesift.stream.archives import Recording, archive_root, list_recordings, read_recording
 from framesift.stream.keyframes import KeyframeGate
 from framesift.stream.metrics import Metrics
 from framesift.stream.reconnect import Backoff
 from framesift.stream.recordings import RecordingClock, recording_start
+from framesift.stream.replay import ArchiveReplay, Checkpoint
 from framesift.stream.sampled_decoding import SampledDecoding, scan
 from framesift.stream.slots import FrameSlots
 from framesift.workers import Worker
@@ -64,8 +56,6 @@ log = logging.getLogger(__name__)
 SEGMENTED_FORMATS = ("hls", "dash")  # demuxers whose frames arrive a segment at a time
 RTSP_PROBE_US = "500000"  # how much of an RTSP stream FFmpeg reads to learn its parameters, at most (µs)
 StatusCallback = Callable[[str, str, str], None]  # (source name, event, detail)
-DrawAhead = Callable[[str | None], Any]  # a frame's draws, given what it is known by (None: the next one's)
-CHECKPOINT_S = 1.0  # seconds between an archive's replay-log entries while a recording is replayed
 NEVER_CONNECTED_AFTER = 3  # failed opens of a live source never connected since start before it says so
 
 
@@ -128,15 +118,7 @@ class SourceReader(Worker):
         self._on_status = on_status
         self._decoded = 0  # frames decoded so far, and so the id of the next one: it keeps counting across reconnects
         self.waiting_since: float | None = None  # monotonic time since which the thread waits for the network
-        self.recordings: list[Recording] = []  # an archive's, left to replay (`check`)
-        self._replaying = False  # an archive, or a file whose replay is logged: read as `recordings`
-        self._replay_log: Replayed | None = None
-        self._root = "."  # an archive's folder, its recordings named from it (`recording_identity`)
-        self._frames_read: dict[str, int] = {}  # an archive's recordings: frames decoded (skipped ones included)
-        self._read_through: set[str] = set()  # ... and those read to their end
-        self._unconfirmed: list[ReplayEntry] = []  # replay-log entries for the next frame's checkpoint
-        self._next_checkpoint = 0.0  # monotonic time from which a frame carries its recording's progress
-        self._first_refused: tuple[str, int] | None = None  # an archive's frame the slots refused at the stop
+        self.replay: ArchiveReplay | None = None  # an archive's, or a logged file's, books (`check`)
         self._draw = draw  # draws a frame before it is decoded: only sampled frames are decoded (replays)
         self._prepare_live = prepare_live  # a live frame's input is made here too (a model on a GPU)
         self._defer = defer  # hands on a checkpoint no frame carries: written once the frames before are collected
@@ -153,28 +135,12 @@ class SourceReader(Worker):
                 return
             recording = read_recording(self.spec.url)
             every = [] if recording is None else [replace(recording, start=self.options.start_time or recording.start)]
-        self._replaying = True
-        self._root = archive_root(self.spec.url)
-        if self.options.fleet is not None:  # each recording is claimed when its turn comes (`_replay_archive`)
-            self._replay_log = self.options.fleet
-            self.options.fleet.known(every, self._root)
-            self.recordings = every
-            return
-        if self.options.replay_log is not None:
-            self._replay_log = ReplayLog(self.options.replay_log)
-        replayed = self._replay_log
-        self.recordings = [r for r in every if replayed is None or replayed.frames_done(r) is not None]
-        if len(self.recordings) < len(every):
-            log.info("source %s: %d of %d recordings were replayed already (%s); they are skipped", self.spec.name,
-                     len(every) - len(self.recordings), len(every), self.options.replay_log)
+        self.replay = ArchiveReplay(self.spec.name, every, archive_root(self.spec.url), self.options.replay_log,
+                                    self.options.fleet, self._defer)
 
     def frames_left(self) -> list[tuple[str, int]]:
         """(file, frames already replayed) of each file this source will read."""
-        if not self._replaying:
-            return [(self.spec.url, 0)]
-        if self.options.fleet is not None:  # the fleet shares them: what this box will read is not known
-            return [(r.path, 0) for r in self.recordings]
-        return [(r.path, (self._replay_log.frames_done(r) or 0) if self._replay_log else 0) for r in self.recordings]
+        return [(self.spec.url, 0)] if self.replay is None else self.replay.frames_left()
 
     # -- the thread ----------------------------------------------------------------------------------------
     def work(self) -> None:
@@ -182,8 +148,10 @@ class SourceReader(Worker):
 
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
         try:
-            if self._replaying:
-                self._replay_archive()
+            if self.replay is not None:
+                for recording in self.replay.turns(lambda: self._stop_event.is_set() or self._enough(),
+                                                   self._stop_event.wait):
+                    self._replay(recording, self.replay)
                 return
             failed_opens, connected_once = 0, False
             while not self._stop_event.is_set() and not self._enough():
@@ -225,62 +193,27 @@ class SourceReader(Worker):
         finally:
             self._status("end", f"{self._decoded} frames read")
 
-    def _replay_archive(self) -> None:
-        fleet = self.options.fleet
-        if fleet is None:
-            for recording in self.recordings:
-                if self._stop_event.is_set() or self._enough():
-                    return
-                self._replay(recording)
-            return
-        left = list(self.recordings)  # a fleet's: each claimed in turn, those held by other boxes tried again
-        while left and not self._stop_event.is_set() and not self._enough():
-            claimed = False
-            for recording in list(left):
-                if self._stop_event.is_set() or self._enough():
-                    return
-                state = fleet.claim(recording)
-                if state == "unreachable":
-                    return
-                if state != "held":
-                    left.remove(recording)
-                if state in ("claimed", "taken"):
-                    claimed = True
-                    self._replay(recording)
-            if left and not claimed:  # every one left is held by another box: wait for its end or its lease's
-                if self._unconfirmed and self._defer is not None:  # say what this box finished: the others wait
-                    entries, self._unconfirmed = self._unconfirmed, []
-                    self._defer(Checkpoint(fleet, tuple(entries)))
-                self._stop_event.wait(min(0.25, fleet.lease_s / 3))
-
-    def _replay(self, recording: Recording) -> None:
+    def _replay(self, recording: Recording, replay: ArchiveReplay) -> None:
         """Replay one recording of an archive, after what was replayed of it before."""
         import av
 
-        fleet = self.options.fleet
         try:
             container = av.open(recording.path)
         except av.error.FFmpegError as error:
             self._metrics.decode_error(self.spec.name)
             self._status("error", f"cannot open {recording.path}: {_reason(error)}; going on with the next")
-            if fleet is not None:
-                fleet.fail(recording, f"cannot open it: {_reason(error)}")
+            replay.fail(recording, f"cannot open it: {_reason(error)}")
             return
         self._metrics.connected(self.spec.name, True)
         self._status("connected", recording.path)
-        skip = 0
-        if self._replay_log is not None:
-            skip = self._replay_log.frames_done(recording) or 0
-            self._replay_log.record(recording, skip, finished=False)  # begun: after a crash, see the records
+        skip = replay.begin(recording)
         try:
             if self._read(container, recording, skip):
-                self._read_through.add(recording.path)
-                self._unconfirmed.append((recording, self._frames_read[recording.path], True))
+                replay.read_through(recording)
         except (av.error.FFmpegError, OSError) as error:  # a damaged file: count it, go on with the next
             self._metrics.decode_error(self.spec.name)
             self._status("error", f"{recording.path}: {_reason(error)}; going on with the next")
-            if fleet is not None:
-                fleet.fail(recording, f"it cannot be read to its end: {_reason(error)}")
+            replay.fail(recording, f"it cannot be read to its end: {_reason(error)}")
         finally:
             container.close()
             self._metrics.connected(self.spec.name, False)
@@ -291,17 +224,8 @@ class SourceReader(Worker):
         the model when the pipeline stopped (recording, index there), if any: every frame before that one, or
         before the first the slots refused, was inferred or passed over unsampled; without either, everything read
         was. A thread still running (a file system that hangs) leaves the log as it was."""
-        if self._replay_log is None or self.is_alive():
-            return
-        left = first_left or self._first_refused
-        for recording in self.recordings:
-            if recording.path not in self._frames_read:
-                continue  # not read (the stop came first, or another box of the fleet replays it)
-            if left is not None and recording.path == left[0]:
-                self._replay_log.record(recording, left[1], finished=False)
-                return
-            self._replay_log.record(recording, self._frames_read[recording.path],
-                                    recording.path in self._read_through)
+        if self.replay is not None and not self.is_alive():
+            self.replay.confirm(first_left)
 
     def _backoff(self, backoff: Backoff) -> None:
         if self._stop_event.is_set():
@@ -313,8 +237,8 @@ class SourceReader(Worker):
 
     def _stopping(self, recording: Recording | None) -> bool:
         """Whether to stop reading: the run stops, or this box lost the lease on the recording it replays."""
-        fleet = self.options.fleet
-        return self._stop_event.is_set() or (recording is not None and fleet is not None and not fleet.holds(recording))
+        return self._stop_event.is_set() or (recording is not None and self.replay is not None
+                                             and self.replay.lost(recording))
 
     def _enough(self) -> bool:
         return self.options.max_frames is not None and self._decoded >= self.options.max_frames
@@ -384,7 +308,7 @@ class SourceReader(Worker):
                 if recording is None:
                     self._deliver(image, pacing, clock)
                 else:
-                    self._frames_read[recording.path] = index + 1
+                    self._replayed(recording, index + 1)
                     if index >= skip:
                         self._deliver(image, pacing, clock, recording, index)
                     elif clock is not None:
@@ -409,8 +333,10 @@ class SourceReader(Worker):
         draw, keyframes = self._draw, self.options.keyframe_draws
         if recording is None:
             return SampledDecoding(packets, lambda index: draw(None), skip, limit, keyframes)
-        identity = recording_identity(recording, self._root)  # the same draws whichever box replays it
-        return SampledDecoding(packets, lambda index: draw(_known_as(identity, index)), skip, limit, keyframes)
+        replay = self.replay
+        assert replay is not None  # a recording is an archive's
+        return SampledDecoding(packets, lambda index: draw(replay.known_as(recording, index)), skip, limit,
+                               keyframes)  # the same draws whichever box replays it
 
     def _read_sampled(self, container: Any, sampled: SampledDecoding, pacing: _Pacing,
                       clock: RecordingClock | None, recording: Recording | None) -> bool:
@@ -424,7 +350,7 @@ class SourceReader(Worker):
             counted = sampled.passed_over
             self._decoded = first + index - sampled.skip
             if recording is not None:
-                self._frames_read[recording.path] = index + 1
+                self._replayed(recording, index + 1)
             self._deliver(image, pacing, clock, recording, index, drawn)
             if self._stopping(recording):
                 return False
@@ -435,7 +361,7 @@ class SourceReader(Worker):
                         self.spec.url if recording is None else recording.path)
         self._decoded = first + sampled.limit - sampled.skip
         if recording is not None:
-            self._frames_read[recording.path] = sampled.limit
+            self._replayed(recording, sampled.limit)
         return sampled.limit == sampled.scan.frames
 
     def _recording_clock(self, container: Any, stream: Any, recording: Recording | None) -> RecordingClock | None:
@@ -452,7 +378,7 @@ class SourceReader(Worker):
         return RecordingClock(start, rate)
 
     def _deliver(self, image: Any, pacing: _Pacing, clock: RecordingClock | None,
-                 recording: Recording | None = None, index: int = 0, drawn: Any = None) -> None:
+                 recording: Recording | None = None, index: int = 0, drawn: Drawn | None = None) -> None:
         """Hand a decoded frame on (with its draws, when they were made before decoding); an archive's frames are
         numbered within their recording. A replayed frame's model input is prepared here, while the model works on
         the frame before; a live frame's only once the inference thread takes it (`Workflow`): on the CPU most live
@@ -474,33 +400,26 @@ class SourceReader(Worker):
                       drawn=drawn)
         if self._prepare is not None and (self._prepare_live or not self.live):
             frame.model_input = self._prepare(image)
-        if recording is not None:
-            frame.checkpoint = self._checkpoint(recording, index)
-            frame.known_as = _known_as(recording_identity(recording, self._root), index)
-            if self.options.fleet is not None:
-                frame.still_ours = functools.partial(self.options.fleet.holds, recording)
+        if recording is not None and self.replay is not None:
+            frame.checkpoint = self.replay.checkpoint(recording, index)
+            frame.known_as = self.replay.known_as(recording, index)
+            frame.still_ours = self.replay.still_ours(recording)
         if not self._slots.put(frame, self._stop_event.is_set, self._replaced):
             self._metrics.dropped(self.spec.name, "shutdown")  # decoded as the pipeline stopped
-            if recording is not None and self._first_refused is None:
-                self._first_refused = (recording.path, index)
+            if recording is not None and self.replay is not None:
+                self.replay.refused(recording, index)
 
-    def _checkpoint(self, recording: Recording, index: int) -> Checkpoint | None:
-        """What the replay log may say once this frame (an archive's, `index` in `recording`) is collected: every
-        frame up to it was, and the recordings read through before it were (`Pipeline` writes it when the
-        collectors have written the frame's datapoints). Every `CHECKPOINT_S`, and after a recording's end."""
-        now = time.monotonic()
-        if self._replay_log is None or not (self._unconfirmed or now >= self._next_checkpoint):
-            return None
-        self._next_checkpoint = now + CHECKPOINT_S
-        entries, self._unconfirmed = [*self._unconfirmed, (recording, index + 1, False)], []
-        return Checkpoint(self._replay_log, tuple(entries))
+    def _replayed(self, recording: Recording, frames: int) -> None:
+        """The first `frames` frames of an archive's `recording` were decoded (or passed over)."""
+        assert self.replay is not None  # a recording is an archive's
+        self.replay.read(recording, frames)
 
     def _replaced(self, frame: Frame) -> None:
         """A waiting live frame was replaced by a newer one before the model took it (its checkpoint goes with
         the next frame)."""
         self._metrics.dropped(self.spec.name, "newer_frame")
-        if isinstance(frame.checkpoint, Checkpoint):
-            self._unconfirmed[:0] = frame.checkpoint.entries
+        if self.replay is not None:
+            self.replay.replaced(frame.checkpoint)
 
     def _in_words(self, error: BaseException, timeout: float) -> str:
         """What went wrong, in words: a timeout says so (FFmpeg calls it "Immediate exit requested", or "Invalid
@@ -521,11 +440,6 @@ class SourceReader(Worker):
                 log.error("the status callback raised %s: %s; the stream goes on", type(error).__name__, error)
                 log.debug("the status callback's traceback", exc_info=True)
                 self._metrics.error("status_callback")
-
-
-def _known_as(identity: str, index: int) -> str:
-    """What the frame `index` of the recording `identity` is known by: what its draws are seeded with."""
-    return f"{identity}\0{index}"
 
 
 class _Pacing:

@@ -103,6 +103,7 @@ def build_workflow(definition: WorkflowDefinition, *, parameters: Mapping[str, A
             collectors[step.name] = Collector(config, dataset, limiter, seed=None if seed is None else seed + index,
                                               owns_limiter=False)
             opened.callback(collectors[step.name].close)
+            collectors[step.name].start()  # a remote target delivers what its outbox holds from now on
             if first is not None and store is not None:
                 collectors[step.name].follow(store, first, poll=poll_interval(store, config_refresh), cache=cache)
         owned = [resource for resource in (limiter, store) if resource is not None]

@@ -31,7 +31,7 @@ import numpy as np
 from framesift.models.model import GpuModel, Model
 from framesift.models.stub import StubModel
 from framesift.predictions import Prediction, StubPrediction
-from framesift.resources import Resource
+from framesift.resources import Service
 from framesift.stats import CollectorStats
 from framesift.workflows.definition import WorkflowDefinition, single_definition
 from framesift.workflows.fields import SELECTOR, named_step
@@ -41,8 +41,8 @@ from framesift.workflows.steps.active_learning_data_collector import CollectorSt
 from framesift.workflows.steps.model import Inferring, ModelStep
 
 if TYPE_CHECKING:
-    from framesift.collectors.collector import Collector, Draw
-    from framesift.frames import Frame, SourceSpec
+    from framesift.collectors.collector import Collector
+    from framesift.frames import DrawAhead, Frame, SourceSpec
 
 __all__ = ["FrameResult", "Region", "StepFailed", "Workflow"]
 
@@ -64,9 +64,10 @@ class FrameResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-class Workflow(Resource):
-    """A validated definition with its models loaded and its collectors open; owns the collectors, and closes
-    them, then what else it was given to own (`owned`: the limit store they share, their configuration store).
+class Workflow(Service):
+    """A validated definition with its models loaded and its collectors open; owns the collectors, starts them
+    (`start()`: entering it, or the pipeline that runs it), and closes them, then what else it was given to own
+    (`owned`: the limit store they share, their configuration store).
 
     `parameters` are the run's values of the definition's parameters; a source's own (`SourceSpec.parameters`)
     win for that source.
@@ -129,7 +130,7 @@ class Workflow(Resource):
         """The inputs of the model steps that run on the whole frame, made from a decoded frame."""
         return {name: self.models[name].prepare(image) for name in self._prepared}
 
-    def draws_ahead(self, source: SourceSpec) -> Callable[[str | None], Draw | None] | None:
+    def draws_ahead(self, source: SourceSpec) -> DrawAhead | None:
         """What draws the next frame of `source` before it is decoded, when that can be done: the workflow is one
         model on the frame and one collector on its predictions, collecting from this source
         (`Collector.draw_ahead` then says, frame by frame, whether its configuration allows it). Else None."""
@@ -206,6 +207,11 @@ class Workflow(Resource):
         primary = next((frame_values[f"$steps.{name}.predictions"][0] for name in self._frame_models), None)
         outputs = {output.name: _output(output.selector, frame_values, self) for output in self.definition.outputs}
         return FrameResult(primary if primary is not None else StubPrediction("workflow"), outputs)
+
+    def start(self) -> None:
+        """Start the collectors (their threads, their targets' senders); idempotent."""
+        for collector in self.collectors.values():
+            collector.start()
 
     def when_written(self, callback: Callable[[], None]) -> None:
         """Call `callback` once every collector has written (`Collector.when_written`) what was submitted to it so

@@ -61,11 +61,11 @@ class Project:
 
 
 class LabelStudioTarget(RemoteTarget):
-    """Registers datapoints into an outbox; a sender thread turns them into tasks of a Label Studio project."""
+    """Registers datapoints into an outbox; a sender thread turns them into tasks of a Label Studio project once
+    started (`start()`)."""
 
     def __init__(self, project: str, url: str, api_key: str, outbox: Outbox | str | os.PathLike[str], *,
-                 labels: Labels | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0,
-                 start: bool = True):
+                 labels: Labels | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0):
         if not api_key:
             raise TargetError("the labelstudio target needs an API key (--api-key or LABEL_STUDIO_API_KEY)")
         if not TITLE_LENGTH[0] <= len(project) <= TITLE_LENGTH[1]:
@@ -77,8 +77,6 @@ class LabelStudioTarget(RemoteTarget):
         self._labels = labels or Labels()
         self._client = _Client(self.http, url, api_key, timeout)
         self._project: Project | None = None
-        if start:
-            self.start()
 
     # -- delivery, on the sender's thread ---------------------------------------------------------------------------
     def deliver(self, entry: Entry, outbox: Outbox) -> None:

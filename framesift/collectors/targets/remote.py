@@ -8,12 +8,13 @@ from typing import Any
 
 from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.outbox import Entry, Outbox, OutboxSender
-from framesift.resources import Resource
+from framesift.resources import Service
 from framesift.stats import OutboxStats
 
 
-class RemoteTarget(Resource):
-    """The base of `RoboflowTarget` and `LabelStudioTarget`; a subclass sets itself up, then calls `start()`.
+class RemoteTarget(Service):
+    """The base of `RoboflowTarget` and `LabelStudioTarget`. Made, it sends nothing: `start()` starts the sender (the
+    collector that owns the target calls it; so does `with`); what is registered before waits in the outbox.
 
     `close(timeout)` delivers what is pending for up to `timeout` seconds, stops the sender and releases the
     outbox; it may be called again (nothing happens then).
@@ -29,7 +30,9 @@ class RemoteTarget(Resource):
         self._closed = False
 
     def start(self) -> None:
-        self.sender.start()
+        """Start the outbox's sender (idempotent; nothing after `close()`)."""
+        if not self._closed:
+            self.sender.start_once()
 
     def batch_count(self, batch: str) -> int:
         return 0  # the remote batch's size is not known here; the limiter counts what this fleet sent

@@ -40,11 +40,10 @@ def open_roboflow(dataset: str, opening: Opening) -> RoboflowTarget:
 
 
 class RoboflowTarget(RemoteTarget):
-    """Registers datapoints into an outbox; a sender thread uploads them to Roboflow."""
+    """Registers datapoints into an outbox; a sender thread uploads them to Roboflow once started (`start()`)."""
 
     def __init__(self, dataset: str, api_key: str, outbox: Outbox | str | os.PathLike[str], *,
-                 base_url: str | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0,
-                 start: bool = True):
+                 base_url: str | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0):
         check_dataset_name(dataset, "roboflow:<dataset>")
         if not api_key:
             raise TargetError("the roboflow target needs an API key (--api-key, ROBOFLOW_API_KEY or "
@@ -54,8 +53,6 @@ class RoboflowTarget(RemoteTarget):
         self._base = (base_url or os.environ.get("ROBOFLOW_API_URL") or DEFAULT_API_URL).rstrip("/")
         self._timeout = timeout
         redact_logger("urllib3.connectionpool")  # it logs request URLs, key included, at DEBUG level
-        if start:
-            self.start()
 
     # -- delivery, on the sender's thread ---------------------------------------------------------------------------
     def deliver(self, entry: Entry, outbox: Outbox) -> None:
