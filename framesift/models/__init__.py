@@ -23,7 +23,8 @@ DEMO_MODEL = Path(__file__).parent / "assets" / "demo-shapes.onnx"
 
 def load_model(spec: str, *, device: str = defaults.DEVICE, confidence: float = defaults.CONFIDENCE,
                iou: float = defaults.IOU, classes: str | os.PathLike[str] | None = None, model_id: str | None = None,
-               max_detections: int = 300, class_agnostic: bool = False, max_candidates: int = 3000,
+               max_detections: int = defaults.MAX_DETECTIONS, class_agnostic: bool = False,
+               max_candidates: int = defaults.MAX_CANDIDATES,
                multi_label: bool = False, models: str | os.PathLike[str] | None = None) -> Model:
     """A model from `spec`: a path to an `.onnx` file, a model id found in the models folder `models` (see
     `framesift.models.files`: `<project>/<version>` is `<models>/<project>/<version>.onnx`), `<dataset>/0` (that

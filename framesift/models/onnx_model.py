@@ -24,7 +24,6 @@ from framesift.models.layouts import identify_layout, input_geometry
 from framesift.models.letterbox import Letterbox, rectangular_input, tensor_from_av, tensor_from_bgr
 from framesift.models.metadata import ModelMetadata, keypoint_names
 from framesift.models.postprocess import (
-    MAX_CANDIDATES,
     class_probabilities,
     keypoints_to_frame,
     label_scores,
@@ -59,7 +58,8 @@ class OnnxModel:
 
     def __init__(self, path: str, *, device: str = defaults.DEVICE, confidence: float = defaults.CONFIDENCE,
                  iou: float = defaults.IOU, class_names: Sequence[str] | None = None, model_id: str | None = None,
-                 max_detections: int = 300, class_agnostic: bool = False, max_candidates: int = MAX_CANDIDATES,
+                 max_detections: int = defaults.MAX_DETECTIONS, class_agnostic: bool = False,
+                 max_candidates: int = defaults.MAX_CANDIDATES,
                  multi_label: bool = False):
         if not 0 <= confidence <= 1 or not 0 <= iou <= 1:
             raise ModelError("confidence and iou thresholds must be between 0 and 1")

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from framesift.defaults import MAX_CANDIDATES, MAX_DETECTIONS
 from framesift.models.letterbox import Letterbox
 
-MAX_CANDIDATES = 3000  # the most confident anchors that enter NMS (Ultralytics caps them too)
 CANDIDATE_FLOOR = 0.01  # anchors whose best class score reaches this are handed on as candidates (uncertainty)
 
 
@@ -26,7 +26,7 @@ class Selection(NamedTuple):
     candidate_class: np.ndarray  # and that class
 
 
-def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float, max_detections: int = 300,
+def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: float, max_detections: int = MAX_DETECTIONS,
                  floor: float = CANDIDATE_FLOOR, *, class_agnostic: bool = False,
                  max_candidates: int = MAX_CANDIDATES) -> Selection:
     """From one image's `(4+nc+extra, N)` output: NMS (class-aware unless `class_agnostic`) of the anchors at or
@@ -60,7 +60,7 @@ def select_boxes(raw: np.ndarray, num_classes: int, confidence: float, iou: floa
     return Selection(candidates[keep], xyxy, score[keep], class_id[keep], best[scored], scored_class)
 
 
-def select_rows(rows: np.ndarray, confidence: float, max_detections: int = 300,
+def select_rows(rows: np.ndarray, confidence: float, max_detections: int = MAX_DETECTIONS,
                 floor: float = CANDIDATE_FLOOR) -> Selection:
     """From one image's end-to-end output `(M, 6+extra)` (x1, y1, x2, y2, score, class, ...; input pixels): the
     rows at or above `confidence`, best first, at most `max_detections`, with no second NMS; and the candidates at

@@ -33,6 +33,7 @@ from framesift.collectors.config.follower import ConfigCache, first_configuratio
 from framesift.collectors.config.store import ConfigStore
 from framesift.collectors.targets import Labels, TargetSpec
 from framesift.collectors.targets.schemes import remote_forms
+from framesift.defaults import OUTBOX, OUTBOX_MAX_BYTES, TARGET
 from framesift.errors import InputError, TargetError, WorkerFailed
 from framesift.predictions import Prediction
 from framesift.resources import Resource
@@ -54,8 +55,8 @@ class Collection(Resource):
     """The collectors of every dataset requests name; `offer` never waits for I/O but the first time a dataset is
     seen (its configuration read, its target opened), which happens after that request was answered."""
 
-    def __init__(self, store: ConfigStore, *, target: str = "framesift-data", api_key: str | None = None,
-                 outbox: str | os.PathLike[str] = "framesift-outbox", outbox_max_bytes: int = 1 << 30,
+    def __init__(self, store: ConfigStore, *, target: str = TARGET, api_key: str | None = None,
+                 outbox: str | os.PathLike[str] = OUTBOX, outbox_max_bytes: int = OUTBOX_MAX_BYTES,
                  redis: str | None = None, redis_fallback: str = "pause", seed: int | None = None,
                  cache: ConfigCache | None = None, refresh: float = 60.0, max_datasets: int = 64,
                  retry: float = 30.0, busy: Callable[[], set[str]] = set):

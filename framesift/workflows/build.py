@@ -239,9 +239,9 @@ def _load(step: Inferring, value: Any, device: str, models: str | os.PathLike[st
                            confidence=defaults.CONFIDENCE if confidence is None else float(confidence),
                            iou=defaults.IOU if iou is None else float(iou),
                            model_id=model_id if null and model_id != "stub" else None,
-                           max_detections=int(value(getattr(step, "max_detections", None)) or 300),
+                           max_detections=int(value(getattr(step, "max_detections", None)) or defaults.MAX_DETECTIONS),
                            class_agnostic=bool(value(getattr(step, "class_agnostic_nms", False))),
-                           max_candidates=int(value(getattr(step, "max_candidates", None)) or 3000),
+                           max_candidates=int(value(getattr(step, "max_candidates", None)) or defaults.MAX_CANDIDATES),
                            multi_label=getattr(step, "multi_label", False), models=models)
     except ModelError as error:
         raise ModelError(f"step {step.name!r}: {error}") from None

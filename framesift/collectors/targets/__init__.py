@@ -10,10 +10,11 @@ from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.local import LocalDataset
 from framesift.collectors.targets.schemes import Opening, Target, TargetSpec, register_target
 from framesift.dataset.labelstudio_tasks import Labels
+from framesift.defaults import OUTBOX, OUTBOX_MAX_BYTES
 
 
-def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
-                outbox_max_bytes: int = 1 << 30, labels: Labels | None = None, exclusive: bool = False,
+def open_target(spec: str, *, api_key: str | None = None, outbox: str | os.PathLike[str] = OUTBOX,
+                outbox_max_bytes: int = OUTBOX_MAX_BYTES, labels: Labels | None = None, exclusive: bool = False,
                 shared: bool = False) -> Target:
     """A target from its command-line form: `roboflow:<dataset>`, `labelstudio:<project>`, a registered scheme's
     `<scheme>:<name>`, or a folder path (the local dataset).

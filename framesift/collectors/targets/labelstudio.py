@@ -36,6 +36,7 @@ from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
 from framesift.collectors.targets.schemes import Opening, register_target
 from framesift.dataset.labelstudio_tasks import LabelingInterface, Labels, labeling_config, task_json
+from framesift.defaults import OUTBOX_MAX_BYTES
 from framesift.errors import PermanentError, RetryableError, TargetError
 from framesift.http_answers import check, send
 
@@ -65,7 +66,7 @@ class LabelStudioTarget(RemoteTarget):
     started (`start()`)."""
 
     def __init__(self, project: str, url: str, api_key: str, outbox: Outbox | str | os.PathLike[str], *,
-                 labels: Labels | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0):
+                 labels: Labels | None = None, outbox_max_bytes: int = OUTBOX_MAX_BYTES, timeout: float = 30.0):
         if not api_key:
             raise TargetError("the labelstudio target needs an API key (--api-key or LABEL_STUDIO_API_KEY)")
         if not TITLE_LENGTH[0] <= len(project) <= TITLE_LENGTH[1]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from framesift.collectors.targets.datapoint import Datapoint
 from framesift.collectors.targets.outbox import Entry, Outbox, OutboxSender
+from framesift.defaults import OUTBOX_MAX_BYTES
 from framesift.resources import Service
 from framesift.stats import OutboxStats
 
@@ -20,7 +21,7 @@ class RemoteTarget(Service):
     outbox; it may be called again (nothing happens then).
     """
 
-    def __init__(self, name: str, outbox: Outbox | str | os.PathLike[str], outbox_max_bytes: int = 1 << 30):
+    def __init__(self, name: str, outbox: Outbox | str | os.PathLike[str], outbox_max_bytes: int = OUTBOX_MAX_BYTES):
         import requests
 
         self.name = name

@@ -22,6 +22,7 @@ from typing import Any
 from framesift.collectors.targets.outbox import Entry, Outbox
 from framesift.collectors.targets.remote import RemoteTarget
 from framesift.collectors.targets.schemes import Opening, register_target
+from framesift.defaults import OUTBOX_MAX_BYTES
 from framesift.errors import PermanentError, TargetError
 from framesift.http_answers import check, send
 from framesift.paths import check_dataset_name
@@ -43,7 +44,7 @@ class RoboflowTarget(RemoteTarget):
     """Registers datapoints into an outbox; a sender thread uploads them to Roboflow once started (`start()`)."""
 
     def __init__(self, dataset: str, api_key: str, outbox: Outbox | str | os.PathLike[str], *,
-                 base_url: str | None = None, outbox_max_bytes: int = 1 << 30, timeout: float = 30.0):
+                 base_url: str | None = None, outbox_max_bytes: int = OUTBOX_MAX_BYTES, timeout: float = 30.0):
         check_dataset_name(dataset, "roboflow:<dataset>")
         if not api_key:
             raise TargetError("the roboflow target needs an API key (--api-key, ROBOFLOW_API_KEY or "

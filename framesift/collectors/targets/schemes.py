@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from framesift.collectors.targets.datapoint import Datapoint
 from framesift.dataset.labelstudio_tasks import Labels
+from framesift.defaults import OUTBOX, OUTBOX_MAX_BYTES
 from framesift.errors import TargetError
 from framesift.paths import check_dataset_name
 from framesift.plugins import load_entry_points
@@ -73,7 +74,7 @@ class Opening:
 
     outbox: Path
     api_key: str | None = None
-    outbox_max_bytes: int = 1 << 30
+    outbox_max_bytes: int = OUTBOX_MAX_BYTES
     labels: Labels | None = None
     exclusive: bool = False
     shared: bool = False
@@ -218,8 +219,8 @@ class TargetSpec:
         """A configuration's `target_dataset_api_key` when it is this target's key (Roboflow's), else None."""
         return key if self.kind.configuration_key else None
 
-    def open(self, *, api_key: str | None = None, outbox: str | os.PathLike[str] = "framesift-outbox",
-             outbox_max_bytes: int = 1 << 30, labels: Labels | None = None, exclusive: bool = False,
+    def open(self, *, api_key: str | None = None, outbox: str | os.PathLike[str] = OUTBOX,
+             outbox_max_bytes: int = OUTBOX_MAX_BYTES, labels: Labels | None = None, exclusive: bool = False,
              shared: bool = False) -> Target:
         """The target, opened (see `Opening`); `outbox` is the folder of remote targets' outboxes."""
         return self.kind.opener(self.name, Opening(self.outbox(outbox), api_key, outbox_max_bytes, labels, exclusive,
