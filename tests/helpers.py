@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,15 @@ def as_on_a_gpu(model: Any) -> RecordedSession:
     model.on_gpu = True
     model._session = session = RecordedSession(model._session)
     return session
+
+
+def installed_plugin(site: Path, group: str, name: str, module: str, source: str | None) -> dict[str, str]:
+    """An environment in which a distribution in `site` names `module` (written from `source` unless None) as its
+    entry point `name` of the group `group`, as pip would install it."""
+    info = site / f"{module}_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    if source is not None:
+        (site / f"{module}.py").write_text(source)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{name} = {module}\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parent.parent)])}

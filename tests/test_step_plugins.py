@@ -5,7 +5,6 @@ real ONNX models built by tests/model_builders.py, a real collector writing a da
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from framesift.pipeline.sinks import PredictionsFile
 from framesift.predictions import DetectionPrediction, Prediction
 from framesift.workflows import Batch, Filtering, Step, register_step
 from framesift.workflows.fields import Fraction
+from tests.helpers import installed_plugin
 from tests.model_builders import CONFIDENCES, build_model, scene, squares_video
 
 WIDTH, HEIGHT, FRAMES = 320, 240, 6
@@ -197,21 +197,9 @@ class Area(Step):
 '''
 
 
-def installed(folder: Path, module: str, source: str | None) -> dict[str, str]:
-    """A package `my-steps` in `folder` whose `framesift.workflow_steps` entry point names `module` (written from
-    `source` unless None), as pip would install it; the environment that finds it."""
-    info = folder / "my_steps-1.0.dist-info"
-    info.mkdir(parents=True)
-    if source is not None:
-        (folder / f"{module}.py").write_text(source)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-steps\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[framesift.workflow_steps]\nareas = {module}\n")
-    return {**os.environ, "PYTHONPATH": str(folder)}
-
-
 def test_a_packages_entry_point_brings_its_step_to_the_command_line(models, tmp_path):
     clip = squares_video(tmp_path / "squares.mp4", WIDTH, HEIGHT, FRAMES)
-    env = installed(tmp_path / "site", "my_steps", PLUGIN)
+    env = installed_plugin(tmp_path / "site", "framesift.workflow_steps", "areas", "my_steps", PLUGIN)
     workflow = {"inputs": [{"type": "InferenceImage", "name": "image"}], "steps": [
         {"type": "ObjectDetectionModel", "name": "det", "image": "$inputs.image", "model_id": str(models["det"]),
          "confidence": 0.3},
@@ -230,7 +218,7 @@ def test_a_packages_entry_point_brings_its_step_to_the_command_line(models, tmp_
 
 
 def test_a_plug_in_that_cannot_be_loaded_is_one_sentence(tmp_path):
-    env = installed(tmp_path / "site", "missing_steps", None)
+    env = installed_plugin(tmp_path / "site", "framesift.workflow_steps", "areas", "missing_steps", None)
     (tmp_path / "wf.json").write_text(json.dumps({"inputs": [{"type": "InferenceImage", "name": "image"}],
                                                   "steps": [], "outputs": []}))
     result = framesift("validate", "wf.json", cwd=tmp_path, env=env)

@@ -5,7 +5,6 @@ samples a real run like framesift's own."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from framesift.collectors.sampling.strategies import (
 )
 from framesift.collectors.sampling.strategies.registry import type_of
 from framesift.predictions import DetectionPrediction, Prediction
+from tests.helpers import installed_plugin
 from tests.model_builders import BGR, build_model
 
 SMALL, LARGE = 24, 100  # sides of the squares, in a 320×240 frame: 0.75 % and 13 % of it
@@ -212,18 +212,6 @@ class EveryOther(Strategy):
 '''
 
 
-def installed(folder: Path, module: str, source: str | None) -> dict[str, str]:
-    """A package whose `framesift.strategies` entry point names `module` (written from `source` unless None), as
-    pip would install it in `folder`; the environment that finds it."""
-    info = folder / "my_strategies-1.0.dist-info"
-    info.mkdir(parents=True)
-    if source is not None:
-        (folder / f"{module}.py").write_text(source)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-strategies\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[framesift.strategies]\nevery_other = {module}\n")
-    return {**os.environ, "PYTHONPATH": str(folder)}
-
-
 def plugin_config(tmp_path: Path) -> Path:
     config = {"enabled": True, "persist_predictions": True, "sampling_strategies": [
         {"name": "half", "type": "every_other", "limits": [{"type": "minutely", "value": 1000}]}],
@@ -235,7 +223,7 @@ def plugin_config(tmp_path: Path) -> Path:
 
 
 def test_a_packages_entry_point_brings_its_strategy_to_the_command_line(clip_path, tmp_path):
-    env = installed(tmp_path / "site", "my_strategies", EVERY_OTHER)
+    env = installed_plugin(tmp_path / "site", "framesift.strategies", "every_other", "my_strategies", EVERY_OTHER)
     config = plugin_config(tmp_path)
     cli = [sys.executable, "-m", "framesift.cli"]
     checked = subprocess.run([*cli, "validate", str(config)], capture_output=True, text=True, env=env, timeout=300)
@@ -249,7 +237,7 @@ def test_a_packages_entry_point_brings_its_strategy_to_the_command_line(clip_pat
 
 
 def test_a_strategy_plug_in_that_cannot_be_loaded_is_one_sentence(tmp_path):
-    env = installed(tmp_path / "site", "missing_strategies", None)
+    env = installed_plugin(tmp_path / "site", "framesift.strategies", "every_other", "missing_strategies", None)
     result = subprocess.run([sys.executable, "-m", "framesift.cli", "validate", str(plugin_config(tmp_path))],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr

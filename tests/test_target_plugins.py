@@ -20,6 +20,7 @@ import framesift
 from framesift import Opening, RunOptions, TargetSpec, register_target
 from framesift.collectors.targets.datapoint import Datapoint
 from framesift.errors import TargetError
+from tests.helpers import installed_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 COLLECT_ALL = {"enabled": True, "persist_predictions": True,
@@ -143,25 +144,13 @@ register_target("notes", form="notes:<dataset>")(Notes)
 '''
 
 
-def installed(tmp_path: Path, module: str, entry: str) -> dict[str, str]:
-    """An environment in which `module` is installed (a distribution in `tmp_path/site`) with the entry point
-    `notes = entry` of the `framesift.targets` group."""
-    site = tmp_path / "site"
-    (site / "notes_target-1.0.dist-info").mkdir(parents=True)
-    (site / "notes_target-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-target\n"
-                                                                   "Version: 1.0\n")
-    (site / "notes_target-1.0.dist-info" / "entry_points.txt").write_text(f"[framesift.targets]\nnotes = {entry}\n")
-    (site / "notes_target.py").write_text(module)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-
-
 def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "framesift.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
 
 def test_the_command_line_delivers_to_a_target_of_an_installed_package_through_its_outbox(clip_path, tmp_path):
-    env = installed(tmp_path, PLUGIN, "notes_target")
+    env = installed_plugin(tmp_path / "site", "framesift.targets", "notes", "notes_target", PLUGIN)
     (tmp_path / "all.json").write_text(json.dumps(COLLECT_ALL))
     summary = tmp_path / "summary.json"
     done = cli("run", str(clip_path), "--model", "stub", "--al-config", "all.json", "--target", "notes:people",
@@ -179,7 +168,8 @@ def test_the_command_line_delivers_to_a_target_of_an_installed_package_through_i
 
 
 def test_a_plugin_that_cannot_be_loaded_is_said_in_one_sentence(clip_path, tmp_path):
-    env = installed(tmp_path, "raise ImportError('no module named boto3')\n", "notes_target")
+    env = installed_plugin(tmp_path / "site", "framesift.targets", "notes", "notes_target",
+                           "raise ImportError('no module named boto3')\n")
     done = cli("run", str(clip_path), "--model", "stub", "--al-config", "random", "--target", "notes:people",
                "--no-progress", cwd=tmp_path, env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -15,14 +15,13 @@ Example:
 from __future__ import annotations
 
 import inspect
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, get_args
 
 from framesift.errors import InputError
-from framesift.plugins import load_entry_points
+from framesift.plugins import PluginGroup
 from framesift.workflows.fields import Name, Strict
 from framesift.workflows.regions import Region
 
@@ -180,8 +179,7 @@ class Filtering(Step):
 K = TypeVar("K", bound=Step)
 ENTRY_POINTS = "framesift.workflow_steps"  # a package's entry points here name the modules registering its kinds
 _KINDS: dict[str, type[Step]] = {}  # every step type -> its kind, in the order registered
-_discovery = threading.RLock()
-_discovered = False
+_PLUGINS = PluginGroup(ENTRY_POINTS, "workflow step", InputError)
 
 
 def register_step(kind: type[K]) -> type[K]:
@@ -204,15 +202,7 @@ def register_step(kind: type[K]) -> type[K]:
 def _kinds() -> dict[str, type[Step]]:
     """Every step type -> its kind; the modules the `framesift.workflow_steps` entry points name are imported the
     first time (`InputError` when one cannot be: a plug-in missing is no step type unknown)."""
-    global _discovered
-    with _discovery:
-        if not _discovered:
-            _discovered = True  # a plug-in asking for the kinds while it loads gets those known so far
-            try:
-                load_entry_points(ENTRY_POINTS, "workflow step", InputError)
-            except InputError:
-                _discovered = False
-                raise
+    _PLUGINS.load()
     return _KINDS
 
 

@@ -34,7 +34,7 @@ from framesift.dataset.labelstudio_tasks import Labels
 from framesift.defaults import OUTBOX, OUTBOX_MAX_BYTES
 from framesift.errors import TargetError
 from framesift.paths import check_dataset_name
-from framesift.plugins import load_entry_points
+from framesift.plugins import PluginGroup
 from framesift.redaction import redact
 from framesift.stats import OutboxStats
 
@@ -98,8 +98,17 @@ class TargetScheme:
 
 
 _SCHEMES: dict[str, TargetScheme] = {}
-_discovery = threading.RLock()  # re-entrant: a module found registers, or looks a scheme up, as it is imported
-_discovered = False
+_registering = threading.Lock()
+
+
+def _import_built_in() -> None:
+    """Import every module of this package: each built-in target registers its scheme as it is imported."""
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{module.name}")
+
+
+_PLUGINS = PluginGroup(ENTRY_POINTS, "target", TargetError, first=_import_built_in)
 
 
 def register_target(scheme: str, *, form: str | None = None, remote: bool = True,
@@ -112,7 +121,7 @@ def register_target(scheme: str, *, form: str | None = None, remote: bool = True
                          f"least), not {scheme!r}")
 
     def register(opener: AnyOpener) -> AnyOpener:
-        with _discovery:
+        with _registering:
             known = _SCHEMES.get(scheme)
             if known is not None and known.opener is not opener:
                 raise ValueError(f"the target scheme {scheme!r} is registered already, by {known.opener.__module__}")
@@ -125,14 +134,7 @@ def register_target(scheme: str, *, form: str | None = None, remote: bool = True
 def target_schemes() -> dict[str, TargetScheme]:
     """Every registered scheme by name: this package's modules' and the `framesift.targets` entry points' are
     loaded the first time."""
-    global _discovered
-    with _discovery:
-        if not _discovered:
-            package = __name__.rpartition(".")[0]
-            for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
-                importlib.import_module(f"{package}.{module.name}")
-            load_entry_points(ENTRY_POINTS, "target", TargetError)
-            _discovered = True
+    _PLUGINS.load()
     return _SCHEMES
 
 

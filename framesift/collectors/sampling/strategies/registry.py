@@ -12,21 +12,19 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import Field
 
 from framesift.collectors.sampling.strategies.base import Strategy
 from framesift.errors import InputError
-from framesift.plugins import load_entry_points
+from framesift.plugins import PluginGroup
 
 S = TypeVar("S", bound=Strategy)
 
 ENTRY_POINTS = "framesift.strategies"  # a package's entry points here name the modules registering its strategies
 _REGISTERED: dict[str, type[Strategy]] = {}  # type -> its model, in the order registered
-_discovery = threading.RLock()  # re-entrant: a plug-in's module registers as it is imported
-_discovered = False
+_PLUGINS = PluginGroup(ENTRY_POINTS, "sampling strategy", InputError)
 
 
 def register(strategy: type[S]) -> type[S]:
@@ -62,15 +60,7 @@ def strategy_types() -> tuple[str, ...]:
 def _discover() -> dict[str, type[Strategy]]:
     """The registered strategies, the `framesift.strategies` entry points' modules imported the first time
     (`InputError` when one cannot be)."""
-    global _discovered
-    with _discovery:
-        if not _discovered:
-            _discovered = True  # a plug-in asking for the strategies while it loads gets those known so far
-            try:
-                load_entry_points(ENTRY_POINTS, "sampling strategy", InputError)
-            except InputError:
-                _discovered = False
-                raise
+    _PLUGINS.load()
     return _REGISTERED
 
 
